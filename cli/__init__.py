@@ -1,0 +1,1 @@
+"""The `colorize` command line (installed as the `colorize_cli` package)."""

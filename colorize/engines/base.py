@@ -1,0 +1,79 @@
+"""The engine interface: `prepare(shot)` once per shot, `colorize(batch)` per batch.
+
+Engines never read or write files. The runner hands them arrays (and loaders for frames outside the
+batch, for engines that propagate through the shot) and takes arrays back.
+
+Determinism contract: the result for frame f must be a pure function of the shot's inputs, the settings
+and f. It must not depend on which other frames this run processed before (a shot run whole and the
+same shot run in frame-range chunks on many machines give byte-identical outputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from colorize.settings import Settings
+
+
+@dataclass(frozen=True)
+class Character:
+    name: str
+    reference: np.ndarray  # H×W×3 uint8 RGB
+    has_mask: bool  # the manifest gives a mask (sequence or single image) for this character
+
+
+@dataclass(frozen=True)
+class ShotContext:
+    """What an engine may know about the whole shot. Built once by the runner."""
+
+    frames: tuple[int, ...]  # every frame number of the line-art sequence, sorted (not only the range run)
+    keyframes: tuple[int, ...]  # frame numbers that have a colored keyframe
+    size: tuple[int, int]  # (height, width) of the line art
+    characters: tuple[Character, ...]
+    background: np.ndarray | None  # H×W×3 uint8 RGB background reference, or None
+    settings: Settings
+    load_lineart: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA line art
+    load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×3 uint8 RGB colored keyframe
+    load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
+    load_output: Callable[[int], np.ndarray | None] = lambda frame: None  # an existing output, if any
+
+
+@dataclass
+class FrameInput:
+    frame: int
+    lineart: np.ndarray  # H×W×4 uint8 RGBA; lines are dark and/or opaque (see regions.ink)
+    masks: dict[str, np.ndarray]  # character -> H×W bool (only characters with a mask in the manifest)
+    keyframe: np.ndarray | None  # H×W×3 uint8 RGB colored version of this very drawing, if any
+
+
+@dataclass
+class FrameResult:
+    frame: int
+    image: np.ndarray  # H×W×3 uint8 RGB
+    info: dict[str, Any] = field(default_factory=dict)  # reported in the frame's event (e.g. unresolved regions)
+
+
+class Engine(Protocol):
+    name: str
+
+    def prepare(self, shot: ShotContext) -> None:
+        """Per-shot work (reference encodings, palettes). Called once before any batch."""
+
+    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
+        """Color one batch of frames; results in the same order."""
+
+
+def line_ink(lineart: np.ndarray) -> np.ndarray:
+    """Line strength in [0, 1] per pixel of an RGBA line-art frame.
+
+    Transparent line art (lines in alpha) uses alpha. Opaque line art uses darkness measured by the
+    darkest channel, so colored lines (red, blue shadow boundaries) count as lines as much as black ones.
+    """
+    alpha = lineart[..., 3]
+    if alpha.min() < 255:
+        return alpha.astype(np.float32) / 255.0
+    return 1.0 - lineart[..., :3].min(axis=-1).astype(np.float32) / 255.0

@@ -1,0 +1,93 @@
+"""The error family the library raises; the CLI maps each class to an exit code.
+
+The library never prints and never exits. Every error carries a one-line message that names the file,
+frame or manifest key at fault, and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (documented in the README). Values follow BSD sysexits where one fits."""
+
+    OK = 0
+    FRAMES_FAILED = 1  # the run finished but some frames failed (each failure was reported)
+    USAGE = 2  # bad command line: unknown option, invalid frame range, unknown engine
+    DATA = 65  # input exists but is invalid: manifest errors, unreadable or inconsistent images
+    NO_INPUT = 66  # an input file, folder or model is missing
+    INTERNAL = 70  # a bug: please report it
+    CANT_CREATE = 73  # the output cannot be created (unwritable folder, output would overwrite an input)
+    IO = 74  # reading or writing failed part-way (disk full, I/O error)
+    INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT / SIGTERM
+
+
+class ColorizeError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ColorizeError):
+    """The request itself is malformed (frame range, option value)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputDataError(ColorizeError):
+    """An input exists but its contents are wrong."""
+
+    exit_code = ExitCode.DATA
+
+
+class ManifestError(InputDataError):
+    """One or more problems in refs.yaml; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class MissingInputError(ColorizeError):
+    """An input file, sequence, folder or model is missing."""
+
+    exit_code = ExitCode.NO_INPUT
+
+
+class OutputError(ColorizeError):
+    """The output cannot be created where it was asked for."""
+
+    exit_code = ExitCode.CANT_CREATE
+
+
+class IOFailure(ColorizeError):
+    """Reading or writing failed part-way."""
+
+    exit_code = ExitCode.IO
+
+
+class ModelError(InputDataError):
+    """A model folder or checkpoint is corrupt, truncated, or of the wrong model."""
+
+
+class CheckFailed(ColorizeError):
+    """`check` found problems; `problems` holds one line each, `exit_code` is the most serious class."""
+
+    def __init__(self, problems: list[ColorizeError]):
+        self.problems = list(problems)
+        self.exit_code = max((p.exit_code for p in problems), key=_severity)
+        super().__init__("\n".join(p.message for p in problems))
+
+
+def _severity(code: ExitCode) -> int:
+    # Missing inputs are reported before bad data: they are usually the cause of the rest.
+    order = [ExitCode.DATA, ExitCode.NO_INPUT, ExitCode.CANT_CREATE, ExitCode.USAGE]
+    return order.index(code) if code in order else -1

@@ -1,0 +1,69 @@
+"""Run settings: preset < manifest < command line, resolved once into one frozen object.
+
+Each engine owns one section (`flat:`, `diffusion:`); top-level keys apply to every engine.
+Unknown keys are rejected everywhere so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FlatSettings(StrictModel):
+    """Settings of the flat (cel paint-bucket) engine."""
+
+    lines: Literal["keep", "fill"] = Field(
+        "keep", description="keep: composite the original line layer on top; fill: paint lines over."
+    )
+    gap_close: int = Field(2, ge=0, le=32, description="Close line gaps up to about this radius (pixels).")
+    min_region: int = Field(
+        12, ge=0, description="Regions smaller than this many pixels are merged into a neighbour."
+    )
+    unresolved_color: str = Field(
+        "#ff00ff", pattern=r"^#[0-9a-fA-F]{6}$", description="Fill of regions that cannot be matched."
+    )
+
+
+class DiffusionSettings(StrictModel):
+    """Settings of the ColorizeDiffusion v2 engine."""
+
+    steps: int = Field(20, ge=1, le=1000)
+    sampler: Literal["dpmpp", "ddim", "euler"] = "dpmpp"
+    ref_scale: float = Field(5.0, ge=0, description="Reference guidance scale (1 = off).")
+    sketch_scale: float = Field(1.0, ge=0, description="Sketch guidance scale (1 = off).")
+    strength: float = Field(0.6, gt=0, le=1, description="Denoising strength from the warped previous frame.")
+    cel_finish: bool = Field(False, description="Snap the result to one colour per line-art region.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+
+class Settings(StrictModel):
+    """Everything that changes the result of a run."""
+
+    engine: Literal["auto", "flat", "diffusion"] = "auto"
+    seed: int = 0
+    batch: int = Field(4, ge=1, le=256)
+    temporal: Literal["none", "locked", "warp"] = "warp"
+    model: str | None = Field(None, description="Model folder for the diffusion engine.")
+    flat: FlatSettings = FlatSettings()
+    diffusion: DiffusionSettings = DiffusionSettings()
+
+
+def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge plain dicts, later layers winning; None values do not override."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if value is None:
+                continue
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_layers(out[key], value)
+            else:
+                out[key] = value
+    return out
