@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 # Never reach a model hub: everything loads from local folders (set before transformers/diffusers load).
@@ -10,39 +11,54 @@ for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
     os.environ.setdefault(_flag, "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import click  # noqa: E402
 import typer  # noqa: E402
+from colorize_cli import model as model_cmds  # noqa: E402
+from colorize_cli import shot as shot_cmds  # noqa: E402
 
-from colorize.errors import ColorizeError, ExitCode  # noqa: E402
+from colorize.errors import ExitCode  # noqa: E402
 
 app = typer.Typer(
     name="colorize",
-    help="Colorize animation line-art shots from reference images.",
+    help="Colorize animation line-art shots from reference images.\n\n"
+    "Start with `colorize init SHOT_DIR`, check with `colorize check`, run with `colorize shot`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
 )
+shot_cmds.register(app)
+app.add_typer(model_cmds.app, name="model")
+
+try:  # optional command groups: each one's own module registers its commands
+    from colorize_cli import evaluate as evaluate_cmds
+except ImportError:  # pragma: no cover - only while a group is being written
+    evaluate_cmds = None
+if evaluate_cmds is not None:
+    evaluate_cmds.register(app)
 
 
-def _mount() -> None:
-    # Imported here so a broken optional group never stops the others from loading.
-    from colorize_cli import model as model_cmds
-
-    app.add_typer(model_cmds.app, name="model")
+def _terminate(signum: int, frame: object) -> None:
+    # A farm's SIGTERM stops the run like Ctrl-C: outputs are atomic, so nothing is left half-written.
+    raise KeyboardInterrupt
 
 
 def main() -> None:
-    """Console-script entry point."""
-    _mount()
+    """Console-script entry point: usage errors exit 2, bugs exit 70 with one line (no traceback)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(standalone_mode=False)
-    except ColorizeError as error:
-        for line in str(error).splitlines() or ["error"]:
-            sys.stderr.write(f"colorize: error: {line}\n")
-        sys.exit(int(error.exit_code))
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except click.exceptions.ClickException as error:
+        error.show()
+        code = error.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.stderr.write("colorize: interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
-    sys.exit(0)
+        code = int(ExitCode.INTERRUPTED)
+    except Exception as error:  # a bug: one line, the traceback only on request
+        if os.environ.get("COLORIZE_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"colorize: internal error: {type(error).__name__}: {error} "
+            "(rerun with COLORIZE_DEBUG=1 for the traceback, and please report it)\n"
+        )
+        code = int(ExitCode.INTERNAL)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -13,7 +13,6 @@ class ExitCode(IntEnum):
     """Process exit codes (documented in the README). Values follow BSD sysexits where one fits."""
 
     OK = 0
-    FRAMES_FAILED = 1  # the run finished but some frames failed (each failure was reported)
     USAGE = 2  # bad command line: unknown option, invalid frame range, unknown engine
     DATA = 65  # input exists but is invalid: manifest errors, unreadable or inconsistent images
     NO_INPUT = 66  # an input file, folder or model is missing
@@ -72,6 +71,12 @@ class IOFailure(ColorizeError):
     """Reading or writing failed part-way."""
 
     exit_code = ExitCode.IO
+
+
+class InternalError(ColorizeError):
+    """A bug or an unexpected failure of a library we call."""
+
+    exit_code = ExitCode.INTERNAL
 
 
 class ModelError(InputDataError):

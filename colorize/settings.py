@@ -28,6 +28,17 @@ class FlatSettings(StrictModel):
     unresolved_color: str = Field(
         "#ff00ff", pattern=r"^#[0-9a-fA-F]{6}$", description="Fill of regions that cannot be matched."
     )
+    colored_lines: Literal["keep", "fill"] = Field(
+        "fill",
+        description="Colored (shadow/highlight boundary) lines: fill: painted over with the region color "
+        "as in cel finishing; keep: composited back like black lines. Only used with lines: keep.",
+    )
+    line_threshold: float = Field(
+        0.4, gt=0, le=1, description="Ink strength (0-1) from which an anti-aliased pixel bounds regions."
+    )
+    match_threshold: float = Field(
+        0.5, ge=0, le=1, description="Least vote share for a propagated region color; below it is unresolved."
+    )
 
 
 class DiffusionSettings(StrictModel):

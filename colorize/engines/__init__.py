@@ -1,1 +1,30 @@
 """Engines turn batches of line-art frames into colored frames; see `base.Engine`."""
+
+from __future__ import annotations
+
+from colorize.engines.base import Engine
+from colorize.settings import Settings
+
+ENGINES = ("flat", "diffusion")
+
+
+def choose_engine(settings: Settings) -> tuple[str, str]:
+    """(engine name, why) for the settings; `auto` picks diffusion only when a model is configured."""
+    if settings.engine != "auto":
+        return settings.engine, "asked for"
+    if settings.model:
+        return "diffusion", f"auto: model {settings.model}"
+    return "flat", "auto: no diffusion model configured (--model, COLORIZE_MODEL_DIR or manifest `model`)"
+
+
+def create_engine(name: str, settings: Settings) -> Engine:
+    """Build an engine by name. Heavy imports (torch, diffusers) happen only for the engine chosen."""
+    if name == "flat":
+        from colorize.engines.flat import FlatEngine
+
+        return FlatEngine(settings)
+    if name == "diffusion":
+        from colorize.engines.diffusion.engine import DiffusionEngine
+
+        return DiffusionEngine(settings)
+    raise ValueError(f"unknown engine {name!r}")

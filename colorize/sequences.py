@@ -1,0 +1,109 @@
+"""Numbered frame sequences on disk: patterns (`####`, `@@@`, `%04d`), listing, frame ranges."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import fileseq
+
+from colorize.errors import InputDataError, MissingInputError, UsageError
+
+# `####` means four digits (the Nuke/After Effects reading), not fileseq's default of four per `#`.
+PAD_STYLE = fileseq.PAD_STYLE_HASH1
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A frame-sequence pattern: `folder/name.####.ext`, or a single file when it has no padding."""
+
+    text: str  # as written (for messages)
+    folder: Path
+    head: str
+    tail: str
+    width: int  # digits of zero padding; 0 = a single file, not a sequence
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.width > 0
+
+    def path(self, frame: int | None = None) -> Path:
+        if not self.is_sequence:
+            return self.folder / (self.head + self.tail)
+        assert frame is not None
+        sign = "-" if frame < 0 else ""
+        return self.folder / f"{self.head}{sign}{abs(frame):0{self.width}d}{self.tail}"
+
+    def match(self, name: str) -> tuple[int, bool] | None:
+        """(frame, padded as the pattern says) for a file name of this sequence, or None."""
+        m = re.fullmatch(re.escape(self.head) + r"(-?)(\d+)" + re.escape(self.tail), name)
+        if not m:
+            return None
+        digits = m.group(2)
+        # The pattern's width, or more digits without leading zeros (frame 10000 in a #### sequence).
+        padded = len(digits) == self.width or (len(digits) > self.width and digits[0] != "0")
+        return (-int(digits) if m.group(1) else int(digits)), padded
+
+
+def parse_pattern(text: str, base: Path) -> Pattern:
+    """Parse a pattern relative to `base` (the manifest's folder)."""
+    seq = fileseq.FileSequence(text, pad_style=PAD_STYLE)
+    folder = Path(seq.dirname() or ".")
+    folder = folder if folder.is_absolute() else base / folder
+    if seq.frameSet() is not None or not seq.padding():
+        # No padding characters: a single file ("refs/hero.png" or "masks/hero.0001.png" taken literally).
+        name = Path(text).name
+        return Pattern(text, folder, name, "", 0)
+    return Pattern(text, folder, seq.basename(), seq.extension(), seq.zfill())
+
+
+def list_frames(pattern: Pattern, what: str) -> dict[int, Path]:
+    """Frames of a sequence present on disk: {frame: path}. Duplicate frame numbers are an error."""
+    if not pattern.folder.is_dir():
+        raise MissingInputError(f"{pattern.folder}: folder of {what} sequence {pattern.text!r} not found")
+    found: dict[int, Path] = {}
+    for entry in sorted(pattern.folder.iterdir()):
+        hit = pattern.match(entry.name)
+        if hit is None:
+            continue
+        frame, padded = hit
+        if frame in found:
+            raise InputDataError(
+                f"{entry}: frame {frame} appears twice in {what} sequence {pattern.text!r} "
+                f"(also as {found[frame].name}); keep one"
+            )
+        if not padded:
+            raise InputDataError(
+                f"{entry}: frame {frame} is not padded to {pattern.width} digits as {what} pattern "
+                f"{pattern.text!r} says; rename it or fix the pattern"
+            )
+        found[frame] = entry
+    return found
+
+
+def parse_frame_range(text: str) -> list[int]:
+    """Frames of a fileseq range such as `1001-1048`, `1001-1048x2`, `1,3,5-7`; sorted, unique."""
+    try:
+        frames = fileseq.FrameSet(text.strip())
+    except (fileseq.ParseException, fileseq.MaxSizeException, ValueError):
+        raise UsageError(
+            f"--frames {text!r}: not a frame range (examples: 1001-1048, 1001-1048x2, 1001,1005,1010-1012)"
+        ) from None
+    out = sorted({int(f) for f in frames})
+    if not out:
+        raise UsageError(f"--frames {text!r}: the range selects no frame")
+    return out
+
+
+def frame_range_text(frames: list[int]) -> str:
+    """Compact fileseq text for a list of frames (`1001-1024`, `1001-1010x3`)."""
+    return str(fileseq.FrameSet(sorted(frames)))
+
+
+def gaps(frames: list[int]) -> list[int]:
+    """Frame numbers missing between the first and last frame (step 1)."""
+    if not frames:
+        return []
+    have = set(frames)
+    return [f for f in range(frames[0], frames[-1] + 1) if f not in have]

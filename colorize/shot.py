@@ -1,0 +1,396 @@
+"""Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings.
+
+`plan_shot` checks what can be checked without reading pixels; `validate_plan` reads headers (and with
+`deep=True` every byte) of the images a run will need. Both collect every problem before failing, so a
+user fixes a manifest in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from colorize.errors import (
+    CheckFailed,
+    ColorizeError,
+    InputDataError,
+    ManifestError,
+    MissingInputError,
+    OutputError,
+    UsageError,
+)
+from colorize.images import image_size, verify_image
+from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines
+from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
+from colorize.settings import Settings, merge_layers
+
+MODEL_ENV = "COLORIZE_MODEL_DIR"
+
+
+@dataclass(frozen=True)
+class CharacterPlan:
+    name: str
+    reference: Path
+    mask: Pattern | None  # a sequence, or a single image for every frame (width 0)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    frame: int
+    lineart: Path
+    output: Path
+    keyframe: Path | None
+    masks: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    manifest_path: Path
+    lineart: Pattern
+    output: Pattern
+    frames: tuple[int, ...]  # the whole line-art sequence
+    selected: tuple[int, ...]  # the frames this run produces
+    lineart_paths: dict[int, Path]
+    keyframe_paths: dict[int, Path]
+    characters: tuple[CharacterPlan, ...]
+    background: Path | None
+    settings: Settings
+    sources: dict[str, str] = field(default_factory=dict)  # where settings came from, for the run log
+
+    def frame(self, f: int) -> FramePlan:
+        return FramePlan(
+            frame=f,
+            lineart=self.lineart_paths[f],
+            output=self.output.path(f),
+            keyframe=self.keyframe_paths.get(f),
+            masks={c.name: c.mask.path(f) for c in self.characters if c.mask is not None},
+        )
+
+    @property
+    def selected_range(self) -> str:
+        return frame_range_text(list(self.selected))
+
+    def input_paths(self) -> set[Path]:
+        paths = set(self.lineart_paths.values()) | set(self.keyframe_paths.values())
+        for c in self.characters:
+            paths.add(c.reference)
+            if c.mask is not None:
+                paths.update(c.mask.path(f) for f in self.frames) if c.mask.is_sequence else paths.add(
+                    c.mask.path()
+                )
+        if self.background:
+            paths.add(self.background)
+        return {p.resolve() for p in paths}
+
+
+def find_manifest(shot_dir: Path, refs: Path | None) -> Path:
+    """The manifest for `colorize shot DIR --refs FILE`: FILE as given, else DIR/FILE, else DIR/refs.yaml."""
+    if not shot_dir.is_dir():
+        raise MissingInputError(f"{shot_dir}: shot folder not found")
+    if refs is None:
+        path = shot_dir / "refs.yaml"
+        if not path.is_file():
+            raise MissingInputError(
+                f"{path}: no manifest; pass --refs FILE or run `colorize init {shot_dir}`"
+            )
+        return path
+    if refs.is_file() or refs.is_absolute():
+        return refs
+    inside = shot_dir / refs
+    return inside if inside.is_file() else refs
+
+
+def resolve_settings(
+    manifest: Manifest, manifest_path: Path, preset: str | None, cli: dict[str, Any]
+) -> tuple[Settings, dict[str, str]]:
+    """preset < manifest < $COLORIZE_MODEL_DIR (model only) < command line, validated once."""
+    preset_name = preset or manifest.preset
+    try:
+        preset_layer = load_preset(preset_name, manifest_path.parent).as_layer()
+    except ManifestError as error:
+        if preset:  # came from --preset
+            raise UsageError(f"--preset {preset!r}: " + error.problems[0].split(": ", 1)[-1]) from None
+        _, lines = load_yaml_with_lines(manifest_path)
+        line = lines.get(("preset",))
+        where = f"{manifest_path}:{line}" if line else str(manifest_path)
+        raise ManifestError([f"{where}: {p}" for p in error.problems]) from None
+    except MissingInputError as error:
+        raise MissingInputError(f"preset {preset_name!r}: {error}") from None
+    manifest_layer = manifest.as_layer()
+    if manifest.model:
+        model = Path(manifest.model)
+        manifest_layer["model"] = str(model if model.is_absolute() else manifest_path.parent / model)
+    env_layer = {"model": os.environ[MODEL_ENV]} if os.environ.get(MODEL_ENV) else {}
+    merged = merge_layers(preset_layer, manifest_layer, env_layer, cli)
+    sources = {}
+    for name, layer in (("preset " + preset_name, preset_layer), ("manifest", manifest_layer)):
+        for key in layer:
+            sources[key] = name
+    for key in env_layer:
+        sources[key] = MODEL_ENV
+    for key, value in cli.items():
+        if value is not None:
+            sources[key] = "command line"
+    try:
+        return Settings.model_validate(merged), sources
+    except ValidationError as error:  # only reachable from command-line values: the layers were validated
+        err = error.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise UsageError(f"setting {key}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def plan_shot(
+    manifest_path: Path,
+    *,
+    frames: str | None = None,
+    out_dir: Path | None = None,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    problems: list[ColorizeError] | None = None,
+) -> ShotPlan:
+    """Build the plan of a run; raise CheckFailed (or the single error) listing every problem found.
+
+    With a `problems` list, problems that still leave a usable plan are appended there instead of raised
+    (`colorize check` goes on to look at the images and reports everything in one pass).
+    """
+    collect = problems is not None
+    problems = [] if problems is None else problems
+    manifest_problems: list[str] = []
+    manifest = load_manifest(manifest_path, manifest_problems if collect else None)
+    problems.extend(ManifestError([p]) for p in manifest_problems)
+    base = manifest_path.parent
+    settings, sources = resolve_settings(manifest, manifest_path, preset, overrides or {})
+
+    lineart = parse_pattern(manifest.lineart, base)
+    if not lineart.is_sequence:
+        raise ManifestError(
+            [f"{manifest_path}: lineart: {manifest.lineart!r} has no frame number (use ####)"]
+        )
+    line_paths = list_frames(lineart, "lineart")
+    if not line_paths:
+        raise MissingInputError(f"{lineart.folder}: no frame matches lineart pattern {manifest.lineart!r}")
+    all_frames = sorted(line_paths)
+    for missing in gaps(all_frames):
+        problems.append(
+            MissingInputError(
+                f"{lineart.path(missing)}: frame {missing} is missing from lineart sequence "
+                f"{frame_range_text(all_frames)}"
+            )
+        )
+
+    if frames:
+        wanted = parse_frame_range(frames)
+        outside = [f for f in wanted if f not in line_paths]
+        if outside:
+            raise UsageError(
+                f"--frames {frames}: frames {frame_range_text(outside)} are not in lineart sequence "
+                f"{frame_range_text(all_frames)}"
+            )
+        selected = wanted
+    else:
+        selected = all_frames
+
+    output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
+    if (output.folder.resolve(), output.head, output.tail) == (
+        lineart.folder.resolve(),
+        lineart.head,
+        lineart.tail,
+    ):
+        problems.append(
+            OutputError(
+                f"{manifest_path}: output: {output.text!r} is the lineart pattern; outputs would overwrite inputs"
+            )
+        )
+
+    keyframe_paths: dict[int, Path] = {}
+    if manifest.keyframes:
+        keys = parse_pattern(manifest.keyframes, base)
+        if keys.is_sequence:
+            try:
+                keyframe_paths = list_frames(keys, "keyframes")
+            except ColorizeError as error:
+                problems.append(error)
+            stray = [f for f in keyframe_paths if f not in line_paths]
+            for f in stray:
+                problems.append(InputDataError(f"{keyframe_paths[f]}: keyframe {f} has no lineart frame {f}"))
+        else:
+            problems.append(
+                ManifestError(
+                    [f"{manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"]
+                )
+            )
+
+    characters = []
+    for name, entry in manifest.characters.items():
+        ref = base / entry.reference
+        if not ref.is_file():
+            problems.append(MissingInputError(f"{ref}: reference of character {name!r} not found"))
+        mask = parse_pattern(entry.mask, base) if entry.mask else None
+        if mask is not None:
+            if mask.is_sequence:
+                try:
+                    have = list_frames(mask, f"mask of {name!r}")
+                except ColorizeError as error:
+                    problems.append(error)
+                    have = {}
+                missing = [f for f in selected if f not in have]
+                if missing and mask.folder.is_dir():
+                    problems.append(
+                        MissingInputError(
+                            f"{mask.path(missing[0])}: mask of {name!r} missing for frames {frame_range_text(missing)}"
+                        )
+                    )
+            elif not mask.path().is_file():
+                problems.append(MissingInputError(f"{mask.path()}: mask of character {name!r} not found"))
+        characters.append(CharacterPlan(name, ref, mask))
+
+    background = None
+    if manifest.background and manifest.background.reference:
+        background = base / manifest.background.reference
+        if not background.is_file():
+            problems.append(MissingInputError(f"{background}: background reference not found"))
+
+    plan = ShotPlan(
+        manifest_path=manifest_path,
+        lineart=lineart,
+        output=output,
+        frames=tuple(all_frames),
+        selected=tuple(selected),
+        lineart_paths=line_paths,
+        keyframe_paths=keyframe_paths,
+        characters=tuple(characters),
+        background=background,
+        settings=settings,
+        sources=sources,
+    )
+    if not problems:
+        inputs = plan.input_paths()
+        clash = [f for f in selected if plan.output.path(f).resolve() in inputs]
+        if clash:
+            problems.append(
+                OutputError(
+                    f"{plan.output.path(clash[0])}: output of frame {clash[0]} is an input file; "
+                    "change `output` or --out"
+                )
+            )
+    if not collect:
+        _raise(problems)
+    return plan
+
+
+def _output_pattern(
+    manifest: Manifest, lineart: Pattern, base: Path, out_dir: Path | None, manifest_path: Path
+) -> Pattern:
+    if manifest.output:
+        out = parse_pattern(manifest.output, base)
+        if not out.is_sequence:
+            raise ManifestError([f"{manifest_path}: output: {manifest.output!r} needs a frame number (####)"])
+    else:
+        out = Pattern(
+            f"color/{lineart.head}{'#' * lineart.width}{lineart.tail}",
+            base / "color",
+            lineart.head,
+            lineart.tail,
+            lineart.width,
+        )
+    if out_dir is not None:
+        out = Pattern(
+            str(out_dir / (out.head + "#" * out.width + out.tail)), out_dir, out.head, out.tail, out.width
+        )
+    return out
+
+
+def validate_plan(
+    plan: ShotPlan,
+    *,
+    deep: bool,
+    frames: tuple[int, ...] | None = None,
+    problems: list[ColorizeError] | None = None,
+) -> tuple[int, int] | None:
+    """Read image headers (deep: every byte) of the inputs the frames need; return the shot (h, w).
+
+    Checks that every line-art frame, mask and keyframe has the shot's size and every reference reads.
+    Raises CheckFailed with one problem per file, or appends them to `problems` when given (files already
+    known to be missing are skipped there).
+    """
+    read = verify_image if deep else image_size
+    frames = plan.selected if frames is None else frames
+    collect = problems is not None
+    problems = [] if problems is None else problems
+    size: tuple[int, int] | None = None
+    first: Path | None = None
+
+    def same_size(path: Path, what: str) -> None:
+        nonlocal size, first
+        if collect and not path.exists():
+            return
+        try:
+            hw = read(path)
+        except ColorizeError as error:
+            problems.append(error)
+            return
+        if size is None:
+            size, first = hw, path
+        elif hw != size:
+            problems.append(
+                InputDataError(
+                    f"{path}: {what} is {hw[1]}×{hw[0]} but the shot is {size[1]}×{size[0]} (from {first.name})"
+                )
+            )
+
+    for f in frames:
+        fp = plan.frame(f)
+        same_size(fp.lineart, f"frame {f}")
+    for f in frames:
+        fp = plan.frame(f)
+        if fp.keyframe:
+            same_size(fp.keyframe, f"keyframe {f}")
+    single_masks_done: set[str] = set()
+    for c in plan.characters:
+        if c.mask is None:
+            continue
+        if c.mask.is_sequence:
+            for f in frames:
+                same_size(c.mask.path(f), f"mask of {c.name!r} for frame {f}")
+        elif c.name not in single_masks_done:
+            single_masks_done.add(c.name)
+            same_size(c.mask.path(), f"mask of {c.name!r}")
+    for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
+        if collect and not ref.exists():
+            continue
+        try:
+            read(ref)
+        except ColorizeError as error:
+            problems.append(error)
+    if not collect:
+        _raise(problems)
+    return size
+
+
+def check_output_writable(plan: ShotPlan) -> None:
+    """Raise OutputError unless the output folder exists-and-is-writable or can be created."""
+    folder = plan.output.folder
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{folder}: cannot create the output folder ({probe} is not a folder)")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".colorize-probe-"):
+            pass
+    except OSError as error:
+        raise OutputError(f"{folder}: output folder is not writable ({error.strerror})") from None
+
+
+def _raise(problems: list[ColorizeError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise CheckFailed(problems)
