@@ -11,7 +11,6 @@ for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
     os.environ.setdefault(_flag, "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import click  # noqa: E402
 import typer  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
@@ -47,10 +46,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.ClickException as error:
-        error.show()
-        code = error.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.TyperException as error:  # usage errors (typer vendors click's exceptions)
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"colorize: error: {error}\n")
+        code = getattr(error, "exit_code", int(ExitCode.USAGE))
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("colorize: interrupted\n")
         code = int(ExitCode.INTERRUPTED)
     except Exception as error:  # a bug: one line, the traceback only on request

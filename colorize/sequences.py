@@ -62,17 +62,20 @@ def list_frames(pattern: Pattern, what: str) -> dict[int, Path]:
     """Frames of a sequence present on disk: {frame: path}. Duplicate frame numbers are an error."""
     if not pattern.folder.is_dir():
         raise MissingInputError(f"{pattern.folder}: folder of {what} sequence {pattern.text!r} not found")
-    found: dict[int, Path] = {}
+    hits: dict[int, list[tuple[Path, bool]]] = {}
     for entry in sorted(pattern.folder.iterdir()):
         hit = pattern.match(entry.name)
-        if hit is None:
-            continue
-        frame, padded = hit
-        if frame in found:
+        if hit is not None:
+            hits.setdefault(hit[0], []).append((entry, hit[1]))
+    found: dict[int, Path] = {}
+    for frame, entries in sorted(hits.items()):
+        if len(entries) > 1:
+            names = ", ".join(e.name for e, _ in entries[1:])
             raise InputDataError(
-                f"{entry}: frame {frame} appears twice in {what} sequence {pattern.text!r} "
-                f"(also as {found[frame].name}); keep one"
+                f"{entries[0][0]}: frame {frame} appears twice in {what} sequence {pattern.text!r} "
+                f"(also as {names}); keep one"
             )
+        entry, padded = entries[0]
         if not padded:
             raise InputDataError(
                 f"{entry}: frame {frame} is not padded to {pattern.width} digits as {what} pattern "

@@ -1,0 +1,44 @@
+"""Shared fixtures: a copy of the bundled sample shot, the shared/ folder, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLE = REPO / "samples" / "shot001"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def shot(tmp_path: Path) -> Path:
+    """A private copy of samples/shot001 (inputs only)."""
+    dest = tmp_path / "shot001"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("color"))
+    return dest
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared (not present beside this clone)")
+    return SHARED
+
+
+def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run the installed `colorize` console script in a real subprocess."""
+    exe = Path(sys.executable).with_name("colorize")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from colorize_cli.app import main; main()"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """{relative path: bytes} of every file under a folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

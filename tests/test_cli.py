@@ -1,0 +1,144 @@
+"""The CLI end to end: through Typer's CliRunner and through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from colorize_cli.app import app
+from conftest import run_cli
+
+runner = CliRunner()
+FRAMES = list(range(1001, 1025))
+
+
+def outputs(shot):
+    return sorted(p.name for p in (shot / "color").glob("*.png"))
+
+
+def test_shot_colors_every_frame_and_keeps_numbers(shot):
+    result = runner.invoke(app, ["shot", str(shot), "--refs", str(shot / "refs.yaml")])
+    assert result.exit_code == 0, result.output
+    assert outputs(shot) == [f"sh001.{f}.png" for f in FRAMES]
+    img = np.asarray(Image.open(shot / "color" / "sh001.1001.png"))
+    assert img.shape == (256, 384, 3)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 8  # colored, not blank
+    assert "24 done, 0 skipped, 0 failed" in result.output
+
+
+def test_rerun_skips_existing_and_overwrite_redoes(shot):
+    assert runner.invoke(app, ["shot", str(shot)]).exit_code == 0
+    first = (shot / "color" / "sh001.1010.png").stat().st_mtime_ns
+    again = runner.invoke(app, ["shot", str(shot)])
+    assert again.exit_code == 0 and "0 done, 24 skipped" in again.output
+    assert (shot / "color" / "sh001.1010.png").stat().st_mtime_ns == first
+    redo = runner.invoke(app, ["shot", str(shot), "--overwrite", "--frames", "1010"])
+    assert redo.exit_code == 0 and "1 done, 0 skipped" in redo.output
+
+
+def test_frames_and_out_folder(shot, tmp_path):
+    out = tmp_path / "elsewhere"
+    result = runner.invoke(app, ["shot", str(shot), "--frames", "1001-1009x4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["sh001.1001.png", "sh001.1005.png", "sh001.1009.png"]
+    assert not (shot / "color").exists()
+
+
+def test_frames_outside_sequence_is_usage_error(shot):
+    result = runner.invoke(app, ["shot", str(shot), "--frames", "1-5"])
+    assert result.exit_code == 2
+    assert "frames 1-5 are not in lineart sequence 1001-1024" in result.output
+
+
+def test_check_ok(shot):
+    result = runner.invoke(app, ["check", str(shot)])
+    assert result.exit_code == 0, result.output
+    assert "ok:" in result.output and "24 frames 1001-1024, 384×256" in result.output
+
+
+def test_check_reports_one_line_per_problem(shot):
+    manifest = shot / "refs.yaml"
+    manifest.write_text(manifest.read_text().replace("seed: 1234", "sed: 1234"))
+    (shot / "refs" / "cat.png").unlink()
+    (shot / "lineart" / "sh001.1012.png").unlink()
+    small = Image.open(shot / "masks" / "hero" / "sh001.1003.png").resize((100, 50))
+    small.save(shot / "masks" / "hero" / "sh001.1003.png")
+    result = runner.invoke(app, ["check", str(shot)])
+    assert result.exit_code == 66  # missing inputs are the most serious class here
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert all(ln.startswith("colorize: error: ") for ln in lines), result.output
+    assert len(lines) == 4, result.output
+    text = result.output
+    assert "refs.yaml:17: sed: unknown key" in text
+    assert "refs/cat.png: reference of character 'cat' not found" in text
+    assert "sh001.1012.png: frame 1012 is missing from lineart sequence" in text
+    assert "sh001.1003.png: mask of 'hero' for frame 1003 is 100×50 but the shot is 384×256" in text
+    assert "Traceback" not in text
+
+
+def test_output_over_input_is_refused(shot):
+    manifest = shot / "refs.yaml"
+    manifest.write_text(manifest.read_text().replace("output: color/", "output: lineart/"))
+    before = (shot / "lineart" / "sh001.1001.png").read_bytes()
+    result = runner.invoke(app, ["shot", str(shot)])
+    assert result.exit_code == 73
+    assert "outputs would overwrite inputs" in result.output
+    assert (shot / "lineart" / "sh001.1001.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["shot", "check", "init", "schema", "model"])
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output or "example" in result.output or command == "model"
+
+
+def test_init_writes_a_manifest_that_checks(shot):
+    (shot / "refs.yaml").unlink()
+    result = runner.invoke(app, ["init", str(shot)])
+    assert result.exit_code == 0, result.output
+    text = (shot / "refs.yaml").read_text()
+    assert "lineart: lineart/sh001.####.png" in text and "mask: masks/hero/sh001.####.png" in text
+    assert runner.invoke(app, ["check", str(shot)]).exit_code == 0
+    assert runner.invoke(app, ["init", str(shot)]).exit_code == 73  # never replaces without --force
+
+
+def test_schema_is_json():
+    result = runner.invoke(app, ["schema"])
+    assert json.loads(result.output)["properties"]["lineart"]["type"] == "string"
+
+
+def test_subprocess_json_events(shot):
+    proc = run_cli("shot", str(shot), "--json", "--frames", "1001-1006")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "summary"
+    assert kinds.count("frame_done") == 6
+    done = [e for e in events if e["event"] == "frame_done"]
+    assert [e["frame"] for e in done] == list(range(1001, 1007))
+    assert all(e["output"].endswith(f"sh001.{e['frame']}.png") for e in done)
+    assert events[-1]["done"] == 6 and events[-1]["exit_code"] == 0
+    assert events[0]["settings"]["seed"] == 1234 and events[0]["engine"] == "flat"
+    assert "6 done" in proc.stderr  # people read stderr; stdout stays machine-readable
+
+
+def test_subprocess_bad_input_exit_code_no_traceback(shot):
+    shutil.rmtree(shot / "refs")
+    proc = run_cli("shot", str(shot), "--json")
+    assert proc.returncode == 66
+    assert "Traceback" not in proc.stderr
+    err = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {e["event"] for e in err} == {"error"} and all(e["exit_code"] == 66 for e in err)
+    assert not (shot / "color").exists()
+
+
+def test_subprocess_usage_error_exit_2(shot):
+    proc = run_cli("shot", str(shot), "--engine", "magic")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "magic" in proc.stderr
