@@ -12,6 +12,7 @@ for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import typer  # noqa: E402
+from colorize_cli import farm as farm_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 shot_cmds.register(app)
+farm_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
 
 try:  # optional command groups: each one's own module registers its commands
@@ -47,11 +49,11 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as error:  # usage errors (typer vendors click's exceptions)
-        show = getattr(error, "show", None)
-        if show is not None:
-            show()
-        else:
-            sys.stderr.write(f"colorize: error: {error}\n")
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if message:  # empty when help was shown instead (a command run without arguments)
+            sys.stderr.write(f"colorize: error: {message}{hint}\n")
         code = getattr(error, "exit_code", int(ExitCode.USAGE))
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("colorize: interrupted\n")

@@ -37,7 +37,9 @@ def _open(path: Path) -> Image.Image:
     except UnidentifiedImageError:
         raise InputDataError(f"{path}: not an image Pillow can read") from None
     except OSError as error:
-        raise IOFailure(f"{path}: cannot read ({error})") from None
+        if error.errno is None:  # Pillow's own complaint about the data, not the operating system's
+            raise InputDataError(f"{path}: damaged or truncated image ({_reason(error)})") from None
+        raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -6,6 +6,7 @@ Paths in a manifest are relative to the manifest file. Unknown keys are errors.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,7 +146,7 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return f"got {err.get('input')!r}, expected {expected}"
-    msg = err["msg"]
+    msg = re.sub(r" or instance of \w+", "", err["msg"])  # pydantic class names mean nothing to a user
     if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
         msg += f" (got {err['input']!r})"
     return msg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from colorize.engines.base import Engine
+from colorize.errors import MissingInputError
 from colorize.settings import Settings
 
 ENGINES = ("flat", "diffusion")
@@ -24,6 +25,11 @@ def create_engine(name: str, settings: Settings) -> Engine:
 
         return FlatEngine(settings)
     if name == "diffusion":
+        if not settings.model:
+            raise MissingInputError(
+                "engine diffusion needs a model folder: pass --model DIR, set COLORIZE_MODEL_DIR or "
+                "`model:` in the manifest (make one with `colorize model convert v2-full.safetensors --out DIR`)"
+            )
         from colorize.engines.diffusion.engine import DiffusionEngine
 
         return DiffusionEngine(settings)
