@@ -1,0 +1,75 @@
+"""Background and style encoders: the UNet's encoder half, conditioned on a reference's CLIP tokens and size.
+
+Both read a reference latent (timestep 0), take `y` = the size embedding through `class_embedding`, and
+emit one output per input block, returned in decoder order (index i feeds decoder block i):
+
+* background encoder (`style_modulation=False`): a 1x1 conv per block, token maps (B, h·w, ch);
+* style encoder (`style_modulation=True`): a linear layer on the spatial mean per block, vectors
+  (B, 2·ch_i) where ch_i is the width of decoder block i (scale and shift of its modulation).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding
+from torch import nn
+
+from .blocks import DownPath, make_time_embedding
+from .config import EncoderConfig
+
+
+def decoder_channels(model_channels: int, channel_mult: list[int], num_res_blocks: int) -> list[int]:
+    """Output width of each decoder block, in decoder order."""
+    return [m * model_channels for m in reversed(channel_mult) for _ in range(num_res_blocks + 1)]
+
+
+class ReferenceEncoder(DownPath):
+    """Background (`config.style_modulation=False`) or style encoder."""
+
+    def __init__(self, config: EncoderConfig):
+        c = config
+        super().__init__(
+            in_channels=c.in_channels,
+            model_channels=c.model_channels,
+            channel_mult=c.channel_mult,
+            num_res_blocks=c.num_res_blocks,
+            attention_resolutions=c.attention_resolutions,
+            num_head_channels=c.num_head_channels,
+            transformer_depth=c.transformer_depth,
+            context_dim=c.context_dim,
+            groups=c.norm_groups,
+        )
+        self.config = config
+        self.time_proj, self.time_embedding = make_time_embedding(c.model_channels)
+        self.class_embedding = TimestepEmbedding(c.adm_in_channels, c.time_embed_dim)
+        if c.style_modulation:
+            widths = decoder_channels(c.model_channels, c.channel_mult, c.num_res_blocks)
+            # input block j feeds decoder block (n-1-j): its head emits that block's scale and shift
+            heads = [
+                nn.Linear(ch, 2 * widths[len(widths) - 1 - j]) for j, ch in enumerate(self.skip_channels)
+            ]
+        else:
+            heads = [nn.Conv2d(ch, ch, 1) for ch in self.skip_channels]
+        self.heads = nn.ModuleList(heads)
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        context: torch.Tensor,
+        size_embedding: torch.Tensor,
+        timestep: torch.Tensor | int = 0,
+    ) -> list[torch.Tensor]:
+        """Outputs of every input block's head, in decoder order."""
+        b = latent.shape[0]
+        t = torch.as_tensor(timestep, device=latent.device).reshape(-1).expand(b)
+        temb = self.time_embedding(self.time_proj(t).to(self.dtype))
+        temb = temb + self.class_embedding(size_embedding.to(self.dtype).expand(b, -1))
+        hidden = self.run(latent.to(self.dtype), temb, context.to(self.dtype))
+        outputs = []
+        for head, h in zip(self.heads, hidden, strict=True):
+            if self.config.style_modulation:
+                outputs.append(head(h.mean(dim=(2, 3))))
+            else:
+                outputs.append(head(h).flatten(2).transpose(1, 2))
+        outputs.reverse()
+        return outputs

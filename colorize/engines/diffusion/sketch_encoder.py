@@ -1,0 +1,55 @@
+"""The additive sketch encoder: its hints are added to the UNet's hidden state (see unet.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import SketchEncoderConfig
+
+
+class SketchEncoder(nn.Module):
+    """A strided conv stem down to latent resolution, then one level per `channel_mult` entry.
+
+    Hints: a 1x1 conv of the stem output, then a 1x1 conv of each level's output (every level halves the
+    resolution except the last), so len(channel_mult) + 1 hints, matching the UNet's hint positions.
+    The input is the sketch as the model sees it: inverted (lines bright), in [-1, 1].
+    """
+
+    def __init__(self, config: SketchEncoderConfig):
+        super().__init__()
+        self.config = config
+        widths = [m * config.model_channels for m in config.channel_mult]
+        layers: list[nn.Module] = []
+        prev = config.in_channels
+        for out, stride in config.stem:
+            layers += [nn.Conv2d(prev, out, 3, stride=stride, padding=1), nn.SiLU()]
+            prev = out
+        layers.append(nn.Conv2d(prev, widths[0], 3, padding=1))
+        self.stem = nn.Sequential(*layers)
+        hint_convs = [nn.Conv2d(widths[0], widths[0], 1)]
+        levels = []
+        prev = widths[0]
+        for i, width in enumerate(widths):
+            stride = 1 if i == len(widths) - 1 else 2
+            levels.append(
+                nn.Sequential(
+                    nn.SiLU(),
+                    nn.Conv2d(prev, width, 3, stride=stride, padding=1),
+                    nn.SiLU(),
+                    nn.Conv2d(width, width, 3, padding=1),
+                )
+            )
+            hint_convs.append(nn.Conv2d(width, width, 1))
+            prev = width
+        self.levels = nn.ModuleList(levels)
+        self.hint_convs = nn.ModuleList(hint_convs)
+
+    def forward(self, sketch: torch.Tensor) -> list[torch.Tensor]:
+        """Hints (not yet multiplied by the control scale)."""
+        x = self.stem(sketch.to(self.hint_convs[0].weight.dtype))
+        hints = [self.hint_convs[0](x)]
+        for level, conv in zip(self.levels, self.hint_convs[1:], strict=True):
+            x = level(x)
+            hints.append(conv(x))
+        return hints

@@ -1,0 +1,281 @@
+"""The ColorizeDiffusion v2 denoising UNet (v-prediction), on diffusers blocks.
+
+SD-2.x layout (diffusers names: conv_in, down_blocks, mid_block, up_blocks, conv_norm_out, conv_out) plus
+the v2 additions:
+
+* sketch hints added to the hidden state right after the input blocks that start a resolution (conv_in,
+  each downsample) and after the last input block;
+* split cross-attention with per-character masks in every cross-attention layer (see attention.py), with
+  a fg/bg LoRA on the decoder layers (`split_lora` children of their attn2);
+* background injection on every decoder skip: where no character mask exceeds `skip_threshold` the skip is
+  replaced by `skip_injectors[i](skip, background_features[i])`;
+* style modulation after every decoder block (`style_modulators[i]`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+from diffusers.models.upsampling import Upsample2D
+from torch import nn
+
+from .attention import SelfAttnProcessor, SplitLoRA, SplitSettings
+from .blocks import DownPath, make_resnet, make_time_embedding, make_transformer
+from .config import UNetConfig
+
+
+class SkipInjector(nn.Module):
+    """Official "warp module": a transformer block over a skip's tokens attending to background features."""
+
+    def __init__(self, channels: int, head_channels: int = 64, mlp_ratio: int = 4):
+        super().__init__()
+        # The official block uses channels // 64 heads; never fewer than one head on narrow test models.
+        heads = max(1, channels // head_channels)
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = Attention(
+            query_dim=channels,
+            heads=heads,
+            dim_head=channels // heads,
+            bias=False,
+            processor=SelfAttnProcessor(),
+        )
+        self.norm2 = nn.LayerNorm(channels)
+        self.ff = nn.Sequential(
+            nn.Linear(channels, channels * mlp_ratio), nn.SiLU(), nn.Linear(channels * mlp_ratio, channels)
+        )
+
+    def forward(self, skip: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = skip.shape
+        x = skip.flatten(2).transpose(1, 2)
+        features = features.to(x.dtype).expand(b, -1, -1)
+        x = self.attn(self.norm1(x), encoder_hidden_states=features) + x
+        x = self.ff(self.norm2(x)) + x
+        return x.transpose(1, 2).reshape(b, c, h, w)
+
+
+class StyleModulation(nn.Module):
+    """`h · (1 + scale) + shift` with `scale, shift = proj(norm(style + time_proj(temb)))`."""
+
+    def __init__(self, channels: int, temb_channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels * 2)
+        self.time_proj = nn.Linear(temb_channels, channels * 2)
+        self.proj = nn.Linear(channels * 2, channels * 2)
+
+    def forward(self, h: torch.Tensor, style: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        m = style.to(h.dtype) + self.time_proj(temb)
+        scale, shift = self.proj(self.norm(m))[..., None, None].chunk(2, dim=1)
+        return h * (1 + scale) + shift
+
+
+class MidBlock(nn.Module):
+    def __init__(self, resnets: list[nn.Module], attentions: list[nn.Module]):
+        super().__init__()
+        self.resnets = nn.ModuleList(resnets)
+        self.attentions = nn.ModuleList(attentions)
+
+
+class UpBlock(nn.Module):
+    def __init__(self, resnets: list[nn.Module], attentions: list[nn.Module], upsampler: nn.Module | None):
+        super().__init__()
+        self.resnets = nn.ModuleList(resnets)
+        self.attentions = nn.ModuleList(attentions)
+        self.upsamplers = nn.ModuleList([upsampler] if upsampler is not None else [])
+
+
+def resize_masks(
+    masks: torch.Tensor, size: tuple[int, int], scale_factor: float | None = None
+) -> torch.Tensor:
+    """Bicubic resize of (B, N, H, W) masks; uses `scale_factor` (the official call) when it lands on `size`."""
+    masks = masks.float()
+    if scale_factor is not None:
+        out_size = (int(masks.shape[-2] * scale_factor), int(masks.shape[-1] * scale_factor))
+        if out_size == tuple(size):
+            return F.interpolate(masks, scale_factor=scale_factor, mode="bicubic")
+    return F.interpolate(masks, size=tuple(size), mode="bicubic")
+
+
+class ColorizeUNet(DownPath):
+    """The v2 UNet. All sizes come from `UNetConfig`."""
+
+    def __init__(self, config: UNetConfig):
+        c = config
+        super().__init__(
+            in_channels=c.in_channels,
+            model_channels=c.model_channels,
+            channel_mult=c.channel_mult,
+            num_res_blocks=c.num_res_blocks,
+            attention_resolutions=c.attention_resolutions,
+            num_head_channels=c.num_head_channels,
+            transformer_depth=c.transformer_depth,
+            context_dim=c.context_dim,
+            groups=c.norm_groups,
+        )
+        self.config = config
+        temb = c.time_embed_dim
+        self.time_proj, self.time_embedding = make_time_embedding(c.model_channels)
+        ch = self.out_channels
+        ds = self.out_downsampling
+
+        def transformer(width: int) -> nn.Module:
+            return make_transformer(
+                width, c.num_head_channels, c.context_dim, c.transformer_depth, c.norm_groups
+            )
+
+        self.mid_block = MidBlock(
+            [make_resnet(ch, ch, temb, c.norm_groups), make_resnet(ch, ch, temb, c.norm_groups)],
+            [transformer(ch)],
+        )
+        attention_downsampling = [*self.attention_downsampling, ds]
+
+        skips = list(self.skip_channels)
+        up_blocks, injectors, modulators = [], [], []
+        self.decoder_channels: list[int] = []
+        for level in reversed(range(len(c.channel_mult))):
+            out = c.channel_mult[level] * c.model_channels
+            resnets, attentions = [], []
+            for _ in range(c.num_res_blocks + 1):
+                skip_ch = skips.pop()
+                resnets.append(make_resnet(ch + skip_ch, out, temb, c.norm_groups))
+                ch = out
+                if ds in c.attention_resolutions:
+                    attentions.append(transformer(ch))
+                    attention_downsampling.append(ds)
+                if c.warp_module:
+                    injectors.append(SkipInjector(skip_ch, c.warp_head_channels, c.warp_mlp_ratio))
+                if c.style_modulation:
+                    modulators.append(StyleModulation(ch, temb))
+                self.decoder_channels.append(ch)
+            upsampler = None
+            if level != 0:
+                upsampler = Upsample2D(ch, use_conv=True, out_channels=ch)
+                ds //= 2
+            up_blocks.append(UpBlock(resnets, attentions, upsampler))
+        self.up_blocks = nn.ModuleList(up_blocks)
+        self.skip_injectors = nn.ModuleList(injectors)
+        self.style_modulators = nn.ModuleList(modulators)
+
+        if c.lora_rank_fg or c.lora_rank_bg:
+            for block in self.up_blocks:
+                for transformer_model in block.attentions:
+                    for tb in transformer_model.transformer_blocks:
+                        attn2 = tb.attn2
+                        attn2.split_lora = SplitLoRA(
+                            attn2.query_dim,
+                            attn2.cross_attention_dim,
+                            attn2.inner_dim,
+                            c.lora_rank_fg,
+                            c.lora_rank_bg,
+                        )
+
+        self.conv_norm_out = nn.GroupNorm(c.norm_groups, c.model_channels, eps=1e-5)
+        self.conv_act = nn.SiLU()
+        self.conv_out = nn.Conv2d(c.model_channels, c.out_channels, 3, padding=1)
+
+        # Sketch hints land after conv_in, after every downsample and after the last input block.
+        last = len(self.skip_channels) - 1
+        self.hint_indices = [0, *self.downsample_indices, last]
+        self.cross_attention_downsampling = attention_downsampling
+        if c.attention_scale_factors is not None:
+            if len(c.attention_scale_factors) != len(attention_downsampling):
+                raise ValueError(
+                    f"attention_scale_factors has {len(c.attention_scale_factors)} entries but the UNet has "
+                    f"{len(attention_downsampling)} cross-attention layers"
+                )
+            self.attention_scale_factors = [float(f) for f in c.attention_scale_factors]
+        else:
+            self.attention_scale_factors = [1.0 / d for d in attention_downsampling]
+
+    def time_embed(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
+        """Timestep embedding (B, 4·model_channels)."""
+        timestep = torch.as_tensor(timestep, device=self.conv_in.weight.device)
+        if timestep.ndim == 0:
+            timestep = timestep[None]
+        timestep = timestep.expand(batch)
+        return self.time_embedding(self.time_proj(timestep).to(self.dtype))
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        sketch_hints: list[torch.Tensor] | None = None,
+        region_masks: torch.Tensor | None = None,
+        split: SplitSettings | None = None,
+        background_features: list[torch.Tensor] | None = None,
+        skip_threshold: float | None = None,
+        style_vectors: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Predict v for `sample` (B, C, h, w) at `timestep`.
+
+        context: (B, T, C) tokens; with `region_masks` (B, N, h, w) it is N references + background,
+            (B, (N+1)·T, C), and every cross-attention layer splits it (attention.py).
+        sketch_hints: the sketch encoder's hints, already multiplied by the control scale.
+        background_features / skip_threshold: the background encoder's token maps (decoder order, already
+            multiplied by the mask scale) and the skip-injection threshold; need `region_masks`.
+        style_vectors: the style encoder's vectors (decoder order).
+        """
+        b = sample.shape[0]
+        temb = self.time_embed(timestep, b)
+        context = context.to(self.dtype)
+        if sketch_hints is not None and len(sketch_hints) != len(self.hint_indices):
+            raise ValueError(f"expected {len(self.hint_indices)} sketch hints, got {len(sketch_hints)}")
+
+        def attention_kwargs(layer: int, h: torch.Tensor) -> dict | None:
+            if region_masks is None:
+                return None
+            resized = resize_masks(region_masks, h.shape[-2:], self.attention_scale_factors[layer])
+            return {"region_masks": resized.flatten(2).transpose(1, 2), "split": split or SplitSettings()}
+
+        def add_hint(index: int, h: torch.Tensor) -> torch.Tensor:
+            if sketch_hints is None or index not in self.hint_indices:
+                return h
+            return h + sketch_hints[self.hint_indices.index(index)].to(h.dtype)
+
+        skips = self.run(sample.to(self.dtype), temb, context, attention_kwargs, add_hint)
+        h = skips[-1]
+
+        layer = self.num_attention_layers
+        h = self.mid_block.resnets[0](h, temb)
+        h = self.mid_block.attentions[0](
+            h,
+            encoder_hidden_states=context,
+            cross_attention_kwargs=attention_kwargs(layer, h),
+            return_dict=False,
+        )[0]
+        h = self.mid_block.resnets[1](h, temb)
+        layer += 1
+
+        k = 0  # decoder block index (official output_blocks index)
+        for block in self.up_blocks:
+            for i, resnet in enumerate(block.resnets):
+                skip = skips.pop()
+                if (
+                    region_masks is not None
+                    and skip_threshold is not None
+                    and background_features is not None
+                ):
+                    keep = (
+                        resize_masks(region_masks, skip.shape[-2:]).amax(dim=1, keepdim=True) > skip_threshold
+                    )
+                    skip = torch.where(keep, skip, self.skip_injectors[k](skip, background_features[k]))
+                h = resnet(torch.cat([h, skip], dim=1), temb)
+                if len(block.attentions):
+                    h = block.attentions[i](
+                        h,
+                        encoder_hidden_states=context,
+                        cross_attention_kwargs=attention_kwargs(layer, h),
+                        return_dict=False,
+                    )[0]
+                    layer += 1
+                if i == len(block.resnets) - 1:
+                    for up in block.upsamplers:
+                        h = up(h, output_size=tuple(skips[-1].shape[-2:]))
+                if style_vectors is not None:
+                    h = self.style_modulators[k](h, style_vectors[k], temb)
+                k += 1
+
+        h = self.conv_out(self.conv_act(self.conv_norm_out(h)))
+        return h.to(sample.dtype)

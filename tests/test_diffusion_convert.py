@@ -1,0 +1,242 @@
+"""Checkpoint converter and model folders, on a small official-layout checkpoint (no ../shared needed).
+
+A broken checkpoint (missing key, extra key, wrong shape, truncated, not safetensors, another model) must
+give exit != 0 and exactly one `colorize: error:` line naming the file and the key(s).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+# A small model in the official config format (the fixture's config.json layout).
+SMALL_OFFICIAL = {
+    "unet": {
+        "in_channels": 4,
+        "model_channels": 32,
+        "attention_resolutions": [1, 2],
+        "num_res_blocks": 1,
+        "channel_mult": [1, 2],
+        "num_head_channels": 32,
+        "use_spatial_transformer": True,
+        "transformer_depth": 1,
+        "context_dim": 32,
+        "use_checkpoint": False,
+        "out_channels": 4,
+        "warp_module": True,
+        "style_modulation": True,
+        "lora_rank_fg": 2,
+        "lora_rank_bg": 2,
+    },
+    "encoders": {
+        "in_channels": 4,
+        "model_channels": 32,
+        "attention_resolutions": [1, 2],
+        "num_res_blocks": 1,
+        "channel_mult": [1, 2],
+        "num_head_channels": 32,
+        "use_spatial_transformer": True,
+        "transformer_depth": 1,
+        "context_dim": 32,
+        "use_checkpoint": False,
+        "adm_in_channels": 32,
+    },
+    "control_encoder": {"in_ch": 3, "model_channels": 32, "ch_mults": [1, 2]},
+    "vae": {"ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 4, "embed_dim": 4},
+    "settings": {
+        "control_scale": 1.0,
+        "mask_scale": 1.0,
+        "fg_scale": 1.0,
+        "bg_scale": 1.0,
+        "merge_scale": 0.0,
+        "mask_threshold": 0.05,
+        "threshold": 0.05,
+    },
+}
+
+
+def _cli_app():
+    from colorize_cli import app as app_module
+
+    if not any(group.name == "model" for group in app_module.app.registered_groups):
+        app_module._mount()
+    return app_module.app
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(_cli_app(), ["model", *args])
+
+
+def _weights(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, shape in shapes.items():
+        g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        out[name] = torch.randn(shape, generator=g) / max(1, (torch.Size(shape).numel() // shape[0])) ** 0.5
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    ac = torch.cumprod(1 - betas, 0)
+    out["betas"], out["alphas_cumprod"] = betas.float(), ac.float()
+    out["alphas_cumprod_prev"] = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]]).float()
+    return out
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from colorize.engines.diffusion.config import ModelConfig
+    from colorize.engines.diffusion.convert import official_key_shapes
+
+    folder = tmp_path_factory.mktemp("small")
+    (folder / "config.json").write_text(json.dumps(SMALL_OFFICIAL))
+    config = ModelConfig.from_official(SMALL_OFFICIAL)
+    tensors = _weights(official_key_shapes(config))
+    save_file(tensors, str(folder / "ok.safetensors"))
+    return folder, tensors
+
+
+def _one_error_line(result, *needles: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("colorize: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_fixture_key_layout_is_what_we_expect():
+    keys = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "keys.json"
+    if not keys.is_file():
+        pytest.skip("needs ../shared/parity (not in this clone)")
+    from colorize.engines.diffusion.config import load_official_config
+    from colorize.engines.diffusion.convert import official_key_shapes
+
+    config = load_official_config(keys.parent / "config.json")
+    assert official_key_shapes(config) == json.loads(keys.read_text())
+
+
+def test_convert_info_and_round_trip(small, tmp_path):
+    from colorize.engines.diffusion.model_folder import load_model_folder
+
+    folder, tensors = small
+    out = tmp_path / "model"
+    result = invoke(
+        "convert", str(folder / "ok.safetensors"), "--out", str(out), "--config", str(folder / "config.json")
+    )
+    assert result.exit_code == 0, result.output
+    info = invoke("info", str(out))
+    assert info.exit_code == 0, info.output
+    assert "model_channels 32" in info.stdout and "clip" in info.stdout
+
+    model = load_model_folder(out)
+    # Every official tensor landed somewhere, unchanged.
+    from colorize.engines.diffusion.convert import official_key_map
+
+    for official, (component, ours, _) in official_key_map(model, model.config).items():
+        got = getattr(model, component).state_dict()[ours]
+        assert torch.equal(got.reshape(tensors[official].shape), tensors[official]), official
+    # Writing over an existing model folder is refused.
+    again = invoke(
+        "convert", str(folder / "ok.safetensors"), "--out", str(out), "--config", str(folder / "config.json")
+    )
+    _one_error_line(again, str(out))
+
+
+def test_convert_with_a_local_clip_folder(small, tmp_path):
+    from colorize.engines.diffusion.model_folder import load_model_folder, random_model
+
+    folder, _ = small
+    clip_dir = tmp_path / "clip"
+    random_model("tiny", with_clip=True).clip.model.save_pretrained(clip_dir)  # projection_dim 32
+    out = tmp_path / "model"
+    args = [
+        "convert",
+        str(folder / "ok.safetensors"),
+        "--out",
+        str(out),
+        "--config",
+        str(folder / "config.json"),
+    ]
+    result = invoke(*args, "--clip", str(clip_dir), "--dtype", "bf16")
+    assert result.exit_code == 0, result.output
+    model = load_model_folder(out)
+    assert model.clip is not None and model.unet.dtype == torch.bfloat16
+    _one_error_line(invoke(*args[:3], str(tmp_path / "m2"), *args[4:], "--clip", str(tmp_path)), "CLIP")
+
+
+def _broken(small, tmp_path, edit) -> Path:
+    _, tensors = small
+    tensors = dict(tensors)
+    edit(tensors)
+    path = tmp_path / "broken.safetensors"
+    save_file(tensors, str(path))
+    return path
+
+
+def _convert(small, tmp_path, path: Path):
+    folder, _ = small
+    return invoke(
+        "convert", str(path), "--out", str(tmp_path / "out"), "--config", str(folder / "config.json")
+    )
+
+
+def test_missing_key(small, tmp_path):
+    key = "model.diffusion_model.output_blocks.2.1.transformer_blocks.0.attn2.to_k.lora_up_bg.weight"
+    path = _broken(small, tmp_path, lambda t: t.pop(key))
+    _one_error_line(_convert(small, tmp_path, path), str(path), "1 missing", key)
+
+
+def test_extra_key(small, tmp_path):
+    path = _broken(
+        small, tmp_path, lambda t: t.update({"model.diffusion_model.surprise.weight": torch.ones(2)})
+    )
+    _one_error_line(_convert(small, tmp_path, path), "1 unexpected", "model.diffusion_model.surprise.weight")
+
+
+def test_wrong_shape(small, tmp_path):
+    key = "bg_encoder.zero_layers.3.weight"
+    path = _broken(small, tmp_path, lambda t: t.update({key: torch.ones(3, 3, 1, 1)}))
+    _one_error_line(_convert(small, tmp_path, path), "wrong shape", key)
+
+
+def test_truncated_file(small, tmp_path):
+    folder, _ = small
+    data = (folder / "ok.safetensors").read_bytes()
+    path = tmp_path / "truncated.safetensors"
+    path.write_bytes(data[: len(data) // 2])
+    _one_error_line(_convert(small, tmp_path, path), str(path), "truncated")
+
+
+def test_not_a_safetensors_file(small, tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("this is not a checkpoint\n" * 10)
+    _one_error_line(_convert(small, tmp_path, path), str(path), "not a valid safetensors")
+
+
+def test_other_model(small, tmp_path):
+    path = tmp_path / "sd15.safetensors"
+    save_file({"cond_stage_model.transformer.x.weight": torch.ones(2)}, str(path))
+    _one_error_line(_convert(small, tmp_path, path), "not a ColorizeDiffusion checkpoint")
+
+
+def test_missing_checkpoint(small, tmp_path):
+    result = _convert(small, tmp_path, tmp_path / "nowhere.safetensors")
+    _one_error_line(result, "not found")
+    assert result.exit_code == 66
+
+
+def test_broken_model_folder(tmp_path):
+    result = invoke("init-random", str(tmp_path / "m"), "--size", "tiny", "--no-clip")
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    from colorize.engines.diffusion.model_folder import load_model_folder
+    from colorize.errors import ModelError
+
+    with pytest.raises(ModelError, match="unet"):
+        load_model_folder(tmp_path / "m")
+    _one_error_line(invoke("info", str(tmp_path / "m")), "unet")
+    _one_error_line(invoke("info", str(tmp_path / "nothing")), "not found")

@@ -1,0 +1,97 @@
+"""The v2 modules on a tiny random model: model folders, CLIP tokens, the N-character region rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from colorize.engines.diffusion.model_folder import load_model_folder, random_model, save_model_folder
+
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    model = random_model("tiny", seed=1, with_clip=True)
+    save_model_folder(model, folder, source="test")
+    return model, load_model_folder(folder), folder
+
+
+def _conditions(model, n_chars: int = 2, batch: int = 2, size: tuple[int, int] = (64, 96)):
+    g = torch.Generator().manual_seed(0)
+    h, w = size[0] // 8, size[1] // 8
+    refs = [torch.rand(1, 3, 80, 60, generator=g) * 2 - 1 for _ in range(n_chars + 1)]
+    tokens = [model.reference_tokens(r) for r in refs]
+    size_emb = model.size_embedding(1.25, 0.625)
+    z = model.encode_image(refs[-1])
+    z = torch.nn.functional.interpolate(z, (h, w), mode="bilinear")
+    masks = torch.zeros(batch, n_chars, h, w)
+    for k in range(n_chars):
+        masks[:, k, :, k * w // n_chars : (k + 1) * w // n_chars] = 1
+    return {
+        "context": model.character_context(tokens[:-1], tokens[-1]).expand(batch, -1, -1),
+        "sketch_hints": model.encode_sketch(torch.rand(batch, 3, *size, generator=g) * 2 - 1),
+        "region_masks": masks,
+        "background_features": model.background_features(z, tokens[-1], size_emb),
+        "style_vectors": model.style_vectors(z, tokens[0], size_emb),
+    }, torch.randn(batch, 4, h, w, generator=g)
+
+
+def test_model_folder_round_trip(tiny):
+    model, loaded, _ = tiny
+    for name in ("unet", "sketch_encoder", "background_encoder", "style_encoder", "vae"):
+        a, b = getattr(model, name).state_dict(), getattr(loaded, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert loaded.clip is not None
+    with torch.inference_mode():
+        cond, x = _conditions(model)
+        cond_loaded, _ = _conditions(loaded)
+        t = torch.tensor([900, 100])
+        a, b = model.predict_v(x, t, **cond), loaded.predict_v(x, t, **cond_loaded)
+        # Same weights; only float summation order may differ (memory layout of loaded tensors).
+        assert float((a - b).norm() / a.norm()) < 1e-5
+
+
+def test_every_feature_changes_the_prediction(tiny):
+    _, model, _ = tiny
+    with torch.inference_mode():
+        cond, x = _conditions(model)
+        t = torch.tensor([500, 500])
+        full = model.predict_v(x, t, **cond)
+        assert full.shape == x.shape and torch.isfinite(full).all()
+        for drop in ("sketch_hints", "background_features", "style_vectors"):
+            other = model.predict_v(x, t, **{k: v for k, v in cond.items() if k != drop})
+            assert not torch.allclose(other, full), drop
+
+
+def test_clip_tokens_are_the_projected_local_tokens(tiny):
+    _, model, _ = tiny
+    clip = model.clip
+    image = torch.rand(2, 3, 70, 50) * 2 - 1
+    with torch.inference_mode():
+        tokens = model.reference_tokens(image)
+        out = clip.model(pixel_values=clip.preprocess(image))
+        manual = clip.model.visual_projection(clip.model.vision_model.post_layernorm(out.last_hidden_state))
+    n_patches = (model.config.clip.image_size // 14) ** 2
+    assert tokens.shape == (2, n_patches, model.config.unet.context_dim)
+    assert torch.allclose(tokens, manual[:, 1:])
+    assert torch.allclose(manual[:, 0], out.image_embeds, atol=1e-6)  # token 0 is the pooled CLS
+
+
+def test_region_rule_for_overlaps():
+    from colorize.engines.diffusion.attention import assign_regions
+
+    masks = torch.tensor([[[0.0, 0.0], [0.9, 0.2], [0.3, 0.6], [0.5, 0.5], [0.04, 0.01]]])  # (1, 5, N=2)
+    assert assign_regions(masks, 0.05).tolist() == [[0, 1, 2, 1, 0]]
+
+
+def test_bfloat16(tiny):
+    _, model, folder = tiny
+    from colorize.engines.diffusion.model_folder import load_model_folder
+
+    half = load_model_folder(folder, dtype=torch.bfloat16, load_clip=False)
+    with torch.inference_mode():
+        cond, x = _conditions(model)
+        ref = model.predict_v(x, torch.tensor([300, 300]), **cond)
+        got = half.predict_v(x, torch.tensor([300, 300]), **cond)
+    assert got.dtype == x.dtype
+    assert float((got - ref).norm() / ref.norm()) < 0.1
