@@ -54,7 +54,9 @@ class FrameInput:
 class FrameResult:
     frame: int
     image: np.ndarray  # H×W×3 uint8 RGB
-    info: dict[str, Any] = field(default_factory=dict)  # reported in the frame's event (e.g. unresolved regions)
+    info: dict[str, Any] = field(
+        default_factory=dict
+    )  # reported in the frame's event (e.g. unresolved regions)
 
 
 class Engine(Protocol):

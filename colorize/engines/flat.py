@@ -1,0 +1,231 @@
+"""The flat engine: cel "paint bucket" filling of line-enclosed regions, no model weights.
+
+Color sources per region, in order:
+1. the colored keyframe of this very drawing (dominant keyframe color of the region);
+2. propagation along the shot from the nearest keyframe before and after the frame (region votes through
+   optical flow on the line art, frame by frame); the more confident of the two wins;
+3. a character's reference palette inside that character's mask, the background reference outside all
+   masks (best effort);
+4. otherwise the visible `unresolved_color`, and the frame's `info["unresolved"]` counts those regions.
+
+Determinism: a frame's colors depend only on the chain keyframe -> ... -> frame, which is always walked
+from the keyframe through every line-art frame in between. Chain states (one color per region, a few KB)
+are cached so frames run in order cost one segmentation and one flow each; segmentations (full-size
+label maps) live in a small LRU, so memory does not grow with shot length.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
+from colorize.regions.propagate import flow_scale, line_flow, propagate
+from colorize.regions.render import render
+from colorize.regions.segment import Segmentation, segment
+from colorize.settings import Settings
+
+_SEG_CACHE = 4  # full-size segmentations kept (current, previous, a little slack)
+
+SOURCE_KEYFRAME, SOURCE_FORWARD, SOURCE_BACKWARD, SOURCE_REFERENCE, SOURCE_UNRESOLVED = range(5)
+SOURCE_NAMES = ("keyframe", "forward", "backward", "reference", "unresolved")
+
+
+class FlatEngine:
+    """Paint-bucket engine; see the module docstring."""
+
+    name = "flat"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.flat = settings.flat
+        self._shot: ShotContext | None = None
+        self._segs: OrderedDict[int, Segmentation] = OrderedDict()
+        self._states: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._batch_lineart: dict[int, np.ndarray] = {}
+        self._palettes: dict[str, np.ndarray] = {}
+
+    # -- interface ---------------------------------------------------------------------------------------
+
+    def prepare(self, shot: ShotContext) -> None:
+        """Reset caches; reference palettes of the characters."""
+        self._shot = shot
+        self._segs.clear()
+        self._states.clear()
+        self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
+
+    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
+        """Color each frame of the batch (in order)."""
+        self._batch_lineart = {fi.frame: fi.lineart for fi in batch}
+        try:
+            return [self._one(fi) for fi in batch]
+        finally:
+            self._batch_lineart = {}
+
+    # -- per frame ---------------------------------------------------------------------------------------
+
+    def _one(self, fi: FrameInput) -> FrameResult:
+        shot = self._require_shot()
+        seg = self._segmentation(fi.frame, fi.lineart)
+        n = seg.count + 1
+        source = np.full(n, SOURCE_UNRESOLVED, np.int8)
+        keyframe = fi.keyframe
+        if keyframe is None and fi.frame in shot.keyframes:
+            keyframe = shot.load_keyframe(fi.frame)
+        if keyframe is not None:
+            colors, _ = dominant_colors(seg.labels, seg.count, keyframe, valid=seg.labels > 0)
+            source[colors != NO_COLOR] = SOURCE_KEYFRAME
+        else:
+            colors = np.full(n, NO_COLOR, np.int32)
+            conf = np.zeros(n, np.float32)
+            before = [k for k in shot.keyframes if k < fi.frame]
+            after = [k for k in shot.keyframes if k > fi.frame]
+            pos = self._position(fi.frame)
+            # Backward chain first so ties (equal confidence) go to the nearer keyframe, forward on equal distance.
+            chains = []
+            if before:
+                chains.append((pos - self._position(before[-1]), 0, before[-1], SOURCE_FORWARD))
+            if after:
+                chains.append((self._position(after[0]) - pos, 1, after[0], SOURCE_BACKWARD))
+            for _, _, key, src in sorted(chains, reverse=True):
+                c, q = self._chain_state(key, fi.frame)
+                better = (c != NO_COLOR) & (q >= conf)
+                colors[better] = c[better]
+                conf[better] = q[better]
+                source[better] = src
+            weak = conf < self.flat.match_threshold
+            colors[weak] = NO_COLOR
+            source[weak] = SOURCE_UNRESOLVED
+            if not shot.keyframes or fi.masks:
+                self._reference_fill(seg, fi, colors, source)
+        source[0] = SOURCE_KEYFRAME  # label 0 = lines, not a region
+        unresolved = colors == NO_COLOR
+        unresolved[0] = False
+        colors[unresolved] = parse_hex(self.flat.unresolved_color)
+        colors[0] = colors[1] if n > 1 else parse_hex(self.flat.unresolved_color)
+        image = render(seg, colors, fi.lineart, self.flat.lines, self.flat.colored_lines)
+        counts = np.bincount(source[1:], minlength=len(SOURCE_NAMES))
+        info: dict[str, Any] = {
+            "regions": int(seg.count),
+            "unresolved": int(unresolved.sum()),
+            "sources": {name: int(k) for name, k in zip(SOURCE_NAMES, counts, strict=True) if k},
+        }
+        return FrameResult(frame=fi.frame, image=image, info=info)
+
+    def _reference_fill(
+        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
+    ) -> None:
+        """Best-effort colors for unresolved regions from references (masks, background, palette rank)."""
+        shot = self._require_shot()
+        todo = colors == NO_COLOR
+        todo[0] = False
+        if not todo.any():
+            return
+        areas = seg.areas.astype(np.float64)
+        covered = np.zeros(seg.count + 1, bool)
+        for name, mask in sorted(fi.masks.items()):
+            palette = self._palettes.get(name)
+            if palette is None or len(palette) == 0:
+                continue
+            inside = np.bincount(seg.labels[mask], minlength=seg.count + 1) / np.maximum(areas, 1)
+            mine = todo & (inside > 0.5)
+            covered |= inside > 0.5
+            _rank_fill(colors, source, mine, areas, palette)
+            todo &= ~mine
+        if shot.background is not None and todo.any():
+            outside = todo & ~covered
+            bg, _ = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
+            take = outside & (bg != NO_COLOR)
+            colors[take] = bg[take]
+            source[take] = SOURCE_REFERENCE
+            todo &= ~take
+        if todo.any() and not fi.masks and not shot.keyframes and shot.characters:
+            # No keyframe, no mask, no background: the first character's palette by region size.
+            palette = self._palettes.get(shot.characters[0].name)
+            if palette is not None and len(palette):
+                _rank_fill(colors, source, todo, areas, palette)
+
+    # -- chains ------------------------------------------------------------------------------------------
+
+    def _chain_state(self, key: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(colors, confidence) per region of `frame`, propagated from keyframe `key` frame by frame."""
+        shot = self._require_shot()
+        frames = shot.frames
+        a, b = self._position(key), self._position(frame)
+        step = 1 if b > a else -1
+        # Nearest cached state on the path key -> frame (the keyframe itself is always computable).
+        start = a
+        for p in range(b, a, -step):
+            if (key, frames[p]) in self._states:
+                start = p
+                break
+        if start == b:
+            return self._states[(key, frame)]
+        if start == a:
+            seg = self._segmentation(key)
+            kf = shot.load_keyframe(key)
+            colors, _ = dominant_colors(seg.labels, seg.count, kf, valid=seg.labels > 0)
+            state = (colors, np.ones(seg.count + 1, np.float32))
+        else:
+            state = self._states[(key, frames[start])]
+        prev_seg = self._segmentation(frames[start])
+        for p in range(start + step, b + step, step):
+            seg = self._segmentation(frames[p])
+            scale = flow_scale(seg.labels.shape)
+            flow = line_flow(seg.ink, prev_seg.ink, scale)
+            colors, conf = propagate(seg, prev_seg, state[0], flow, scale)
+            # A region inherits at most the confidence of where its color came from (weak links stay weak).
+            colors[conf < self.flat.match_threshold] = NO_COLOR
+            state = (colors, conf)
+            self._states[(key, frames[p])] = state
+            prev_seg = seg
+        self._prune(key, frame)
+        return state
+
+    def _prune(self, key: int, frame: int) -> None:
+        # Frames run in order: a forward chain only needs its newest state, a backward chain the states
+        # between `frame` and its keyframe (a few KB each). Anything dropped is recomputed if asked again.
+        for state_key in [s for s in self._states if s[0] == key and s[1] < frame]:
+            del self._states[state_key]
+
+    def _segmentation(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
+        seg = self._segs.get(frame)
+        if seg is not None:
+            self._segs.move_to_end(frame)
+            return seg
+        if lineart is None:
+            lineart = self._batch_lineart.get(frame)
+        if lineart is None:
+            lineart = self._require_shot().load_lineart(frame)
+        seg = segment(lineart, self.flat.gap_close, self.flat.min_region, self.flat.line_threshold)
+        self._segs[frame] = seg
+        while len(self._segs) > _SEG_CACHE:
+            self._segs.popitem(last=False)
+        return seg
+
+    def _position(self, frame: int) -> int:
+        frames = self._require_shot().frames
+        i = int(np.searchsorted(frames, frame))
+        if i >= len(frames) or frames[i] != frame:
+            raise ValueError(f"frame {frame} is not in the shot")
+        return i
+
+    def _require_shot(self) -> ShotContext:
+        if self._shot is None:
+            raise RuntimeError("FlatEngine.prepare(shot) must be called before colorize()")
+        return self._shot
+
+
+def _rank_fill(
+    colors: np.ndarray, source: np.ndarray, which: np.ndarray, areas: np.ndarray, palette: np.ndarray
+) -> None:
+    """Largest regions take the most frequent reference colors (cycling): a crude but stable guess."""
+    ids = np.nonzero(which)[0]
+    if len(ids) == 0:
+        return
+    order = ids[np.lexsort((ids, -areas[ids]))]
+    colors[order] = palette[np.arange(len(order)) % len(palette)]
+    source[order] = SOURCE_REFERENCE

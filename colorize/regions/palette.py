@@ -1,0 +1,92 @@
+"""Region colors: dominant color of each region in a colored image, reference palettes, rendering.
+
+Colors travel as packed 24-bit ints (0xRRGGBB, int32) so per-region statistics are bincounts, and -1 means
+"no color" (unresolved).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_COLOR = -1
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 RGB -> H×W int32 0xRRGGBB."""
+    rgb = rgb.astype(np.int32, copy=False)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    """int32 0xRRGGBB (any shape) -> (..., 3) uint8 RGB."""
+    p = np.asarray(packed, dtype=np.int64)
+    return np.stack([(p >> 16) & 255, (p >> 8) & 255, p & 255], axis=-1).astype(np.uint8)
+
+
+def parse_hex(color: str) -> int:
+    """'#rrggbb' -> packed int."""
+    return int(color.lstrip("#"), 16)
+
+
+def dominant_colors(
+    labels: np.ndarray, count: int, image: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most frequent color of `image` (H×W×3 RGB) inside each region 1..count.
+
+    Returns (colors, share): packed colors per label (index 0 and empty regions: NO_COLOR) and the share of
+    the region's counted pixels that have that color. `valid` limits which pixels count.
+    """
+    packed = pack_rgb(image).ravel()
+    lab = labels.ravel()
+    sel = lab > 0 if valid is None else (lab > 0) & valid.ravel()
+    lab = lab[sel]
+    packed = packed[sel]
+    colors = np.full(count + 1, NO_COLOR, np.int32)
+    share = np.zeros(count + 1, np.float32)
+    if lab.size == 0:
+        return colors, share
+    # Colors to a small index first (keyframes are flat: tens of colors), then one 2-D bincount.
+    palette, idx = np.unique(packed, return_inverse=True)
+    n_pal = len(palette)
+    if (count + 1) * n_pal <= 50_000_000:
+        votes = np.bincount(lab.astype(np.int64) * n_pal + idx, minlength=(count + 1) * n_pal)
+        votes = votes.reshape(count + 1, n_pal)
+        best = votes.argmax(axis=1)
+        top = votes[np.arange(count + 1), best]
+        total = votes.sum(axis=1)
+    else:
+        # Painted (non-flat) keyframes: sort (label, color) pairs instead of a dense table.
+        key = lab.astype(np.int64) * n_pal + idx
+        uniq, cnt = np.unique(key, return_counts=True)
+        ulab = uniq // n_pal
+        order = np.lexsort((-cnt, ulab))
+        first = order[np.r_[True, ulab[order][1:] != ulab[order][:-1]]]
+        best = np.zeros(count + 1, np.int64)
+        top = np.zeros(count + 1, np.int64)
+        best[ulab[first]] = uniq[first] % n_pal
+        top[ulab[first]] = cnt[first]
+        total = np.bincount(lab, minlength=count + 1)
+    has = total > 0
+    has[0] = False
+    colors[has] = palette[best[has]]
+    share[has] = top[has] / total[has]
+    return colors, share
+
+
+def reference_palette(reference: np.ndarray, size: int = 8, mask: np.ndarray | None = None) -> np.ndarray:
+    """Dominant colors of a reference image, most frequent first (packed ints).
+
+    Colors are binned at 5 bits per channel (32768 bins, one bincount) and each bin reports its mean color;
+    deterministic and fast, unlike k-means.
+    """
+    rgb = reference.reshape(-1, 3) if mask is None else reference[mask]
+    if len(rgb) == 0:
+        return np.zeros(0, np.int32)
+    q = rgb.astype(np.int32) >> 3
+    bins = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    cnt = np.bincount(bins, minlength=32768)
+    sums = np.stack([np.bincount(bins, weights=rgb[:, c], minlength=32768) for c in range(3)], axis=1)
+    order = np.argsort(-cnt, kind="stable")
+    order = order[cnt[order] > 0][:size]
+    mean = np.round(sums[order] / cnt[order, None]).astype(np.int32)
+    return (mean[:, 0] << 16) | (mean[:, 1] << 8) | mean[:, 2]

@@ -1,0 +1,127 @@
+"""Generated cel drawings for tests and benchmarks (no real data needed).
+
+A drawing is a label map of filled shapes (a "character" with face, eyes, hair strands, a body with a
+shadow and stripes, speckle-sized dots) over a background. Frames move the drawing by an affine
+transform; lines are drawn at twice the size on region boundaries and downsampled (anti-aliased), with
+the shadow boundary drawn as a colored (blue) line as in cel production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PALETTE = np.array(
+    [
+        [235, 240, 250],  # 0 background
+        [250, 220, 200],  # 1 skin
+        [255, 255, 255],  # 2 eye white
+        [40, 110, 60],  # 3 iris
+        [200, 80, 60],  # 4 hair
+        [60, 70, 160],  # 5 body
+        [40, 45, 110],  # 6 body shadow
+        [240, 200, 40],  # 7 stripe
+        [180, 60, 160],  # 8 dots
+        [150, 55, 45],  # 9 hair shadow
+    ],
+    np.uint8,
+)
+SHADOW_PAIRS = ((5, 6), (4, 9))  # boundaries drawn with a colored line
+
+
+@dataclass
+class SynthFrame:
+    lineart: np.ndarray  # H×W×4 uint8 RGBA (opaque, lines dark on white)
+    color: np.ndarray  # H×W×3 uint8 ground truth flat colors (lines included as region colors)
+    regions: np.ndarray  # H×W int32 ground-truth region id (shape instance), before lines
+
+
+def _label_map(h: int, w: int, dots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(instance ids, class per instance) of the drawing at size h×w."""
+    rng = np.random.default_rng(seed)
+    inst = np.zeros((h, w), np.int32)
+    classes = [0]
+    s = min(h, w) / 540.0
+
+    def add(cls: int) -> int:
+        classes.append(cls)
+        return len(classes) - 1
+
+    cx, cy = w // 2, h // 2
+    body = add(5)
+    cv2.rectangle(inst, (int(cx - 150 * s), int(cy + 60 * s)), (int(cx + 150 * s), h + 10), body, -1)
+    shadow = add(6)
+    pts = np.array(
+        [[cx + 40 * s, cy + 60 * s], [cx + 150 * s, cy + 60 * s], [cx + 150 * s, h], [cx + 90 * s, h]]
+    )
+    cv2.fillPoly(inst, [pts.astype(np.int32)], shadow)
+    for i in range(3):
+        y = int(cy + (110 + 50 * i) * s)
+        cv2.rectangle(inst, (int(cx - 130 * s), y), (int(cx + 20 * s), y + int(14 * s)), add(7), -1)
+    hair_back = add(4)
+    cv2.ellipse(inst, (cx, int(cy - 40 * s)), (int(140 * s), int(150 * s)), 0, 0, 360, hair_back, -1)
+    face = add(1)
+    cv2.ellipse(inst, (cx, int(cy - 10 * s)), (int(100 * s), int(120 * s)), 0, 0, 360, face, -1)
+    for side in (-1, 1):
+        ex = int(cx + side * 45 * s)
+        ey = int(cy - 10 * s)
+        cv2.ellipse(inst, (ex, ey), (int(26 * s), int(18 * s)), 0, 0, 360, add(2), -1)
+        cv2.circle(inst, (ex, ey), int(12 * s), add(3), -1)
+        cv2.circle(inst, (ex - int(5 * s), ey - int(5 * s)), max(2, int(4 * s)), add(2), -1)
+    for i in range(7):
+        x0 = cx - 110 * s + i * 36 * s
+        tip = [x0 + 18 * s, cy + (-60 + 25 * (i % 3)) * s]
+        pts = np.array([[x0, cy - 140 * s], [x0 + 36 * s, cy - 140 * s], tip])
+        cv2.fillPoly(inst, [pts.astype(np.int32)], add(9 if i % 2 else 4))
+    for _ in range(dots):
+        x, y = rng.integers(int(20 * s), w - int(20 * s)), rng.integers(int(20 * s), int(cy - 160 * s) + 1)
+        cv2.circle(inst, (int(x), int(y)), int(rng.integers(3, 7) * s) + 1, add(8), -1)
+    return inst, np.array(classes, np.int32)
+
+
+def make_frame(
+    h: int,
+    w: int,
+    shift: tuple[float, float] = (0.0, 0.0),
+    angle: float = 0.0,
+    dots: int = 12,
+    seed: int = 0,
+    line_width: int = 2,
+    gaps: int = 0,
+) -> SynthFrame:
+    """One frame: the drawing moved by `shift` (x, y pixels) and rotated by `angle` degrees."""
+    up = 2
+    inst, classes = _label_map(h * up, w * up, dots, seed)
+    m = cv2.getRotationMatrix2D((w * up / 2, h * up / 2), angle, 1.0)
+    m[:, 2] += np.array(shift) * up
+    inst = cv2.warpAffine(inst.astype(np.float32), m, (w * up, h * up), flags=cv2.INTER_NEAREST).astype(
+        np.int32
+    )
+    edge = np.zeros(inst.shape, bool)
+    edge[:, 1:] |= inst[:, 1:] != inst[:, :-1]
+    edge[1:, :] |= inst[1:, :] != inst[:-1, :]
+    cls = classes[inst]
+    colored = np.zeros(inst.shape, bool)
+    for a, b in SHADOW_PAIRS:
+        pair = np.zeros(inst.shape, bool)
+        pair[:, 1:] |= ((cls[:, 1:] == a) & (cls[:, :-1] == b)) | ((cls[:, 1:] == b) & (cls[:, :-1] == a))
+        pair[1:, :] |= ((cls[1:, :] == a) & (cls[:-1, :] == b)) | ((cls[1:, :] == b) & (cls[:-1, :] == a))
+        colored |= pair
+    k = np.ones((line_width * up - 1, line_width * up - 1), np.uint8)
+    black = cv2.dilate((edge & ~colored).view(np.uint8), k)
+    blue = cv2.dilate(colored.view(np.uint8), k) & (1 - black)
+    if gaps:
+        rng = np.random.default_rng(seed + 1)
+        ys, xs = np.nonzero(black)
+        for i in rng.choice(len(ys), size=min(gaps, len(ys)), replace=False):
+            r = up * 2
+            black[max(0, ys[i] - r) : ys[i] + r, max(0, xs[i] - r) : xs[i] + r] = 0
+    rgb = np.full((h * up, w * up, 3), 255, np.float32)
+    rgb[black > 0] = 0
+    rgb[blue > 0] = (30, 60, 255)
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    lineart = np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+    small = inst[::up, ::up]
+    return SynthFrame(lineart=lineart, color=PALETTE[classes[small]], regions=small)

@@ -1,0 +1,115 @@
+"""Segmentation on generated line art: gaps, colored lines, anti-aliasing, tiny regions."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from colorize.regions.palette import dominant_colors, pack_rgb, reference_palette
+from colorize.regions.render import render
+from colorize.regions.segment import colored_line_mask, segment
+from colorize.regions.synth import make_frame
+
+
+def _blank(h: int = 120, w: int = 200) -> np.ndarray:
+    return np.full((h, w, 4), 255, np.uint8)
+
+
+def _two_boxes(gap: int) -> np.ndarray:
+    """Two boxes sharing a wall; the wall has a gap of `gap` pixels."""
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 2)
+    cv2.line(img, (100, 10), (100, 110), (0, 0, 0, 255), 2)
+    if gap:
+        img[60 - gap // 2 : 60 - gap // 2 + gap, 98:104] = 255
+    return img
+
+
+def _n_inside(seg, pts) -> int:
+    return len({int(seg.labels[y, x]) for y, x in pts})
+
+
+def test_gap_is_closed_when_asked():
+    img = _two_boxes(gap=4)
+    pts = [(60, 50), (60, 150)]
+    assert _n_inside(segment(img, gap_close=0), pts) == 1  # leaks without gap closing
+    seg = segment(img, gap_close=3)
+    assert _n_inside(seg, pts) == 2
+    # The cut does not leave the gap: both halves keep about their area.
+    a, b = (seg.areas[seg.labels[y, x]] for y, x in pts)
+    assert abs(int(a) - int(b)) < 0.05 * max(a, b)
+
+
+def test_narrow_neck_is_not_cut():
+    # One region with a 3-px neck between two lines that pass by: gap closing must not split it.
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
+    cv2.rectangle(img, (95, 10), (105, 57), (0, 0, 0, 255), -1)
+    cv2.rectangle(img, (95, 61), (105, 110), (0, 0, 0, 255), -1)
+    seg = segment(img, gap_close=3)
+    assert _n_inside(seg, [(30, 50), (30, 150)]) == 1
+
+
+def test_colored_lines_bound_regions_and_are_detected():
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 2)
+    cv2.line(img, (100, 10), (100, 110), (30, 60, 255, 255), 2)  # a blue shadow boundary
+    seg = segment(img, gap_close=0)
+    assert _n_inside(seg, [(60, 50), (60, 150)]) == 2
+    colored = colored_line_mask(img, seg.ink)
+    assert colored[60, 100] and not colored[10, 50]
+
+
+def test_colored_lines_fill_or_keep():
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 2)
+    cv2.line(img, (100, 10), (100, 110), (30, 60, 255, 255), 2)
+    seg = segment(img, gap_close=0, min_region=1)
+    colors = np.full(seg.count + 1, 0x20C040, np.int32)
+    filled = render(seg, colors, img, "keep", "fill")
+    kept = render(seg, colors, img, "keep", "keep")
+    assert tuple(filled[60, 100]) == (0x20, 0xC0, 0x40)
+    assert tuple(kept[60, 100]) == (30, 60, 255)
+    assert tuple(filled[10, 50]) == (0, 0, 0)  # black lines stay
+
+
+def test_antialiased_and_alpha_lines():
+    frame = make_frame(180, 320, dots=0)
+    assert len(np.unique(frame.lineart[..., 0])) > 10  # really anti-aliased
+    seg = segment(frame.lineart, gap_close=2)
+    ids = frame.regions
+    # Every generated shape of 150+ px is one region of ours (majority overlap >= 90 %).
+    n = ids.max() + 1
+    inter = np.bincount(ids.ravel() * (seg.count + 1) + seg.labels.ravel(), minlength=n * (seg.count + 1))
+    inter = inter.reshape(n, seg.count + 1)[:, 1:]
+    big = np.bincount(ids.ravel(), minlength=n) >= 150
+    assert (inter[big].max(axis=1) >= 0.85 * inter[big].sum(axis=1)).all()
+    # The same drawing with lines in alpha (transparent paper) segments the same way.
+    alpha = np.zeros_like(frame.lineart)
+    alpha[..., 3] = 255 - frame.lineart[..., :3].min(axis=-1)
+    seg_a = segment(alpha, gap_close=2)
+    assert seg_a.count == seg.count
+
+
+def test_tiny_regions_merge_or_stay():
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
+    cv2.circle(img, (60, 60), 2, (0, 0, 0, 255), 1)  # encloses a few pixels
+    cv2.circle(img, (140, 60), 8, (0, 0, 0, 255), 1)  # ~150 px
+    kept = segment(img, gap_close=0, min_region=1)
+    merged = segment(img, gap_close=0, min_region=12)
+    assert kept.count == merged.count + 1
+    assert merged.labels[60, 60] == 0 and kept.labels[60, 60] > 0
+    assert merged.labels[60, 140] > 0
+
+
+def test_dominant_colors_and_reference_palette():
+    labels = np.array([[1, 1, 2], [1, 2, 2]], np.int32)
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[labels == 1] = (255, 0, 0)
+    img[0, 2] = (0, 0, 255)
+    colors, share = dominant_colors(labels, 2, img)
+    assert colors[1] == 0xFF0000 and colors[2] == 0x000000 and abs(share[2] - 2 / 3) < 1e-6
+    ref = np.zeros((10, 10, 3), np.uint8)
+    ref[:7] = (200, 100, 50)
+    assert reference_palette(ref)[0] == pack_rgb(np.array([[200, 100, 50]], np.uint8))[0]
