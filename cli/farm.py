@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 import yaml
+from colorize_cli.common import errors_to_exit
+from colorize_cli.shot import FRAMES, OUT, PRESET, REFS, SHOT_DIR, EngineName, Temporal
 
 from colorize.farm import openjd_template, plan_tasks
 from colorize.images import write_atomic
 from colorize.shot import find_manifest, plan_shot
-from colorize_cli.common import errors_to_exit
-from colorize_cli.shot import FRAMES, OUT, PRESET, REFS, SHOT_DIR, EngineName, Temporal
 
 
 class PlanFormat(str, Enum):
@@ -25,7 +25,9 @@ def plan(
     shot_dir: Path = SHOT_DIR,
     refs: Path | None = REFS,
     chunk: int = typer.Option(24, "--chunk", "-c", min=1, help="Frames per task."),
-    fmt: PlanFormat = typer.Option(PlanFormat.json, "--format", help="json (task list) or openjd (job template)."),
+    fmt: PlanFormat = typer.Option(
+        PlanFormat.json, "--format", help="json (task list) or openjd (job template)."
+    ),
     save: Path | None = typer.Option(None, "--save", help="Write to this file instead of stdout."),
     frames: str | None = FRAMES,
     out: Path | None = OUT,

@@ -51,7 +51,27 @@ class DiffusionSettings(StrictModel):
     strength: float = Field(0.6, gt=0, le=1, description="Denoising strength from the warped previous frame.")
     cel_finish: bool = Field(False, description="Snap the result to one colour per line-art region.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16 (float16 without bf16 support) on GPU."
+    )
+    mask_dilation: int = Field(
+        4, ge=0, le=64, description="Character masks grow by this many pixels before merging."
+    )
+    mask_source: Literal["auto", "lineart", "anime_seg"] = Field(
+        "auto",
+        description="Masks of characters the manifest gives none for: from the line-art regions, or the "
+        "model folder's anime-segmentation network (auto: the network when the folder has one).",
+    )
+    warp_anchor_every: int = Field(
+        8,
+        ge=1,
+        description="temporal warp: the chain restarts from noise every this many frames of the shot.",
+    )
+    occlusion_threshold: float = Field(
+        1.5,
+        gt=0,
+        description="temporal warp: flow that does not round-trip within this many pixels is occluded.",
+    )
 
 
 class Settings(StrictModel):

@@ -7,11 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-from typer.testing import CliRunner
-
 from colorize_cli.app import app
 from conftest import run_cli
+from PIL import Image
+from typer.testing import CliRunner
 
 runner = CliRunner()
 FRAMES = list(range(1001, 1025))

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from openjd.model import DocumentType, decode_job_template, document_string_to_object
-
 from conftest import run_cli, tree_bytes
+from openjd.model import DocumentType, decode_job_template, document_string_to_object
 
 
 def colorize_exe() -> str:
@@ -51,11 +50,15 @@ def test_openjd_template_validates_and_runs_chunk_by_chunk(shot, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     text = template.read_text()
-    decoded = decode_job_template(template=document_string_to_object(document=text, document_type=DocumentType.YAML))
+    decoded = decode_job_template(
+        template=document_string_to_object(document=text, document_type=DocumentType.YAML)
+    )
     step = decoded.steps[0]
     chunks = step.parameterSpace.taskParameterDefinitions[0].range
     assert list(chunks) == ["1001-1007", "1008-1014", "1015-1021", "1022-1024"]
-    assert yaml.safe_load(text)["parameterDefinitions"][0]["default"] == "shot001"  # relative, as OpenJD wants
+    assert (
+        yaml.safe_load(text)["parameterDefinitions"][0]["default"] == "shot001"
+    )  # relative, as OpenJD wants
     openjd = Path(sys.executable).with_name("openjd")
     run = subprocess.run(
         [str(openjd), "run", str(template), "--job-param", f"Colorize={colorize_exe()}"],
