@@ -16,6 +16,7 @@ from colorize_cli import farm as farm_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
+from colorize import __version__  # noqa: E402
 from colorize.errors import ExitCode  # noqa: E402
 
 app = typer.Typer(
@@ -26,6 +27,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"colorize {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Colorize animation line-art shots from reference images."""
+
+
 shot_cmds.register(app)
 farm_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
