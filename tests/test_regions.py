@@ -41,13 +41,13 @@ def test_gap_is_closed_when_asked():
 
 
 def test_narrow_neck_is_not_cut():
-    # One region with a 3-px neck between two lines that pass by: gap closing must not split it.
+    # An hourglass between two lines that bow in to a 3-px neck and go on: gap closing must not split it.
     img = _blank()
     cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
-    cv2.rectangle(img, (95, 10), (105, 57), (0, 0, 0, 255), -1)
-    cv2.rectangle(img, (95, 61), (105, 110), (0, 0, 0, 255), -1)
+    cv2.polylines(img, [np.array([[60, 10], [98, 58], [60, 110]])], False, (0, 0, 0, 255), 1)
+    cv2.polylines(img, [np.array([[140, 10], [102, 58], [140, 110]])], False, (0, 0, 0, 255), 1)
     seg = segment(img, gap_close=3)
-    assert _n_inside(seg, [(30, 50), (30, 150)]) == 1
+    assert _n_inside(seg, [(20, 100), (100, 100)]) == 1
 
 
 def test_colored_lines_bound_regions_and_are_detected():
@@ -69,7 +69,8 @@ def test_colored_lines_fill_or_keep():
     filled = render(seg, colors, img, "keep", "fill")
     kept = render(seg, colors, img, "keep", "keep")
     assert tuple(filled[60, 100]) == (0x20, 0xC0, 0x40)
-    assert tuple(kept[60, 100]) == (30, 60, 255)
+    r, g, b = (int(v) for v in kept[60, 100])
+    assert b > 200 and r < 80  # the blue line is back on top
     assert tuple(filled[10, 50]) == (0, 0, 0)  # black lines stay
 
 
@@ -78,12 +79,14 @@ def test_antialiased_and_alpha_lines():
     assert len(np.unique(frame.lineart[..., 0])) > 10  # really anti-aliased
     seg = segment(frame.lineart, gap_close=2)
     ids = frame.regions
-    # Every generated shape of 150+ px is one region of ours (majority overlap >= 90 %).
+    # No leak: every region of ours with 150+ px lies (>= 90 %) inside one generated shape, and the shapes
+    # are found (about as many big regions as big shapes).
     n = ids.max() + 1
     inter = np.bincount(ids.ravel() * (seg.count + 1) + seg.labels.ravel(), minlength=n * (seg.count + 1))
     inter = inter.reshape(n, seg.count + 1)[:, 1:]
-    big = np.bincount(ids.ravel(), minlength=n) >= 150
-    assert (inter[big].max(axis=1) >= 0.85 * inter[big].sum(axis=1)).all()
+    big = inter.sum(axis=0) >= 150
+    assert (inter[:, big].max(axis=0) >= 0.9 * inter[:, big].sum(axis=0)).all()
+    assert big.sum() >= (np.bincount(ids.ravel()) >= 300).sum()
     # The same drawing with lines in alpha (transparent paper) segments the same way.
     alpha = np.zeros_like(frame.lineart)
     alpha[..., 3] = 255 - frame.lineart[..., :3].min(axis=-1)
