@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from colorize_cli.common import errors_to_exit
 
-from colorize.errors import UsageError
+from colorize.errors import OutputError, UsageError
 
 app = typer.Typer(
     help="Diffusion model folders: convert official checkpoints, describe, check parity.",
@@ -116,22 +116,41 @@ def parity(
         typer.echo(f"parity ok: {len(rows)} tensors within {TOLERANCE:g} ({took:.1f} s)")
 
 
-@app.command("init-random")
+@app.command("init-random", no_args_is_help=True)
 def init_random(
     folder: Path = typer.Argument(..., help="Model folder to create."),
-    size: str = typer.Option("tiny", "--size", help="tiny (CPU tests) or full (released v2 sizes)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    size: str = typer.Option("tiny", "--size", help="tiny (CPU tests, ~9 MB) or full (released v2 sizes)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
     clip: bool = typer.Option(True, "--clip/--no-clip", help="Include a random CLIP vision model."),
+    force: bool = typer.Option(False, "--force", help="Replace a model folder that is already there."),
 ) -> None:
-    """Write a random-weight model folder in the same format as `convert` (for tests and smoke runs).
+    """Write a random-weight model folder in the same format as `convert` (for tests and benchmarks).
+
+    A random model runs at the speed of a real one of the same size.
 
     Example: `colorize model init-random /tmp/tiny-model --size tiny`
     """
     with errors_to_exit():
-        from colorize.engines.diffusion.model_folder import random_model, save_model_folder
+        from colorize.engines.diffusion.model_folder import INDEX, random_model, save_model_folder
 
         if size not in ("tiny", "full"):
             raise UsageError(f"--size {size!r}: choose tiny or full")
+        if (folder / INDEX).exists():
+            if not force:
+                raise OutputError(f"{folder}: already holds a model folder; pass --force to replace it")
+            _remove_model_folder(folder)
         model = random_model(size, seed=seed, with_clip=clip)
         save_model_folder(model, folder, source=f"random ({size}, seed {seed})")
         typer.echo(f"wrote random {size} model to {folder}")
+
+
+def _remove_model_folder(folder: Path) -> None:
+    """Delete only what a model folder holds (never other files the user keeps there)."""
+    import shutil
+
+    from colorize.engines.diffusion.model_folder import INDEX
+    from colorize.engines.diffusion.modeling import COMPONENTS
+
+    for name in (*COMPONENTS, "scheduler", "clip"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / INDEX).unlink(missing_ok=True)

@@ -1,0 +1,34 @@
+"""Cel finish: snap a diffusion result to one flat color per line-art region.
+
+Regions come from the flat engine's segmentation (`regions.segment`), so cel finish and the flat engine
+agree on what a paint-bucket area is. Each region takes the mean color of the result inside it (integer
+arithmetic on bincounts: exact and order-independent); line pixels keep the result's color.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from colorize.regions.segment import segment
+from colorize.settings import FlatSettings
+
+
+def cel_finish(image: np.ndarray, lineart: np.ndarray, flat: FlatSettings | None = None) -> np.ndarray:
+    """One color per region of `lineart` (H×W×4) in `image` (H×W×3 uint8)."""
+    flat = flat or FlatSettings()
+    seg = segment(
+        lineart, gap_close=flat.gap_close, min_region=flat.min_region, line_threshold=flat.line_threshold
+    )
+    labels = seg.labels.ravel()
+    n = seg.count + 1
+    counts = np.maximum(np.bincount(labels, minlength=n), 1)
+    flat_colors = np.stack(
+        [np.bincount(labels, weights=image[..., c].ravel().astype(np.int64), minlength=n) for c in range(3)],
+        axis=1,
+    )
+    # Rounded integer mean: (sum + count/2) // count.
+    means = ((flat_colors.astype(np.int64) + counts[:, None] // 2) // counts[:, None]).astype(np.uint8)
+    out = means[seg.labels]
+    lines = seg.labels == 0
+    out[lines] = image[lines]
+    return out

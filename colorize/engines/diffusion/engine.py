@@ -1,0 +1,375 @@
+"""The diffusion engine: shots streamed through the ColorizeDiffusion v2 core.
+
+Per shot (`prepare`, once per shot whatever the frame count): CLIP tokens of every reference, the
+reference latents, the background encoder's token maps (background reference, or the first character's
+reference bleached), the style encoder's vectors (averaged over characters), the split-attention context,
+the zero context and the blank-sketch hints of the unconditional branches.
+
+Per batch (`colorize`): sketches normalised and encoded, character masks merged (missing ones made from
+the line art or an anime-segmentation network), initial latents from `colorize.temporal`, then the
+explicit denoising loop of `sampling` with every guidance branch of every frame in one UNet batch,
+VAE decode, crop, optional cel finish.
+
+Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
+runs): `none` noise(seed, f); `locked` one noise field for the shot; `warp` the previous frame's result
+warped onto the line art, encoded and denoised from `strength` (frames run one after the other).
+
+Batch shape: the UNet always sees `settings.batch` frames per call (a short last batch is padded with
+copies of its last frame and the copies are dropped), so a frame's bytes never depend on where a
+chunk boundary cut the batches. `--batch` is therefore part of the settings that determine the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.errors import MissingInputError, UsageError
+from colorize.regions.segment import ink_u8
+from colorize.settings import Settings
+from colorize.temporal import SHOT_KEY, chain_start, frame_noise, warp_previous
+
+from . import preprocess as pp
+from .cel import cel_finish
+from .embeddings import reference_size_ratios
+from .modeling import COMPONENTS
+from .sampling import branches, guided_denoiser, make_scheduler, sample, set_steps, start_latents
+
+CONVERT_HINT = (
+    "`colorize model convert v2-full.safetensors --out DIR --clip CLIP_DIR` makes a complete folder "
+    "(`colorize model init-random DIR` a random one for tests)"
+)
+
+
+def missing_parts(folder: Path) -> list[str]:
+    """What a model folder lacks for this engine (relative paths; empty when complete)."""
+    from .model_folder import INDEX, WEIGHTS
+
+    wanted = [
+        INDEX,
+        *(f"{name}/{WEIGHTS}" for name in COMPONENTS),
+        "scheduler/scheduler_config.json",
+        "clip/config.json",
+    ]
+    return [part for part in wanted if not (folder / part).is_file()]
+
+
+def check_model_folder(folder: str | Path) -> Path:
+    """Raise one MissingInputError line naming everything missing, and how to make the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
+    missing = missing_parts(folder)
+    if missing:
+        raise MissingInputError(
+            f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
+        )
+    return folder
+
+
+def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """auto: CUDA when present, else CPU; fp32 on CPU, bf16 (fp16 without bf16 support) on GPU."""
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise UsageError(f"diffusion.device {device!r}: not a device (auto, cpu, cuda, cuda:N)") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"diffusion.device {device!r}: CUDA is not available on this machine")
+    if dtype != "auto":
+        return dev, getattr(torch, dtype)
+    if dev.type == "cuda":
+        return dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return dev, torch.float32
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (rows, columns): area averaging down, bicubic up."""
+    h, w = image.shape[:2]
+    mode = cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_CUBIC
+    return cv2.resize(image, (size[1], size[0]), interpolation=mode)
+
+
+@dataclass
+class ShotCache:
+    """Everything that depends only on the references and the output size."""
+
+    size: tuple[int, int]  # output (H, W)
+    padded: tuple[int, int]  # model input (Hp, Wp), multiples of 64
+    latent: tuple[int, int]  # latent (h, w)
+    context: torch.Tensor  # (1, (N+1)·T, C): the N characters' tokens then the background's
+    zero_context: torch.Tensor  # the unconditional reference branch's context
+    background_features: list[torch.Tensor] | None
+    style_vectors: list[torch.Tensor] | None
+    blank_hints: list[torch.Tensor]  # sketch hints of a blank sketch (unconditional sketch branch)
+    background_source: str
+
+
+class DiffusionEngine:
+    """ColorizeDiffusion v2 engine; see the module docstring."""
+
+    name = "diffusion"
+
+    def __init__(self, settings: Settings):
+        from .model_folder import load_model_folder
+
+        self.settings = settings
+        self.options = settings.diffusion
+        folder = check_model_folder(settings.model or "")
+        self.device, self.dtype = choose_device(self.options.device, self.options.dtype)
+        self.model = load_model_folder(folder, device=str(self.device), dtype=self.dtype)
+        self.scheduler_config: dict[str, Any] = json.loads(
+            (folder / "scheduler" / "scheduler_config.json").read_text()
+        )
+        self.segmenter = None
+        if self.options.mask_source != "lineart":
+            self.segmenter = pp.AnimeSegmenter.from_model_folder(folder, self.device)
+            if self.segmenter is None and self.options.mask_source == "anime_seg":
+                raise MissingInputError(
+                    f"{folder}: diffusion.mask_source anime_seg needs anime_seg/model.pt in the model folder"
+                )
+        if self.device.type == "cuda":  # reproducible kernels; CPU kernels already are
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        self.factor = 2 ** (len(self.model.config.vae.ch_mult) - 1)
+        self._shot: ShotContext | None = None
+        self._cache: ShotCache | None = None
+        self._last: tuple[int, np.ndarray, np.ndarray] | None = None  # warp chain: (frame, result, lineart)
+
+    # ---- per shot --------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def prepare(self, shot: ShotContext) -> None:
+        """Encode every reference once for the shot."""
+        self._shot = shot
+        self._last = None
+        m = self.model
+        size = shot.size
+        padded = pp.padded_size(*size)
+        latent = (padded[0] // self.factor, padded[1] // self.factor)
+
+        def encode_reference(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            image = pp.to_model_image(rgb)[None].to(self.device, self.dtype)
+            tokens = m.reference_tokens(image).to(self.dtype)
+            z = m.encode_image(pp.to_model_image(_resize(rgb, padded))[None].to(self.device, self.dtype))
+            emb = m.size_embedding(*reference_size_ratios(rgb.shape[0], rgb.shape[1], *size)).to(self.device)
+            return tokens, z, emb
+
+        char_tokens, styles = [], []
+        for character in shot.characters:
+            tokens, z, emb = encode_reference(character.reference)
+            char_tokens.append(tokens)
+            styles.append(m.style_vectors(z, tokens, emb))
+        if shot.background is not None:
+            background, source = shot.background, "background reference"
+        else:
+            background, source = (
+                pp.bleach(shot.characters[0].reference),
+                f"{shot.characters[0].name} bleached",
+            )
+        bg_tokens, bg_z, bg_emb = encode_reference(background)
+        if char_tokens:
+            context = m.character_context(char_tokens, bg_tokens)
+            features = m.background_features(bg_z, bg_tokens, bg_emb)
+            style = [torch.stack(level).mean(0) for level in zip(*styles, strict=True)]
+        else:  # no characters: the background alone, no split attention
+            context, features, style = bg_tokens, None, m.style_vectors(bg_z, bg_tokens, bg_emb)
+        blank = torch.full((1, 3, *padded), -1.0, device=self.device, dtype=self.dtype)
+        self._cache = ShotCache(
+            size=size,
+            padded=padded,
+            latent=latent,
+            context=context,
+            zero_context=torch.zeros_like(context),
+            background_features=features,
+            style_vectors=style,
+            blank_hints=m.encode_sketch(blank),
+            background_source=source,
+        )
+
+    # ---- per batch -------------------------------------------------------------------------------------
+
+    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
+        """Color a batch: as one UNet batch (none, locked), or frame after frame along the warp chain."""
+        if self.settings.temporal == "warp":
+            return [self._warp_frame(fi) for fi in batch]
+        seed, shape = self.settings.seed, self._latent_shape()
+        if self.settings.temporal == "locked":
+            noise = [frame_noise(seed, SHOT_KEY, shape)] * len(batch)
+        else:
+            noise = [frame_noise(seed, fi.frame, shape) for fi in batch]
+        images, infos = self._run(batch, torch.stack(noise))
+        for info in infos:
+            info["temporal"] = self.settings.temporal
+        return [FrameResult(fi.frame, img, info) for fi, img, info in zip(batch, images, infos, strict=True)]
+
+    def _latent_shape(self) -> tuple[int, ...]:
+        cache = self._require_cache()
+        return (self.model.config.unet.in_channels, *cache.latent)
+
+    def _require_cache(self) -> ShotCache:
+        if self._cache is None or self._shot is None:
+            raise RuntimeError("DiffusionEngine.prepare(shot) must run before colorize()")
+        return self._cache
+
+    # ---- warp chains -----------------------------------------------------------------------------------
+
+    def _input(self, frame: int) -> FrameInput:
+        """A frame's inputs read through the shot's loaders (to recompute a warp chain)."""
+        shot = self._shot
+        assert shot is not None
+        key = shot.load_keyframe(frame) if frame in shot.keyframes else None
+        return FrameInput(frame, shot.load_lineart(frame), shot.load_masks(frame), key)
+
+    def _warp_frame(self, fi: FrameInput) -> FrameResult:
+        shot = self._shot
+        assert shot is not None
+        frames, keys = list(shot.frames), list(shot.keyframes)
+        anchor = chain_start(fi.frame, frames, keys, self.options.warp_anchor_every)
+        index = frames.index(fi.frame)
+        seed, shape = self.settings.seed, self._latent_shape()
+        noise = frame_noise(seed, fi.frame, shape)[None]
+        if fi.frame == anchor:
+            keyframe = (
+                fi.keyframe
+                if fi.keyframe is not None
+                else (shot.load_keyframe(fi.frame) if fi.frame in keys else None)
+            )
+            if keyframe is None:
+                images, infos = self._run([fi], noise)
+                infos[0]["temporal"] = "warp anchor (noise)"
+            else:
+                images, infos = self._run([fi], noise, init=[keyframe])
+                infos[0]["temporal"] = "warp anchor (keyframe)"
+        else:
+            previous = frames[index - 1]
+            if self._last is None or self._last[0] != previous:
+                # This run did not just compute the predecessor: recompute the chain from its anchor (or from
+                # the latest frame of the chain this engine still holds).
+                first = anchor
+                if self._last is not None and anchor <= self._last[0] < previous:
+                    first = frames[frames.index(self._last[0]) + 1]
+                for frame in frames[frames.index(first) : index]:
+                    self._warp_frame(self._input(frame))
+            assert self._last is not None and self._last[0] == previous
+            _, prev_image, prev_lineart = self._last
+            warped, occluded = warp_previous(
+                prev_image, ink_u8(fi.lineart), ink_u8(prev_lineart), self.options.occlusion_threshold
+            )
+            images, infos = self._run([fi], noise, init=[warped])
+            infos[0]["temporal"] = f"warp from {previous} (anchor {anchor})"
+            infos[0]["occluded"] = round(float(occluded.mean()), 4)
+        self._last = (fi.frame, images[0], fi.lineart)
+        return FrameResult(fi.frame, images[0], infos[0])
+
+    # ---- the sampler -----------------------------------------------------------------------------------
+
+    def _masks(self, fi: FrameInput) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+        """(foreground, split N×H×W, source per character) of one frame."""
+        shot = self._shot
+        assert shot is not None
+        given = [c.name for c in shot.characters if c.name in fi.masks]
+        sources = {name: "manifest" for name in given}
+        missing = [c.name for c in shot.characters if c.name not in fi.masks]
+        derived = None
+        if missing:
+            if self.segmenter is not None:
+                derived, how = self.segmenter(fi.lineart), "anime_seg"
+            else:
+                flat = self.settings.flat
+                derived, how = (
+                    pp.lineart_foreground(fi.lineart, flat.gap_close, flat.line_threshold),
+                    "lineart",
+                )
+            taken = np.zeros(shot.size, bool)
+            for name in given:
+                taken |= fi.masks[name].astype(bool)
+            derived = derived & ~taken
+            sources.update({name: how for name in missing})
+        masks = [fi.masks.get(c.name, derived) for c in shot.characters]
+        merged = pp.merge_character_masks(masks, self.options.mask_dilation)
+        return merged.foreground, merged.split, sources
+
+    @torch.inference_mode()
+    def _run(
+        self, batch: list[FrameInput], noise: torch.Tensor, init: list[np.ndarray] | None = None
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Denoise `batch` from `noise` (B, C, h, w), or from the `init` images at `strength`."""
+        cache = self._require_cache()
+        shot = self._shot
+        assert shot is not None
+        m, o = self.model, self.options
+        infos: list[dict[str, Any]] = []
+        sketches, regions = [], []
+        for fi in batch:
+            foreground, split, sources = self._masks(fi) if shot.characters else (None, None, {})
+            sketches.append(pp.normalize_sketch(ink_u8(fi.lineart).astype(np.float32) / 255.0))
+            if split is not None:
+                regions.append(pp.latent_masks(split, cache.padded, cache.latent))
+            info: dict[str, Any] = {"mask_source": sources, "background": cache.background_source}
+            if foreground is not None:
+                info["foreground"] = round(float(foreground.mean()), 4)
+            infos.append(info)
+
+        # A fixed UNet batch shape: pad with copies of the last frame (dropped below).
+        b = len(batch)
+        width = max(b, self.settings.batch) if self.settings.temporal != "warp" else b
+
+        def pad(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])]) if width > b else t
+
+        sketch = pad(torch.stack(sketches)).to(self.device, self.dtype)
+        masks = pad(torch.stack(regions)).to(self.device, self.dtype) if regions else None
+        noise = pad(noise).to(self.device)
+        hints = m.encode_sketch(sketch)
+
+        names = branches(o.ref_scale, o.sketch_scale)
+        contexts = {"cond": cache.context, "uncond_ref": cache.zero_context, "uncond_sketch": cache.context}
+        context_all = torch.cat([contexts[n].expand(width, -1, -1) for n in names])
+        hints_all = [
+            torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
+            for h, blank in zip(hints, cache.blank_hints, strict=True)
+        ]
+        masks_all = masks.repeat(len(names), 1, 1, 1) if masks is not None else None
+
+        def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            v = m.predict_v(
+                x.to(self.dtype),
+                t,
+                context=context_all,
+                sketch_hints=hints_all,
+                region_masks=masks_all,
+                background_features=cache.background_features,
+                style_vectors=cache.style_vectors,
+            )
+            return v.float()
+
+        scheduler = make_scheduler(o.sampler, self.scheduler_config)
+        if init is None:
+            timesteps = set_steps(scheduler, o.steps)
+            latents = start_latents(scheduler, noise, timesteps)
+        else:
+            images = pad(torch.stack([pp.to_model_image(pp.pad_image(img, cache.padded)) for img in init]))
+            z0 = m.encode_image(images.to(self.device, self.dtype)).float()
+            timesteps = set_steps(scheduler, o.steps, o.strength)
+            latents = start_latents(scheduler, noise, timesteps, image_latents=z0)
+        denoise = guided_denoiser(model_call, o.ref_scale, o.sketch_scale)
+        latents = sample(denoise, latents, scheduler, timesteps, disable=True)
+        decoded = m.decode_latent(latents.to(self.dtype))
+
+        out = []
+        for i, fi in enumerate(batch):
+            image = pp.crop(pp.from_model_image(decoded[i]), cache.size)
+            if o.cel_finish:
+                image = cel_finish(image, fi.lineart, self.settings.flat)
+            out.append(image)
+        return out, infos

@@ -1,0 +1,211 @@
+"""Preprocessing of the ColorizeDiffusion v2 paper: masks, background bleaching, sketch normalisation.
+
+Mask merging (`merge_character_masks`). Each character's mask is dilated by `dilation` pixels (a disc)
+so that the character's outline and anti-aliasing fall inside it. The *foreground mask* is the union of
+the dilated masks. The *split masks* (one per character, what the split cross-attention reads) share the
+dilated union without overlap: a pixel claimed by several characters goes to the character whose
+undilated mask holds it (the first in manifest order if several do: manifest order = front to back), and
+a pixel only in dilated margins goes to the character whose undilated mask is nearest.
+
+Masks a manifest does not give (`character_foreground`): the whole line-art foreground, either the
+regions enclosed by the outline (flat engine's segmentation: regions not connected to the frame border,
+plus the lines around them) or, when the model folder holds one, an anime-segmentation network
+(`anime_seg/model.pt`, TorchScript, ISNet-style: (1, 3, S, S) RGB in [0, 1] -> (1, 1, S, S) foreground).
+Minus the given masks, it is the mask of the characters without one (all of them share it).
+
+Background bleaching (`bleach`). The background reference is the manifest's `background` when given;
+otherwise the first character's reference with its character whitened: the background encoder then sees
+the reference's scenery and not the character a second time.
+
+Sketch normalisation (`normalize_sketch`). Line strength inverted (lines 1, paper 0) mapped to [-1, 1]
+on three channels, padded on the right and bottom with paper to a multiple of 64 (the aspect is kept;
+the model's latent grid must divide evenly through the UNet); results are cropped back (`crop`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from colorize.regions.segment import segment
+
+MULTIPLE = 64
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+# ---- masks -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MergedMasks:
+    foreground: np.ndarray  # H×W bool: union of the dilated character masks
+    split: np.ndarray  # N×H×W bool: one mask per character, no overlaps, union = foreground
+
+
+def merge_character_masks(masks: list[np.ndarray], dilation: int) -> MergedMasks:
+    """Merge per-character masks (manifest order) into the foreground and split masks; see the docstring."""
+    if not masks:
+        raise ValueError("no character masks to merge")
+    h, w = masks[0].shape
+    raw = np.stack([m.astype(bool) for m in masks])
+    if dilation > 0:
+        grown = np.stack([cv2.dilate(m.view(np.uint8), _disc(dilation)).astype(bool) for m in raw])
+    else:
+        grown = raw.copy()
+    foreground = grown.any(axis=0)
+    # Owner of each pixel: first character whose own mask holds it, else the nearest own mask.
+    inside = raw.any(axis=0)
+    owner = np.where(inside, raw.argmax(axis=0), -1)
+    margin = foreground & ~inside
+    if margin.any():
+        distances = np.stack(
+            [
+                cv2.distanceTransform((~m).view(np.uint8), cv2.DIST_L2, 5)
+                if m.any()
+                else np.full((h, w), np.inf, np.float32)
+                for m in raw
+            ]
+        )
+        distances[~grown] = np.inf  # a margin pixel goes only to a character that reaches it
+        owner = np.where(margin, distances.argmin(axis=0), owner)
+    split = np.stack([(owner == i) & foreground for i in range(len(masks))])
+    return MergedMasks(foreground=foreground, split=split)
+
+
+def lineart_foreground(lineart: np.ndarray, gap_close: int = 2, line_threshold: float = 0.4) -> np.ndarray:
+    """Regions enclosed by the outline (not connected to the frame border) and the lines bounding them."""
+    seg = segment(lineart, gap_close=gap_close, min_region=0, line_threshold=line_threshold)
+    labels = seg.labels
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    enclosed = np.ones(seg.count + 1, bool)
+    enclosed[border] = False
+    enclosed[0] = False
+    inner = enclosed[labels]
+    # The outline itself: line pixels next to an enclosed region (lines are a few pixels wide).
+    near = cv2.dilate(inner.view(np.uint8), _disc(3)).astype(bool)
+    return inner | (near & (labels == 0))
+
+
+class AnimeSegmenter:
+    """An anime-segmentation network from the model folder (local TorchScript weights only)."""
+
+    def __init__(self, path: Path, image_size: int = 1024, device: str | torch.device = "cpu"):
+        self.path = path
+        self.image_size = image_size
+        self.device = torch.device(device)
+        self.net = torch.jit.load(str(path), map_location=self.device).eval()
+
+    @classmethod
+    def from_model_folder(
+        cls, folder: str | Path, device: str | torch.device = "cpu"
+    ) -> AnimeSegmenter | None:
+        import json
+
+        sub = Path(folder) / "anime_seg"
+        if not (sub / "model.pt").is_file():
+            return None
+        size = 1024
+        if (sub / "config.json").is_file():
+            size = int(json.loads((sub / "config.json").read_text()).get("image_size", size))
+        return cls(sub / "model.pt", size, device)
+
+    @torch.inference_mode()
+    def __call__(self, lineart: np.ndarray) -> np.ndarray:
+        """Foreground (H×W bool) of an RGBA line-art frame composited over white."""
+        h, w = lineart.shape[:2]
+        alpha = lineart[..., 3:4].astype(np.float32) / 255.0
+        rgb = lineart[..., :3].astype(np.float32) / 255.0 * alpha + (1.0 - alpha)
+        s = self.image_size
+        x = torch.from_numpy(cv2.resize(rgb, (s, s), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+        out = self.net(x.to(self.device))
+        if isinstance(out, (list, tuple)):  # ISNet returns side outputs too; the first is the final one
+            out = out[0]
+            if isinstance(out, (list, tuple)):
+                out = out[0]
+        prob = out.float()[0, 0]
+        if prob.min() < 0 or prob.max() > 1:  # logits
+            prob = prob.sigmoid()
+        return cv2.resize(prob.cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+
+
+# ---- references --------------------------------------------------------------------------------------
+
+
+def reference_foreground(reference: np.ndarray, tolerance: int = 24) -> np.ndarray:
+    """The character in a reference: what is not the flat backdrop connected to the image border."""
+    border = np.concatenate([reference[0], reference[-1], reference[:, 0], reference[:, -1]])
+    backdrop = np.median(border, axis=0)
+    close = (np.abs(reference.astype(np.int16) - backdrop.astype(np.int16)).max(axis=-1) <= tolerance).view(
+        np.uint8
+    )
+    _, labels = cv2.connectedComponents(close, connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])
+    return ~background
+
+
+def bleach(reference: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
+    """The reference with its character whitened (the background encoder's input)."""
+    if foreground is None:
+        foreground = reference_foreground(reference)
+    out = reference.copy()
+    out[foreground] = 255
+    return out
+
+
+# ---- sketches ----------------------------------------------------------------------------------------
+
+
+def padded_size(height: int, width: int, multiple: int = MULTIPLE) -> tuple[int, int]:
+    """The size a frame is padded to (multiples of `multiple`, aspect kept: padding, no resizing)."""
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
+def normalize_sketch(ink: np.ndarray, multiple: int = MULTIPLE) -> torch.Tensor:
+    """(3, Hp, Wp) float32 sketch in [-1, 1], lines bright (inverted), padded with paper."""
+    h, w = ink.shape
+    hp, wp = padded_size(h, w, multiple)
+    padded = np.zeros((hp, wp), np.float32)
+    padded[:h, :w] = ink
+    return torch.from_numpy(padded * 2.0 - 1.0)[None].expand(3, -1, -1).contiguous()
+
+
+def pad_image(image: np.ndarray, size: tuple[int, int], fill: int = 255) -> np.ndarray:
+    """Pad an H×W(×C) image on the right and bottom to `size` (rows, columns)."""
+    h, w = image.shape[:2]
+    out = np.full((size[0], size[1], *image.shape[2:]), fill, image.dtype)
+    out[:h, :w] = image
+    return out
+
+
+def crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Undo the padding of `normalize_sketch`."""
+    return image[: size[0], : size[1]]
+
+
+def to_model_image(rgb: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 -> (3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def from_model_image(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> H×W×3 uint8 (rounded, so the bytes are well defined)."""
+    x = ((image.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
+
+
+def latent_masks(split: np.ndarray, padded: tuple[int, int], latent: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w) float32 region masks at latent resolution (area-averaged: soft at the edges)."""
+    out = []
+    for m in split:
+        full = np.zeros(padded, np.float32)
+        full[: m.shape[0], : m.shape[1]] = m
+        out.append(cv2.resize(full, (latent[1], latent[0]), interpolation=cv2.INTER_AREA))
+    return torch.from_numpy(np.stack(out))

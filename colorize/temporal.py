@@ -1,0 +1,122 @@
+"""Temporal coherence: per-frame noise from (seed, frame), warp chains, optical-flow warping.
+
+Noise. The initial noise of frame f is drawn from its own `torch.Generator` seeded with a hash of
+(seed, f), never from the global RNG, so it does not depend on what ran before in the process.
+`temporal: locked` uses one field for the whole shot (the hash of (seed, "shot")).
+
+Warp chains (`temporal: warp`). Frame f starts from frame f-1's result warped onto f's line art, so a
+frame depends on its predecessors. To keep "four chunks == one run" even when chunks run in parallel on
+different machines, the chain restarts at fixed *anchors*:
+
+* every `anchor_every`-th frame of the shot's line-art sequence, counted from the shot's first frame
+  (not from the first frame of the run), starts from noise(seed, f) alone;
+* every keyframe is an anchor too, and starts from its own colored keyframe (encoded, then denoised at
+  `strength`).
+
+Frame f's chain starts at the nearest anchor a <= f. A run (or chunk) whose first frame is not an anchor
+recomputes a..f-1 in memory first; it never reads predecessors from the output folder, because an
+output there may be stale (other settings) or not yet written by this run's writer thread. The result is
+a pure function of (inputs, settings, f), as the engine contract asks.
+
+Warping. Flow is computed between the line-art frames (DIS on blurred ink, the only signal line art has),
+backward from the current frame to the previous one; a forward-backward consistency check marks
+occluded pixels (newly visible or flow that does not round-trip within `occlusion_threshold` pixels),
+which are inpainted from their surroundings instead of smearing the previous frame's colors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+SHOT_KEY = "shot"  # the key of `temporal: locked`'s single noise field
+
+
+def noise_seed(seed: int, key: int | str) -> int:
+    """63-bit generator seed for (seed, key); a stable hash (Python's hash() is salted per process)."""
+    digest = hashlib.sha256(f"colorize-noise:{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def frame_noise(seed: int, key: int | str, shape: Sequence[int]) -> torch.Tensor:
+    """Standard normal noise (float32, CPU) that depends only on (seed, key) and the shape."""
+    generator = torch.Generator(device="cpu").manual_seed(noise_seed(seed, key))
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+
+
+def is_anchor(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> bool:
+    """Whether the warp chain restarts at `frame` (see the module docstring)."""
+    return frame in keyframes or frames.index(frame) % max(1, anchor_every) == 0
+
+
+def chain_start(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> int:
+    """The anchor frame the warp chain of `frame` starts from (frames: the whole shot, sorted)."""
+    i = frames.index(frame)
+    while not is_anchor(frames[i], frames, keyframes, anchor_every):
+        i -= 1
+    return frames[i]
+
+
+def _prepare(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    small = cv2.resize(ink, size, interpolation=cv2.INTER_AREA) if size != ink.shape[::-1] else ink
+    # Lines are thin and sparse: blur so that DIS has gradients to lock on, then stretch the contrast.
+    blurred = cv2.GaussianBlur(small, (0, 0), 1.5)
+    return cv2.normalize(blurred, None, 0, 255, cv2.NORM_MINMAX)
+
+
+def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:
+    """Dense flow (H×W×2 float32, full-resolution pixels) with ink_to(x) ≈ ink_from(x + flow(x))."""
+    h, w = ink_to.shape
+    scale = max(1, round(max(h, w) / work))
+    size = (max(8, w // scale), max(8, h // scale))
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(_prepare(ink_to, size), _prepare(ink_from, size), None)
+    if scale > 1:
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / size[0])
+    return flow
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def occlusion_mask(backward: np.ndarray, forward: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels of the current frame whose flow does not round-trip within `threshold` pixels.
+
+    backward: cur(x) ≈ prev(x + backward(x)); forward: prev(y) ≈ cur(y + forward(y)).
+    """
+    h, w = backward.shape[:2]
+    gx, gy = _grid(h, w)
+    mx, my = gx + backward[..., 0], gy + backward[..., 1]
+    back = cv2.remap(forward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    error = np.linalg.norm(backward + back, axis=-1)
+    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
+    return (error > threshold) | outside
+
+
+def warp_previous(
+    previous: np.ndarray,
+    ink_cur: np.ndarray,
+    ink_prev: np.ndarray,
+    occlusion_threshold: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the previous frame's RGB result onto the current line art; (warped uint8, occluded bool)."""
+    backward = line_flow(ink_cur, ink_prev)
+    forward = line_flow(ink_prev, ink_cur)
+    occluded = occlusion_mask(backward, forward, occlusion_threshold)
+    h, w = ink_cur.shape
+    gx, gy = _grid(h, w)
+    warped = cv2.remap(
+        previous,
+        gx + backward[..., 0],
+        gy + backward[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    if occluded.any():
+        warped = cv2.inpaint(warped, occluded.view(np.uint8), 3, cv2.INPAINT_TELEA)
+    return warped, occluded

@@ -1,0 +1,62 @@
+"""Diffusion preprocessing: mask merging, masks from line art, bleaching, sketch normalisation, cel finish."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from colorize.engines.diffusion import preprocess as pp
+from colorize.engines.diffusion.cel import cel_finish
+
+
+def test_merge_masks_dilates_and_splits_without_overlap():
+    a = np.zeros((40, 60), bool)
+    b = np.zeros((40, 60), bool)
+    a[10:30, 5:30] = True
+    b[10:30, 25:50] = True  # overlaps a on columns 25..29
+    merged = pp.merge_character_masks([a, b], dilation=3)
+    assert merged.foreground.sum() > (a | b).sum()  # dilated
+    assert not (merged.split[0] & merged.split[1]).any()
+    assert np.array_equal(merged.split.any(axis=0), merged.foreground)
+    assert merged.split[0][20, 27]  # overlap of the own masks: the first character (front) wins
+    assert merged.split[1][20, 52] and merged.split[0][20, 3]  # margins: the nearest own mask
+
+
+def test_lineart_foreground_is_what_the_outline_encloses():
+    art = np.full((64, 96, 4), 255, np.uint8)
+    cv2.circle(art, (48, 32), 20, (0, 0, 0, 255), 2)
+    cv2.line(art, (40, 25), (56, 25), (0, 0, 0, 255), 2)  # an inner line: still inside
+    fg = pp.lineart_foreground(art)
+    assert fg[32, 48] and fg[20, 48] and fg[32, 29]  # inside, inner region, the outline itself
+    assert not fg[2, 2] and not fg[32, 90]
+
+
+def test_bleach_whitens_the_character_only():
+    ref = np.full((50, 50, 3), (30, 120, 200), np.uint8)  # a flat backdrop
+    ref[15:35, 15:35] = (250, 20, 20)  # the character
+    fg = pp.reference_foreground(ref)
+    assert fg[25, 25] and not fg[2, 2]
+    out = pp.bleach(ref)
+    assert tuple(out[25, 25]) == (255, 255, 255) and tuple(out[2, 2]) == (30, 120, 200)
+
+
+def test_sketch_is_inverted_padded_to_64_and_cropped_back():
+    ink = np.zeros((100, 150), np.float32)
+    ink[50, :] = 1.0
+    sketch = pp.normalize_sketch(ink)
+    assert sketch.shape == (3, 128, 192)
+    assert float(sketch[0, 50, 10]) == 1.0 and float(sketch[0, 10, 10]) == -1.0  # lines bright, paper dark
+    assert float(sketch[:, 100:, :].max()) == -1.0  # padding is paper
+    assert pp.padded_size(256, 384) == (256, 384)
+    assert pp.crop(np.zeros((128, 192, 3)), (100, 150)).shape == (100, 150, 3)
+
+
+def test_cel_finish_gives_one_color_per_region():
+    art = np.full((64, 64, 4), 255, np.uint8)
+    cv2.line(art, (32, 0), (32, 63), (0, 0, 0, 255), 2)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    out = cel_finish(image, art)
+    assert len(np.unique(out[:, :28].reshape(-1, 3), axis=0)) == 1
+    assert len(np.unique(out[:, 36:].reshape(-1, 3), axis=0)) == 1
+    assert np.array_equal(cel_finish(image, art), out)
