@@ -1,15 +1,28 @@
-"""Flat-engine throughput on a generated 1080p shot, next to plain PNG read + write of the same frames.
+"""Flat-engine shot throughput on a generated 1080p shot, next to plain PNG read + write of the same frames.
 
-    python bench/bench_flat.py [--frames 100] [--size 1080x1920] [--batch 4]
+    python bench/bench_flat.py [--frames 100] [--size 1080x1920] [--batch 4] [--cli] [--profile N]
 
-Prints frames/s of (a) IO only: read each line-art PNG, write it as an RGB PNG; (b) the flat engine shot:
-read line art, colorize (keyframe at frame 0, the rest propagated), write the result PNG; and the ratio.
+Prints frames/s of
+(a) IO only: `colorize.images.read_rgba` each line-art PNG and `colorize.images.write_image` it as an RGB
+    PNG, one thread, one frame after the other (measured before and after (b), the mean is the baseline:
+    the machine's load drifts);
+(b) the flat engine shot as a user runs it: `colorize.runner.run_shot` (reader thread -> engine batches
+    -> writer thread), keyframe at frame 0, every other frame propagated; with --cli the `colorize shot`
+    console script in a subprocess instead (adds interpreter start-up and imports);
+and the ratio (b)/(a). `--profile N` instead runs cProfile over the engine alone for N frames.
 Everything happens in a temporary folder; nothing is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,18 +30,118 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorize.engines.base import FrameInput, ShotContext
+from colorize import images
+from colorize.engines.base import FrameInput
 from colorize.engines.flat import FlatEngine
+from colorize.events import Events
 from colorize.regions.synth import make_frame
-from colorize.settings import Settings
+from colorize.runner import run_shot, shot_context
+from colorize.shot import plan_shot
+
+MANIFEST = """version: 1
+lineart: line/b.####.png
+output: {output}/b.####.png
+keyframes: keys/b.####.png
+engine: flat
+preset: default
+seed: 0
+"""
 
 
-def _read_rgba(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+def _make_shot(root: Path, frames: int, h: int, w: int) -> None:
+    (root / "line").mkdir()
+    (root / "keys").mkdir()
+    for f in range(frames):
+        # A character drifting and turning slightly, like a slow pan; 40 speckle dots, a few line gaps.
+        fr = make_frame(h, w, shift=(1.5 * f, 0.5 * f), angle=0.1 * f, dots=40, gaps=6, seed=0)
+        cv2.imwrite(str(root / "line" / f"b.{f:04d}.png"), cv2.cvtColor(fr.lineart, cv2.COLOR_RGBA2BGRA))
+        if f == 0:
+            images.write_image(root / "keys" / "b.0000.png", fr.color)
+    (root / "refs.yaml").write_text(MANIFEST.format(output="out_flat"))
 
 
-def _write_rgb(path: Path, rgb: np.ndarray) -> None:
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def _io_only(root: Path, frames: int) -> float:
+    out = root / "out_io"
+    out.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    for f in range(frames):
+        rgba = images.read_rgba(root / "line" / f"b.{f:04d}.png")
+        images.write_image(out / f"b.{f:04d}.png", np.ascontiguousarray(rgba[..., :3]))
+    return time.perf_counter() - t0
+
+
+class _TimedEngine:
+    """FlatEngine with the time spent inside colorize() summed up (the main thread's share)."""
+
+    def __init__(self, engine: FlatEngine):
+        self.engine = engine
+        self.name = engine.name
+        self.seconds = 0.0
+
+    def prepare(self, shot) -> None:
+        self.engine.prepare(shot)
+
+    def colorize(self, batch):
+        t0 = time.perf_counter()
+        try:
+            return self.engine.colorize(batch)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def _runner_shot(root: Path, batch: int) -> tuple[float, float, int]:
+    plan = plan_shot(root / "refs.yaml", overrides={"batch": batch})
+    engine = _TimedEngine(FlatEngine(plan.settings))
+    stream = io.StringIO()
+    h, w = images.image_size(plan.lineart_paths[plan.frames[0]])
+    t0 = time.perf_counter()
+    summary = run_shot(plan, engine, Events(json_stream=stream), size=(h, w), overwrite=True)
+    seconds = time.perf_counter() - t0
+    if summary.failed or summary.done != len(plan.selected):
+        raise SystemExit(f"run failed: {summary}")
+    unresolved = sum(
+        r.get("unresolved", 0)
+        for r in map(json.loads, stream.getvalue().splitlines())
+        if r["event"] == "frame_done"
+    )
+    return seconds, engine.seconds, unresolved
+
+
+def _cli_shot(root: Path, batch: int) -> float:
+    exe = Path(sys.executable).with_name("colorize")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from colorize_cli.app import main; main()"]
+    t0 = time.perf_counter()
+    subprocess.run(
+        [*cmd, "shot", str(root), "--overwrite", "--quiet", "--batch", str(batch)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
+def _profile(root: Path, frames: int) -> None:
+    plan = plan_shot(root / "refs.yaml")
+    h, w = images.image_size(plan.lineart_paths[plan.frames[0]])
+    engine = FlatEngine(plan.settings)
+    engine.prepare(shot_context(plan, (h, w)))
+    inputs = [
+        FrameInput(
+            f,
+            images.read_rgba(plan.lineart_paths[f]),
+            {},
+            images.read_rgb(plan.keyframe_paths[f]) if f in plan.keyframe_paths else None,
+        )
+        for f in plan.frames[:frames]
+    ]
+    engine.colorize(inputs[:1])  # keyframe: once per chain start, not per frame
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    engine.colorize(inputs[1:])
+    prof.disable()
+    n = max(1, len(inputs) - 1)
+    print(f"engine: {1000 * (time.perf_counter() - t0) / n:.1f} ms/frame over {n} propagated frames")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
 
 
 def main() -> None:
@@ -36,67 +149,48 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--size", default="1080x1920", help="HxW")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--cli", action="store_true", help="run the shot through the `colorize shot` subprocess")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the engine over N frames")
+    ap.add_argument(
+        "--cv-threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's choice)"
+    )
     args = ap.parse_args()
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
     h, w = (int(v) for v in args.size.lower().split("x"))
 
     with tempfile.TemporaryDirectory(prefix="bench_flat_") as tmp:
         root = Path(tmp)
-        (root / "line").mkdir()
-        (root / "out_io").mkdir()
-        (root / "out_flat").mkdir()
         t0 = time.perf_counter()
-        key = None
-        for f in range(args.frames):
-            # A character drifting and turning slightly, like a slow pan; 40 speckle dots, a few line gaps.
-            fr = make_frame(h, w, shift=(1.5 * f, 0.5 * f), angle=0.1 * f, dots=40, gaps=6, seed=0)
-            cv2.imwrite(str(root / "line" / f"{f:04d}.png"), cv2.cvtColor(fr.lineart, cv2.COLOR_RGBA2BGRA))
-            if f == 0:
-                key = fr.color
-        print(f"generated {args.frames} frames {h}x{w} in {time.perf_counter() - t0:.1f} s")
-        paths = [root / "line" / f"{f:04d}.png" for f in range(args.frames)]
-
-        t0 = time.perf_counter()
-        for f, p in enumerate(paths):
-            rgba = _read_rgba(p)
-            _write_rgb(root / "out_io" / f"{f:04d}.png", np.ascontiguousarray(rgba[..., :3]))
-        io_s = time.perf_counter() - t0
-
-        settings = Settings()
-        shot = ShotContext(
-            frames=tuple(range(args.frames)),
-            keyframes=(0,),
-            size=(h, w),
-            characters=(),
-            background=None,
-            settings=settings,
-            load_lineart=lambda f: _read_rgba(paths[f]),
-            load_keyframe=lambda f: key,
-            load_masks=lambda f: {},
+        n = args.profile or args.frames
+        _make_shot(root, n, h, w)
+        print(
+            f"generated {n} frames {h}x{w} in {time.perf_counter() - t0:.1f} s; load {os.getloadavg()[0]:.2f}"
         )
-        engine = FlatEngine(settings)
-        t0 = time.perf_counter()
-        engine.prepare(shot)
-        engine_s = 0.0
-        unresolved = 0
-        for start in range(0, args.frames, args.batch):
-            batch = [
-                FrameInput(f, _read_rgba(paths[f]), {}, key if f == 0 else None)
-                for f in range(start, min(args.frames, start + args.batch))
-            ]
-            te = time.perf_counter()
-            results = engine.colorize(batch)
-            engine_s += time.perf_counter() - te
-            for r in results:
-                unresolved += r.info["unresolved"]
-                _write_rgb(root / "out_flat" / f"{r.frame:04d}.png", r.image)
-        flat_s = time.perf_counter() - t0
+        if args.profile:
+            _profile(root, n)
+            return
+        io1 = _io_only(root, n)
+        engine_s, unresolved = float("nan"), -1
+        if args.cli:
+            flat_s = _cli_shot(root, args.batch)
+        else:
+            flat_s, engine_s, unresolved = _runner_shot(root, args.batch)
+        io2 = _io_only(root, n)
+        io_s = (io1 + io2) / 2
+        load = os.getloadavg()[0]
 
-    n = args.frames
-    print(f"IO only (PNG read + write):      {n / io_s:6.2f} frames/s ({1000 * io_s / n:.1f} ms/frame)")
-    print(f"flat engine shot (read+run+write): {n / flat_s:6.2f} frames/s ({1000 * flat_s / n:.1f} ms/frame)")
-    print(f"  of which engine:               {1000 * engine_s / n:.1f} ms/frame")
-    print(f"ratio flat / IO: {io_s / flat_s:.2f}   (target >= 0.60)   unresolved regions total: {unresolved}")
-    print(f"OpenCV threads: {cv2.getNumThreads()}")
+    how = "`colorize shot` subprocess" if args.cli else "run_shot"
+    print(
+        f"IO only (read_rgba + write_image): {n / io_s:6.2f} frames/s ({1000 * io_s / n:.1f} ms/frame; "
+        f"before {1000 * io1 / n:.1f}, after {1000 * io2 / n:.1f})"
+    )
+    print(f"flat engine shot ({how}):   {n / flat_s:6.2f} frames/s ({1000 * flat_s / n:.1f} ms/frame)")
+    if not args.cli:
+        print(f"  of which engine (main thread):  {1000 * engine_s / n:.1f} ms/frame")
+    tail = "" if args.cli else f"   unresolved regions total: {unresolved}"
+    print(f"ratio flat / IO: {io_s / flat_s:.2f}   (target >= 0.60){tail}")
+    print(f"OpenCV threads: {cv2.getNumThreads()}, CPUs: {os.cpu_count()}, load average now {load:.2f}")
 
 
 if __name__ == "__main__":

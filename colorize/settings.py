@@ -23,7 +23,12 @@ class FlatSettings(StrictModel):
     )
     gap_close: int = Field(2, ge=0, le=32, description="Close line gaps up to about this radius (pixels).")
     min_region: int = Field(
-        12, ge=0, description="Regions smaller than this many pixels are merged into a neighbour."
+        12,
+        ge=0,
+        description="Speckle size: regions smaller than this many pixels that only ink specks (isolated "
+        "ink blobs under 4x this many pixels, scan noise) enclose become line and take a neighbour's color. "
+        "Enclosures drawn by the lines are kept however small; unmatched ones take their neighbour's color "
+        "when propagated. 0 or 1: keep everything.",
     )
     unresolved_color: str = Field(
         "#ff00ff", pattern=r"^#[0-9a-fA-F]{6}$", description="Fill of regions that cannot be matched."

@@ -69,7 +69,12 @@ def test_forward_propagation(frames):
     results = _run(frames, (0,), Settings(), range(5))
     for res in results[1:]:
         assert _accuracy(res, frames[res.frame]) > 0.995, res.info
-        assert res.info["sources"].get("forward", 0) >= res.info["regions"] - 2
+        assert res.info["unresolved"] == 0, res.info
+        # Tiny pockets where anti-aliased lines meet are regions too (min_region keeps line-drawn
+        # enclosures); those the flow cannot match take their neighbour's color.
+        src = res.info["sources"]
+        assert src.get("forward", 0) + src.get("neighbour", 0) == res.info["regions"], res.info
+        assert src.get("forward", 0) >= 0.7 * res.info["regions"], res.info
 
 
 def test_backward_propagation_from_later_keyframe(frames):

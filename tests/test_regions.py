@@ -97,13 +97,26 @@ def test_antialiased_and_alpha_lines():
 def test_tiny_regions_merge_or_stay():
     img = _blank()
     cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
-    cv2.circle(img, (60, 60), 2, (0, 0, 0, 255), 1)  # encloses a few pixels
+    cv2.circle(img, (60, 60), 2, (0, 0, 0, 255), 1)  # a speck of ink enclosing a few pixels (scan noise)
     cv2.circle(img, (140, 60), 8, (0, 0, 0, 255), 1)  # ~150 px
     kept = segment(img, gap_close=0, min_region=1)
     merged = segment(img, gap_close=0, min_region=12)
     assert kept.count == merged.count + 1
     assert merged.labels[60, 60] == 0 and kept.labels[60, 60] > 0
     assert merged.labels[60, 140] > 0
+
+
+def test_tiny_enclosure_of_the_line_network_stays():
+    # The same few-pixel enclosure, but drawn by the lines (hanging off the frame's border like an eye
+    # highlight off an outline): a real region even with min_region=12, unlike an isolated ink speck.
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
+    cv2.line(img, (60, 10), (60, 57), (0, 0, 0, 255), 1)
+    cv2.circle(img, (60, 60), 2, (0, 0, 0, 255), 1)
+    cv2.circle(img, (140, 60), 2, (0, 0, 0, 255), 1)  # an isolated speck: still merged
+    seg = segment(img, gap_close=0, min_region=12)
+    assert seg.labels[60, 60] > 0 and seg.areas[seg.labels[60, 60]] < 12
+    assert seg.labels[60, 140] == 0
 
 
 def test_dominant_colors_and_reference_palette():

@@ -17,21 +17,24 @@ label maps) live in a small LRU, so memory does not grow with shot length.
 from __future__ import annotations
 
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
-from colorize.regions.propagate import flow_scale, line_flow, propagate
+from colorize.regions.propagate import flow_between, flow_scale, propagate, seg_flow_image
 from colorize.regions.render import render
-from colorize.regions.segment import Segmentation, segment
+from colorize.regions.segment import Segmentation, neighbour_regions, segment
 from colorize.settings import Settings
 
 _SEG_CACHE = 4  # full-size segmentations kept (current, previous, a little slack)
 
-SOURCE_KEYFRAME, SOURCE_FORWARD, SOURCE_BACKWARD, SOURCE_REFERENCE, SOURCE_UNRESOLVED = range(5)
-SOURCE_NAMES = ("keyframe", "forward", "backward", "reference", "unresolved")
+SOURCE_KEYFRAME, SOURCE_FORWARD, SOURCE_BACKWARD, SOURCE_REFERENCE, SOURCE_UNRESOLVED, SOURCE_NEIGHBOUR = (
+    range(6)
+)
+SOURCE_NAMES = ("keyframe", "forward", "backward", "reference", "unresolved", "neighbour")
 
 
 class FlatEngine:
@@ -46,6 +49,7 @@ class FlatEngine:
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
         self._states: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._batch_lineart: dict[int, np.ndarray] = {}
+        self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
 
     # -- interface ---------------------------------------------------------------------------------------
@@ -58,12 +62,31 @@ class FlatEngine:
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
-        """Color each frame of the batch (in order)."""
+        """Color each frame of the batch (in order).
+
+        The next frame's segmentation runs in a worker thread while this frame propagates and renders
+        (OpenCV and large numpy operations release the GIL). Segmentation is a pure function of the line
+        art, so results do not depend on the overlap.
+        """
         self._batch_lineart = {fi.frame: fi.lineart for fi in batch}
         try:
-            return [self._one(fi) for fi in batch]
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flat-segment") as pool:
+                results = []
+                for i, fi in enumerate(batch):
+                    if i + 1 < len(batch):
+                        self._prefetch(pool, batch[i + 1])
+                    results.append(self._one(fi))
+                return results
         finally:
             self._batch_lineart = {}
+            self._pending = {}
+
+    def _prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
+        if fi.frame not in self._segs and fi.frame not in self._pending:
+            f = self.flat
+            self._pending[fi.frame] = pool.submit(
+                segment, fi.lineart, f.gap_close, f.min_region, f.line_threshold
+            )
 
     # -- per frame ---------------------------------------------------------------------------------------
 
@@ -78,6 +101,9 @@ class FlatEngine:
         if keyframe is not None:
             colors, _ = dominant_colors(seg.labels, seg.count, keyframe, valid=seg.labels > 0)
             source[colors != NO_COLOR] = SOURCE_KEYFRAME
+            if fi.frame in shot.keyframes:
+                # The start of this keyframe's chains (the same function of the same inputs).
+                self._states[(fi.frame, fi.frame)] = (colors.copy(), np.ones(seg.count + 1, np.float32))
         else:
             colors = np.full(n, NO_COLOR, np.int32)
             conf = np.zeros(n, np.float32)
@@ -101,6 +127,7 @@ class FlatEngine:
             source[weak] = SOURCE_UNRESOLVED
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
+            self._small_from_neighbours(seg, colors, source)
         source[0] = SOURCE_KEYFRAME  # label 0 = lines, not a region
         unresolved = colors == NO_COLOR
         unresolved[0] = False
@@ -114,6 +141,22 @@ class FlatEngine:
             "sources": {name: int(k) for name, k in zip(SOURCE_NAMES, counts, strict=True) if k},
         }
         return FrameResult(frame=fi.frame, image=image, info=info)
+
+    def _small_from_neighbours(self, seg: Segmentation, colors: np.ndarray, source: np.ndarray) -> None:
+        """Small regions (under min_region px) left unresolved take their most common neighbour's color.
+
+        Tiny enclosures (pockets where lines meet, 1-px holes) are kept as regions but often do not exist
+        in the previous frame; the color around them beats the unresolved color.
+        """
+        small = (colors == NO_COLOR) & (seg.areas < max(1, self.flat.min_region))
+        small[0] = False
+        if not small.any():
+            return
+        nb = neighbour_regions(seg, small)
+        take = small & (nb > 0)
+        take[take] &= colors[nb[take]] != NO_COLOR
+        colors[take] = colors[nb[take]]
+        source[take] = SOURCE_NEIGHBOUR
 
     def _reference_fill(
         self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
@@ -164,7 +207,9 @@ class FlatEngine:
                 break
         if start == b:
             return self._states[(key, frame)]
-        if start == a:
+        if start == a and (key, key) in self._states:
+            state = self._states[(key, key)]
+        elif start == a:
             seg = self._segmentation(key)
             kf = shot.load_keyframe(key)
             colors, _ = dominant_colors(seg.labels, seg.count, kf, valid=seg.labels > 0)
@@ -175,7 +220,7 @@ class FlatEngine:
         for p in range(start + step, b + step, step):
             seg = self._segmentation(frames[p])
             scale = flow_scale(seg.labels.shape)
-            flow = line_flow(seg.ink, prev_seg.ink, scale)
+            flow = flow_between(seg_flow_image(seg, scale), seg_flow_image(prev_seg, scale))
             colors, conf = propagate(seg, prev_seg, state[0], flow, scale)
             # A region inherits at most the confidence of where its color came from (weak links stay weak).
             colors[conf < self.flat.match_threshold] = NO_COLOR
@@ -196,11 +241,15 @@ class FlatEngine:
         if seg is not None:
             self._segs.move_to_end(frame)
             return seg
-        if lineart is None:
-            lineart = self._batch_lineart.get(frame)
-        if lineart is None:
-            lineart = self._require_shot().load_lineart(frame)
-        seg = segment(lineart, self.flat.gap_close, self.flat.min_region, self.flat.line_threshold)
+        pending = self._pending.pop(frame, None)
+        if pending is not None:
+            seg = pending.result()
+        else:
+            if lineart is None:
+                lineart = self._batch_lineart.get(frame)
+            if lineart is None:
+                lineart = self._require_shot().load_lineart(frame)
+            seg = segment(lineart, self.flat.gap_close, self.flat.min_region, self.flat.line_threshold)
         self._segs[frame] = seg
         while len(self._segs) > _SEG_CACHE:
             self._segs.popitem(last=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from colorize.regions.segment import Segmentation, colored_line_mask, fill_lines
+from colorize.regions.segment import Segmentation, colored_line_u8, fill_lines
 
 
 def render(
@@ -22,17 +22,19 @@ def render(
     colored_lines="fill" (cel finishing paints shadow/highlight boundary lines over).
     All full-frame arithmetic is OpenCV on uint8: numpy per-channel math costs several times more at 1080p.
     """
-    packed = region_colors.astype(np.int32)[fill_lines(seg.labels)]
+    packed = np.take(region_colors.astype(np.int32), fill_lines(seg.labels))
     # Little-endian 0x00RRGGBB reads as bytes B, G, R, 0.
     flat = cv2.cvtColor(packed.view(np.uint8).reshape(*packed.shape, 4), cv2.COLOR_BGRA2RGB)
     if lines == "fill":
         return flat
     ink = seg.ink
+    colored = None
     if colored_lines == "fill":
-        colored = colored_line_mask(lineart, ink)
-        if colored.any():
-            ink = ink.copy()
-            ink[colored] = 0
+        colored = colored_line_u8(lineart, ink)
+        if cv2.countNonZero(colored):
+            ink = cv2.subtract(ink, colored)  # 0 on colored lines
+        else:
+            colored = None
     rgb = cv2.cvtColor(lineart, cv2.COLOR_RGBA2RGB)
     if cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255:
         # Lines in alpha: plain "over" of the line layer.
@@ -45,6 +47,6 @@ def render(
     out = cv2.subtract(
         rgb, cv2.multiply(cv2.bitwise_not(flat), cv2.merge([paper, paper, paper]), scale=1 / 255)
     )
-    if colored_lines == "fill" and ink is not seg.ink:
-        out[colored] = flat[colored]
+    if colored is not None:
+        cv2.copyTo(flat, colored, out)
     return out
