@@ -267,9 +267,10 @@ def eval_pbc(
     report.figures["keyframe_region_accuracy"] = f"{100 * acc0:.1f} %"
     report.figures["b_propagated_region_accuracy"] = f"{100 * acc1:.1f} %"
     # Moving 1-px line art by a rotation thickens lines (conservative rasterisation) and swallows the
-    # smallest regions: count only regions with >= 12 / >= 50 pixels off the lines of the moved frame.
+    # smallest regions: also count only regions that still exist off the lines of the moved frame
+    # (>= 1 pixel), and those with >= 12 / >= 50 such pixels.
     paper1 = line1[..., 3] == 0
-    for area in (12, 50):
+    for area in (1, 12, 50):
         acc, _ = region_accuracy(r1.image, gt1, ids1, min_area=area, counted=paper1)
         report.figures[f"b_propagated_region_accuracy_regions_ge{area}px"] = f"{100 * acc:.1f} %"
     report.figures["b_motion"] = f"shift {shift} px, rotation {angle} deg"
