@@ -33,43 +33,16 @@ def make_scheduler(name: str, config: dict[str, Any]):
 
     base = {k: v for k, v in config.items() if not k.startswith("_")}
     base["prediction_type"] = "v_prediction"
+    # The training schedule, shared by every sampler; each scheduler class gets only keys it knows.
+    shared = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
+    common = {k: base[k] for k in (*shared, "prediction_type", "steps_offset") if k in base}
     if name == "dpmpp":
-        keep = (
-            "num_train_timesteps",
-            "beta_start",
-            "beta_end",
-            "beta_schedule",
-            "trained_betas",
-            "prediction_type",
-            "steps_offset",
-        )
-        return DPMSolverMultistepScheduler(
-            **{k: base[k] for k in keep if k in base}, algorithm_type="dpmsolver++", solver_order=2
-        )
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
     if name == "ddim":
-        keep = (
-            "num_train_timesteps",
-            "beta_start",
-            "beta_end",
-            "beta_schedule",
-            "trained_betas",
-            "prediction_type",
-            "steps_offset",
-            "clip_sample",
-            "set_alpha_to_one",
-        )
-        return DDIMScheduler(**{k: base[k] for k in keep if k in base})
+        extra = {k: base[k] for k in ("clip_sample", "set_alpha_to_one") if k in base}
+        return DDIMScheduler(**common, **extra)
     if name == "euler":
-        keep = (
-            "num_train_timesteps",
-            "beta_start",
-            "beta_end",
-            "beta_schedule",
-            "trained_betas",
-            "prediction_type",
-            "steps_offset",
-        )
-        return EulerDiscreteScheduler(**{k: base[k] for k in keep if k in base})
+        return EulerDiscreteScheduler(**common)
     raise ValueError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
 
 
