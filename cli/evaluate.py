@@ -11,7 +11,9 @@ from colorize_cli.common import errors_to_exit
 from colorize.settings import FlatSettings, Settings
 
 eval_app = typer.Typer(
-    help="Evaluate the flat engine: region accuracy, PSNR/SSIM, contact sheets.", no_args_is_help=True
+    help="Evaluate the flat engine: region accuracy, PSNR/SSIM, contact sheets.\n\n"
+    "Example: `colorize eval pbc ../shared/realdata/pbc0242 --out /tmp/eval_pbc`",
+    no_args_is_help=True,
 )
 
 
@@ -36,7 +38,10 @@ def eval_pbc_cmd(
     gap_close: int | None = typer.Option(None, help="Override flat.gap_close."),
     min_region: int | None = typer.Option(None, help="Override flat.min_region."),
 ) -> None:
-    """Segmentation recovery on seg.png and propagation to a moved + rotated copy."""
+    """Segmentation recovery on seg.png and propagation to a moved + rotated copy.
+
+    Example: `colorize eval pbc ../shared/realdata/pbc0242 --out /tmp/eval_pbc`
+    """
     from colorize.evaluate import eval_pbc
 
     with errors_to_exit():
@@ -53,7 +58,10 @@ def eval_sequence_cmd(
     gap_close: int | None = typer.Option(None, help="Override flat.gap_close."),
     min_region: int | None = typer.Option(None, help="Override flat.min_region."),
 ) -> None:
-    """Color a sequence from its keyframes; PSNR/SSIM where ground truth exists; contact sheet."""
+    """Color a sequence from its keyframes; PSNR/SSIM where ground truth exists; contact sheet.
+
+    Example: `colorize eval sequence shared/realdata/laughing_girl/line shared/realdata/laughing_girl/gt --out /tmp/lg`
+    """
     from colorize.evaluate import eval_sequence
 
     with errors_to_exit():
@@ -67,7 +75,10 @@ def eval_folder_cmd(
     gt_dir: Path = typer.Argument(..., help="Ground-truth frames with the same names."),
     regions: Path | None = typer.Option(None, "--regions", help="Region index maps with the same names."),
 ) -> None:
-    """PSNR/SSIM (and region accuracy with --regions) of a result folder against ground truth."""
+    """PSNR/SSIM (and region accuracy with --regions) of a result folder against ground truth.
+
+    Example: `colorize eval folder shot042/color shot042/gt`
+    """
     from colorize.errors import MissingInputError
     from colorize.evaluate import over_white, psnr, read_image, region_accuracy, region_ids, ssim
 
@@ -90,7 +101,10 @@ def preview_cmd(
     out_dir: Path = typer.Argument(..., help="A rendered shot folder."),
     fps: float = typer.Option(24.0, help="Frames per second of the mp4."),
 ) -> None:
-    """Write OUT_DIR/preview.mp4 and OUT_DIR/contact_sheet.png."""
+    """Write OUT_DIR/preview.mp4 and OUT_DIR/contact_sheet.png of a rendered shot.
+
+    Example: `colorize preview shot042/color --fps 24`
+    """
     from colorize.preview import write_preview
 
     with errors_to_exit():

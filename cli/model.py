@@ -11,7 +11,8 @@ from colorize_cli.common import errors_to_exit
 from colorize.errors import OutputError, UsageError
 
 app = typer.Typer(
-    help="Diffusion model folders: convert official checkpoints, describe, check parity.",
+    help="Diffusion model folders: convert official checkpoints, describe, check parity.\n\n"
+    "Example: `colorize model convert v2-full.safetensors --out /models/colorize-v2`",
     no_args_is_help=True,
 )
 
