@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrictModel(BaseModel):
@@ -51,6 +51,14 @@ class DiffusionSettings(StrictModel):
 
     steps: int = Field(20, ge=1, le=1000)
     sampler: Literal["dpmpp", "ddim", "euler"] = "dpmpp"
+    resolution: int = Field(
+        768,
+        ge=0,
+        le=8192,
+        description="Long side of the frame as the model sees it, in pixels (aspect kept, padded to a "
+        "multiple of 64; the result is resized back to the frame's size). Frames are shrunk or enlarged "
+        "to it, so results do not depend on the line art's size. 0 = native size.",
+    )
     ref_scale: float = Field(5.0, ge=0, description="Reference guidance scale (1 = off).")
     sketch_scale: float = Field(1.0, ge=0, description="Sketch guidance scale (1 = off).")
     strength: float = Field(0.6, gt=0, le=1, description="Denoising strength from the warped previous frame.")
@@ -77,6 +85,13 @@ class DiffusionSettings(StrictModel):
         gt=0,
         description="temporal warp: flow that does not round-trip within this many pixels is occluded.",
     )
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution_is_native_or_64(cls, value: int) -> int:
+        if 0 < value < 64:
+            raise ValueError("0 (native size) or at least 64 pixels")
+        return value
 
 
 class Settings(StrictModel):

@@ -1,6 +1,6 @@
 """The diffusion engine end to end through the CLI, with a tiny random model (CPU, a few seconds a run).
 
-Covers: init-random, --engine diffusion --model / COLORIZE_MODEL_DIR, presets < manifest < CLI, every
+Covers: init-random, the working resolution (frames resized for the model and back), --engine diffusion --model / COLORIZE_MODEL_DIR, presets < manifest < CLI, every
 sampler, both guidances, temporal none / locked / warp, cel finish, mask sources, byte-identical reruns,
 chunked runs equal to whole runs, encoder calls once per reference, one-line model-folder errors.
 """
@@ -24,6 +24,7 @@ diffusion:
   sampler: {sampler}
   cel_finish: {cel}
   warp_anchor_every: 4
+  resolution: {resolution}
 """
 
 
@@ -35,12 +36,22 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
-def _manifest(shot: Path, sampler: str = "dpmpp", cel: bool = False, drop_mask: str | None = None) -> None:
-    """The sample manifest on the `draft` preset (locked, batch 8) with a fast diffusion section."""
+def _manifest(
+    shot: Path,
+    sampler: str = "dpmpp",
+    cel: bool = False,
+    drop_mask: str | None = None,
+    resolution: int = 0,
+) -> None:
+    """The sample manifest on the `draft` preset (locked, batch 8) with a fast diffusion section.
+
+    resolution 0 (native, 384×256) unless a test asks for a working size.
+    """
     text = (shot / "refs.yaml").read_text().replace("preset: default", "preset: draft")
     if drop_mask:
         text = text.replace(f"    mask: masks/{drop_mask}/sh001.####.png\n", "")
-    (shot / "refs.yaml").write_text(text + FAST.format(sampler=sampler, cel=str(cel).lower()))
+    fast = FAST.format(sampler=sampler, cel=str(cel).lower(), resolution=resolution)
+    (shot / "refs.yaml").write_text(text + fast)
 
 
 def _run(shot: Path, model: Path | None, out: Path, *args: str) -> list[dict]:
@@ -86,7 +97,9 @@ def test_two_runs_give_identical_bytes(shot, tiny_model, tmp_path):
 
 
 def test_warp_in_four_chunks_equals_one_run(shot, tiny_model, tmp_path):
-    _manifest(shot, sampler="euler", cel=True)
+    # At a working size below the native one: flow, warp and cel finish at the frame's size, the warped
+    # image resized into the working size, the result resized back.
+    _manifest(shot, sampler="euler", cel=True, resolution=320)
     whole = _done(_run(shot, tiny_model, tmp_path / "whole", "--frames", "1001-1006", "--temporal", "warp"))
     for chunk in ("1001-1002", "1003", "1004-1005", "1006"):
         _run(shot, tiny_model, tmp_path / "chunks", "--frames", chunk, "--temporal", "warp")
@@ -94,6 +107,38 @@ def test_warp_in_four_chunks_equals_one_run(shot, tiny_model, tmp_path):
     assert whole[1001]["temporal"] == "warp anchor (keyframe)"  # 1001 has a colored keyframe
     assert whole[1004]["temporal"] == "warp from 1003 (anchor 1001)"
     assert whole[1005]["temporal"] == "warp anchor (noise)"  # every 4th frame of the shot
+    assert whole[1001]["working_size"] == [320, 213]
+
+
+@pytest.mark.parametrize("resolution", [448, 0])
+def test_working_resolution_output_at_frame_size_and_reproducible(shot, tiny_model, tmp_path, resolution):
+    # 384×256 frames enlarged to 448×299 (padded 448×320) for the model, or at their own size (0).
+    import cv2
+
+    _manifest(shot, sampler="dpmpp", cel=False, resolution=resolution)
+    args = ["--frames", "1001-1002", "--temporal", "warp"]
+    events = _run(shot, tiny_model, tmp_path / "a", *args)
+    _run(shot, tiny_model, tmp_path / "b", *args)
+    a, b = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
+    assert len(a) == 2 and a == b
+    start = next(e for e in events if e["event"] == "run_start")
+    assert start["settings"]["diffusion"]["resolution"] == resolution and start["size"] == [384, 256]
+    done = _done(events)
+    assert done[1001]["working_size"] == ([448, 299] if resolution else [384, 256])
+    for frame in (1001, 1002):
+        image = cv2.imread(done[frame]["output"], cv2.IMREAD_UNCHANGED)
+        assert image.shape[:2] == (256, 384)
+
+
+def test_resolution_is_native_or_at_least_64():
+    from pydantic import ValidationError
+
+    from colorize.settings import DiffusionSettings
+
+    assert DiffusionSettings().resolution == 768
+    assert DiffusionSettings(resolution=0).resolution == 0
+    with pytest.raises(ValidationError, match="at least 64"):
+        DiffusionSettings(resolution=32)
 
 
 def test_locked_chunks_equal_one_run_with_batch_padding(shot, tiny_model, tmp_path, monkeypatch):

@@ -51,6 +51,39 @@ def test_sketch_is_inverted_padded_to_64_and_cropped_back():
     assert pp.crop(np.zeros((128, 192, 3)), (100, 150)).shape == (100, 150, 3)
 
 
+def test_working_size_keeps_the_aspect_pads_to_64_and_comes_back_at_frame_size():
+    g = pp.frame_geometry(1080, 1920, 768)
+    assert (g.size, g.work, g.padded) == ((1080, 1920), (432, 768), (448, 768))
+    assert pp.frame_geometry(1920, 1080, 768).work == (768, 432)  # portrait: the long side is the height
+    small = pp.frame_geometry(256, 384, 768)  # smaller frames are enlarged too
+    assert (small.work, small.padded) == ((512, 768), (512, 768))
+    native = pp.frame_geometry(1080, 1920, 0)
+    assert (native.work, native.padded) == ((1080, 1920), (1088, 1920))
+    assert pp.working_size(100, 333, 64) == (19, 64)  # rounded half up, aspect kept
+
+    # Into the working size and back: a model-sized result crops to `work` and resizes to the frame.
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    frame[:, 960:] = 255
+    work = g.to_work(frame)
+    assert work.shape == (432, 768, 3) and work.dtype == np.uint8
+    result = pp.pad_image(work, g.padded, fill=7)
+    back = g.to_frame(result)
+    assert back.shape == (1080, 1920, 3) and back.dtype == np.uint8
+    assert back[:, :900].max() == 0 and back[:, 1020:].min() == 255  # padding cropped, edges clipped
+    assert np.array_equal(native.to_frame(pp.pad_image(frame, native.padded)), frame)
+
+    # Masks: soft when shrinking, nearest when enlarging; latent masks cover the working area only.
+    mask = np.zeros((1080, 1920), bool)
+    mask[:, :960] = True
+    shrunk = pp.resize_mask(mask, g.work)
+    assert shrunk.shape == (432, 768) and shrunk[:, :380].min() == 1.0 and shrunk[:, 390:].max() == 0.0
+    grown = pp.resize_mask(mask[:256, 800:1184], small.work)  # 160 columns set -> 320 of 768
+    assert set(np.unique(grown).tolist()) == {0.0, 1.0} and grown[:, :320].all() and not grown[:, 320:].any()
+    latent = pp.latent_masks(mask[None], g, (56, 96))
+    assert latent.shape == (1, 56, 96)
+    assert float(latent[0, :50, :40].min()) == 1.0 and float(latent[0, 55:, :].max()) == 0.0  # pad rows
+
+
 def test_cel_finish_gives_one_color_per_region():
     art = np.full((64, 64, 4), 255, np.uint8)
     cv2.line(art, (32, 0), (32, 63), (0, 0, 0, 255), 2)

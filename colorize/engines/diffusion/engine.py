@@ -1,5 +1,14 @@
 """The diffusion engine: shots streamed through the ColorizeDiffusion v2 core.
 
+Working size (`preprocess.frame_geometry`): the model sees each frame resized so its long side is
+`diffusion.resolution` (aspect kept; 0: native size), padded to a multiple of 64. Everything the model
+sees is at that size: the sketch, the region masks, the keyframe / warped init images, the reference
+latents. The decoded result is cropped to the working size and resized back to the frame's size; what
+happens at the frame's size stays there: mask derivation and merging (`mask_dilation` is in frame
+pixels), optical flow and warping of the previous result (a frame-sized result, resized into the
+working size like any init image), cel finish (on the frame-sized result, so regions follow the
+original line art).
+
 Per shot (`prepare`, once per shot whatever the frame count): CLIP tokens of every reference, the
 reference latents, the background encoder's token maps (background reference, or the first character's
 reference bleached), the style encoder's vectors (averaged over characters), the split-attention context,
@@ -8,7 +17,7 @@ the zero context and the blank-sketch hints of the unconditional branches.
 Per batch (`colorize`): sketches normalised and encoded, character masks merged (missing ones made from
 the line art or an anime-segmentation network), initial latents from `colorize.temporal`, then the
 explicit denoising loop of `sampling` with every guidance branch of every frame in one UNet batch,
-VAE decode, crop, optional cel finish.
+VAE decode, crop, resize back to the frame's size, optional cel finish.
 
 Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
 runs): `none` noise(seed, f); `locked` one noise field for the shot; `warp` the previous frame's result
@@ -26,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -92,20 +100,12 @@ def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.devi
     return dev, torch.float32
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (rows, columns): area averaging down, bicubic up."""
-    h, w = image.shape[:2]
-    mode = cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_CUBIC
-    return cv2.resize(image, (size[1], size[0]), interpolation=mode)
-
-
 @dataclass
 class ShotCache:
-    """Everything that depends only on the references and the output size."""
+    """Everything that depends only on the references, the frame size and the working resolution."""
 
-    size: tuple[int, int]  # output (H, W)
-    padded: tuple[int, int]  # model input (Hp, Wp), multiples of 64
-    latent: tuple[int, int]  # latent (h, w)
+    geometry: pp.Geometry  # frame size, working size, padded model input (multiples of 64)
+    latent: tuple[int, int]  # latent (h, w) of the padded size
     context: torch.Tensor  # (1, (N+1)·T, C): the N characters' tokens then the background's
     zero_context: torch.Tensor  # the unconditional reference branch's context
     background_features: list[torch.Tensor] | None
@@ -153,15 +153,17 @@ class DiffusionEngine:
         self._shot = shot
         self._last = None
         m = self.model
-        size = shot.size
-        padded = pp.padded_size(*size)
+        geometry = pp.frame_geometry(*shot.size, self.options.resolution)
+        work, padded = geometry.work, geometry.padded
         latent = (padded[0] // self.factor, padded[1] // self.factor)
 
         def encode_reference(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             image = pp.to_model_image(rgb)[None].to(self.device, self.dtype)
             tokens = m.reference_tokens(image).to(self.dtype)
-            z = m.encode_image(pp.to_model_image(_resize(rgb, padded))[None].to(self.device, self.dtype))
-            emb = m.size_embedding(*reference_size_ratios(rgb.shape[0], rgb.shape[1], *size)).to(self.device)
+            z = m.encode_image(
+                pp.to_model_image(pp.resize_image(rgb, padded))[None].to(self.device, self.dtype)
+            )
+            emb = m.size_embedding(*reference_size_ratios(rgb.shape[0], rgb.shape[1], *work)).to(self.device)
             return tokens, z, emb
 
         char_tokens, styles = [], []
@@ -185,8 +187,7 @@ class DiffusionEngine:
             context, features, style = bg_tokens, None, m.style_vectors(bg_z, bg_tokens, bg_emb)
         blank = torch.full((1, 3, *padded), -1.0, device=self.device, dtype=self.dtype)
         self._cache = ShotCache(
-            size=size,
-            padded=padded,
+            geometry=geometry,
             latent=latent,
             context=context,
             zero_context=torch.zeros_like(context),
@@ -308,14 +309,20 @@ class DiffusionEngine:
         shot = self._shot
         assert shot is not None
         m, o = self.model, self.options
+        geometry = cache.geometry
         infos: list[dict[str, Any]] = []
         sketches, regions = [], []
         for fi in batch:
             foreground, split, sources = self._masks(fi) if shot.characters else (None, None, {})
-            sketches.append(pp.normalize_sketch(ink_u8(fi.lineart).astype(np.float32) / 255.0))
+            ink = np.clip(geometry.to_work(ink_u8(fi.lineart).astype(np.float32) / 255.0), 0.0, 1.0)
+            sketches.append(pp.normalize_sketch(ink))
             if split is not None:
-                regions.append(pp.latent_masks(split, cache.padded, cache.latent))
-            info: dict[str, Any] = {"mask_source": sources, "background": cache.background_source}
+                regions.append(pp.latent_masks(split, geometry, cache.latent))
+            info: dict[str, Any] = {
+                "mask_source": sources,
+                "background": cache.background_source,
+                "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
+            }
             if foreground is not None:
                 info["foreground"] = round(float(foreground.mean()), 4)
             infos.append(info)
@@ -358,7 +365,11 @@ class DiffusionEngine:
             timesteps = set_steps(scheduler, o.steps)
             latents = start_latents(scheduler, noise, timesteps)
         else:
-            images = pad(torch.stack([pp.to_model_image(pp.pad_image(img, cache.padded)) for img in init]))
+            images = pad(
+                torch.stack(
+                    [pp.to_model_image(pp.pad_image(geometry.to_work(img), geometry.padded)) for img in init]
+                )
+            )
             z0 = m.encode_image(images.to(self.device, self.dtype)).float()
             timesteps = set_steps(scheduler, o.steps, o.strength)
             latents = start_latents(scheduler, noise, timesteps, image_latents=z0)
@@ -368,7 +379,7 @@ class DiffusionEngine:
 
         out = []
         for i, fi in enumerate(batch):
-            image = pp.crop(pp.from_model_image(decoded[i]), cache.size)
+            image = geometry.to_frame(pp.from_model_image(decoded[i]))
             if o.cel_finish:
                 image = cel_finish(image, fi.lineart, self.settings.flat)
             out.append(image)

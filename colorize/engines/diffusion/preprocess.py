@@ -17,6 +17,14 @@ Background bleaching (`bleach`). The background reference is the manifest's `bac
 otherwise the first character's reference with its character whitened: the background encoder then sees
 the reference's scenery and not the character a second time.
 
+Working resolution (`frame_geometry`). The model sees every frame at one working size whatever the
+frame's size: the long side is `diffusion.resolution` pixels (0: the frame's own size), the aspect kept,
+rounded to whole pixels; smaller frames are enlarged too, so a result does not depend on the size the
+line art was drawn at. Images are resized by area averaging when shrinking and bicubically when
+enlarging (`resize_image`); masks by area (soft, they become soft latent masks anyway) when shrinking and
+nearest when enlarging. The decoded result is cropped to the working size and resized back to the
+frame's size (bicubic, clipped to uint8: `Geometry.to_frame`).
+
 Sketch normalisation (`normalize_sketch`). Line strength inverted (lines 1, paper 0) mapped to [-1, 1]
 on three channels, padded on the right and bottom with paper to a multiple of 64 (the aspect is kept;
 the model's latent grid must divide evenly through the UNet); results are cropped back (`crop`).
@@ -163,6 +171,70 @@ def bleach(reference: np.ndarray, foreground: np.ndarray | None = None) -> np.nd
 # ---- sketches ----------------------------------------------------------------------------------------
 
 
+def working_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """(rows, columns) with the long side `resolution` and the aspect kept (0: the size unchanged)."""
+    if resolution <= 0:
+        return height, width
+    long = max(height, width)
+    # Integer rounding (half up): the same size on every machine.
+    return (
+        max(1, (height * resolution + long // 2) // long),
+        max(1, (width * resolution + long // 2) // long),
+    )
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (rows, columns): area averaging when shrinking, bicubic when enlarging.
+
+    uint8 images saturate (cv2 clips bicubic overshoot); float images are returned unclipped.
+    """
+    h, w = image.shape[:2]
+    if (h, w) == tuple(size):
+        return image
+    mode = cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_CUBIC
+    return cv2.resize(image, (size[1], size[0]), interpolation=mode)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask (bool or [0, 1]) as float32 at `size`: area averaging (soft) shrinking, nearest enlarging."""
+    m = mask.astype(np.float32)
+    h, w = m.shape
+    if (h, w) == tuple(size):
+        return m
+    mode = cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_NEAREST
+    return cv2.resize(m, (size[1], size[0]), interpolation=mode)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Frame size, working size (what the model sees) and padded size (multiples of 64)."""
+
+    size: tuple[int, int]  # the frame (H, W)
+    work: tuple[int, int]  # the frame resized for the model, aspect kept
+    padded: tuple[int, int]  # the model input: `work` padded on the right and bottom
+
+    def to_work(self, image: np.ndarray) -> np.ndarray:
+        """A frame-sized image at the working size (unchanged at resolution 0)."""
+        return resize_image(image, self.work)
+
+    def to_frame(self, image: np.ndarray) -> np.ndarray:
+        """A padded model result (H×W×3 uint8) cropped to the working size and resized to the frame's size.
+
+        Bicubic whichever way (the result is smooth; it is the sharpest of OpenCV's resamplers), clipped
+        to uint8 by OpenCV's saturation.
+        """
+        image = crop(image, self.work)
+        if self.work == self.size:
+            return image
+        return cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def frame_geometry(height: int, width: int, resolution: int, multiple: int = MULTIPLE) -> Geometry:
+    """Where a height×width frame goes for the model at `resolution` (long side; 0: native)."""
+    work = working_size(height, width, resolution)
+    return Geometry(size=(height, width), work=work, padded=padded_size(*work, multiple))
+
+
 def padded_size(height: int, width: int, multiple: int = MULTIPLE) -> tuple[int, int]:
     """The size a frame is padded to (multiples of `multiple`, aspect kept: padding, no resizing)."""
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
@@ -201,11 +273,16 @@ def from_model_image(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
 
 
-def latent_masks(split: np.ndarray, padded: tuple[int, int], latent: tuple[int, int]) -> torch.Tensor:
-    """(N, h, w) float32 region masks at latent resolution (area-averaged: soft at the edges)."""
+def latent_masks(split: np.ndarray, geometry: Geometry, latent: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w) float32 region masks at latent resolution (area-averaged: soft at the edges).
+
+    `split` is at the frame's size; each mask goes to the working size (`resize_mask`), is padded with
+    zeros to the padded size, then area-averaged down to the latent grid.
+    """
     out = []
     for m in split:
-        full = np.zeros(padded, np.float32)
-        full[: m.shape[0], : m.shape[1]] = m
+        work = resize_mask(m, geometry.work)
+        full = np.zeros(geometry.padded, np.float32)
+        full[: work.shape[0], : work.shape[1]] = work
         out.append(cv2.resize(full, (latent[1], latent[0]), interpolation=cv2.INTER_AREA))
     return torch.from_numpy(np.stack(out))
