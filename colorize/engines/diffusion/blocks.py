@@ -18,6 +18,7 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitCrossAttnProcessor
+from .config import EncoderConfig, UNetConfig
 
 # GroupNorm eps of the official ResBlocks (GroupNorm32 default); the transformers' own GroupNorm uses 1e-6.
 RESNET_EPS = 1e-5
@@ -78,20 +79,17 @@ class DownPath(nn.Module):
     (input-block index of each downsample).
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        model_channels: int,
-        channel_mult: list[int],
-        num_res_blocks: int,
-        attention_resolutions: list[int],
-        num_head_channels: int,
-        transformer_depth: int,
-        context_dim: int,
-        groups: int,
-    ):
+    def __init__(self, config: UNetConfig | EncoderConfig):
         super().__init__()
+        # The UNet's and the reference encoders' configs share these field names.
+        in_channels, model_channels = config.in_channels, config.model_channels
+        channel_mult, num_res_blocks = config.channel_mult, config.num_res_blocks
+        attention_resolutions, num_head_channels = config.attention_resolutions, config.num_head_channels
+        transformer_depth, context_dim, groups = (
+            config.transformer_depth,
+            config.context_dim,
+            config.norm_groups,
+        )
         temb = model_channels * 4
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.skip_channels = [model_channels]

@@ -101,17 +101,7 @@ class ColorizeUNet(DownPath):
 
     def __init__(self, config: UNetConfig):
         c = config
-        super().__init__(
-            in_channels=c.in_channels,
-            model_channels=c.model_channels,
-            channel_mult=c.channel_mult,
-            num_res_blocks=c.num_res_blocks,
-            attention_resolutions=c.attention_resolutions,
-            num_head_channels=c.num_head_channels,
-            transformer_depth=c.transformer_depth,
-            context_dim=c.context_dim,
-            groups=c.norm_groups,
-        )
+        super().__init__(c)
         self.config = config
         temb = c.time_embed_dim
         self.time_proj, self.time_embedding = make_time_embedding(c.model_channels)
