@@ -7,7 +7,7 @@ import numpy as np
 
 from colorize.regions.palette import dominant_colors, pack_rgb, reference_palette
 from colorize.regions.render import render
-from colorize.regions.segment import colored_line_mask, segment
+from colorize.regions.segment import colored_line_mask, neighbour_regions, segment
 from colorize.regions.synth import make_frame
 
 
@@ -129,3 +129,22 @@ def test_dominant_colors_and_reference_palette():
     ref = np.zeros((10, 10, 3), np.uint8)
     ref[:7] = (200, 100, 50)
     assert reference_palette(ref)[0] == pack_rgb(np.array([[200, 100, 50]], np.uint8))[0]
+
+
+def test_neighbour_regions_prefer_the_same_owner():
+    img = _blank()
+    cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 1)
+    cv2.line(img, (100, 10), (100, 110), (0, 0, 0, 255), 1)  # left | right
+    cv2.line(img, (10, 60), (100, 60), (0, 0, 0, 255), 1)  # top-left / bottom-left
+    cv2.rectangle(img, (101, 40), (103, 44), (0, 0, 0, 255), 1)  # a tiny pocket off the middle line
+    seg = segment(img, gap_close=0, min_region=1)
+    pocket, left, right = seg.labels[42, 102], seg.labels[30, 50], seg.labels[30, 150]
+    assert seg.areas[pocket] < 12
+    ask = np.zeros(seg.count + 1, bool)
+    ask[pocket] = True
+    assert neighbour_regions(seg, ask)[pocket] == right  # the right side surrounds the pocket
+    owner = np.zeros(seg.count + 1, np.int16)
+    owner[[pocket, left]] = 1
+    assert neighbour_regions(seg, ask, owner=owner)[pocket] == left
+    owner[left] = 2  # no neighbour of the same owner: the most common one, as without owners
+    assert neighbour_regions(seg, ask, owner=owner)[pocket] == right

@@ -8,6 +8,12 @@ Color sources per region, in order:
    masks (best effort);
 4. otherwise the visible `unresolved_color`, and the frame's `info["unresolved"]` counts those regions.
 
+Character masks (when the manifest gives them) make every region "owned" by the character covering most
+of its pixels, or by the background. Propagation votes only count previous-frame pixels of the same
+owner (a region with none votes from the nearest same-owner pixels, then from all), and the tiny-region
+neighbour fallback prefers a neighbour of the same owner, so colors stay with their character where
+characters pass in front of each other. Shots without masks take exactly the unconstrained path.
+
 Determinism: a frame's colors depend only on the chain keyframe -> ... -> frame, which is always walked
 from the keyframe through every line-art frame in between. Chain states (one color per region, a few KB)
 are cached so frames run in order cost one segmentation and one flow each; segmentations (full-size
@@ -20,9 +26,11 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import cv2
 import numpy as np
 
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.errors import ColorizeError
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
 from colorize.regions.propagate import flow_between, flow_scale, propagate, seg_flow_image
 from colorize.regions.render import render
@@ -49,6 +57,8 @@ class FlatEngine:
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
         self._states: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._batch_lineart: dict[int, np.ndarray] = {}
+        self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
+        self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
         self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
 
@@ -60,6 +70,7 @@ class FlatEngine:
         self._segs.clear()
         self._states.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
+        self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color each frame of the batch (in order).
@@ -69,6 +80,7 @@ class FlatEngine:
         art, so results do not depend on the overlap.
         """
         self._batch_lineart = {fi.frame: fi.lineart for fi in batch}
+        self._batch_masks = {fi.frame: fi.masks for fi in batch}
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flat-segment") as pool:
                 results = []
@@ -79,6 +91,7 @@ class FlatEngine:
                 return results
         finally:
             self._batch_lineart = {}
+            self._batch_masks = {}
             self._pending = {}
 
     def _prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
@@ -127,7 +140,7 @@ class FlatEngine:
             source[weak] = SOURCE_UNRESOLVED
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
-            self._small_from_neighbours(seg, colors, source)
+            self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
         source[0] = SOURCE_KEYFRAME  # label 0 = lines, not a region
         unresolved = colors == NO_COLOR
         unresolved[0] = False
@@ -142,17 +155,20 @@ class FlatEngine:
         }
         return FrameResult(frame=fi.frame, image=image, info=info)
 
-    def _small_from_neighbours(self, seg: Segmentation, colors: np.ndarray, source: np.ndarray) -> None:
+    def _small_from_neighbours(
+        self, seg: Segmentation, colors: np.ndarray, source: np.ndarray, owner: np.ndarray | None = None
+    ) -> None:
         """Small regions (under min_region px) left unresolved take their most common neighbour's color.
 
         Tiny enclosures (pockets where lines meet, 1-px holes) are kept as regions but often do not exist
-        in the previous frame; the color around them beats the unresolved color.
+        in the previous frame; the color around them beats the unresolved color. With owners (masks), a
+        neighbour of the same owner comes first.
         """
         small = (colors == NO_COLOR) & (seg.areas < max(1, self.flat.min_region))
         small[0] = False
         if not small.any():
             return
-        nb = neighbour_regions(seg, small)
+        nb = neighbour_regions(seg, small, owner=owner)
         take = small & (nb > 0)
         take[take] &= colors[nb[take]] != NO_COLOR
         colors[take] = colors[nb[take]]
@@ -221,7 +237,8 @@ class FlatEngine:
             seg = self._segmentation(frames[p])
             scale = flow_scale(seg.labels.shape)
             flow = flow_between(seg_flow_image(seg, scale), seg_flow_image(prev_seg, scale))
-            colors, conf = propagate(seg, prev_seg, state[0], flow, scale)
+            owners = self._owner_pair(frames[p], seg, frames[p - step], prev_seg)
+            colors, conf = propagate(seg, prev_seg, state[0], flow, scale, owners)
             # A region inherits at most the confidence of where its color came from (weak links stay weak).
             colors[conf < self.flat.match_threshold] = NO_COLOR
             state = (colors, conf)
@@ -235,6 +252,47 @@ class FlatEngine:
         # between `frame` and its keyframe (a few KB each). Anything dropped is recomputed if asked again.
         for state_key in [s for s in self._states if s[0] == key and s[1] < frame]:
             del self._states[state_key]
+
+    # -- masks -------------------------------------------------------------------------------------------
+
+    def _owners(self, frame: int, seg: Segmentation) -> np.ndarray | None:
+        """Owner per region of `frame` (0 = background, i + 1 = `self._masked[i]`); None without masks.
+
+        A region belongs to whoever covers most of its pixels (ties: background, then name order). Cached
+        on the segmentation (a pure function of the frame's line art and masks)."""
+        if not self._masked:
+            return None
+        if "owner" not in seg.cache:
+            masks = self._batch_masks.get(frame)
+            if masks is None:
+                try:
+                    masks = self._require_shot().load_masks(frame)
+                except ColorizeError:  # a chain frame outside the range run may lack its masks
+                    masks = {}
+            owner = None
+            if all(name in masks for name in self._masked):
+                n = seg.count + 1
+                cover = np.zeros((len(self._masked) + 1, n), np.int64)
+                anyone = np.zeros(seg.labels.shape, np.uint8)
+                for i, name in enumerate(self._masked):
+                    mask = masks[name]
+                    if mask.shape != seg.labels.shape:
+                        break
+                    m8 = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+                    cover[i + 1] = _label_counts(seg, m8)
+                    cv2.bitwise_or(anyone, m8, dst=anyone)
+                else:
+                    cover[0] = _label_counts(seg, cv2.compare(anyone, 0, cv2.CMP_EQ))
+                    owner = cover.argmax(axis=0).astype(np.int16)
+            seg.cache["owner"] = owner
+        return seg.cache["owner"]
+
+    def _owner_pair(
+        self, frame: int, seg: Segmentation, prev_frame: int, prev_seg: Segmentation
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(owners of `frame`, owners of `prev_frame`) when both frames have every mask, else None."""
+        cur, prev = self._owners(frame, seg), self._owners(prev_frame, prev_seg)
+        return None if cur is None or prev is None else (cur, prev)
 
     def _segmentation(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
         seg = self._segs.get(frame)
@@ -266,6 +324,15 @@ class FlatEngine:
         if self._shot is None:
             raise RuntimeError("FlatEngine.prepare(shot) must be called before colorize()")
         return self._shot
+
+
+def _label_counts(seg: Segmentation, mask: np.ndarray) -> np.ndarray:
+    """Pixels per label (count + 1 entries) where the uint8 `mask` is non-zero."""
+    n = seg.count + 1
+    labels16 = seg.labels16
+    if labels16 is None:
+        return np.bincount(seg.labels[mask > 0], minlength=n)
+    return cv2.calcHist([labels16], [0], mask, [n], [0, n]).ravel().astype(np.int64)
 
 
 def _rank_fill(

@@ -5,6 +5,10 @@ sparse lines give the flow something to lock on). Every pixel of a region in the
 where it came from in the previous frame and votes for that region's color; a region takes the color
 with most votes. Confidence is the winning share of the votes, scaled down when the region's size changed
 much against the matched source area (a region that appeared or was split/merged).
+
+With owners (per region: 0 = background, 1.. = a character, from the shot's character masks), a region
+only counts votes from previous-frame pixels of its own owner, so colors cannot cross from one character
+to another where they overlap; a region with no such vote falls back to all votes.
 """
 
 from __future__ import annotations
@@ -69,8 +73,13 @@ def propagate(
     prev_colors: np.ndarray,
     flow: np.ndarray,
     scale: int,
+    owners: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Colors and confidences (per label of `cur`) voted from `prev`'s region colors through `flow`."""
+    """Colors and confidences (per label of `cur`) voted from `prev`'s region colors through `flow`.
+
+    `owners`: (owner per label of `cur`, owner per label of `prev`), small non-negative ints; see the
+    module docstring.
+    """
     h, w = cur.labels.shape
     valid_prev = prev_colors != NO_COLOR
     palette = np.unique(prev_colors[valid_prev])
@@ -86,6 +95,7 @@ def propagate(
     maps = cv2.add(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), _grid(h, w))
     cur16, prev16 = cur.labels16, prev.labels16
     nc, np_ = cur.count + 1, prev.count + 1
+    all_votes = None  # with owners: unconstrained votes (per-pixel path), else from `pairs`
     if cur16 is not None and prev16 is not None and nc * np_ <= _PAIR_BINS and cur.labels.size < 1 << 24:
         # Votes per (cur label, prev label) in one 2-D histogram (no full-frame gathers), then per color.
         warped = cv2.remap(
@@ -98,17 +108,42 @@ def propagate(
         else:
             keys = cv2.add(cv2.multiply(cur16, np_, dtype=cv2.CV_32F), warped, dtype=cv2.CV_32F)
         pairs = cv2.calcHist([keys], [0], None, [nc * np_], [0, nc * np_]).reshape(nc, np_)
-        votes = np.zeros((nc, bins), np.float64)
-        np.add.at(votes.T, idx_of_label, pairs.T.astype(np.float64))
-        votes = votes.astype(np.int64)
+        if owners is None:
+            votes = _color_votes(pairs, idx_of_label, bins)
+        else:
+            same = owners[0][:, None] == owners[1][None, :]
+            votes = _color_votes(np.where(same, pairs, np.float32(0)), idx_of_label, bins)
+            landed = pairs[:, 1:].sum(axis=1).astype(np.int64)
     else:
         prev_idx = np.take(idx_of_label, prev.labels)
         warped = cv2.remap(
             prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
-        votes = np.bincount(
-            (cur.labels.ravel().astype(np.int64) * bins + warped.ravel()), minlength=nc * bins
-        ).reshape(nc, bins)
+        keys = cur.labels.ravel().astype(np.int64) * bins + warped.ravel()
+        votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
+        if owners is not None:
+            all_votes = votes
+            landed = all_votes[:, 1:].sum(axis=1)
+            prev_owner = np.take(owners[1].astype(np.float32), prev.labels)
+            warped_owner = cv2.remap(
+                prev_owner, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1
+            )
+            same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
+            votes = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    if owners is not None:
+        # Regions whose every vote fell on another owner (cut off by an occluder, or the flow followed the
+        # occluder): votes from the nearest previous pixels of their own owner, else from everything.
+        lost = (votes[:, 1:].sum(axis=1) == 0) & (landed > 0)
+        lost[0] = False
+        if lost.any():
+            votes[lost] = _nearest_owner_votes(cur, prev, owners, maps, lost, idx_of_label, bins)[lost]
+            lost &= votes[:, 1:].sum(axis=1) == 0
+            if lost.any():
+                votes[lost] = (
+                    all_votes[lost]
+                    if all_votes is not None
+                    else _color_votes(pairs[lost], idx_of_label, bins)
+                )
     counted = votes[:, 1:].sum(axis=1)
     colors = np.full(nc, NO_COLOR, np.int32)
     conf = np.zeros(nc, np.float32)
@@ -121,6 +156,49 @@ def propagate(
     colors[ok] = palette[best[ok]]
     conf[ok] = top[ok] / np.maximum(counted[ok], 1)
     # Votes that fell on lines say nothing; a region whose pixels mostly land on lines is a weak match.
-    coverage = counted / np.maximum(cur.areas, 1)
+    # (Votes that fell on another owner's regions were dropped as occlusion, not as "no match".)
+    coverage = (counted if owners is None else np.maximum(counted, landed)) / np.maximum(cur.areas, 1)
     conf *= np.clip(coverage * 2.0, 0.0, 1.0).astype(np.float32)
     return colors, conf
+
+
+def _color_votes(pairs: np.ndarray, idx_of_label: np.ndarray, bins: int) -> np.ndarray:
+    """Votes per (cur label, palette index) from a (cur label, prev label) histogram, as int64."""
+    votes = np.zeros((len(pairs), bins), np.float64)
+    np.add.at(votes.T, idx_of_label, pairs.T.astype(np.float64))
+    return votes.astype(np.int64)
+
+
+def _nearest_owner_votes(
+    cur: Segmentation,
+    prev: Segmentation,
+    owners: tuple[np.ndarray, np.ndarray],
+    maps: np.ndarray,
+    lost: np.ndarray,
+    idx_of_label: np.ndarray,
+    bins: int,
+) -> np.ndarray:
+    """Votes (nc × bins, rows of `lost` only) of each pixel of a `lost` region for the previous-frame
+    region of the same owner nearest to where the flow says the pixel came from."""
+    cur_owner, prev_owner = owners
+    votes = np.zeros((cur.count + 1, bins), np.int64)
+    h, w = prev.labels.shape
+    ys, xs = np.nonzero(np.take(lost.view(np.uint8), cur.labels))
+    labels = cur.labels[ys, xs]
+    px_owner = cur_owner[labels]
+    src_x = np.clip(np.rint(maps[ys, xs, 0]), 0, w - 1).astype(np.intp)
+    src_y = np.clip(np.rint(maps[ys, xs, 1]), 0, h - 1).astype(np.intp)
+    prev_px_owner = np.take(prev_owner, prev.labels)
+    for o in np.unique(px_owner):
+        src = (prev_px_owner == o) & (prev.labels > 0)
+        if not src.any():
+            continue
+        # Index (raster order among `src` pixels, from 1) of the nearest `src` pixel, for every pixel.
+        _, near = cv2.distanceTransformWithLabels(
+            np.where(src, 0, 255).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        mine = px_owner == o
+        source_labels = prev.labels[src][near[src_y[mine], src_x[mine]] - 1]
+        keys = labels[mine].astype(np.int64) * bins + idx_of_label[source_labels]
+        votes += np.bincount(keys, minlength=votes.size).reshape(votes.shape)
+    return votes

@@ -138,9 +138,14 @@ def _speckles(labels: np.ndarray, areas: np.ndarray, lines: np.ndarray, min_regi
     return drop & (biggest < SPECK_INK * max(1, min_region))
 
 
-def neighbour_regions(seg: Segmentation, which: np.ndarray, reach: int = 3) -> np.ndarray:
+def neighbour_regions(
+    seg: Segmentation, which: np.ndarray, reach: int = 3, owner: np.ndarray | None = None
+) -> np.ndarray:
     """For each label with `which[label]`, the most common other region within `reach` pixels across the
-    lines (0 where none); labels not asked for get 0. Full-frame work only when something is asked."""
+    lines (0 where none); labels not asked for get 0. Full-frame work only when something is asked.
+
+    `owner` (per label, e.g. the character whose mask covers it): a neighbour of the same owner comes
+    first; others only when there is none."""
     out = np.zeros(seg.count + 1, np.int64)
     which = which.copy()
     which[0] = False
@@ -163,7 +168,9 @@ def neighbour_regions(seg: Segmentation, which: np.ndarray, reach: int = 3) -> n
     b = labels[pts[:, 1], pts[:, 0]].astype(np.int64)
     key, cnt = np.unique(a * (seg.count + 1) + b, return_counts=True)
     ka, kb = key // (seg.count + 1), key % (seg.count + 1)
-    order = np.lexsort((kb, -cnt, ka))  # per asked label: most pixels first, then lowest label
+    other_owner = np.zeros(len(ka), bool) if owner is None else owner[ka] != owner[kb]
+    # Per asked label: same owner first, then most pixels, then lowest label.
+    order = np.lexsort((kb, -cnt, other_owner, ka))
     first = order[np.r_[True, ka[order][1:] != ka[order][:-1]]]
     out[ka[first]] = kb[first]
     return out

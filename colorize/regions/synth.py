@@ -99,10 +99,18 @@ def make_frame(
     inst = cv2.warpAffine(inst.astype(np.float32), m, (w * up, h * up), flags=cv2.INTER_NEAREST).astype(
         np.int32
     )
+    lineart = _draw_lines(inst, classes[inst], h, w, up, line_width, gaps, seed)
+    small = inst[::up, ::up]
+    return SynthFrame(lineart=lineart, color=PALETTE[classes[small]], regions=small)
+
+
+def _draw_lines(
+    inst: np.ndarray, cls: np.ndarray, h: int, w: int, up: int, line_width: int, gaps: int, seed: int
+) -> np.ndarray:
+    """RGBA line art at h×w of an instance map drawn at `up` times the size (classes `cls` per pixel)."""
     edge = np.zeros(inst.shape, bool)
     edge[:, 1:] |= inst[:, 1:] != inst[:, :-1]
     edge[1:, :] |= inst[1:, :] != inst[:-1, :]
-    cls = classes[inst]
     colored = np.zeros(inst.shape, bool)
     for a, b in SHADOW_PAIRS:
         pair = np.zeros(inst.shape, bool)
@@ -122,6 +130,51 @@ def make_frame(
     rgb[black > 0] = 0
     rgb[blue > 0] = (30, 60, 255)
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    lineart = np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+    return np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+
+
+@dataclass
+class OverlapFrame(SynthFrame):
+    masks: dict[str, np.ndarray]  # character -> H×W bool, visible pixels only (as in production masks)
+
+
+def make_overlap_frame(
+    h: int, w: int, t: float, post_speed: float = 0.0, tail: float = 7.0, line_width: int = 2
+) -> OverlapFrame:
+    """Two characters, "post" (standing, body over dark legs, moving right by `post_speed` * w over the
+    shot) and "cat" (a round body with a long thin tail, walking right to left in front of the post): at
+    `t` = 0 the cat is right of the post, at 1 it has passed in front of it. Masks hold each character's
+    visible pixels."""
+    up = 2
+    hh, ww = h * up, w * up
+    s = min(h, w) / 180.0 * up
+    inst = np.zeros((hh, ww), np.int32)
+    owner = [0]  # per instance: 0 background, 1 post, 2 cat
+    classes = [0]
+
+    def add(cls: int, who: int) -> int:
+        classes.append(cls)
+        owner.append(who)
+        return len(classes) - 1
+
+    px = int(ww * (0.5 + post_speed * (t - 0.5)))
+    cv2.rectangle(inst, (int(px - 30 * s), int(20 * s)), (int(px + 30 * s), int(90 * s)), add(5, 1), -1)
+    cv2.rectangle(inst, (int(px - 24 * s), int(90 * s)), (int(px - 4 * s), int(160 * s)), add(6, 1), -1)
+    cv2.rectangle(inst, (int(px + 4 * s), int(90 * s)), (int(px + 24 * s), int(160 * s)), add(6, 1), -1)
+    cx, cy = ww * (0.85 - 0.7 * t), 140 * s
+    ends = np.array([[cx - 30 * s, cy - 10 * s], [cx - 70 * s, cy - 60 * s]])
+    cv2.line(inst, ends[0].astype(int), ends[1].astype(int), add(4, 2), max(2, int(tail * s)))
+    cv2.ellipse(inst, (int(cx), int(cy)), (int(40 * s), int(22 * s)), 0, 0, 360, add(7, 2), -1)
+    cv2.ellipse(
+        inst, (int(cx + 5 * s), int(cy + 6 * s)), (int(22 * s), int(10 * s)), 0, 0, 360, add(1, 2), -1
+    )
+    cls = np.array(classes, np.int32)
+    lineart = _draw_lines(inst, cls[inst], h, w, up, line_width, 0, 0)
     small = inst[::up, ::up]
-    return SynthFrame(lineart=lineart, color=PALETTE[classes[small]], regions=small)
+    who = np.array(owner)[small]
+    return OverlapFrame(
+        lineart=lineart,
+        color=PALETTE[cls[small]],
+        regions=small,
+        masks={"post": who == 1, "cat": who == 2},
+    )
