@@ -94,6 +94,12 @@ def assign_regions(region_masks: torch.Tensor, threshold: float) -> torch.Tensor
     return torch.where(best_value > threshold, best_index + 1, torch.zeros_like(best_index)).squeeze(-1)
 
 
+def _plain_attention(attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """Ordinary multi-head attention of the layer, no LoRA, output projection included."""
+    q, k, v = _project(attn, hidden_states, context, None)
+    return attn.to_out[1](attn.to_out[0](_heads_attention(attn, q, k, v)))
+
+
 class SelfAttnProcessor:
     """Plain self-attention for `attn1`.
 
@@ -112,9 +118,7 @@ class SelfAttnProcessor:
         split: SplitSettings | None = None,
     ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q, k, v = _project(attn, hidden_states, context, None)
-        out = _heads_attention(attn, q, k, v)
-        return attn.to_out[1](attn.to_out[0](out))
+        return _plain_attention(attn, hidden_states, context)
 
 
 class SplitCrossAttnProcessor:
@@ -137,8 +141,7 @@ class SplitCrossAttnProcessor:
     ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if region_masks is None:
-            q, k, v = _project(attn, hidden_states, context, None)
-            return attn.to_out[1](attn.to_out[0](_heads_attention(attn, q, k, v)))
+            return _plain_attention(attn, hidden_states, context)
         out = self.split_attention(attn, hidden_states, context, region_masks, split or SplitSettings())
         return attn.to_out[1](attn.to_out[0](out))
 

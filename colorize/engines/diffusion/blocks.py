@@ -18,7 +18,7 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitCrossAttnProcessor
-from .config import EncoderConfig, UNetConfig
+from .config import DownPathConfig
 
 # GroupNorm eps of the official ResBlocks (GroupNorm32 default); the transformers' own GroupNorm uses 1e-6.
 RESNET_EPS = 1e-5
@@ -79,9 +79,8 @@ class DownPath(nn.Module):
     (input-block index of each downsample).
     """
 
-    def __init__(self, config: UNetConfig | EncoderConfig):
+    def __init__(self, config: DownPathConfig):
         super().__init__()
-        # The UNet's and the reference encoders' configs share these field names.
         in_channels, model_channels = config.in_channels, config.model_channels
         channel_mult, num_res_blocks = config.channel_mult, config.num_res_blocks
         attention_resolutions, num_head_channels = config.attention_resolutions, config.num_head_channels

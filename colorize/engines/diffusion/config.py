@@ -25,11 +25,10 @@ def _pick(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 @dataclass
-class UNetConfig:
-    """The denoising UNet (SD-2.x layout) plus the v2 additions on its decoder."""
+class DownPathConfig:
+    """Fields the UNet and the reference encoders share: the layout of the encoder half (blocks.DownPath)."""
 
     in_channels: int = 4
-    out_channels: int = 4
     model_channels: int = 320
     channel_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
     num_res_blocks: int = 2
@@ -38,6 +37,17 @@ class UNetConfig:
     transformer_depth: int = 1
     context_dim: int = 1024
     norm_groups: int = 32
+
+    @property
+    def time_embed_dim(self) -> int:
+        return self.model_channels * 4
+
+
+@dataclass
+class UNetConfig(DownPathConfig):
+    """The denoising UNet (SD-2.x layout) plus the v2 additions on its decoder."""
+
+    out_channels: int = 4
     # v2 additions: background injection on decoder skips, style modulation after decoder blocks,
     # fg/bg LoRA on the decoder's cross-attention projections.
     warp_module: bool = True
@@ -50,31 +60,14 @@ class UNetConfig:
     # None: 1 / downsampling factor of the layer, which is what the official table encodes.
     attention_scale_factors: list[float] | None = None
 
-    @property
-    def time_embed_dim(self) -> int:
-        return self.model_channels * 4
-
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(DownPathConfig):
     """Background or style encoder: the UNet's encoder half with a size ('adm') embedding and output heads."""
 
-    in_channels: int = 4
-    model_channels: int = 320
-    channel_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
-    num_res_blocks: int = 2
-    attention_resolutions: list[int] = field(default_factory=lambda: [4, 2, 1])
-    num_head_channels: int = 64
-    transformer_depth: int = 1
-    context_dim: int = 1024
     adm_in_channels: int = 512
-    norm_groups: int = 32
     # False: background encoder (1x1 conv heads, token maps). True: style encoder (linear heads on means).
     style_modulation: bool = False
-
-    @property
-    def time_embed_dim(self) -> int:
-        return self.model_channels * 4
 
 
 @dataclass
