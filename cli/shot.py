@@ -17,7 +17,7 @@ from colorize.errors import CheckFailed, ColorizeError, ExitCode
 from colorize.events import Events, HumanReporter
 from colorize.manifest import schema_json
 from colorize.runner import run_shot
-from colorize.shot import check_output_writable, find_manifest, plan_shot, validate_plan
+from colorize.shot import check_output_writable, find_manifest, plan_shot, raise_problems, validate_plan
 
 
 class EngineName(str, Enum):
@@ -167,8 +167,7 @@ def check(
             check_output_writable(plan)
         except ColorizeError as error:
             problems.append(error)
-        if problems:
-            raise CheckFailed(problems) if len(problems) > 1 else problems[0]
+        raise_problems(problems)
         name, why = choose_engine(plan.settings)
         h, w = size or (0, 0)
         keys = [f for f in plan.selected if f in plan.keyframe_paths]

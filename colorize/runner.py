@@ -177,8 +177,6 @@ def _color_batch(engine: Engine, batch: list[FrameInput]) -> list[tuple[FrameRes
     clock = Stopwatch()
     try:
         results = engine.colorize(batch)
-    except ColorizeError:
-        raise
     except MemoryError:
         raise InternalError(
             f"out of memory coloring frames {batch[0].frame}-{batch[-1].frame}; lower --batch"

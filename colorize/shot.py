@@ -79,10 +79,10 @@ class ShotPlan:
         paths = set(self.lineart_paths.values()) | set(self.keyframe_paths.values())
         for c in self.characters:
             paths.add(c.reference)
-            if c.mask is not None:
-                paths.update(c.mask.path(f) for f in self.frames) if c.mask.is_sequence else paths.add(
-                    c.mask.path()
-                )
+            if c.mask is not None and c.mask.is_sequence:
+                paths.update(c.mask.path(f) for f in self.frames)
+            elif c.mask is not None:
+                paths.add(c.mask.path())
         if self.background:
             paths.add(self.background)
         return {p.resolve() for p in paths}
@@ -279,7 +279,7 @@ def plan_shot(
                 )
             )
     if not collect:
-        _raise(problems)
+        raise_problems(problems)
     return plan
 
 
@@ -368,7 +368,7 @@ def validate_plan(
         except ColorizeError as error:
             problems.append(error)
     if not collect:
-        _raise(problems)
+        raise_problems(problems)
     return size
 
 
@@ -389,7 +389,8 @@ def check_output_writable(plan: ShotPlan) -> None:
         raise OutputError(f"{folder}: output folder is not writable ({error.strerror})") from None
 
 
-def _raise(problems: list[ColorizeError]) -> None:
+def raise_problems(problems: list[ColorizeError]) -> None:
+    """Raise nothing, the one problem, or CheckFailed listing them all."""
     if len(problems) == 1:
         raise problems[0]
     if problems:
