@@ -12,6 +12,7 @@ for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import typer  # noqa: E402
+from colorize_cli import evaluate as evaluate_cmds  # noqa: E402
 from colorize_cli import farm as farm_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
@@ -46,14 +47,8 @@ def _root(
 
 shot_cmds.register(app)
 farm_cmds.register(app)
+evaluate_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
-
-try:  # optional command groups: each one's own module registers its commands
-    from colorize_cli import evaluate as evaluate_cmds
-except ImportError:  # pragma: no cover - only while a group is being written
-    evaluate_cmds = None
-if evaluate_cmds is not None:
-    evaluate_cmds.register(app)
 
 
 def _terminate(signum: int, frame: object) -> None:

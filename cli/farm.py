@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import shlex
 from enum import Enum
 from pathlib import Path
 
 import typer
 import yaml
-from colorize_cli.common import errors_to_exit
-from colorize_cli.shot import FRAMES, OUT, PRESET, REFS, SHOT_DIR, EngineName, Temporal
+from colorize_cli.common import FRAMES, OUT, REFS, SHOT_DIR, RunOptions, errors_to_exit, with_run_options
 
+from colorize.errors import OutputError
 from colorize.farm import openjd_template, plan_tasks
-from colorize.images import write_atomic
+from colorize.images import image_size, write_atomic
 from colorize.shot import find_manifest, plan_shot
 
 
@@ -21,6 +22,7 @@ class PlanFormat(str, Enum):
     openjd = "openjd"
 
 
+@with_run_options
 def plan(
     shot_dir: Path = SHOT_DIR,
     refs: Path | None = REFS,
@@ -31,46 +33,59 @@ def plan(
     save: Path | None = typer.Option(None, "--save", help="Write to this file instead of stdout."),
     frames: str | None = FRAMES,
     out: Path | None = OUT,
-    engine: EngineName | None = typer.Option(None, "--engine", "-e", help="Passed on to every task."),
-    preset: str | None = PRESET,
-    seed: int | None = typer.Option(None, "--seed", help="Passed on to every task."),
-    batch: int | None = typer.Option(None, "--batch", "-b", min=1, max=256, help="Passed on to every task."),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Passed on to every task."),
-    temporal: Temporal | None = typer.Option(None, "--temporal", help="Passed on to every task."),
+    *,
+    options: RunOptions,
 ) -> None:
     """Split a shot into frame-range tasks for a render farm.
 
-    Every task is `colorize shot … --frames RANGE --json`; tasks may run in any order and on any machine,
-    and together give the same bytes as one whole-shot run.
+    Every task is `colorize shot … --frames RANGE --json` with the run options given here (--engine,
+    --seed, --batch, …); tasks may run in any order and on any machine, and together give the same bytes
+    as one whole-shot run. An Open Job Description template declares the output folder as a job output and,
+    for the diffusion engine, a GPU worker with an estimate of the GPU memory the chosen --batch needs.
 
     Examples:
 
         colorize plan ./shot042 --chunk 24
 
-        colorize plan ./shot042 --chunk 24 --format openjd --save shot042.job.yaml
+        colorize plan ./shot042 --chunk 24 --format openjd --save jobs/shot042.job.yaml
 
-        openjd run shot042.job.yaml      # run it locally; submit the same file to Deadline Cloud
+        openjd run jobs/shot042.job.yaml      # run it locally; submit the same file to Deadline Cloud
     """
-    options = {
-        "out": str(out.resolve()) if out else None,
-        "engine": engine.value if engine else None,
-        "preset": preset,
-        "seed": seed,
-        "batch": batch,
-        "model": str(model.resolve()) if model else None,
-        "temporal": temporal.value if temporal else None,
-    }
     with errors_to_exit():
         manifest_path = find_manifest(shot_dir, refs)
-        shot_plan = plan_shot(manifest_path, frames=frames, out_dir=out, preset=preset)
+        shot_plan = plan_shot(
+            manifest_path, frames=frames, out_dir=out, preset=options.preset, overrides=options.overrides()
+        )
         if fmt is PlanFormat.openjd:
-            doc = openjd_template(shot_plan, shot_dir, chunk, options, (save or Path("x")).absolute().parent)
+            gpu_memory = None
+            if shot_plan.engine == "diffusion":
+                from colorize.engines.diffusion.planning import gpu_memory_estimate_mib
+
+                size = image_size(shot_plan.lineart_paths[shot_plan.selected[0]])
+                gpu_memory = gpu_memory_estimate_mib(shot_plan.settings, size)
+            template = (save or Path("job.yaml")).absolute()
+            doc, required = openjd_template(
+                shot_plan, shot_dir, chunk, options.argv(), template.parent, gpu_memory
+            )
             text = yaml.safe_dump(doc, sort_keys=False, width=1000)
+            if required:
+                values = " ".join(f"-p {shlex.quote(f'{k}={v}')}" for k, v in required.items())
+                typer.echo(
+                    f"colorize: {', '.join(required)} lie outside the template's folder, where Open Job "
+                    f"Description allows no default; run it with: openjd run {shlex.quote(str(save or 'job.yaml'))} "
+                    f"{values}",
+                    err=True,
+                )
         else:
-            text = json.dumps(plan_tasks(shot_plan, shot_dir, chunk, options), indent=2) + "\n"
+            args = options.argv() + (["--out", str(out.resolve())] if out else [])
+            text = json.dumps(plan_tasks(shot_plan, shot_dir, chunk, args), indent=2) + "\n"
         if save is None:
             typer.echo(text, nl=False)
         else:
+            try:
+                save.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OutputError(f"{save.parent}: cannot create the folder ({error.strerror})") from None
             write_atomic(save, text.encode())
             typer.echo(f"wrote {save}", err=True)
 

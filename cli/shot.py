@@ -1,66 +1,89 @@
-"""`colorize shot`, `check`, `init`, `schema`: run and validate shots."""
+"""`colorize shot`, `check`, `status`, `init`, `schema`: run, validate and inspect shots."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import typer
-from colorize_cli.common import errors_to_exit
+from colorize_cli.common import (
+    FRAMES,
+    JSON,
+    OUT,
+    REFS,
+    SHOT_DIR,
+    RunOptions,
+    errors_to_exit,
+    with_run_options,
+)
 
-from colorize import __version__
-from colorize.engines import choose_engine, create_engine
-from colorize.errors import CheckFailed, ColorizeError, ExitCode
+from colorize.engines import create_engine
+from colorize.errors import ColorizeError, ExitCode
 from colorize.events import Events, HumanReporter
 from colorize.manifest import schema_json
-from colorize.runner import run_shot
-from colorize.shot import check_output_writable, find_manifest, plan_shot, raise_problems, validate_plan
+from colorize.provenance import Freshness
+from colorize.runner import Summary, run_shot
+from colorize.sequences import frame_range_text
+from colorize.shot import (
+    ShotPlan,
+    check_output_writable,
+    find_manifest,
+    plan_shot,
+    raise_problems,
+    validate_plan,
+)
 
 
-class EngineName(str, Enum):
+class Progress(str, Enum):
     auto = "auto"
-    flat = "flat"
-    diffusion = "diffusion"
-
-
-class Temporal(str, Enum):
+    bar = "bar"
+    lines = "lines"
+    openjd = "openjd"
     none = "none"
-    locked = "locked"
-    warp = "warp"
 
 
-SHOT_DIR = typer.Argument(..., help="The shot folder.", show_default=False)
-REFS = typer.Option(
-    None, "--refs", "-r", help="Manifest file (default: DIR/refs.yaml; relative: to the cwd, else DIR)."
-)
-FRAMES = typer.Option(
-    None, "--frames", "-f", help="Frame range in fileseq syntax: 1001-1048, 1001-1048x2, 1001,1010."
-)
-OUT = typer.Option(None, "--out", "-o", help="Output folder (default: the manifest's `output`).")
-PRESET = typer.Option(None, "--preset", "-p", help="Preset name from presets/ or a .yaml path.")
+def _plan(
+    shot_dir: Path, refs: Path | None, frames: str | None, out: Path | None, options: RunOptions, **kw
+) -> ShotPlan:
+    manifest_path = find_manifest(shot_dir, refs)
+    return plan_shot(
+        manifest_path, frames=frames, out_dir=out, preset=options.preset, overrides=options.overrides(), **kw
+    )
 
 
+@with_run_options
 def shot(
     shot_dir: Path = SHOT_DIR,
     refs: Path | None = REFS,
     frames: str | None = FRAMES,
     out: Path | None = OUT,
-    engine: EngineName | None = typer.Option(None, "--engine", "-e", help="auto | flat | diffusion."),
-    preset: str | None = PRESET,
-    batch: int | None = typer.Option(None, "--batch", "-b", min=1, max=256, help="Frames per engine call."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed (same seed and inputs: same bytes)."),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Diffusion model folder."),
-    temporal: Temporal | None = typer.Option(None, "--temporal", help="none | locked | warp (diffusion)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Recolor frames whose output already exists."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Recolor every selected frame, even those whose output is fresh."
+    ),
     json_events: bool = typer.Option(False, "--json", help="Write JSON-lines events on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the summary on stderr."),
+    progress: Progress = typer.Option(
+        Progress.auto,
+        "--progress",
+        help="bar (terminal), lines (a plain line every few seconds), openjd (openjd_progress/openjd_status "
+        "lines for Open Job Description farms), none; auto: bar on a terminal, else lines.",
+    ),
+    progress_every: float = typer.Option(
+        5.0, "--progress-every", min=0, help="Seconds between progress lines (lines, openjd); 0: every frame."
+    ),
+    *,
+    options: RunOptions,
 ) -> None:
     """Colorize the frames of a shot.
 
-    Frames whose output exists are skipped (a rerun resumes); every output is written atomically.
+    Frames whose output is fresh (made from the same inputs, settings, engine and version, as recorded in
+    the output itself) are skipped; missing and stale ones are colored. Every output is written atomically,
+    so a killed run is finished by running the same command again.
 
     Examples:
 
@@ -68,113 +91,128 @@ def shot(
 
         colorize shot ./shot042 --frames 1001-1024 --json > events.jsonl
 
-        colorize shot ./shot042 --engine flat --out /tmp/preview --overwrite
+        colorize shot ./shot042 --engine flat --out /tmp/preview --max-unresolved 20
     """
     events = Events(
         json_stream=sys.stdout if json_events else None,
-        human=HumanReporter(sys.stderr, quiet=quiet),
+        human=HumanReporter(sys.stderr, progress=progress.value, quiet=quiet, interval=progress_every),
     )
-    overrides: dict[str, Any] = {
-        "engine": engine.value if engine else None,
-        "batch": batch,
-        "seed": seed,
-        "model": str(model.resolve()) if model else None,
-        "temporal": temporal.value if temporal else None,
-    }
-    with errors_to_exit(), _error_event(events):
-        manifest_path = find_manifest(shot_dir, refs)
-        plan = plan_shot(manifest_path, frames=frames, out_dir=out, preset=preset, overrides=overrides)
+    with errors_to_exit(events):
+        plan = _plan(shot_dir, refs, frames, out, options)
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
-        name, why = choose_engine(plan.settings)
-        colorizer = create_engine(name, plan.settings)
-        events.emit(
-            "run_start",
-            version=__version__,
-            manifest=str(manifest_path),
-            engine=name,
-            engine_reason=why,
-            frames=plan.selected_range,
-            frames_total=len(plan.selected),
-            output=plan.output.text,
-            size=[size[1], size[0]],
-            settings=plan.settings.model_dump(),
-            sources=plan.sources,
-        )
-        if engine is None and plan.settings.engine == "auto":
-            events.emit("message", text=f"engine {name} ({why})")
-        summary = run_shot(plan, colorizer, events, size=size, overwrite=overwrite)
-        seconds = max(summary.seconds, 1e-9)
-        events.emit(
-            "summary",
-            done=summary.done,
-            skipped=summary.skipped,
-            failed=summary.failed,
-            seconds=round(summary.seconds, 3),
-            frames_per_second=round(summary.done / seconds, 3),
-            exit_code=int(summary.exit_code),
-        )
-        events.close()
-        if summary.exit_code != ExitCode.OK:
-            raise typer.Exit(int(summary.exit_code))
+        make = functools.partial(create_engine, plan.engine, plan.settings)
+        summary = run_shot(plan, make, events, size=size, overwrite=overwrite)
+    events.close()
+    _debug(summary)
+    if summary.exit_code != ExitCode.OK:
+        raise typer.Exit(int(summary.exit_code))
 
 
-class _error_event:
-    """With --json, a failure before or around the run is also one `error` event on stdout."""
-
-    def __init__(self, events: Events):
-        self.events = events
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, tb) -> bool:
-        self.events.close()
-        if isinstance(error, ColorizeError) and self.events.json_stream is not None:
-            lines = error.problems if isinstance(error, CheckFailed) else [error]
-            for problem in lines:
-                self.events.json_stream.write(
-                    json.dumps({"event": "error", "error": str(problem), "exit_code": int(problem.exit_code)})
-                    + "\n"
-                )
-            self.events.json_stream.flush()
-        return False
+def _debug(summary: Summary) -> None:
+    """COLORIZE_DEBUG=1: the tracebacks behind internal errors, on stderr."""
+    if not os.environ.get("COLORIZE_DEBUG"):
+        return
+    seen = set()
+    for error in [e for _, e in summary.failures] + summary.errors:
+        cause = error.__cause__
+        if cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            traceback.print_exception(cause, file=sys.stderr)
 
 
+@with_run_options
 def check(
     shot_dir: Path = SHOT_DIR,
     refs: Path | None = REFS,
     frames: str | None = FRAMES,
     out: Path | None = OUT,
-    preset: str | None = PRESET,
+    *,
+    options: RunOptions,
 ) -> None:
     """Validate a shot without computing anything.
 
-    Checks the manifest (unknown keys, types), every referenced file (present, readable, not truncated),
-    the frame sequence (gaps, duplicates), sizes (masks and keyframes match the line art) and that the
-    output can be written. Prints one line per problem and exits non-zero if there is any.
+    Checks the manifest (unknown keys, types), every file the run would read (present, readable, not
+    truncated) — the selected frames and the frames their outputs depend on (the flat engine's chain from
+    a keyframe, a diffusion warp chain from its anchor) —, the frame sequence (gaps, duplicates), sizes
+    (masks and keyframes match the line art) and that the output can be written. Prints one line per
+    problem and exits non-zero if there is any. Give the same options as to `colorize shot`.
 
     Example:
 
-        colorize check ./shot042 --refs refs.yaml
+        colorize check ./shot042 --refs refs.yaml --frames 1010-1012
     """
     with errors_to_exit():
-        manifest_path = find_manifest(shot_dir, refs)
         problems: list[ColorizeError] = []
-        plan = plan_shot(manifest_path, frames=frames, out_dir=out, preset=preset, problems=problems)
+        plan = _plan(shot_dir, refs, frames, out, options, problems=problems)
         size = validate_plan(plan, deep=True, problems=problems)
         try:
             check_output_writable(plan)
         except ColorizeError as error:
             problems.append(error)
         raise_problems(problems)
-        name, why = choose_engine(plan.settings)
         h, w = size or (0, 0)
         keys = [f for f in plan.selected if f in plan.keyframe_paths]
+        extra = [f for f in plan.reads if f not in set(plan.selected)]
+        reads = f", also reads {len(extra)} frames {frame_range_text(extra)}" if extra else ""
         typer.echo(
-            f"ok: {manifest_path}: {len(plan.selected)} frames {plan.selected_range}, {w}×{h}, "
-            f"{len(plan.characters)} characters, {len(keys)} keyframes, engine {name} ({why})"
+            f"ok: {plan.manifest_path}: {len(plan.selected)} frames {plan.selected_range}, {w}×{h}, "
+            f"{len(plan.characters)} characters, {len(keys)} keyframes, engine {plan.engine} "
+            f"({plan.engine_reason}){reads}"
         )
+
+
+@with_run_options
+def status(
+    shot_dir: Path = SHOT_DIR,
+    refs: Path | None = REFS,
+    frames: str | None = FRAMES,
+    out: Path | None = OUT,
+    json_out: bool = JSON,
+    *,
+    options: RunOptions,
+) -> None:
+    """Show which outputs are done, stale or missing, without computing anything.
+
+    An output is done when the record stored in it matches what the current inputs, settings, engine and
+    version would make; stale when it does not (the reason is shown); missing when there is no file. Give
+    the same options as to `colorize shot`, since settings decide freshness.
+
+    Examples:
+
+        colorize status ./shot042
+
+        colorize status ./shot042 --frames 1001-1048 --json
+    """
+    with errors_to_exit():
+        plan = _plan(shot_dir, refs, frames, out, options)
+        freshness = Freshness(plan)
+        states = [freshness.state(f) for f in plan.selected]
+    groups: dict[str, list[int]] = {"done": [], "stale": [], "missing": []}
+    reasons: dict[str, list[int]] = {}
+    for s in states:
+        groups[s.state].append(s.frame)
+        if s.reason:
+            reasons.setdefault(s.reason, []).append(s.frame)
+    if json_out:
+        doc = {
+            "manifest": str(plan.manifest_path),
+            "output": plan.output.text,
+            "engine": plan.engine,
+            "frames": plan.selected_range,
+            "total": len(plan.selected),
+            **{name: {"count": len(fs), "frames": frame_range_text(fs)} for name, fs in groups.items()},
+        }
+        doc["stale"]["reasons"] = {reason: frame_range_text(fs) for reason, fs in reasons.items()}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"{plan.output.text}: {len(plan.selected)} frames {plan.selected_range}, engine {plan.engine}")
+    for name, fs in groups.items():
+        if name == "stale" and fs:
+            for reason, rfs in reasons.items():
+                typer.echo(f"  stale    {len(rfs):5d}  {frame_range_text(rfs)}  ({reason})")
+        elif fs or name == "done":
+            typer.echo(f"  {name:<8} {len(fs):5d}  {frame_range_text(fs)}")
 
 
 def schema() -> None:
@@ -210,5 +248,6 @@ def init(
 def register(app: typer.Typer) -> None:
     app.command(no_args_is_help=True)(shot)
     app.command(no_args_is_help=True)(check)
+    app.command(no_args_is_help=True)(status)
     app.command(no_args_is_help=True)(init)
     app.command()(schema)

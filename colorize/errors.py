@@ -14,12 +14,15 @@ class ExitCode(IntEnum):
 
     OK = 0
     USAGE = 2  # bad command line: unknown option, invalid frame range, unknown engine
+    QUALITY = 3  # frames were written but fail the quality gate (--max-unresolved): a painter should look
     DATA = 65  # input exists but is invalid: manifest errors, unreadable or inconsistent images
     NO_INPUT = 66  # an input file, folder or model is missing
     INTERNAL = 70  # a bug: please report it
+    OUT_OF_MEMORY = 71  # the engine ran out of (GPU or CPU) memory: lower --batch or the resolution
     CANT_CREATE = 73  # the output cannot be created (unwritable folder, output would overwrite an input)
     IO = 74  # reading or writing failed part-way (disk full, I/O error)
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT / SIGTERM
+    OUTPUT_CLOSED = 141  # stdout (or stderr) was closed by its reader (`| head`): stopped, as 128 + SIGPIPE
 
 
 class ColorizeError(Exception):
@@ -83,6 +86,24 @@ class ModelError(InputDataError):
     """A model folder or checkpoint is corrupt, truncated, or of the wrong model."""
 
 
+class OutOfMemory(ColorizeError):
+    """The engine ran out of memory for a batch."""
+
+    exit_code = ExitCode.OUT_OF_MEMORY
+
+
+class QualityGateFailed(ColorizeError):
+    """A frame was written but has more unresolved regions than the quality gate allows."""
+
+    exit_code = ExitCode.QUALITY
+
+
+class OutputClosed(ColorizeError):
+    """The reader of stdout (or stderr) went away; the run stops quietly."""
+
+    exit_code = ExitCode.OUTPUT_CLOSED
+
+
 class CheckFailed(ColorizeError):
     """`check` found problems; `problems` holds one line each, `exit_code` is the most serious class."""
 
@@ -90,6 +111,27 @@ class CheckFailed(ColorizeError):
         self.problems = list(problems)
         self.exit_code = max((p.exit_code for p in problems), key=_severity)
         super().__init__("\n".join(p.message for p in problems))
+
+
+# How a run's exit code is chosen when several things went wrong: the first of these that happened.
+RUN_SEVERITY = (
+    ExitCode.INTERRUPTED,
+    ExitCode.OUTPUT_CLOSED,
+    ExitCode.INTERNAL,
+    ExitCode.OUT_OF_MEMORY,
+    ExitCode.IO,
+    ExitCode.CANT_CREATE,
+    ExitCode.NO_INPUT,
+    ExitCode.DATA,
+    ExitCode.USAGE,
+    ExitCode.QUALITY,
+)
+
+
+def most_serious(codes: list[ExitCode]) -> ExitCode:
+    """The exit code of a run in which these things went wrong (OK for none)."""
+    found = [c for c in RUN_SEVERITY if c in codes]
+    return found[0] if found else ExitCode.OK
 
 
 def _severity(code: ExitCode) -> int:

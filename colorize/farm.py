@@ -2,144 +2,128 @@
 
 Open Job Description (jobtemplate-2023-09) is the open render-farm job standard that AWS Deadline Cloud
 runs; `openjd run` runs a template locally. One task per chunk; every task is a plain `colorize shot`
-command with `--frames`, so a task that fails can be retried alone and resumes.
+command with `--frames`, so a task that fails can be retried alone and resumes (fresh frames are skipped).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
-from colorize.errors import UsageError
-from colorize.sequences import frame_range_text
+from colorize.sequences import chunk_frames
 from colorize.shot import ShotPlan
 
 
-def chunk_frames(frames: tuple[int, ...], size: int) -> list[str]:
-    """Consecutive chunks of at most `size` frames, each as fileseq range text."""
-    if size < 1:
-        raise UsageError(f"--chunk {size}: must be at least 1")
-    return [frame_range_text(list(frames[i : i + size])) for i in range(0, len(frames), size)]
+def shot_command(plan: ShotPlan, shot_dir: Path, args: list[str]) -> list[str]:
+    """`colorize shot DIR --refs FILE ARGS` with absolute paths (a task may run from any folder)."""
+    return ["shot", str(shot_dir.resolve()), "--refs", str(plan.manifest_path.resolve()), *args]
 
 
-def shot_args(plan: ShotPlan, shot_dir: Path, options: dict[str, Any]) -> list[str]:
-    """The `colorize shot` arguments (without --frames) that reproduce this plan's settings."""
-    args = ["shot", str(shot_dir.resolve()), "--refs", str(plan.manifest_path.resolve())]
-    for key, value in options.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        args += [flag] if value is True else [flag, str(value)]
-    return args
-
-
-def plan_tasks(plan: ShotPlan, shot_dir: Path, chunk: int, options: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document `colorize plan` prints."""
-    chunks = chunk_frames(plan.selected, chunk)
-    base = ["colorize", *shot_args(plan, shot_dir, options)]
+def plan_tasks(plan: ShotPlan, shot_dir: Path, chunk: int, args: list[str]) -> dict[str, Any]:
+    """The JSON document `colorize plan` prints; `args` are the `colorize shot` options every task gets."""
+    base = ["colorize", *shot_command(plan, shot_dir, args)]
     return {
         "manifest": str(plan.manifest_path.resolve()),
         "frames": plan.selected_range,
         "frames_total": len(plan.selected),
         "chunk": chunk,
+        "engine": plan.engine,
         "output": str(plan.output.folder.resolve() / Path(plan.output.text).name),
         "tasks": [
             {"index": i, "frames": text, "command": [*base, "--frames", text, "--json"]}
-            for i, text in enumerate(chunks)
+            for i, text in enumerate(chunk_frames(plan.selected, chunk))
         ],
     }
 
 
 def openjd_template(
-    plan: ShotPlan, shot_dir: Path, chunk: int, options: dict[str, Any], template_dir: Path
-) -> dict[str, Any]:
-    """An Open Job Description job template with one task per chunk of frames.
+    plan: ShotPlan,
+    shot_dir: Path,
+    chunk: int,
+    args: list[str],
+    template_dir: Path,
+    gpu_memory_mib: int | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """An Open Job Description job template with one task per chunk of frames, and the job parameters it
+    leaves without a default ({name: absolute path}: give them with `-p NAME=VALUE`).
 
-    Paths are job parameters (a farm maps them per worker) whose defaults are relative to the template's
-    folder, as the standard requires; the executable is a parameter too, so a worker whose `colorize` is
-    not on PATH can be pointed at it.
+    Paths are job parameters (a farm maps them per worker; Deadline's job attachments upload `ShotDir` and
+    `Refs` and bring `OutDir` back). The standard only allows defaults inside the template's folder
+    (relative to it, never walking up): a path there gets its relative default, any other path none. The
+    executable is a parameter too, so a worker whose `colorize` is not on PATH can be pointed at it. Tasks
+    report progress with `openjd_progress:` / `openjd_status:` lines. With `gpu_memory_mib` (the diffusion
+    engine), the step asks for a GPU worker with that much GPU memory.
     """
-    chunks = chunk_frames(plan.selected, chunk)
-    options = dict(options)
-    out = options.pop("out", None)
-    extra = shot_args(plan, shot_dir, options)[4:]  # settings flags after DIR and --refs FILE
+    required: dict[str, str] = {}
 
-    def rel(path: Path) -> str:
-        return os.path.relpath(path.resolve(), template_dir.resolve())
+    def path_param(name: str, kind: str, flow: str, path: Path, description: str) -> dict[str, Any]:
+        param = {
+            "name": name,
+            "type": "PATH",
+            "objectType": kind,
+            "dataFlow": flow,
+            "description": description,
+        }
+        relative = os.path.relpath(path.resolve(), template_dir.resolve())
+        if relative.split(os.sep)[0] == os.pardir:
+            required[name] = str(path.resolve())
+        else:
+            param["default"] = relative
+        return param
 
-    out_param, out_args = [], []
-    if out:
-        out_param = [
-            {
-                "name": "OutDir",
-                "type": "PATH",
-                "objectType": "DIRECTORY",
-                "dataFlow": "OUT",
-                "default": rel(Path(out)),
-                "description": "Output folder.",
+    step: dict[str, Any] = {
+        "name": "Colorize",
+        "parameterSpace": {
+            "taskParameterDefinitions": [
+                {"name": "Frames", "type": "STRING", "range": chunk_frames(plan.selected, chunk)}
+            ]
+        },
+        "script": {
+            "actions": {
+                "onRun": {
+                    "command": "{{Param.Colorize}}",
+                    "args": [
+                        "shot",
+                        "{{Param.ShotDir}}",
+                        "--refs",
+                        "{{Param.Refs}}",
+                        "--out",
+                        "{{Param.OutDir}}",
+                        "--frames",
+                        "{{Task.Param.Frames}}",
+                        "--progress",
+                        "openjd",
+                        "--json",
+                        *args,
+                    ],
+                }
             }
-        ]
-        out_args = ["--out", "{{Param.OutDir}}"]
+        },
+    }
+    if gpu_memory_mib is not None:
+        step["hostRequirements"] = {
+            "amounts": [
+                {"name": "amount.worker.gpu", "min": 1},
+                {"name": "amount.worker.gpu.memory", "min": gpu_memory_mib},
+            ]
+        }
     name = re.sub(r"[^A-Za-z0-9 ._-]", "_", f"colorize {plan.lineart.head.rstrip('._') or shot_dir.name}")
-    return {
+    template = {
         "specificationVersion": "jobtemplate-2023-09",
         "name": name[:128],
         "parameterDefinitions": [
-            {
-                "name": "ShotDir",
-                "type": "PATH",
-                "objectType": "DIRECTORY",
-                "dataFlow": "IN",
-                "default": rel(shot_dir),
-                "description": "The shot folder.",
-            },
-            {
-                "name": "Refs",
-                "type": "PATH",
-                "objectType": "FILE",
-                "dataFlow": "IN",
-                "default": rel(plan.manifest_path),
-                "description": "The shot manifest (refs.yaml).",
-            },
+            path_param("ShotDir", "DIRECTORY", "IN", shot_dir, "The shot folder."),
+            path_param("Refs", "FILE", "IN", plan.manifest_path, "The shot manifest (refs.yaml)."),
+            path_param("OutDir", "DIRECTORY", "OUT", plan.output.folder, "Output folder (job output)."),
             {
                 "name": "Colorize",
                 "type": "STRING",
                 "default": "colorize",
                 "description": "The colorize executable on the workers.",
             },
-            *out_param,
         ],
-        "steps": [
-            {
-                "name": "Colorize",
-                "parameterSpace": {
-                    "taskParameterDefinitions": [{"name": "Frames", "type": "STRING", "range": chunks}]
-                },
-                "script": {
-                    "actions": {
-                        "onRun": {
-                            "command": "{{Param.Colorize}}",
-                            "args": [
-                                "shot",
-                                "{{Param.ShotDir}}",
-                                "--refs",
-                                "{{Param.Refs}}",
-                                "--frames",
-                                "{{Task.Param.Frames}}",
-                                "--json",
-                                *out_args,
-                                *extra,
-                            ],
-                        }
-                    }
-                },
-            }
-        ],
+        "steps": [step],
     }
-
-
-def command_line(args: list[str]) -> str:
-    return shlex.join(args)
+    return template, required

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import cv2
@@ -127,15 +129,19 @@ def is_temp_file(name: str) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
-def encode_image(image: np.ndarray, suffix: str) -> bytes:
-    """Encode RGB/RGBA/gray uint8 to the format named by `suffix` (".png", ".tif", ".jpg", …)."""
+def encode_image(image: np.ndarray, suffix: str, compression: int = 1) -> bytes:
+    """Encode RGB/RGBA/gray (uint8 or uint16) to the format named by `suffix` (".png", ".tif", ".jpg", …).
+
+    `compression` is the PNG zlib level (0-9): it changes the file size and the time to write, never the
+    pixels.
+    """
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
     params: list[int] = []
     if suffix.lower() == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
     elif suffix.lower() in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, 95]
     ok, data = cv2.imencode(suffix, image, params)
@@ -163,9 +169,81 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise IOFailure(f"{path}: write failed ({error.strerror or error})") from None
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode and atomically write one frame."""
-    write_atomic(path, encode_image(image, path.suffix or ".png"))
+METADATA_KEY = "colorize"  # PNG tEXt keyword of the provenance record
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = struct.pack(">I4sI", 0, b"IEND", zlib.crc32(b"IEND"))
+
+
+def write_image(path: Path, image: np.ndarray, *, compression: int = 1, metadata: str | None = None) -> None:
+    """Encode and atomically write one frame, with an optional metadata text (the provenance record).
+
+    PNG: the text is a `tEXt` chunk (keyword `colorize`) right after the header, in the same atomic write,
+    so it travels with the frame and reading it costs a few hundred bytes. Other formats: a hidden sidecar
+    `.NAME.colorize` beside the frame, removed before the frame is replaced and written after it, so a
+    frame never pairs with another frame's record.
+    """
+    suffix = (path.suffix or ".png").lower()
+    data = encode_image(image, suffix, compression)
+    if suffix == ".png":
+        if metadata is not None:
+            data = _with_png_text(data, METADATA_KEY, metadata)
+        write_atomic(path, data)
+        return
+    sidecar = _sidecar(path)
+    sidecar.unlink(missing_ok=True)
+    write_atomic(path, data)
+    if metadata is not None:
+        write_atomic(sidecar, metadata.encode("utf-8"))
+
+
+def read_metadata(path: Path) -> str | None:
+    """The metadata text `write_image` stored with a frame; None if there is none or the frame is incomplete."""
+    if path.suffix.lower() == ".png" or not path.suffix:
+        return _png_text(path, METADATA_KEY)
+    sidecar = _sidecar(path)
+    try:
+        return sidecar.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{METADATA_KEY}")
+
+
+def _with_png_text(data: bytes, keyword: str, text: str) -> bytes:
+    """PNG bytes with a tEXt chunk inserted after IHDR (which always ends at byte 33)."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise OutputError("PNG encoder returned an unexpected stream")
+    body = keyword.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return data[:33] + chunk + data[33:]
+
+
+def _png_text(path: Path, keyword: str) -> str | None:
+    """The text of a PNG's tEXt chunk before the image data; None if absent or the file is incomplete."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                if kind != b"tEXt":
+                    f.seek(length + 4, os.SEEK_CUR)
+                    continue
+                key, _, text = f.read(length).partition(b"\0")
+                if key != keyword.encode("latin-1"):
+                    f.seek(4, os.SEEK_CUR)
+                    continue
+                f.seek(-len(_PNG_IEND), os.SEEK_END)  # a truncated frame is not done, whatever it says
+                return text.decode("latin-1") if f.read(len(_PNG_IEND)) == _PNG_IEND else None
+    except OSError:
+        return None
 
 
 def remove_stale_temps(outputs: list[Path]) -> list[Path]:

@@ -30,6 +30,12 @@ class SettingsLayer(StrictModel):
         None, description="Temporal seeding of the diffusion engine."
     )
     model: str | None = Field(None, description="Diffusion model folder (relative to this file).")
+    output_compression: int | None = Field(
+        None, ge=0, le=9, description="PNG compression level 0-9 of the outputs (default 1: fast)."
+    )
+    max_unresolved: int | None = Field(
+        None, ge=0, description="Quality gate: frames with more unresolved regions fail (exit code 3)."
+    )
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
 
@@ -103,21 +109,33 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[tuple, int]]:
     except yaml.YAMLError as error:
         raise ManifestError([f"{path}: YAML error: {error}"]) from None
     lines: dict[tuple, int] = {}
+    duplicates: list[str] = []
 
     def walk(n: yaml.Node | None, key: tuple) -> None:
         if n is None:
             return
         lines.setdefault(key, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
+            seen: dict[Any, int] = {}
             for k, v in n.value:
                 sub = (*key, k.value)
-                lines[sub] = k.start_mark.line + 1
+                line = k.start_mark.line + 1
+                if k.value in seen:  # YAML says keys are unique; PyYAML would keep the last one silently
+                    duplicates.append(
+                        f"{path}:{line}: {'.'.join(str(p) for p in sub)}: key given twice (first on line "
+                        f"{seen[k.value]}); keep one"
+                    )
+                    continue
+                seen[k.value] = line
+                lines[sub] = line
                 walk(v, sub)
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
                 walk(v, (*key, i))
 
     walk(node, ())
+    if duplicates:
+        raise ManifestError(duplicates)
     return data, lines
 
 

@@ -1,38 +1,94 @@
 """The frame stream: read ahead, color in batches, write behind, resume, summarise.
 
-Reading and writing run in their own threads with bounded queues, so the engine works while the disk
-does, and memory stays flat however long the shot is.
+Stages (concurrent.futures, so an exception in any stage comes back through its future):
+
+- reading: one thread reads the frames of the next two batches ahead;
+- coloring: the engine runs in the main thread, one batch at a time (where Ctrl-C and SIGTERM arrive);
+- writing: a pool of threads encodes and writes outputs atomically (PNG compression releases the GIL),
+  at most two batches behind, so memory stays flat however long the shot is.
+
+Every frame event is emitted from the main thread, in frame order. A run that started always ends with
+exactly one `summary`, whatever happens:
+
+- a frame that cannot be read, or an engine that raises a `ColorizeError` (a bad frame it read): the frames
+  of that batch fail, the run goes on;
+- an engine bug (any other exception, or a result of the wrong frames, type or size) or running out of
+  memory: the frames of that batch fail, the frames already colored are written, the run stops;
+- a write that fails (disk full, permissions): that frame fails, the run stops;
+- Ctrl-C / SIGTERM (KeyboardInterrupt) or a closed stdout: the run stops, writes in flight complete, and
+  nothing half-written is left.
+
+Freshness (`colorize.provenance`): each output carries the record of what it was made from; a frame whose
+output matches the current record is skipped as `fresh`, a missing or stale one is colored again.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from colorize import images
+from colorize import __version__, images
 from colorize.engines.base import Character, Engine, FrameInput, FrameResult, ShotContext
-from colorize.errors import ColorizeError, ExitCode, InternalError, OutputError
-from colorize.events import Events, Stopwatch
+from colorize.errors import (
+    ColorizeError,
+    ExitCode,
+    InternalError,
+    OutOfMemory,
+    OutputClosed,
+    OutputError,
+    QualityGateFailed,
+    most_serious,
+)
+from colorize.events import SCHEMA, Events, Stopwatch
+from colorize.provenance import Freshness, OutputState
+from colorize.sequences import frame_range_text
 from colorize.shot import ShotPlan
 
-_END = object()
+WRITERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
 class Summary:
+    total: int = 0
     done: int = 0
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[int, ColorizeError]] = field(default_factory=list)
+    errors: list[ColorizeError] = field(default_factory=list)  # problems of the run, not of one frame
+    stopped: str | None = None  # why the run stopped before its last frame
+    stop_code: ExitCode | None = None
+    unresolved_regions: int = 0
+    frames_with_unresolved: int = 0
+
+    @property
+    def not_run(self) -> int:
+        return max(0, self.total - self.done - self.skipped - self.failed)
 
     @property
     def exit_code(self) -> ExitCode:
-        return self.failures[0][1].exit_code if self.failures else ExitCode.OK
+        codes = [e.exit_code for _, e in self.failures] + [e.exit_code for e in self.errors]
+        return most_serious(codes + ([self.stop_code] if self.stop_code else []))
+
+    def stop(self, code: ExitCode, why: str) -> None:
+        if self.stopped is None:
+            self.stopped, self.stop_code = why, code
+
+
+class _Stop(Exception):
+    """Stop the stream; the cause was already reported as the failure of its frames."""
+
+    def __init__(self, error: ColorizeError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
@@ -40,10 +96,6 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
 
     def load_masks(frame: int) -> dict[str, np.ndarray]:
         return {c.name: images.read_mask(c.mask.path(frame)) for c in plan.characters if c.mask is not None}
-
-    def load_output(frame: int) -> np.ndarray | None:
-        path = plan.output.path(frame)
-        return images.read_rgb(path) if path.is_file() else None
 
     return ShotContext(
         frames=plan.frames,
@@ -57,37 +109,334 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
         load_lineart=lambda f: images.read_rgba(plan.lineart_paths[f]),
         load_keyframe=lambda f: images.read_rgb(plan.keyframe_paths[f]),
         load_masks=load_masks,
-        load_output=load_output,
     )
 
 
 def run_shot(
     plan: ShotPlan,
-    engine: Engine,
+    engine: Engine | Callable[[], Engine],
     events: Events,
     *,
     size: tuple[int, int],
     overwrite: bool = False,
 ) -> Summary:
-    """Color the plan's selected frames with `engine`; every output is written atomically."""
+    """Color the plan's selected frames that are missing or stale (all with `overwrite`).
+
+    `engine` is an engine, or a function that makes one (called only when some frame needs coloring, so a
+    rerun with every frame fresh never loads a model). Emits `run_start` ... `summary`; never raises for
+    what happens after `run_start` (the summary says it), so the caller only maps `exit_code`.
+    """
     clock = Stopwatch()
-    summary = Summary()
-    outputs = {f: plan.output.path(f) for f in plan.selected}
-    images.remove_stale_temps(list(outputs.values()))
-    todo = []
-    for f in plan.selected:
-        if not overwrite and outputs[f].exists():
-            summary.skipped += 1
-            events.emit("frame_skipped", frame=f, output=str(outputs[f]), reason="output exists")
-        else:
-            todo.append(f)
-    if todo:
-        _make_folders({outputs[f].parent for f in todo})
-        context = shot_context(plan, size)
-        engine.prepare(context)
-        _stream(plan, engine, events, todo, outputs, summary)
-    summary.seconds = clock.seconds
+    summary = Summary(total=len(plan.selected))
+    try:
+        events.emit(
+            "run_start",
+            schema=SCHEMA,
+            version=__version__,
+            manifest=str(plan.manifest_path),
+            engine=plan.engine,
+            engine_reason=plan.engine_reason,
+            frames=plan.selected_range,
+            frames_total=len(plan.selected),
+            output=plan.output.text,
+            size=[size[1], size[0]],
+            settings=plan.settings.model_dump(mode="json"),
+            sources=plan.sources,
+        )
+        if plan.settings.engine == "auto":
+            events.emit("message", text=f"engine {plan.engine} ({plan.engine_reason})")
+        _Stream(plan, events, summary, size).run(engine, overwrite)
+    except KeyboardInterrupt:
+        summary.stop(ExitCode.INTERRUPTED, "interrupted")
+    except OutputClosed as error:
+        summary.stop(ExitCode.OUTPUT_CLOSED, str(error))
+    except _Stop as stop:
+        summary.stop(stop.error.exit_code, str(stop.error).splitlines()[0])
+    except Exception as error:
+        problem = error if isinstance(error, ColorizeError) else _internal(error, "the run failed")
+        summary.errors.append(problem)
+        summary.stop(problem.exit_code, str(problem).splitlines()[0])
+        for line in str(problem).splitlines():
+            _emit(events, summary, "error", error=line, exit_code=int(problem.exit_code))
+    finally:
+        summary.seconds = clock.seconds
+        _emit(
+            events,
+            summary,
+            "summary",
+            done=summary.done,
+            skipped=summary.skipped,
+            failed=summary.failed,
+            not_run=summary.not_run,
+            seconds=round(summary.seconds, 3),
+            frames_per_second=round(summary.done / max(summary.seconds, 1e-9), 3),
+            unresolved_regions=summary.unresolved_regions,
+            frames_with_unresolved=summary.frames_with_unresolved,
+            stopped=summary.stopped,
+            exit_code=int(summary.exit_code),
+        )
     return summary
+
+
+def _emit(events: Events, summary: Summary, event: str, **fields: Any) -> None:
+    """Emit after the run has ended: a closed stdout only marks the summary (people still see stderr)."""
+    try:
+        events.emit(event, **fields)
+    except OutputClosed as error:
+        summary.stop(ExitCode.OUTPUT_CLOSED, str(error))
+
+
+@dataclass
+class _Entry:
+    """One frame on its way out, in frame order: a write in flight, or a failure to report."""
+
+    frame: int
+    reason: str = ""
+    result: FrameResult | None = None
+    seconds: float = 0.0
+    write: Future[None] | None = None
+    error: ColorizeError | None = None
+
+
+class _Stream:
+    def __init__(self, plan: ShotPlan, events: Events, summary: Summary, size: tuple[int, int]):
+        self.plan = plan
+        self.events = events
+        self.summary = summary
+        self.size = size
+        self.outputs = {f: plan.output.path(f) for f in plan.selected}
+        self.freshness = Freshness(plan)
+        self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
+        self.write_failed: ColorizeError | None = None
+
+    def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
+        images.remove_stale_temps(list(self.outputs.values()))
+        todo: list[tuple[int, str]] = []
+        for f in self.plan.selected:
+            if overwrite:
+                todo.append((f, "overwrite"))
+                continue
+            state = self.freshness.state(f)
+            if state.state == "done":
+                self._fresh(state)
+            else:
+                todo.append((f, "missing" if state.state == "missing" else f"stale: {state.reason}"))
+        if not todo:
+            return
+        _make_folders({self.outputs[f].parent for f, _ in todo})
+        make = isinstance(engine, type) or not hasattr(engine, "colorize")
+        colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
+        colorizer.prepare(shot_context(self.plan, self.size))
+        self._stream(colorizer, todo)
+
+    # -- the stream --------------------------------------------------------------------------------------
+
+    def _stream(self, engine: Engine, todo: list[tuple[int, str]]) -> None:
+        batch_size = self.plan.settings.batch
+        window = 2 * batch_size
+        pending = iter(todo)
+        reads: deque[tuple[int, str, Future[FrameInput]]] = deque()
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorize-read")
+        writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="colorize-write")
+
+        def read_ahead() -> None:
+            while len(reads) < window:
+                item = next(pending, None)
+                if item is None:
+                    return
+                reads.append((item[0], item[1], reader.submit(_read_frame, self.plan, item[0])))
+
+        try:
+            read_ahead()
+            while reads:
+                batch: list[FrameInput] = []
+                reasons: dict[int, str] = {}
+                while reads and len(batch) < batch_size:
+                    f, reason, future = reads.popleft()
+                    read_ahead()
+                    try:
+                        batch.append(future.result())
+                        reasons[f] = reason
+                    except ColorizeError as error:
+                        self.out.append(_Entry(f, error=error))
+                    except Exception as error:
+                        bug = _internal(error, f"reading frame {f}")
+                        self.out.append(_Entry(f, error=bug))
+                        raise _Stop(bug) from None
+                if batch:
+                    self._color(engine, batch, reasons, writer)
+                self._report(keep=window)
+                if self.write_failed is not None:
+                    raise _Stop(self.write_failed)
+            self._report(keep=0)
+        finally:
+            reader.shutdown(wait=False, cancel_futures=True)
+            writer.shutdown(wait=True)  # writes in flight finish: every output is whole or absent
+            try:
+                while self.out and (self.out[0].write is None or self.out[0].write.done()):
+                    self._report_one()
+            except OutputClosed:
+                pass
+
+    def _color(
+        self, engine: Engine, batch: list[FrameInput], reasons: dict[int, str], writer: ThreadPoolExecutor
+    ) -> None:
+        frames = [fi.frame for fi in batch]
+        clock = Stopwatch()
+        fatal = True
+        try:
+            results = engine.colorize(batch)
+            error = _result_problem(engine, results, frames, self.size)
+        except InternalError as bug:
+            error = bug
+        except ColorizeError as bad_input:  # a bad file the engine read: this batch fails, the run goes on
+            error, fatal = bad_input, False
+        except Exception as failure:
+            error = _out_of_memory(failure, engine, frames, self.plan.settings.batch) or _internal(
+                failure, f"engine {getattr(engine, 'name', '?')!r} on frames {frame_range_text(frames)}"
+            )
+        if error is not None:
+            self.out.extend(_Entry(f, error=error) for f in frames)
+            if fatal:
+                raise _Stop(error)
+            return
+        per_frame = clock.seconds / len(batch)
+        compression = self.plan.settings.output_compression
+        for result in results:
+            record = self.freshness.expected(result.frame).with_unresolved(result.info.get("unresolved"))
+            write = writer.submit(
+                images.write_image,
+                self.outputs[result.frame],
+                result.image,
+                compression=compression,
+                metadata=record.to_text(),
+            )
+            seconds = result.seconds if result.seconds is not None else per_frame
+            self.out.append(_Entry(result.frame, reasons[result.frame], result, seconds, write))
+
+    # -- reporting, in frame order -----------------------------------------------------------------------
+
+    def _report(self, keep: int) -> None:
+        """Report the frames at the head of the line whose writes are done, then wait until at most `keep`
+        frames are in flight (back-pressure on the engine)."""
+        while self.out and (self.out[0].write is None or self.out[0].write.done()):
+            self._report_one()
+        while len(self.out) > keep:
+            self._report_one()
+
+    def _report_one(self) -> None:
+        entry = self.out.popleft()
+        path = self.outputs[entry.frame]
+        if entry.error is not None:
+            self._fail(entry.frame, entry.error)
+            return
+        assert entry.write is not None and entry.result is not None
+        try:
+            entry.write.result()
+        except ColorizeError as error:
+            self._fail(entry.frame, error)
+            self.write_failed = self.write_failed or error
+            return
+        except Exception as error:
+            bug = _internal(error, f"writing {path}")
+            self._fail(entry.frame, bug)
+            self.write_failed = self.write_failed or bug
+            return
+        # The engine's details go first: the runner's own fields win over keys of the same name.
+        info = {str(k): v for k, v in entry.result.info.items()}
+        gate = self._gate(entry.frame, info.get("unresolved"))
+        if gate is not None:
+            self._fail(entry.frame, gate, {**info, "output": str(path)})
+            return
+        self.summary.done += 1
+        fields = {**info, "frame": entry.frame, "output": str(path), "seconds": round(entry.seconds, 4)}
+        self.events.emit("frame_done", **fields, reason=entry.reason)
+
+    def _fresh(self, state: OutputState) -> None:
+        unresolved = state.stored.unresolved if state.stored else None
+        gate = self._gate(state.frame, unresolved)
+        if gate is not None:
+            self._fail(state.frame, gate, {"output": str(state.path), "unresolved": unresolved})
+            return
+        self.summary.skipped += 1
+        self.events.emit("frame_skipped", frame=state.frame, output=str(state.path), reason="fresh")
+
+    def _gate(self, frame: int, unresolved: Any) -> QualityGateFailed | None:
+        """Count the frame's unresolved regions; the quality-gate failure if there are too many."""
+        if not isinstance(unresolved, int) or isinstance(unresolved, bool):
+            return None
+        if unresolved:
+            self.summary.unresolved_regions += unresolved
+            self.summary.frames_with_unresolved += 1
+        limit = self.plan.settings.max_unresolved
+        if limit is None or unresolved <= limit:
+            return None
+        return QualityGateFailed(
+            f"{self.outputs[frame]}: frame {frame} has {unresolved} unresolved regions, more than "
+            f"max_unresolved {limit} (written; a painter should check it)"
+        )
+
+    def _fail(self, frame: int, error: ColorizeError, details: dict[str, Any] | None = None) -> None:
+        self.summary.failed += 1
+        self.summary.failures.append((frame, error))
+        line = str(error).splitlines()[0]
+        fields = {**(details or {}), "frame": frame, "error": line, "exit_code": int(error.exit_code)}
+        self.events.emit("frame_failed", **fields)
+
+
+def _result_problem(
+    engine: Engine, results: Any, frames: list[int], size: tuple[int, int]
+) -> InternalError | None:
+    """What is wrong with an engine's results (a bug in the engine), or None."""
+    name = getattr(engine, "name", type(engine).__name__)
+    got = [getattr(r, "frame", None) for r in results] if isinstance(results, list | tuple) else results
+    if got != frames:
+        return InternalError(
+            f"engine {name!r} returned frames {got!r} for frames {frames} (same order expected)"
+        )
+    for r in results:
+        image = r.image
+        shape = getattr(image, "shape", None)
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype not in (np.uint8, np.uint16)
+            or image.shape[:2] != size
+            or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)))
+        ):
+            what = f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
+            return InternalError(
+                f"engine {name!r} returned a {what} image for frame {r.frame}; expected uint8 or uint16 "
+                f"of {size[1]}×{size[0]}, RGB or RGBA"
+            )
+    return None
+
+
+def _out_of_memory(error: Exception, engine: Engine, frames: list[int], batch: int) -> OutOfMemory | None:
+    """An OutOfMemory with the hint, if `error` is running out of CPU or GPU (torch/CUDA) memory."""
+    oom = isinstance(error, MemoryError)
+    torch = sys.modules.get("torch")  # only if the engine already imported it
+    if torch is not None:
+        kinds = tuple(
+            k
+            for k in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
+            if k
+        )
+        oom = oom or (bool(kinds) and isinstance(error, kinds))
+    oom = oom or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+    if not oom:
+        return None
+    return OutOfMemory(
+        f"out of memory coloring frames {frame_range_text(frames)} with engine "
+        f"{getattr(engine, 'name', '?')!r} at --batch {batch}; lower --batch (or diffusion.resolution)"
+    )
+
+
+def _internal(error: BaseException, doing: str) -> InternalError:
+    bug = InternalError(
+        f"{doing}: {type(error).__name__}: {error}".splitlines()[0] + " (a bug: please report it)"
+    )
+    bug.__cause__ = error
+    return bug
 
 
 def _make_folders(folders: set[Path]) -> None:
@@ -96,96 +445,6 @@ def _make_folders(folders: set[Path]) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(f"{folder}: cannot create the output folder ({error.strerror})") from None
-
-
-def _stream(
-    plan: ShotPlan,
-    engine: Engine,
-    events: Events,
-    todo: list[int],
-    outputs: dict[int, Path],
-    summary: Summary,
-) -> None:
-    batch_size = plan.settings.batch
-    read_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
-    write_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def fail(frame: int, error: ColorizeError) -> None:
-        with lock:
-            summary.failed += 1
-            summary.failures.append((frame, error))
-        events.emit("frame_failed", frame=frame, error=str(error), exit_code=int(error.exit_code))
-
-    def reader() -> None:
-        for f in todo:
-            if stop.is_set():
-                break
-            try:
-                item: FrameInput | ColorizeError = _read_frame(plan, f)
-            except ColorizeError as error:
-                item = error
-            read_q.put((f, item))
-        read_q.put(_END)
-
-    def writer() -> None:
-        while True:
-            got = write_q.get()
-            if got is _END:
-                return
-            result, seconds = got
-            path = outputs[result.frame]
-            try:
-                images.write_image(path, result.image)
-            except ColorizeError as error:
-                fail(result.frame, error)
-                continue
-            with lock:
-                summary.done += 1
-            events.emit(
-                "frame_done", frame=result.frame, output=str(path), seconds=round(seconds, 4), **result.info
-            )
-
-    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
-    for t in threads:
-        t.start()
-    try:
-        finished = False
-        while not finished:
-            batch: list[FrameInput] = []
-            while len(batch) < batch_size:
-                got = read_q.get()
-                if got is _END:
-                    finished = True
-                    break
-                f, item = got
-                if isinstance(item, ColorizeError):
-                    fail(f, item)
-                else:
-                    batch.append(item)
-            if batch:
-                for result, seconds in _color_batch(engine, batch):
-                    write_q.put((result, seconds))
-    finally:
-        stop.set()
-        write_q.put(_END)
-        threads[1].join()
-
-
-def _color_batch(engine: Engine, batch: list[FrameInput]) -> list[tuple[FrameResult, float]]:
-    clock = Stopwatch()
-    try:
-        results = engine.colorize(batch)
-    except MemoryError:
-        raise InternalError(
-            f"out of memory coloring frames {batch[0].frame}-{batch[-1].frame}; lower --batch"
-        ) from None
-    per_frame = clock.seconds / len(batch)
-    expected = [b.frame for b in batch]
-    if [r.frame for r in results] != expected:
-        raise InternalError(f"engine {engine.name!r} returned frames out of order for {expected}")
-    return [(r, per_frame) for r in results]
 
 
 def _read_frame(plan: ShotPlan, frame: int) -> FrameInput:

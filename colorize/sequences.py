@@ -1,8 +1,14 @@
-"""Numbered frame sequences on disk: patterns (`####`, `@@@`, `%04d`), listing, frame ranges."""
+"""Numbered frame sequences on disk: patterns (`####`, `@@@`, `%04d`), listing, frame ranges, chunks.
+
+Every sequence operation goes through fileseq, the library the field uses: parsing patterns, formatting a
+frame's file name, range text, gaps.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,22 +34,32 @@ class Pattern:
     def is_sequence(self) -> bool:
         return self.width > 0
 
+    @functools.cached_property
+    def _sequence(self) -> fileseq.FileSequence:
+        # The file name only: the folder may hold characters fileseq would read as padding.
+        padding = fileseq.getPaddingChars(self.width, pad_style=PAD_STYLE)
+        return fileseq.FileSequence(self.head + padding + self.tail, pad_style=PAD_STYLE)
+
     def path(self, frame: int | None = None) -> Path:
+        """The file of `frame` (a single-file pattern: its one file, whatever the frame)."""
         if not self.is_sequence:
             return self.folder / (self.head + self.tail)
-        assert frame is not None
-        sign = "-" if frame < 0 else ""
-        return self.folder / f"{self.head}{sign}{abs(frame):0{self.width}d}{self.tail}"
+        if frame is None:
+            raise ValueError(f"pattern {self.text!r} is a sequence: path() needs a frame number")
+        return self.folder / self._sequence.frame(frame)
+
+    def with_folder(self, folder: Path) -> Pattern:
+        """The same file names in another folder (`--out`)."""
+        name = self.head + fileseq.getPaddingChars(self.width, pad_style=PAD_STYLE) + self.tail
+        return Pattern(str(folder / name), folder, self.head, self.tail, self.width)
 
     def match(self, name: str) -> tuple[int, bool] | None:
         """(frame, padded as the pattern says) for a file name of this sequence, or None."""
-        m = re.fullmatch(re.escape(self.head) + r"(-?)(\d+)" + re.escape(self.tail), name)
+        m = re.fullmatch(re.escape(self.head) + r"(-?\d+)" + re.escape(self.tail), name)
         if not m:
             return None
-        digits = m.group(2)
-        # The pattern's width, or more digits without leading zeros (frame 10000 in a #### sequence).
-        padded = len(digits) == self.width or (len(digits) > self.width and digits[0] != "0")
-        return (-int(digits) if m.group(1) else int(digits)), padded
+        frame = int(m.group(1))
+        return frame, self._sequence.frame(frame) == name
 
 
 def parse_pattern(text: str, base: Path) -> Pattern:
@@ -99,14 +115,22 @@ def parse_frame_range(text: str) -> list[int]:
     return out
 
 
-def frame_range_text(frames: list[int]) -> str:
-    """Compact fileseq text for a list of frames (`1001-1024`, `1001-1010x3`)."""
-    return str(fileseq.FrameSet(sorted(frames)))
+def frame_range_text(frames: Sequence[int]) -> str:
+    """Compact fileseq text for frame numbers (`1001-1024`, `1001-1010x3`); empty for none."""
+    return str(fileseq.FrameSet(sorted(frames))) if len(frames) else ""
 
 
-def gaps(frames: list[int]) -> list[int]:
+def gaps(frames: Sequence[int]) -> list[int]:
     """Frame numbers missing between the first and last frame (step 1)."""
-    if not frames:
+    if not len(frames):
         return []
-    have = set(frames)
-    return [f for f in range(frames[0], frames[-1] + 1) if f not in have]
+    missing = fileseq.FrameSet(sorted(frames)).invertedFrameRange()
+    return [int(f) for f in fileseq.FrameSet(missing)] if missing else []
+
+
+def chunk_frames(frames: Sequence[int], size: int) -> list[str]:
+    """Consecutive chunks of at most `size` of the frames, each as fileseq range text."""
+    if size < 1:
+        raise UsageError(f"--chunk {size}: must be at least 1")
+    frame_set = fileseq.FrameSet(sorted(frames))
+    return [str(frame_set[i : i + size]) for i in range(0, len(frame_set), size)]

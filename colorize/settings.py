@@ -102,6 +102,20 @@ class Settings(StrictModel):
     batch: int = Field(4, ge=1, le=256)
     temporal: Literal["none", "locked", "warp"] = "warp"
     model: str | None = Field(None, description="Model folder for the diffusion engine.")
+    output_compression: int = Field(
+        1,
+        ge=0,
+        le=9,
+        description="PNG compression level of the outputs (zlib 0-9): 1 (default) writes fast, as farm "
+        "intermediates want; 9 makes files a few percent smaller and writing several times slower. The pixels "
+        "are the same at every level; other formats ignore it.",
+    )
+    max_unresolved: int | None = Field(
+        None,
+        ge=0,
+        description="Quality gate: a frame with more unresolved regions than this is written, then reported "
+        "as failed (exit code 3) so the shot can go to a painter. None: no gate.",
+    )
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
 

@@ -1,4 +1,9 @@
-"""Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings.
+"""Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings, engine.
+
+The plan also names every line-art frame the engine will read for the selected range (its `depends_on`
+rule: a flat-engine chain from a keyframe, a diffusion warp chain from its anchor), so validation covers
+them and `check` and `shot` agree on what a run touches; and it lists, per output, the input files that
+output is made from (see `colorize.provenance`).
 
 `plan_shot` checks what can be checked without reading pixels; `validate_plan` reads headers (and with
 `deep=True` every byte) of the images a run will need. Both collect every problem before failing, so a
@@ -15,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from colorize.engines import choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
     ColorizeError,
@@ -60,7 +66,16 @@ class ShotPlan:
     characters: tuple[CharacterPlan, ...]
     background: Path | None
     settings: Settings
+    engine: str = "flat"
+    engine_reason: str = ""
+    # selected frame -> the line-art frames its output is made from (the engine's rule; includes the frame)
+    dependencies: dict[int, tuple[int, ...]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # where settings came from, for the run log
+
+    @property
+    def reads(self) -> tuple[int, ...]:
+        """Every line-art frame the engine reads for the selected frames, sorted."""
+        return tuple(sorted({d for deps in self.dependencies.values() for d in deps} | set(self.selected)))
 
     def frame(self, f: int) -> FramePlan:
         return FramePlan(
@@ -76,16 +91,44 @@ class ShotPlan:
         return frame_range_text(list(self.selected))
 
     def input_paths(self) -> set[Path]:
+        """Every input file of the shot (resolved), whatever the selection: outputs must never be one."""
         paths = set(self.lineart_paths.values()) | set(self.keyframe_paths.values())
-        for c in self.characters:
-            paths.add(c.reference)
-            if c.mask is not None and c.mask.is_sequence:
-                paths.update(c.mask.path(f) for f in self.frames)
-            elif c.mask is not None:
-                paths.add(c.mask.path())
-        if self.background:
-            paths.add(self.background)
+        for f in self.frames:
+            paths.update(self.frame_inputs(f).values())
+        paths.update(self.shot_inputs().values())
         return {p.resolve() for p in paths}
+
+    def inputs_of(self, frame: int) -> dict[str, Path]:
+        """The input files the output of `frame` is made from, by role: `frame_inputs` of every frame it
+        depends on, and the `shot_inputs`."""
+        files: dict[str, Path] = {}
+        for d in self.dependencies.get(frame, (frame,)):
+            files.update(self.frame_inputs(d))
+        files.update(self.shot_inputs())
+        return files
+
+    def frame_inputs(self, frame: int) -> dict[str, Path]:
+        """A line-art frame's own files by role (`lineart 1001`, `keyframe 1001`, `mask hero 1001`).
+
+        Roles never name folders: moving a shot elsewhere keeps them."""
+        files = {f"lineart {frame}": self.lineart_paths[frame]}
+        if frame in self.keyframe_paths:
+            files[f"keyframe {frame}"] = self.keyframe_paths[frame]
+        for c in self.characters:
+            if c.mask is not None and c.mask.is_sequence:
+                files[f"mask {c.name} {frame}"] = c.mask.path(frame)
+        return files
+
+    def shot_inputs(self) -> dict[str, Path]:
+        """Files every frame is made from: references, the background, single-image masks."""
+        files: dict[str, Path] = {}
+        for c in self.characters:
+            files[f"reference {c.name}"] = c.reference
+            if c.mask is not None and not c.mask.is_sequence:
+                files[f"mask {c.name}"] = c.mask.path()
+        if self.background:
+            files["background"] = self.background
+        return files
 
 
 def find_manifest(shot_dir: Path, refs: Path | None) -> Path:
@@ -225,6 +268,18 @@ def plan_shot(
                 )
             )
 
+    engine, engine_reason = choose_engine(settings)
+    spec = engine_spec(engine)
+    if spec.check is not None:
+        try:
+            spec.check(settings)
+        except ColorizeError as error:
+            problems.append(error)
+    rule = spec.depends_on
+    key_frames = sorted(f for f in keyframe_paths if f in line_paths)
+    dependencies = {f: rule(f, all_frames, key_frames, settings) for f in selected}
+    reads = sorted({d for deps in dependencies.values() for d in deps})
+
     characters = []
     for name, entry in manifest.characters.items():
         ref = base / entry.reference
@@ -238,7 +293,7 @@ def plan_shot(
                 except ColorizeError as error:
                     problems.append(error)
                     have = {}
-                missing = [f for f in selected if f not in have]
+                missing = [f for f in reads if f not in have]
                 if missing and mask.folder.is_dir():
                     problems.append(
                         MissingInputError(
@@ -266,6 +321,9 @@ def plan_shot(
         characters=tuple(characters),
         background=background,
         settings=settings,
+        engine=engine,
+        engine_reason=engine_reason,
+        dependencies=dependencies,
         sources=sources,
     )
     if not problems:
@@ -298,11 +356,7 @@ def _output_pattern(
             lineart.tail,
             lineart.width,
         )
-    if out_dir is not None:
-        out = Pattern(
-            str(out_dir / (out.head + "#" * out.width + out.tail)), out_dir, out.head, out.tail, out.width
-        )
-    return out
+    return out if out_dir is None else out.with_folder(out_dir)
 
 
 def validate_plan(
@@ -314,12 +368,14 @@ def validate_plan(
 ) -> tuple[int, int] | None:
     """Read image headers (deep: every byte) of the inputs the frames need; return the shot (h, w).
 
-    Checks that every line-art frame, mask and keyframe has the shot's size and every reference reads.
+    `frames` defaults to every frame the run reads (`plan.reads`: the selection and the frames its outputs
+    depend on). Checks that every line-art frame, mask and keyframe has the shot's size and every
+    reference reads.
     Raises CheckFailed with one problem per file, or appends them to `problems` when given (files already
     known to be missing are skipped there).
     """
     read = verify_image if deep else image_size
-    frames = plan.selected if frames is None else frames
+    frames = plan.reads if frames is None else frames
     collect = problems is not None
     problems = [] if problems is None else problems
     size: tuple[int, int] | None = None

@@ -42,3 +42,10 @@ def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProce
 def tree_bytes(folder: Path) -> dict[str, bytes]:
     """{relative path: bytes} of every file under a folder."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_one_summary(events: list[dict]) -> None:
+    """A run's event stream: run_start first, exactly one summary, last; every event has a time."""
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds.count("summary") == 1 and kinds[-1] == "summary", kinds
+    assert all("time" in e for e in events)

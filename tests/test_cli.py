@@ -150,3 +150,48 @@ def test_subprocess_usage_error_exit_2(shot):
     proc = run_cli("shot", str(shot), "--engine", "magic")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "magic" in proc.stderr
+
+
+def test_check_and_shot_agree_on_frames_read_outside_the_range(shot):
+    # The flat engine colors 1010 by propagation from the keyframe 1001: it reads 1001-1024.
+    data = (shot / "lineart" / "sh001.1005.png").read_bytes()
+    (shot / "lineart" / "sh001.1005.png").write_bytes(data[: len(data) // 2])
+    check = runner.invoke(app, ["check", str(shot), "--frames", "1010-1012"])
+    assert check.exit_code == 65 and "sh001.1005.png: damaged or truncated" in check.output
+    run = runner.invoke(app, ["shot", str(shot), "--frames", "1010-1012"])
+    assert run.exit_code == 65 and "sh001.1005.png: damaged or truncated" in run.output
+    assert not (shot / "color").exists()
+
+
+def test_check_says_which_other_frames_a_range_reads(shot):
+    result = runner.invoke(app, ["check", str(shot), "--frames", "1010-1012"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "3 frames 1010-1012" in result.output and "also reads 21 frames 1001-1009,1013-1024" in result.output
+    )
+
+
+def test_status_counts_done_stale_missing(shot):
+    assert runner.invoke(app, ["shot", str(shot), "--frames", "1001-1006"]).exit_code == 0
+    result = runner.invoke(app, ["status", str(shot), "--frames", "1001-1010"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split() == ["done", "6", "1001-1006"] and lines[2].split() == [
+        "missing",
+        "4",
+        "1007-1010",
+    ]
+    stale = runner.invoke(app, ["status", str(shot), "--frames", "1001-1010", "--preset", "flat"])
+    assert "stale        6  1001-1006  (settings changed)" in stale.output
+    assert not (shot / "color" / "sh001.1007.png").exists()  # status computes nothing
+
+
+def test_json_error_events_one_per_problem(shot):
+    manifest = shot / "refs.yaml"
+    manifest.write_text(manifest.read_text() + "colour: red\nsize: 3\n")
+    proc = run_cli("shot", str(shot), "--json")
+    assert proc.returncode == 65
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["error", "error"] and all("time" in e for e in events)
+    assert "colour: unknown key" in events[0]["error"] and "size: unknown key" in events[1]["error"]
+    assert proc.stderr.count("colorize: error: ") == 2

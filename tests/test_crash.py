@@ -1,4 +1,4 @@
-"""Crash safety: kill real `colorize shot` processes at random moments, rerun, compare bytes."""
+"""Crash safety: kill real `colorize shot` processes at random moments, rerun, compare bytes; SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli, tree_bytes
+import fake_engines
+from conftest import assert_one_summary, run_cli, tree_bytes
 
 
 def cli_cmd() -> list[str]:
@@ -64,14 +65,22 @@ def test_killed_runs_resume_to_identical_bytes(shot, tmp_path):
     assert killed_mid_run >= 5  # the kills really interrupted work in progress
 
 
-def test_sigterm_stops_cleanly_with_exit_130(shot, tmp_path):
-    out = tmp_path / "out"
-    proc = start(shot, out)
-    wait_for(proc, out, 3)
+def test_sigterm_mid_run_gives_a_summary_and_exit_130(shot):
+    proc = fake_engines.popen_with_engine(
+        "slow", "shot", str(shot), "--json", "--batch", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    lines = []
+    while not any('"frame_done"' in line for line in lines):
+        lines.append(proc.stdout.readline())
+        assert lines[-1], "the run ended before its first frame"
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:  # finished before the signal landed: nothing to check
-        return
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5  # stops within a few seconds
+    events = [json.loads(line) for line in lines + out.splitlines()]
+    assert_one_summary(events)
+    end = events[-1]
+    assert proc.returncode == 130 and end["exit_code"] == 130, err
+    assert end["stopped"] == "interrupted" and 1 <= end["done"] < 24 and end["not_run"] > 0  # mid-run
+    assert "Traceback" not in err and "stopped: interrupted" in err
+    assert not [p for p in (shot / "color").iterdir() if p.name.startswith(".")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -40,32 +41,92 @@ def test_plan_json_tasks_cover_the_range_once(shot):
     assert cmd[:2] == ["colorize", "shot"] and cmd[cmd.index("--frames") + 1] == "1011-1020"
 
 
-def test_openjd_template_validates_and_runs_chunk_by_chunk(shot, tmp_path):
+def test_plan_passes_the_run_options_to_every_task(shot):
+    proc = run_cli(
+        "plan",
+        str(shot),
+        "--chunk",
+        "12",
+        "--seed",
+        "9",
+        "--engine",
+        "flat",
+        "--max-unresolved",
+        "4",
+        "-b",
+        "2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    cmd = json.loads(proc.stdout)["tasks"][0]["command"]
+    pairs = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--")}
+    assert pairs["--seed"] == "9" and pairs["--engine"] == "flat" and pairs["--batch"] == "2"
+    assert pairs["--max-unresolved"] == "4" and pairs["--frames"] == "1001-1012"
+
+
+def load_template(path: Path):
+    text = path.read_text()
+    return yaml.safe_load(text), decode_job_template(
+        template=document_string_to_object(document=text, document_type=DocumentType.YAML)
+    )
+
+
+def test_openjd_template_saved_in_a_subfolder_runs_chunk_by_chunk(shot, tmp_path):
     whole = tmp_path / "whole"
     assert run_cli("shot", str(shot), "--out", str(whole)).returncode == 0
     out = tmp_path / "farm_out"
-    template = tmp_path / "job.yaml"
+    template = tmp_path / "jobs" / "shot001.job.yaml"
     proc = run_cli(
         "plan", str(shot), "--chunk", "7", "--format", "openjd", "--save", str(template), "--out", str(out)
     )
     assert proc.returncode == 0, proc.stderr
-    text = template.read_text()
-    decoded = decode_job_template(
-        template=document_string_to_object(document=text, document_type=DocumentType.YAML)
-    )
-    step = decoded.steps[0]
-    chunks = step.parameterSpace.taskParameterDefinitions[0].range
+    doc, decoded = load_template(template)
+    chunks = decoded.steps[0].parameterSpace.taskParameterDefinitions[0].range
     assert list(chunks) == ["1001-1007", "1008-1014", "1015-1021", "1022-1024"]
-    assert (
-        yaml.safe_load(text)["parameterDefinitions"][0]["default"] == "shot001"
-    )  # relative, as OpenJD wants
+    params = {p["name"]: p for p in doc["parameterDefinitions"]}
+    assert params["OutDir"]["dataFlow"] == "OUT" and params["ShotDir"]["dataFlow"] == "IN"  # job attachments
+    # OpenJD allows no default outside the template's folder: colorize says what to pass instead.
+    assert all("default" not in params[name] for name in ("ShotDir", "Refs", "OutDir"))
+    command = shlex.split(proc.stderr.split("run it with: ")[1].splitlines()[0])
     openjd = Path(sys.executable).with_name("openjd")
     run = subprocess.run(
-        [str(openjd), "run", str(template), "--job-param", f"Colorize={colorize_exe()}"],
+        [str(openjd), *command[1:], "--job-param", f"Colorize={colorize_exe()}"],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "Chunks run: 4" in run.stdout or run.stdout.count("--frames") >= 4
+    assert "Chunks run: 4" in run.stdout
+    assert run.stdout.count("openjd_progress: 100.0") == 4  # each task told the farm it finished
     assert tree_bytes(out) == tree_bytes(whole)
+
+
+def test_openjd_template_beside_the_shot_has_relative_defaults(shot, tmp_path):
+    template = tmp_path / "job.yaml"
+    assert run_cli("plan", str(shot), "--format", "openjd", "--save", str(template)).returncode == 0
+    doc, decoded = load_template(template)
+    params = {p["name"]: p for p in doc["parameterDefinitions"]}
+    assert params["ShotDir"]["default"] == "shot001" and params["OutDir"]["default"] == "shot001/color"
+    assert "hostRequirements" not in doc["steps"][0]  # the flat engine runs on any worker
+
+
+def test_openjd_diffusion_job_asks_for_a_gpu_worker(shot, tmp_path):
+    model = tmp_path / "model"
+    (model / "unet").mkdir(parents=True)
+    header = json.dumps(
+        {"w": {"dtype": "BF16", "shape": [1000, 1000, 1000], "data_offsets": [0, 0]}}
+    ).encode()
+    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(
+        len(header).to_bytes(8, "little") + header
+    )
+    memory = {}
+    for batch in (1, 8):
+        template = tmp_path / f"job{batch}.yaml"
+        args = ["--engine", "diffusion", "--model", str(model), "--batch", str(batch)]
+        proc = run_cli("plan", str(shot), "--format", "openjd", "--save", str(template), *args)
+        assert proc.returncode == 0, proc.stderr
+        doc, _ = load_template(template)
+        amounts = {a["name"]: a["min"] for a in doc["steps"][0]["hostRequirements"]["amounts"]}
+        assert amounts["amount.worker.gpu"] == 1
+        memory[batch] = amounts["amount.worker.gpu.memory"]
+    assert memory[1] % 1024 == 0 and memory[1] >= 2 * 1024  # 1e9 bf16 weights alone are 1.9 GiB
+    assert memory[8] > memory[1]

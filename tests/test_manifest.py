@@ -118,3 +118,25 @@ def test_unknown_preset_names_the_manifest_key(shot):
     )
     with pytest.raises(UsageError, match="--preset 'nope'"):
         plan_shot(shot / "refs.yaml", preset="nope")
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    path = write(tmp_path, GOOD + "seed: 8\nflat:\n  gap_close: 4\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert info.value.problems == [
+        f"{path}:9: seed: key given twice (first on line 6); keep one",
+        f"{path}:10: flat: key given twice (first on line 7); keep one",
+    ]
+    nested = write(tmp_path, GOOD.replace("  gap_close: 3\n", "  gap_close: 3\n  gap_close: 5\n"))
+    with pytest.raises(
+        ManifestError, match=r"refs.yaml:9: flat.gap_close: key given twice \(first on line 8\)"
+    ):
+        load_manifest(nested, problems=[])  # also when `check` collects problems
+
+
+def test_run_settings_in_the_manifest(tmp_path):
+    m = load_manifest(write(tmp_path, GOOD + "max_unresolved: 5\noutput_compression: 6\n"))
+    assert m.as_layer()["max_unresolved"] == 5 and m.as_layer()["output_compression"] == 6
+    with pytest.raises(ManifestError, match="output_compression"):
+        load_manifest(write(tmp_path, GOOD + "output_compression: 12\n"))

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from colorize.errors import InputDataError, UsageError
-from colorize.sequences import frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
+from colorize.sequences import (
+    chunk_frames,
+    frame_range_text,
+    gaps,
+    list_frames,
+    parse_frame_range,
+    parse_pattern,
+)
 
 
 @pytest.mark.parametrize("text", ["seq/sh.####.png", "seq/sh.%04d.png", "seq/sh.@@@@.png"])
@@ -55,3 +62,25 @@ def test_frame_ranges():
             parse_frame_range(bad)
     with pytest.raises(UsageError, match="selects no frame"):
         parse_frame_range("")
+
+
+def test_paths_follow_fileseq_padding(tmp_path):
+    p = parse_pattern("seq/sh.####.png", tmp_path)
+    assert p.path(10000).name == "sh.10000.png"  # more digits than the padding: no truncation
+    assert p.path(-3).name == "sh.-003.png"  # as fileseq (and printf %04d) pad negative frames
+    assert p.match("sh.-003.png") == (-3, True) and p.match("sh.-0003.png") == (-3, False)
+    assert p.with_folder(tmp_path / "out").path(7) == tmp_path / "out" / "sh.0007.png"
+    with pytest.raises(ValueError, match="needs a frame number"):
+        p.path()
+
+
+def test_gaps_and_chunks():
+    assert gaps([1001, 1002, 1005, 1009]) == [1003, 1004, 1006, 1007, 1008]
+    assert gaps([7]) == [] and gaps([]) == []
+    assert chunk_frames((1001, 1002, 1003, 1004, 1005, 1007, 1009), 3) == [
+        "1001-1003",
+        "1004-1005,1007",
+        "1009",
+    ]
+    with pytest.raises(UsageError, match="--chunk 0"):
+        chunk_frames((1, 2), 0)

@@ -1,12 +1,108 @@
-"""Engines turn batches of line-art frames into colored frames; see `base.Engine`."""
+"""Engines turn batches of line-art frames into colored frames; see `base.Engine`.
+
+Each engine is described by an `EngineSpec`: how to build it, and what is known about it without building
+it (no weights loaded): which line-art frames the output of a frame depends on, which settings never change
+its pixels, and a fingerprint of its model. The shot plan uses the spec for validation (every frame an
+engine reads is checked) and for freshness (what each output was made from).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from colorize.engines.base import Engine
-from colorize.errors import MissingInputError
+from colorize.errors import UsageError
 from colorize.settings import Settings
 
-ENGINES = ("flat", "diffusion")
+# (frame, frames of the whole line-art sequence (sorted), keyframes (sorted), settings) -> frames, f included
+DependsOn = Callable[[int, Sequence[int], Sequence[int], Settings], tuple[int, ...]]
+
+# Settings that change no engine's pixels: where a run writes and how it judges its results.
+NON_PIXEL_SETTINGS = frozenset({"engine", "model", "output_compression", "max_unresolved"})
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    create: Callable[[Settings], Engine]
+    depends_on: DependsOn
+    ignores: frozenset[str]  # settings (top-level keys) this engine's pixels never depend on
+    fingerprint: Callable[[Settings], str] | None = None  # of the model the settings name, if any
+    check: Callable[[Settings], None] | None = None  # raises what is known to be missing before a run
+
+
+def _create_flat(settings: Settings) -> Engine:
+    from colorize.engines.flat import FlatEngine
+
+    return FlatEngine(settings)
+
+
+def _flat_depends_on(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    from colorize.engines.flat import depends_on
+
+    return depends_on(frame, frames, keyframes, settings)
+
+
+def _create_diffusion(settings: Settings) -> Engine:
+    _diffusion_check(settings)
+    from colorize.engines.diffusion.engine import DiffusionEngine
+
+    return DiffusionEngine(settings)
+
+
+def _diffusion_depends_on(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    from colorize.engines.diffusion.planning import depends_on
+
+    return depends_on(frame, frames, keyframes, settings)
+
+
+def _diffusion_check(settings: Settings) -> None:
+    from colorize.engines.diffusion.planning import require_model_folder
+
+    require_model_folder(settings.model)
+
+
+def _diffusion_fingerprint(settings: Settings) -> str:
+    from colorize.engines.diffusion.planning import model_fingerprint
+
+    return model_fingerprint(settings.model)
+
+
+_SPECS: dict[str, EngineSpec] = {
+    "flat": EngineSpec(
+        "flat",
+        _create_flat,
+        _flat_depends_on,
+        ignores=NON_PIXEL_SETTINGS | {"seed", "batch", "temporal", "diffusion"},
+    ),
+    "diffusion": EngineSpec(
+        "diffusion",
+        _create_diffusion,
+        _diffusion_depends_on,
+        ignores=NON_PIXEL_SETTINGS | {"flat"},
+        fingerprint=_diffusion_fingerprint,
+        check=_diffusion_check,
+    ),
+}
+
+
+def engine_spec(name: str) -> EngineSpec:
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise UsageError(f"unknown engine {name!r} (known: {', '.join(sorted(_SPECS))})") from None
+
+
+def register_engine(spec: EngineSpec) -> EngineSpec | None:
+    """Add or replace an engine (tests, plug-ins); returns the spec it replaced."""
+    previous = _SPECS.get(spec.name)
+    _SPECS[spec.name] = spec
+    return previous
 
 
 def choose_engine(settings: Settings) -> tuple[str, str]:
@@ -20,17 +116,4 @@ def choose_engine(settings: Settings) -> tuple[str, str]:
 
 def create_engine(name: str, settings: Settings) -> Engine:
     """Build an engine by name. Heavy imports (torch, diffusers) happen only for the engine chosen."""
-    if name == "flat":
-        from colorize.engines.flat import FlatEngine
-
-        return FlatEngine(settings)
-    if name == "diffusion":
-        if not settings.model:
-            raise MissingInputError(
-                "engine diffusion needs a model folder: pass --model DIR, set COLORIZE_MODEL_DIR or "
-                "`model:` in the manifest (make one with `colorize model convert v2-full.safetensors --out DIR`)"
-            )
-        from colorize.engines.diffusion.engine import DiffusionEngine
-
-        return DiffusionEngine(settings)
-    raise ValueError(f"unknown engine {name!r}")
+    return engine_spec(name).create(settings)

@@ -28,7 +28,13 @@ class Character:
 
 @dataclass(frozen=True)
 class ShotContext:
-    """What an engine may know about the whole shot. Built once by the runner."""
+    """What an engine may know about the whole shot. Built once by the runner.
+
+    The loaders read line-art frames outside the batch (a chain from a keyframe or an anchor). The frames
+    an engine may read are those its `depends_on` rule names (see `colorize.engines`): the plan validates
+    exactly those before the run. A loader raises a `ColorizeError` naming the file when one is bad; the
+    runner reports it as the failure of the frames of that batch.
+    """
 
     frames: tuple[int, ...]  # every frame number of the line-art sequence, sorted (not only the range run)
     keyframes: tuple[int, ...]  # frame numbers that have a colored keyframe
@@ -39,7 +45,6 @@ class ShotContext:
     load_lineart: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA line art
     load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×3 uint8 RGB colored keyframe
     load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
-    load_output: Callable[[int], np.ndarray | None] = lambda frame: None  # an existing output, if any
 
 
 @dataclass
@@ -53,10 +58,9 @@ class FrameInput:
 @dataclass
 class FrameResult:
     frame: int
-    image: np.ndarray  # H×W×3 uint8 RGB
-    info: dict[str, Any] = field(
-        default_factory=dict
-    )  # reported in the frame's event (e.g. unresolved regions)
+    image: np.ndarray  # H×W×3 RGB or H×W×4 RGBA, uint8 or uint16, the line art's size; written as it is
+    info: dict[str, Any] = field(default_factory=dict)  # reported in the frame's event (`unresolved`: int)
+    seconds: float | None = None  # engine time of this frame, when the engine can tell (else batch / n)
 
 
 class Engine(Protocol):

@@ -22,7 +22,9 @@ label maps) live in a small LRU, so memory does not grow with shot length.
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -345,3 +347,23 @@ def _rank_fill(
     order = ids[np.lexsort((ids, -areas[ids]))]
     colors[order] = palette[np.arange(len(order)) % len(palette)]
     source[order] = SOURCE_REFERENCE
+
+
+def depends_on(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    """The line-art frames (their line art, masks and keyframes) the output of `frame` is made from.
+
+    The frames from the nearest keyframe at or before `frame` (else the shot's first frame) to the nearest
+    keyframe at or after it (else the shot's last frame), inclusive: the chains this engine may walk. A
+    keyframe depends on itself only. Known without reading pixels; `frames` is the whole sorted sequence.
+    """
+    i = bisect.bisect_left(frames, frame)
+    if i == len(frames) or frames[i] != frame:
+        raise ValueError(f"frame {frame} is not in the shot")
+    if frame in keyframes:
+        return (frame,)
+    k = bisect.bisect_left(keyframes, frame)
+    start = bisect.bisect_left(frames, keyframes[k - 1]) if k > 0 else 0
+    end = bisect.bisect_left(frames, keyframes[k]) if k < len(keyframes) else len(frames) - 1
+    return tuple(frames[start : end + 1])

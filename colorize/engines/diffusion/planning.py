@@ -1,0 +1,134 @@
+"""What the diffusion engine needs, known without loading it (no torch, no weights at import).
+
+- `depends_on`: the line-art frames a frame's output is made from (its warp chain in `temporal: warp`).
+- `model_fingerprint`: a cheap, stable fingerprint of a model folder for freshness. Hashing gigabytes of
+  weights on every run is too slow, so it covers: every file's relative path and size, the full contents of
+  small text files (configs, `model_index.json`, tokenizer files), the header of every `.safetensors` file
+  (tensor names, dtypes, shapes) and 16 blocks of 64 KiB sampled evenly through every weight file. Weights
+  retrained or converted again change sampled blocks; an edit confined to bytes between the samples is not
+  seen (rerun with `--overwrite` after editing weights in place).
+- `gpu_memory_estimate_mib`: an *estimate* of the GPU memory a run needs, for farm host requirements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+from colorize.errors import MissingInputError, ModelError
+from colorize.settings import Settings
+
+_SAMPLES, _BLOCK = 16, 64 * 1024
+_TEXT_SUFFIXES = {".json", ".txt", ".yaml", ".yml", ".model", ".merges", ".vocab"}
+_TEXT_LIMIT = 16 * 1024 * 1024
+
+
+def depends_on(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    """`temporal: warp`: the frames of the warp chain from its anchor to `frame`; otherwise `frame` only.
+
+    (A frame's own keyframe, and the anchor's keyframe, come with their frames.)
+    """
+    if settings.temporal != "warp":
+        return (frame,)
+    from colorize.temporal import chain_start
+
+    order = list(frames)
+    anchor = chain_start(frame, order, list(keyframes), settings.diffusion.warp_anchor_every)
+    return tuple(order[order.index(anchor) : order.index(frame) + 1])
+
+
+def require_model_folder(folder: str | Path | None) -> Path:
+    """The model folder, or MissingInputError saying how to give one."""
+    if not folder:
+        raise MissingInputError(
+            "engine diffusion needs a model folder: pass --model DIR, set COLORIZE_MODEL_DIR or "
+            "`model:` in the manifest (make one with `colorize model convert v2-full.safetensors --out DIR`)"
+        )
+    root = Path(folder)
+    if not root.is_dir():
+        raise MissingInputError(f"{root}: model folder not found")
+    return root
+
+
+def model_fingerprint(folder: str | Path | None) -> str:
+    """sha256 hex of the model folder's sizes, configs, safetensors headers and sampled weight blocks."""
+    root = require_model_folder(folder)
+    digest = hashlib.sha256(b"colorize-model-fingerprint-1\0")
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(root).as_posix()}\0{size}\0".encode())
+        with open(path, "rb") as f:
+            if path.suffix in _TEXT_SUFFIXES and size <= _TEXT_LIMIT:
+                digest.update(f.read())
+                continue
+            if path.suffix == ".safetensors":
+                digest.update(_safetensors_header(f, path))
+            for i in range(_SAMPLES):
+                f.seek(max(0, size - _BLOCK) * i // max(1, _SAMPLES - 1))
+                digest.update(f.read(_BLOCK))
+    return digest.hexdigest()
+
+
+def _safetensors_header(f, path: Path) -> bytes:
+    f.seek(0)
+    raw = f.read(8)
+    if len(raw) < 8:
+        raise ModelError(f"{path}: truncated safetensors file")
+    (length,) = struct.unpack("<Q", raw)
+    header = f.read(length)
+    if len(header) != length:
+        raise ModelError(f"{path}: truncated safetensors header")
+    return header
+
+
+def model_parameters(folder: str | Path) -> int | None:
+    """Number of weights in the folder's safetensors files (from their headers), or None if unreadable."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None
+    total = 0
+    try:
+        for path in sorted(root.rglob("*.safetensors")):
+            with open(path, "rb") as f:
+                header = json.loads(_safetensors_header(f, path))
+            for name, entry in header.items():
+                if name != "__metadata__":
+                    count = 1
+                    for dim in entry["shape"]:
+                        count *= dim
+                    total += count
+    except (OSError, ValueError, KeyError, ModelError):
+        return None
+    return total or None
+
+
+# The estimate: weights at the run's dtype + activations per UNet sample + a fixed overhead. The
+# activation figure is a rough allowance (about 1 GiB per frame and guidance branch at 768×448), not a
+# measurement; bench/bench_gpu.py measures the real peak on a card.
+FULL_MODEL_PARAMETERS = 2_600_000_000  # when the model folder cannot be read where the plan is made
+ACTIVATION_GIB_PER_MEGAPIXEL = 3.0
+OVERHEAD_GIB = 1.5
+
+
+def gpu_memory_estimate_mib(settings: Settings, frame_size: tuple[int, int]) -> int:
+    """Estimated peak GPU memory (MiB, rounded up to whole GiB) of a diffusion run with these settings.
+
+    An estimate for farm scheduling (`amount.worker.gpu.memory`), deliberately on the high side: weights
+    at the run's dtype, `batch` frames × guidance branches of UNet activations at the working size, and a
+    fixed overhead for the CUDA context and VAE decoding.
+    """
+    from colorize.engines.diffusion.preprocess import frame_geometry
+
+    options = settings.diffusion
+    params = (model_parameters(settings.model) if settings.model else None) or FULL_MODEL_PARAMETERS
+    weight_bytes = 4 if options.dtype == "float32" else 2
+    padded = frame_geometry(*frame_size, options.resolution).padded
+    branches = 1 + (options.ref_scale != 1) + (options.sketch_scale != 1)
+    activations = ACTIVATION_GIB_PER_MEGAPIXEL * padded[0] * padded[1] / 1e6 * settings.batch * branches
+    gib = params * weight_bytes / 2**30 + activations + OVERHEAD_GIB
+    return int(-(-gib // 1)) * 1024

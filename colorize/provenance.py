@@ -1,0 +1,147 @@
+"""What each output is made from, and whether an output on disk is still what the inputs make.
+
+An output's provenance record holds:
+
+- `inputs`: a sha256 over the content digest of every input file the output depends on, each named by its
+  role (`lineart 1003`, `mask hero 1003`, `keyframe 1001`, `reference hero`, `background`; see
+  `ShotPlan.inputs_of`): the frame's own inputs, those of the frames its engine reads to make it (the flat
+  engine's chain from a keyframe, a diffusion warp chain from its anchor), the references and background.
+  Contents, not paths or dates: touching or moving a shot changes nothing, repainting a keyframe does.
+- `settings`: a sha256 of the resolved settings that can change the engine's pixels (each engine declares
+  the ones it ignores), plus the model folder's fingerprint for the diffusion engine.
+- `engine` and `colorize` (the tool version).
+- `unresolved`: the frame's unresolved region count when the engine reports one (for the quality gate and
+  the summary of frames that are skipped as fresh).
+
+The record is stored in the frame itself (`images.write_image` metadata: a PNG text chunk). An output is
+*done* when its record matches the current one, *stale* when it does not (or has none: written by an older
+colorize or another tool), *missing* when there is no file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from colorize import __version__, images
+from colorize.engines import engine_spec
+from colorize.errors import IOFailure, MissingInputError
+from colorize.shot import ShotPlan
+
+RECORD_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Provenance:
+    engine: str
+    colorize: str
+    settings: str
+    inputs: str
+    unresolved: int | None = None
+
+    def to_text(self) -> str:
+        record: dict[str, Any] = {"schema": RECORD_SCHEMA, **asdict(self)}
+        if self.unresolved is None:
+            del record["unresolved"]
+        return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Provenance | None:
+        try:
+            record = json.loads(text or "")
+            if record.pop("schema") != RECORD_SCHEMA:
+                return None
+            return cls(**record)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def with_unresolved(self, unresolved: Any) -> Provenance:
+        return Provenance(self.engine, self.colorize, self.settings, self.inputs, _count(unresolved))
+
+    def stale_reason(self, stored: Provenance | None) -> str | None:
+        """Why an output made with `stored` is not what this record describes; None when it is."""
+        if stored is None:
+            return "no provenance record (written by an older colorize or another tool)"
+        if stored.engine != self.engine:
+            return f"made by engine {stored.engine}"
+        if stored.colorize != self.colorize:
+            return f"made by colorize {stored.colorize}"
+        if stored.settings != self.settings:
+            return "settings changed"
+        if stored.inputs != self.inputs:
+            return "inputs changed"
+        return None
+
+
+@dataclass(frozen=True)
+class OutputState:
+    frame: int
+    path: Path
+    state: str  # "done" | "stale" | "missing"
+    reason: str | None  # why stale
+    stored: Provenance | None  # the record found in the output
+
+
+class Freshness:
+    """The provenance records of a plan's outputs. Every input file is read and hashed once."""
+
+    def __init__(self, plan: ShotPlan):
+        self.plan = plan
+        self._settings = settings_digest(plan)
+        self._frames: dict[int, str] = {}
+        self._shot: str | None = None
+
+    def expected(self, frame: int) -> Provenance:
+        """The record of `frame`'s output as the plan would make it now."""
+        if self._shot is None:
+            self._shot = _files_digest(self.plan.shot_inputs())
+        digest = hashlib.sha256(f"shot\0{self._shot}\n".encode())
+        for d in self.plan.dependencies.get(frame, (frame,)):
+            if d not in self._frames:
+                self._frames[d] = _files_digest(self.plan.frame_inputs(d))
+            digest.update(f"frame {d}\0{self._frames[d]}\n".encode())
+        return Provenance(self.plan.engine, __version__, self._settings, digest.hexdigest())
+
+    def state(self, frame: int) -> OutputState:
+        """done / stale / missing for the output of `frame`, reading only its record."""
+        path = self.plan.output.path(frame)
+        if not path.is_file():
+            return OutputState(frame, path, "missing", None, None)
+        stored = Provenance.from_text(images.read_metadata(path))
+        reason = self.expected(frame).stale_reason(stored)
+        return OutputState(frame, path, "stale" if reason else "done", reason, stored)
+
+
+def _files_digest(files: dict[str, Path]) -> str:
+    lines = [f"{role}\0{file_digest(path)}\n" for role, path in sorted(files.items())]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def settings_digest(plan: ShotPlan) -> str:
+    """sha256 of the settings that can change the plan's engine's pixels (and its model's fingerprint)."""
+    spec = engine_spec(plan.engine)
+    pixels = {k: v for k, v in plan.settings.model_dump(mode="json").items() if k not in spec.ignores}
+    if spec.fingerprint is not None:
+        pixels["model fingerprint"] = spec.fingerprint(plan.settings)
+    return hashlib.sha256(json.dumps(pixels, sort_keys=True).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 hex of a file's bytes."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: file not found") from None
+    except OSError as error:
+        raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
+    return digest.hexdigest()
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

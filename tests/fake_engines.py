@@ -1,0 +1,115 @@
+"""Engines for tests of the runner, and a hook to run the real CLI with one of them in a subprocess.
+
+`run_with_engine(kind, *args)` starts `colorize` in a real process whose `flat` engine is replaced (through
+`colorize.engines.register_engine`, no entry point needed) by the fake `kind`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from colorize.engines import engine_spec, register_engine
+from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.errors import InputDataError
+
+HERE = Path(__file__).resolve().parent
+
+
+class Fake:
+    """Copies the line art (deterministic, any size); subclasses break it in one way each."""
+
+    name = "fake"
+
+    def __init__(self, settings=None):
+        self.calls = 0
+        self.shot: ShotContext | None = None
+
+    def prepare(self, shot: ShotContext) -> None:
+        self.shot = shot
+
+    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
+        self.calls += 1
+        return [
+            FrameResult(fi.frame, np.ascontiguousarray(fi.lineart[..., :3]), self.info(fi)) for fi in batch
+        ]
+
+    def info(self, fi: FrameInput) -> dict:
+        return {}
+
+
+class Slow(Fake):
+    """Takes `delay` seconds per batch (a run long enough to be interrupted mid-way)."""
+
+    delay = 0.25
+
+    def colorize(self, batch):
+        time.sleep(self.delay)
+        return super().colorize(batch)
+
+
+class Float64(Fake):
+    """Returns float64 images (a bug)."""
+
+    def colorize(self, batch):
+        return [FrameResult(r.frame, r.image / 255.0) for r in super().colorize(batch)]
+
+
+class RaisesOnSecondBatch(Fake):
+    """A bug that shows on the second batch."""
+
+    def colorize(self, batch):
+        if self.calls == 1:
+            raise ZeroDivisionError("division by zero")
+        return super().colorize(batch)
+
+
+class OutOfMemory(Fake):
+    def colorize(self, batch):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+class BadChainFrame(Fake):
+    """A bad input file read through the shot's loaders for batches holding frame 1005."""
+
+    def colorize(self, batch):
+        if any(fi.frame == 1005 for fi in batch):
+            raise InputDataError("lineart/sh001.1003.png: damaged or truncated image (test)")
+        return super().colorize(batch)
+
+
+class Unresolved(Fake):
+    """Reports frame % 5 unresolved regions, and keys that collide with the runner's own fields."""
+
+    def info(self, fi):
+        return {"unresolved": fi.frame % 5, "frame": "not the frame", "event": "not the event"}
+
+
+KINDS = {
+    cls.__name__.lower(): cls
+    for cls in (Fake, Slow, Float64, RaisesOnSecondBatch, OutOfMemory, BadChainFrame, Unresolved)
+}
+
+
+def install(kind: str) -> None:
+    """Make the `flat` engine the fake `kind` in this process (same dependency rule and settings)."""
+    register_engine(dataclasses.replace(engine_spec("flat"), create=KINDS[kind]))
+
+
+def popen_with_engine(kind: str, *args: str, **kw) -> subprocess.Popen:
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import fake_engines; fake_engines.install({kind!r}); "
+        "from colorize_cli.app import main; main()"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, *args], text=True, **kw)
+
+
+def run_with_engine(kind: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    proc = popen_with_engine(kind, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
