@@ -212,7 +212,7 @@ def status(
             for reason, rfs in reasons.items():
                 typer.echo(f"  stale    {len(rfs):5d}  {frame_range_text(rfs)}  ({reason})")
         elif fs or name == "done":
-            typer.echo(f"  {name:<8} {len(fs):5d}  {frame_range_text(fs)}")
+            typer.echo(f"  {name:<8} {len(fs):5d}  {frame_range_text(fs) or '-'}")
 
 
 def schema() -> None:

@@ -222,10 +222,8 @@ class HumanReporter:
 
     def stop(self) -> None:
         """Stop the progress display (bar or ticker)."""
-        self._stop.set()
-        ticker, self._ticker = self._ticker, None
-        if ticker is not None and ticker is not threading.current_thread():
-            ticker.join(timeout=1)
+        self._stop.set()  # the ticker (a daemon) sees it and ends; nobody waits for it
+        self._ticker = None
         if self._bar is not None:
             self._bar.stop()
             self._bar = None

@@ -342,15 +342,22 @@ class _Stream:
             self._fail(entry.frame, bug)
             self.write_failed = self.write_failed or bug
             return
-        # The engine's details go first: the runner's own fields win over keys of the same name.
-        info = {str(k): v for k, v in entry.result.info.items()}
+        info = entry.result.info
         gate = self._gate(entry.frame, info.get("unresolved"))
         if gate is not None:
-            self._fail(entry.frame, gate, {**info, "output": str(path)})
+            self._fail(entry.frame, gate, {"output": str(path), **info})
             return
         self.summary.done += 1
-        fields = {**info, "frame": entry.frame, "output": str(path), "seconds": round(entry.seconds, 4)}
-        self.events.emit("frame_done", **fields, reason=entry.reason)
+        fields = {
+            "frame": entry.frame,
+            "output": str(path),
+            "seconds": round(entry.seconds, 4),
+            "reason": entry.reason,
+        }
+        # The engine's details follow; a key of the same name as one of the runner's never replaces it.
+        self.events.emit(
+            "frame_done", **{**fields, **{str(k): v for k, v in info.items() if k not in fields}}
+        )
 
     def _fresh(self, state: OutputState) -> None:
         unresolved = state.stored.unresolved if state.stored else None
@@ -379,9 +386,13 @@ class _Stream:
     def _fail(self, frame: int, error: ColorizeError, details: dict[str, Any] | None = None) -> None:
         self.summary.failed += 1
         self.summary.failures.append((frame, error))
-        line = str(error).splitlines()[0]
-        fields = {**(details or {}), "frame": frame, "error": line, "exit_code": int(error.exit_code)}
-        self.events.emit("frame_failed", **fields)
+        fields: dict[str, Any] = {
+            "frame": frame,
+            "error": str(error).splitlines()[0],
+            "exit_code": int(error.exit_code),
+        }
+        extra = {str(k): v for k, v in (details or {}).items() if k not in fields}
+        self.events.emit("frame_failed", **fields, **extra)
 
 
 def _result_problem(
@@ -395,6 +406,8 @@ def _result_problem(
             f"engine {name!r} returned frames {got!r} for frames {frames} (same order expected)"
         )
     for r in results:
+        if not isinstance(getattr(r, "info", None), dict):
+            return InternalError(f"engine {name!r} returned no info dict for frame {r.frame}")
         image = r.image
         shape = getattr(image, "shape", None)
         if (

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import time
@@ -113,3 +114,20 @@ def run_with_engine(kind: str, *args: str, timeout: float = 60) -> subprocess.Co
     proc = popen_with_engine(kind, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def fake_model_folder(root: Path, parameters: int = 4) -> Path:
+    """A diffusion model folder with every part the engine checks for, weights of `parameters` bf16 zeros
+    in the UNet (headers only elsewhere): enough for plans, fingerprints and fake engines, not for sampling."""
+    from colorize.engines.diffusion.engine import missing_parts
+
+    for part in missing_parts(root):
+        path = root / part
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".safetensors":
+            count = parameters if path.parent.name == "unet" else 1
+            header = json.dumps({"w": {"dtype": "BF16", "shape": [count], "data_offsets": [0, 0]}}).encode()
+            path.write_bytes(len(header).to_bytes(8, "little") + header)
+        else:
+            path.write_text('{"format": "test"}')
+    return root

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fake_engines
 import yaml
+from colorize_cli.app import app
 from conftest import run_cli, tree_bytes
 from openjd.model import DocumentType, decode_job_template, document_string_to_object
+from typer.testing import CliRunner
 
 
 def colorize_exe() -> str:
@@ -110,20 +113,15 @@ def test_openjd_template_beside_the_shot_has_relative_defaults(shot, tmp_path):
 
 
 def test_openjd_diffusion_job_asks_for_a_gpu_worker(shot, tmp_path):
-    model = tmp_path / "model"
-    (model / "unet").mkdir(parents=True)
-    header = json.dumps(
-        {"w": {"dtype": "BF16", "shape": [1000, 1000, 1000], "data_offsets": [0, 0]}}
-    ).encode()
-    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(
-        len(header).to_bytes(8, "little") + header
-    )
+    model = fake_engines.fake_model_folder(tmp_path / "model", parameters=10**9)
     memory = {}
     for batch in (1, 8):
         template = tmp_path / f"job{batch}.yaml"
         args = ["--engine", "diffusion", "--model", str(model), "--batch", str(batch)]
-        proc = run_cli("plan", str(shot), "--format", "openjd", "--save", str(template), *args)
-        assert proc.returncode == 0, proc.stderr
+        result = CliRunner().invoke(
+            app, ["plan", str(shot), "--format", "openjd", "--save", str(template), *args]
+        )
+        assert result.exit_code == 0, result.output
         doc, _ = load_template(template)
         amounts = {a["name"]: a["min"] for a in doc["steps"][0]["hostRequirements"]["amounts"]}
         assert amounts["amount.worker.gpu"] == 1

@@ -154,13 +154,7 @@ def test_the_record_travels_in_the_png(keyed):
 
 @pytest.fixture
 def fake_diffusion(tmp_path):
-    model = tmp_path / "model"
-    (model / "unet").mkdir(parents=True)
-    (model / "model_index.json").write_text('{"format": "test"}')
-    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
-    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(
-        len(header).to_bytes(8, "little") + header + bytes(16)
-    )
+    model = fake_engines.fake_model_folder(tmp_path / "model")
     spec = engine_spec("diffusion")
     register_engine(dataclasses.replace(spec, create=fake_engines.Fake))
     manifest_extra = (

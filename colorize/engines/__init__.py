@@ -65,6 +65,9 @@ def _diffusion_check(settings: Settings) -> None:
     from colorize.engines.diffusion.planning import require_model_folder
 
     require_model_folder(settings.model)
+    from colorize.engines.diffusion.engine import check_model_folder  # torch, no weights
+
+    check_model_folder(settings.model or "")
 
 
 def _diffusion_fingerprint(settings: Settings) -> str:

@@ -44,14 +44,15 @@ def depends_on(
 
 def require_model_folder(folder: str | Path | None) -> Path:
     """The model folder, or MissingInputError saying how to give one."""
+    make = "make one with `colorize model convert v2-full.safetensors --out DIR`"
     if not folder:
         raise MissingInputError(
-            "engine diffusion needs a model folder: pass --model DIR, set COLORIZE_MODEL_DIR or "
-            "`model:` in the manifest (make one with `colorize model convert v2-full.safetensors --out DIR`)"
+            f"engine diffusion needs a model folder: pass --model DIR, set COLORIZE_MODEL_DIR or `model:` in "
+            f"the manifest ({make})"
         )
     root = Path(folder)
     if not root.is_dir():
-        raise MissingInputError(f"{root}: model folder not found")
+        raise MissingInputError(f"{root}: model folder not found ({make})")
     return root
 
 
