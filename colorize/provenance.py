@@ -91,19 +91,24 @@ class Freshness:
     def __init__(self, plan: ShotPlan):
         self.plan = plan
         self._settings = settings_digest(plan)
-        self._frames: dict[int, str] = {}
+        self._frames: dict[int, str] = {}  # line-art frame -> digest of its own files
+        self._inputs: dict[tuple[int, ...], str] = {}  # dependency frames -> inputs digest
         self._shot: str | None = None
 
     def expected(self, frame: int) -> Provenance:
         """The record of `frame`'s output as the plan would make it now."""
-        if self._shot is None:
-            self._shot = _files_digest(self.plan.shot_inputs())
-        digest = hashlib.sha256(f"shot\0{self._shot}\n".encode())
-        for d in self.plan.dependencies.get(frame, (frame,)):
-            if d not in self._frames:
-                self._frames[d] = _files_digest(self.plan.frame_inputs(d))
-            digest.update(f"frame {d}\0{self._frames[d]}\n".encode())
-        return Provenance(self.plan.engine, __version__, self._settings, digest.hexdigest())
+        deps = self.plan.dependencies.get(frame, (frame,))
+        inputs = self._inputs.get(deps)
+        if inputs is None:
+            if self._shot is None:
+                self._shot = _files_digest(self.plan.shot_inputs())
+            digest = hashlib.sha256(f"shot\0{self._shot}\n".encode())
+            for d in deps:
+                if d not in self._frames:
+                    self._frames[d] = _files_digest(self.plan.frame_inputs(d))
+                digest.update(f"frame {d}\0{self._frames[d]}\n".encode())
+            inputs = self._inputs[deps] = digest.hexdigest()
+        return Provenance(self.plan.engine, __version__, self._settings, inputs)
 
     def state(self, frame: int) -> OutputState:
         """done / stale / missing for the output of `frame`, reading only its record."""

@@ -277,7 +277,12 @@ def plan_shot(
             problems.append(error)
     rule = spec.depends_on
     key_frames = sorted(f for f in keyframe_paths if f in line_paths)
-    dependencies = {f: rule(f, all_frames, key_frames, settings) for f in selected}
+    # Frames between the same keyframes (or anchors) share one tuple: long shots stay small in memory.
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    dependencies: dict[int, tuple[int, ...]] = {}
+    for f in selected:
+        deps = rule(f, all_frames, key_frames, settings)
+        dependencies[f] = shared.setdefault(deps, deps)
     reads = sorted({d for deps in dependencies.values() for d in deps})
 
     characters = []
