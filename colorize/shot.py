@@ -37,6 +37,7 @@ class CharacterPlan:
     name: str
     reference: Path
     mask: Pattern | None  # a sequence, or a single image for every frame (width 0)
+    reference_mask: Path | None = None  # the character in its reference image
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class ShotPlan:
         paths = set(self.lineart_paths.values()) | set(self.keyframe_paths.values())
         for c in self.characters:
             paths.add(c.reference)
+            if c.reference_mask is not None:
+                paths.add(c.reference_mask)
             if c.mask is not None and c.mask.is_sequence:
                 paths.update(c.mask.path(f) for f in self.frames)
             elif c.mask is not None:
@@ -247,7 +250,12 @@ def plan_shot(
                     )
             elif not mask.path().is_file():
                 problems.append(MissingInputError(f"{mask.path()}: mask of character {name!r} not found"))
-        characters.append(CharacterPlan(name, ref, mask))
+        reference_mask = base / entry.reference_mask if entry.reference_mask else None
+        if reference_mask is not None and not reference_mask.is_file():
+            problems.append(
+                MissingInputError(f"{reference_mask}: reference_mask of character {name!r} not found")
+            )
+        characters.append(CharacterPlan(name, ref, mask, reference_mask))
 
     background = None
     if manifest.background and manifest.background.reference:
@@ -367,6 +375,21 @@ def validate_plan(
             read(ref)
         except ColorizeError as error:
             problems.append(error)
+    for c in plan.characters:
+        if c.reference_mask is None or (collect and not (c.reference_mask.exists() and c.reference.exists())):
+            continue
+        try:
+            mask_hw, ref_hw = read(c.reference_mask), image_size(c.reference)
+        except ColorizeError as error:
+            problems.append(error)
+            continue
+        if mask_hw != ref_hw:
+            problems.append(
+                InputDataError(
+                    f"{c.reference_mask}: reference_mask of {c.name!r} is {mask_hw[1]}×{mask_hw[0]} but its "
+                    f"reference is {ref_hw[1]}×{ref_hw[0]}"
+                )
+            )
     if not collect:
         raise_problems(problems)
     return size

@@ -18,10 +18,10 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitCrossAttnProcessor
-from .config import DownPathConfig
 
 # GroupNorm eps of the official ResBlocks (GroupNorm32 default); the transformers' own GroupNorm uses 1e-6.
 RESNET_EPS = 1e-5
+NORM_GROUPS = 32  # GroupNorm groups everywhere in the official model
 
 
 def make_resnet(in_channels: int, out_channels: int, temb_channels: int, groups: int) -> ResnetBlock2D:
@@ -71,24 +71,30 @@ class DownBlock(nn.Module):
         self.downsamplers = nn.ModuleList([downsampler] if downsampler is not None else [])
 
 
-class DownPath(nn.Module):
-    """conv_in + down_blocks, as in the UNet's encoder half.
+class DownPath:
+    """conv_in + down_blocks, as in the UNet's encoder half: a mixin for the UNet and the reference encoders.
 
-    After construction: `skip_channels` (output width of every input block, official order),
-    `attention_downsampling` (downsampling factor of every attention layer, in order), `downsample_indices`
-    (input-block index of each downsample).
+    `build_down_path(...)` (from the component's `__init__`, after `nn.Module.__init__`) creates the modules
+    and sets `skip_channels` (output width of every input block, official order), `attention_downsampling`
+    (downsampling factor of every attention layer, in order), `downsample_indices` (input-block index of each
+    downsample), `out_channels` and `out_downsampling`.
     """
 
-    def __init__(self, config: DownPathConfig):
-        super().__init__()
-        in_channels, model_channels = config.in_channels, config.model_channels
-        channel_mult, num_res_blocks = config.channel_mult, config.num_res_blocks
-        attention_resolutions, num_head_channels = config.attention_resolutions, config.num_head_channels
-        transformer_depth, context_dim, groups = (
-            config.transformer_depth,
-            config.context_dim,
-            config.norm_groups,
-        )
+    conv_in: nn.Conv2d
+    down_blocks: nn.ModuleList
+
+    def build_down_path(
+        self,
+        in_channels: int,
+        model_channels: int,
+        channel_mult: list[int],
+        num_res_blocks: int,
+        attention_resolutions: list[int],
+        num_head_channels: int,
+        transformer_depth: int,
+        context_dim: int,
+        groups: int = NORM_GROUPS,
+    ) -> None:
         temb = model_channels * 4
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.skip_channels = [model_channels]
@@ -161,7 +167,3 @@ class DownPath(nn.Module):
     def num_attention_layers(self) -> int:
         """Cross-attention layers of the encoder half."""
         return len(self.attention_downsampling)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.conv_in.weight.dtype
