@@ -112,8 +112,7 @@ def _down_path_rules(rules: _Rules, num_res_blocks: int) -> None:
     rules.add(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", downsample)
 
 
-def _unet_rules(config: ModelConfig) -> _Rules:
-    c = config.unet
+def _unet_rules(c: dict) -> _Rules:
     rules = _Rules()
     num_res_blocks = c["num_res_blocks"]
     _down_path_rules(rules, num_res_blocks)
@@ -154,16 +153,16 @@ def _mid(table: dict[str, str], m: re.Match[str]) -> str:
     return f"{table[m[1]]}.{rest}"
 
 
-def _encoder_rules(config: ModelConfig, which: str) -> _Rules:
+def _encoder_rules(c: dict) -> _Rules:
     rules = _Rules()
-    _down_path_rules(rules, getattr(config, which)["num_res_blocks"])
+    _down_path_rules(rules, c["num_res_blocks"])
     rules.add(r"class_embedding\.linear_1\.(.+)", lambda m: f"label_emb.0.0.{m[1]}")
     rules.add(r"class_embedding\.linear_2\.(.+)", lambda m: f"label_emb.0.2.{m[1]}")
     rules.add(r"heads\.(\d+)\.(.+)", lambda m: f"zero_layers.{m[1]}.{m[2]}")
     return rules
 
 
-def _sketch_rules(config: ModelConfig) -> _Rules:
+def _sketch_rules() -> _Rules:
     rules = _Rules()
     rules.add(r"stem\.(.+)", lambda m: f"model.{m[1]}")
     rules.add(r"hint_convs\.0\.(.+)", lambda m: f"zero_layer.0.{m[1]}")
@@ -172,8 +171,8 @@ def _sketch_rules(config: ModelConfig) -> _Rules:
     return rules
 
 
-def _vae_rules(config: ModelConfig) -> _Rules:
-    n_levels = len(config.vae["block_out_channels"])
+def _vae_rules(c: dict) -> _Rules:
+    n_levels = len(c["block_out_channels"])
     rules = _Rules()
     for part in ("encoder", "decoder"):
         rules.add(rf"{part}\.(conv_in|conv_out)\.(.+)", lambda m, p=part: f"{p}.{m[1]}.{m[2]}")
@@ -206,13 +205,14 @@ def _vae_rules(config: ModelConfig) -> _Rules:
     return rules
 
 
-def _rules(config: ModelConfig) -> dict[str, _Rules]:
+def _rules(model: torch.nn.Module) -> dict[str, _Rules]:
+    """Key rules of every component, from the components' own configs."""
     return {
-        "unet": _unet_rules(config),
-        "sketch_encoder": _sketch_rules(config),
-        "background_encoder": _encoder_rules(config, "background_encoder"),
-        "style_encoder": _encoder_rules(config, "style_encoder"),
-        "vae": _vae_rules(config),
+        "unet": _unet_rules(model.unet.config),
+        "sketch_encoder": _sketch_rules(),
+        "background_encoder": _encoder_rules(model.background_encoder.config),
+        "style_encoder": _encoder_rules(model.style_encoder.config),
+        "vae": _vae_rules(model.vae.config),
     }
 
 
@@ -224,11 +224,9 @@ def _is_vae_attention_weight(component: str, key: str) -> bool:
     return component == "vae" and _VAE_ATTENTION_WEIGHT.search(key) is not None
 
 
-def official_key_map(
-    model: torch.nn.Module, config: ModelConfig
-) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+def official_key_map(model: torch.nn.Module) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """official key -> (component, our key, official shape), for every parameter of `model`'s components."""
-    rules = _rules(config)
+    rules = _rules(model)
     mapping: dict[str, tuple[str, str, tuple[int, ...]]] = {}
     for component, prefix in PREFIXES.items():
         module = getattr(model, component)
@@ -248,7 +246,7 @@ def official_key_shapes(config: ModelConfig) -> dict[str, list[int]]:
     from .modeling import ColorizeDiffusionModel
 
     model = ColorizeDiffusionModel.from_config(config, meta=True)
-    shapes = {k: list(v[2]) for k, v in official_key_map(model, config).items()}
+    shapes = {k: list(v[2]) for k, v in official_key_map(model).items()}
     shapes.update({k: [config.scheduler["num_train_timesteps"]] for k in SCHEDULE_KEYS})
     return dict(sorted(shapes.items()))
 
@@ -316,14 +314,15 @@ def convert_state_dict(
             f"{source}: not a ColorizeDiffusion checkpoint: no '{PREFIXES['unet']}*' tensors "
             f"(has {len(tensors)} tensors, e.g. {_list(list(tensors), 3)})"
         )
-    notes = []
+    ignored = []
     for prefix, what in IGNORED_PREFIXES.items():
-        ignored = [k for k in tensors if k.startswith(prefix)]
-        if ignored:
-            notes.append(f"ignored {len(ignored)} {prefix}* tensors ({what})")
+        count = sum(k.startswith(prefix) for k in tensors)
+        if count:
+            ignored.append(f"{count} {prefix}* tensor{'s' if count > 1 else ''} ({what})")
+    notes = [f"ignored {' and '.join(ignored)}"] if ignored else []
     tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(IGNORED_PREFIXES))}
     model = ColorizeDiffusionModel.from_config(config, meta=True)
-    mapping = official_key_map(model, config)
+    mapping = official_key_map(model)
     expected = set(mapping) | set(SCHEDULE_KEYS)
     unknown = sorted(set(tensors) - expected - set(DERIVED_SCHEDULE_KEYS))
     missing = sorted(expected - set(tensors))

@@ -110,6 +110,21 @@ def _fixture_model(
 ) -> tuple[ColorizeDiffusionModel, ModelConfig, list[str]]:
     """The model of a module fixture: its weights from its own generator, through the real converter."""
     _check_files(folder, MODEL_FILES)
+    key = (str(folder.resolve()), seed, *((folder / f).stat().st_mtime_ns for f in MODEL_FILES))
+    if key not in _MODELS:
+        _MODELS.clear()  # one fixture model at a time (a test session runs both kinds several times)
+        _MODELS[key] = _build_fixture_model(folder, seed, log)
+    else:
+        log(f"reusing the model generated from {folder} (seed {seed})")
+    return _MODELS[key]
+
+
+_MODELS: dict[tuple, tuple[ColorizeDiffusionModel, ModelConfig, list[str]]] = {}
+
+
+def _build_fixture_model(
+    folder: Path, seed: int, log: Callable[[str], None]
+) -> tuple[ColorizeDiffusionModel, ModelConfig, list[str]]:
     config = load_official_config(folder / "config.json")
     keys = json.loads((folder / "keys.json").read_text())
     ours = official_key_shapes(config)

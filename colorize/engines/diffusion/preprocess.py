@@ -179,6 +179,22 @@ def reference_foreground(reference: np.ndarray, tolerance: int = 24) -> np.ndarr
     return ~background
 
 
+def heuristic_mask_warning(reference: Path, character: str, low: float = 0.02, high: float = 0.9) -> str | None:
+    """A line for `colorize check` when the flat-backdrop heuristic is unlikely to find the character:
+    its mask covers more than `high` or less than `low` of the reference (None when it looks plausible)."""
+    from colorize.images import read_rgb
+
+    coverage = float(reference_foreground(read_rgb(reference)).mean())
+    if low <= coverage <= high:
+        return None
+    what = "almost all" if coverage > high else "almost none"
+    return (
+        f"{reference}: the background heuristic takes {coverage:.0%} of the reference of {character!r} as "
+        f"the character ({what} of it), so bleaching it for the background encoder will be wrong; give "
+        f"characters.{character}.reference_mask, a background reference, or anime_seg/ in the model folder"
+    )
+
+
 # ---- sketches ----------------------------------------------------------------------------------------
 
 
