@@ -90,7 +90,9 @@ def info(folder: Path = typer.Argument(..., help="Model folder.")) -> None:
 
 @app.command()
 def parity(
-    fixture: Path = typer.Argument(..., help="Parity fixture folder: module (../shared/parity) or end-to-end."),
+    fixture: Path = typer.Argument(
+        ..., help="Parity fixture folder: module (../shared/parity) or end-to-end."
+    ),
 ) -> None:
     """Check the port against a fixture of official outputs and print each tensor's worst relative error.
 
@@ -109,10 +111,9 @@ def parity(
         typer.echo(f"{'tensor':<24} {'shape':<22} {'rel. error':>11}  result")
         for row in report.rows:
             error = "missing" if row.rel_error is None else f"{row.rel_error:.3e}"
-            if row.decisive:
-                verdict = "ok" if row.ok else "FAIL"
-            else:
-                verdict = "" if row.ok else "above tolerance"
+            verdict = {(True, True): "ok", (True, False): "FAIL", (False, False): "above tolerance"}.get(
+                (row.decisive, row.ok), ""
+            )
             if row.worst_step is not None:
                 verdict = f"{verdict} (worst at step {row.worst_step})".strip()
             typer.echo(f"{row.name:<24} {str(list(row.shape)):<22} {error:>11}  {verdict}".rstrip())

@@ -83,7 +83,11 @@ def openclip_local_tokens(s: dict[str, torch.Tensor], image: torch.Tensor) -> to
         )  # fmt: skip
         x = x + attn.transpose(0, 1)
         h = F.layer_norm(x, (WIDTH,), v[p + "ln_2.weight"], v[p + "ln_2.bias"], eps=1e-5)
-        h = F.linear(F.gelu(F.linear(h, v[p + "mlp.c_fc.weight"], v[p + "mlp.c_fc.bias"])), v[p + "mlp.c_proj.weight"], v[p + "mlp.c_proj.bias"])
+        h = F.linear(
+            F.gelu(F.linear(h, v[p + "mlp.c_fc.weight"], v[p + "mlp.c_fc.bias"])),
+            v[p + "mlp.c_proj.weight"],
+            v[p + "mlp.c_proj.bias"],
+        )
         x = x + h
     x = F.layer_norm(x, (WIDTH,), v["ln_post.weight"], v["ln_post.bias"], eps=1e-5)
     return (x @ v["proj"])[:, 1:].float()
@@ -150,9 +154,14 @@ def test_convert_with_an_openclip_file(openclip_files, tmp_path):
 
     folder, state = openclip_files
     (tmp_path / "config.json").write_text(json.dumps(SMALL_OFFICIAL))  # context_dim 32 = PROJ
-    save_file(_weights(official_key_shapes(ModelConfig.from_official(SMALL_OFFICIAL))), str(tmp_path / "ck.safetensors"))
+    save_file(
+        _weights(official_key_shapes(ModelConfig.from_official(SMALL_OFFICIAL))),
+        str(tmp_path / "ck.safetensors"),
+    )
     args = ["convert", str(tmp_path / "ck.safetensors"), "--config", str(tmp_path / "config.json")]
-    result = invoke(*args, "--out", str(tmp_path / "m"), "--clip", str(folder / "open_clip_model.safetensors"))
+    result = invoke(
+        *args, "--out", str(tmp_path / "m"), "--clip", str(folder / "open_clip_model.safetensors")
+    )
     assert result.exit_code == 0, result.output
     model = ColorizeDiffusionModel.from_pretrained(tmp_path / "m")
     image = torch.rand(1, 3, 60, 44, generator=torch.Generator().manual_seed(2)) * 2 - 1

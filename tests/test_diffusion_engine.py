@@ -201,7 +201,10 @@ def test_mask_and_bleaching_sources(shot, tiny_model, tmp_path):
     cv2.imwrite(str(shot / "refs" / "hero-mask.png"), mask)
     text = (shot / "refs.yaml").read_text()
     (shot / "refs.yaml").write_text(
-        text.replace("    reference: refs/hero.png\n", "    reference: refs/hero.png\n    reference_mask: refs/hero-mask.png\n")
+        text.replace(
+            "    reference: refs/hero.png\n",
+            "    reference: refs/hero.png\n    reference_mask: refs/hero-mask.png\n",
+        )
     )
     info = _done(_run(shot, model, tmp_path / "c", *frame))[1002]
     assert info["bleach_mask"] == "manifest"
@@ -224,7 +227,9 @@ def test_check_warns_when_the_heuristic_cannot_find_the_character(shot, tiny_mod
     base = ["check", str(shot)]
     ok = CliRunner().invoke(app, [*base])  # no model: the flat engine, nothing is bleached
     assert ok.exit_code == 0 and "warning" not in ok.stderr
-    (shot / "refs.yaml").write_text((shot / "refs.yaml").read_text() + f"engine: diffusion\nmodel: {tiny_model}\n")
+    (shot / "refs.yaml").write_text(
+        (shot / "refs.yaml").read_text() + f"engine: diffusion\nmodel: {tiny_model}\n"
+    )
     assert "warning" not in CliRunner().invoke(app, base).stderr  # the sample's flat backdrop: 14 %
     rng = np.random.default_rng(0)
     cv2.imwrite(str(shot / "refs" / "hero.png"), rng.integers(0, 256, (192, 192, 3), dtype=np.uint8))
@@ -247,7 +252,9 @@ def test_missing_or_incomplete_model_folder_is_one_line(shot, tiny_model, tmp_pa
     shutil.rmtree(broken / "clip")
     result = CliRunner().invoke(app, [*base, "--model", str(broken)])
     assert result.exit_code == 66 and result.stderr.count("\n") == 1
-    assert "unet/diffusion_pytorch_model.safetensors, clip/config.json, clip/model.safetensors" in result.stderr
+    assert (
+        "unet/diffusion_pytorch_model.safetensors, clip/config.json, clip/model.safetensors" in result.stderr
+    )
     assert "colorize model convert" in result.stderr
 
 

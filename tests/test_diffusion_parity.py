@@ -103,14 +103,20 @@ def test_end_to_end_parity_command_passes():
     folder = _needs_e2e()
     result = CliRunner().invoke(_cli_app(), ["model", "parity", str(folder)])
     assert result.exit_code == 0, result.output
-    rows = [line.split()[0] for line in result.stdout.splitlines() if "[" in line and not line.startswith("#")]
+    rows = [
+        line.split()[0] for line in result.stdout.splitlines() if "[" in line and not line.startswith("#")
+    ]
     with safe_open(str(folder / "expected.safetensors"), framework="pt") as f:
         expected = set(f.keys())
     assert set(rows) == expected  # every expected tensor has its line
     # in the README's order: tokens and bleaching, latents, size, encoders, hints, then each guidance's run
     assert rows.index("ref_tokens") < rows.index("z_ref") < rows.index("style.0") < rows.index("hs_bg.11")
-    assert rows.index("hs_bg.11") < rows.index("control.0") < rows.index("g0.step0.v.cond") < rows.index("g0.v")
-    assert rows.index("g0.latents") < rows.index("g0.final_latent") < rows.index("g0.image") < rows.index("g1.v")
+    assert (
+        rows.index("hs_bg.11") < rows.index("control.0") < rows.index("g0.step0.v.cond") < rows.index("g0.v")
+    )
+    assert (
+        rows.index("g0.latents") < rows.index("g0.final_latent") < rows.index("g0.image") < rows.index("g1.v")
+    )
     finals = [line for line in result.stdout.splitlines() if ".final_latent" in line]
     assert len(finals) == 2 and all(line.endswith(" ok") for line in finals)
     assert "parity ok (end-to-end): 2 final latents within 0.0001" in result.stdout

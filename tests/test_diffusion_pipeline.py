@@ -81,6 +81,8 @@ def test_style_is_averaged_over_characters_and_plain_mode_has_no_extras():
     assert float(cond.style_vectors[0].mean()) == pytest.approx(-0.25)
     assert cond.context.shape == (1, 6, 3)  # two characters then the background
 
-    plain = pipeline.encode_references(model, _tokens, refs, background=background, latent_size=(8, 8), mode="plain")
+    plain = pipeline.encode_references(
+        model, _tokens, refs, background=background, latent_size=(8, 8), mode="plain"
+    )
     assert plain.background_features is None and plain.style_vectors is None and not plain.split
     assert plain.context.shape == (1, 4, 3)  # the references' tokens only

@@ -118,9 +118,13 @@ def vae_config(
 class ModelConfig:
     """`__init__` arguments of every component, the scheduler config and the conditioning scales."""
 
-    unet: dict[str, Any] = field(default_factory=lambda: {**V2_DOWN_PATH, "lora_rank_fg": 4, "lora_rank_bg": 4})
+    unet: dict[str, Any] = field(
+        default_factory=lambda: {**V2_DOWN_PATH, "lora_rank_fg": 4, "lora_rank_bg": 4}
+    )
     sketch_encoder: dict[str, Any] = field(default_factory=dict)
-    background_encoder: dict[str, Any] = field(default_factory=lambda: {**V2_DOWN_PATH, "adm_in_channels": 512})
+    background_encoder: dict[str, Any] = field(
+        default_factory=lambda: {**V2_DOWN_PATH, "adm_in_channels": 512}
+    )
     style_encoder: dict[str, Any] = field(
         default_factory=lambda: {**V2_DOWN_PATH, "adm_in_channels": 512, "style_modulation": True}
     )
@@ -205,7 +209,11 @@ class ModelConfig:
                 "channel_mult": list(ce["ch_mults"]),
             },
             background_encoder={**_down_path(bg), "adm_in_channels": bg["adm_in_channels"]},
-            style_encoder={**_down_path(style), "adm_in_channels": style["adm_in_channels"], "style_modulation": True},
+            style_encoder={
+                **_down_path(style),
+                "adm_in_channels": style["adm_in_channels"],
+                "style_modulation": True,
+            },
             vae=vae_config(
                 dd["ch"],
                 dd["ch_mult"],

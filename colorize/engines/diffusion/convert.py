@@ -20,7 +20,7 @@ import torch
 from colorize.errors import ModelError
 
 from .config import ModelConfig
-from .loading import read_checkpoint, short_error
+from .loading import read_checkpoint
 
 # Official checkpoint prefix of each of our components.
 PREFIXES = {
@@ -44,7 +44,10 @@ DERIVED_SCHEDULE_KEYS = (
     "posterior_mean_coef2",
 )
 # Parts of a full training checkpoint the model folder does not use.
-IGNORED_PREFIXES = {"model_ema.": "the EMA copy", "cond_stage_model.": "the CLIP tower (give CLIP with --clip)"}
+IGNORED_PREFIXES = {
+    "model_ema.": "the EMA copy",
+    "cond_stage_model.": "the CLIP tower (give CLIP with --clip)",
+}
 
 _RESNET = {
     "norm1": "in_layers.0",
@@ -290,7 +293,9 @@ def check_schedule(tensors: dict[str, torch.Tensor], scheduler: dict, source: st
         raise ModelError(f"{source}: betas has {betas.numel()} steps, config says {steps}")
     derived = derived_schedule(betas)
     for name in (*SCHEDULE_KEYS[1:], *DERIVED_SCHEDULE_KEYS):
-        if name in tensors and not torch.allclose(tensors[name].double(), derived[name], rtol=1e-4, atol=1e-6):
+        if name in tensors and not torch.allclose(
+            tensors[name].double(), derived[name], rtol=1e-4, atol=1e-6
+        ):
             raise ModelError(f"{source}: {name} does not match betas (inconsistent schedule buffers)")
     start, end = scheduler["beta_start"], scheduler["beta_end"]
     linear = torch.linspace(start**0.5, end**0.5, betas.numel(), dtype=torch.float64) ** 2

@@ -51,7 +51,15 @@ from . import preprocess as pp
 from .cel import cel_finish
 from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
 from .pipeline import Conditioning, dilate_mask, encode_references, make_model_call
-from .sampling import branch_predictor, branches, guided_denoiser, make_scheduler, sample, set_steps, start_latents
+from .sampling import (
+    branch_predictor,
+    branches,
+    guided_denoiser,
+    make_scheduler,
+    sample,
+    set_steps,
+    start_latents,
+)
 
 CONVERT_HINT = (
     "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
@@ -67,7 +75,9 @@ def check_model_folder(folder: str | Path) -> Path:
     index = read_index(folder) if (folder / INDEX).is_file() else None
     missing = [INDEX] if index is None else missing_parts(folder, index)
     if missing:
-        raise MissingInputError(f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}")
+        raise MissingInputError(
+            f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
+        )
     return folder
 
 
@@ -169,7 +179,9 @@ class DiffusionEngine:
             output_size=geometry.work,
             mode=mode,
         )
-        blank = torch.full((1, 3, *geometry.padded), -1.0, device=self.device, dtype=self.model.sketch_encoder.dtype)
+        blank = torch.full(
+            (1, 3, *geometry.padded), -1.0, device=self.device, dtype=self.model.sketch_encoder.dtype
+        )
         self._cache = ShotCache(
             geometry=geometry,
             latent=latent,

@@ -48,7 +48,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: not a valid safetensors file, corrupt or truncated ({short_error(error)})"
         ) from None
     except (OSError, RuntimeError, ValueError) as error:
-        raise ModelError(f"{path}: cannot read tensors, corrupt or truncated ({short_error(error)})") from None
+        raise ModelError(
+            f"{path}: cannot read tensors, corrupt or truncated ({short_error(error)})"
+        ) from None
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
@@ -61,7 +63,7 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
             raise ModelError(f"{path}: not a readable torch checkpoint ({short_error(error)})") from None
         raise ModelError(
             f"{path}: holds Python objects besides tensors, which colorize never unpickles (it could run "
-            "code); on a machine you trust, save its tensors as safetensors: python -c \"import torch, "
+            'code); on a machine you trust, save its tensors as safetensors: python -c "import torch, '
             "safetensors.torch as s; d = torch.load('IN', weights_only=False); d = d.get('state_dict', d); "
             "s.save_file({k: v.contiguous() for k, v in d.items() if torch.is_tensor(v)}, 'OUT.safetensors')\""
         ) from None

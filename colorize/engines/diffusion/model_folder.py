@@ -106,7 +106,11 @@ def tiny_config() -> ModelConfig:
     }
     return ModelConfig(
         unet={**down, "lora_rank_fg": 2, "lora_rank_bg": 2},
-        sketch_encoder={"model_channels": 32, "channel_mult": [1, 2], "stem_layers": [[16, 1], [16, 2], [32, 2], [32, 2]]},
+        sketch_encoder={
+            "model_channels": 32,
+            "channel_mult": [1, 2],
+            "stem_layers": [[16, 1], [16, 2], [32, 2], [32, 2]],
+        },
         background_encoder={**down, "adm_in_channels": 32},
         style_encoder={**down, "adm_in_channels": 32, "style_modulation": True},
         vae=vae_config(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1),

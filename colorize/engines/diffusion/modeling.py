@@ -104,7 +104,11 @@ class ColorizeDiffusionModel(nn.Module):
 
     @classmethod
     def from_state_dicts(
-        cls, config: ModelConfig, state: dict[str, dict[str, torch.Tensor]], *, dtype: torch.dtype | None = None
+        cls,
+        config: ModelConfig,
+        state: dict[str, dict[str, torch.Tensor]],
+        *,
+        dtype: torch.dtype | None = None,
     ) -> ColorizeDiffusionModel:
         """Components built without random init (meta tensors) that take the given weights as they are."""
         model = cls.from_config(config, meta=True)
@@ -148,7 +152,9 @@ class ColorizeDiffusionModel(nn.Module):
             )
             (folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
         except OSError as error:
-            raise OutputError(f"{folder}: cannot write the model folder ({error.strerror or error})") from None
+            raise OutputError(
+                f"{folder}: cannot write the model folder ({error.strerror or error})"
+            ) from None
         return folder
 
     @classmethod
@@ -171,7 +177,9 @@ class ColorizeDiffusionModel(nn.Module):
         parts = {}
         for name, component in COMPONENTS.items():
             if index.get(name) != _library(component):
-                raise ModelError(f"{folder / INDEX}: {name} is {index.get(name)}, expected {_library(component)}")
+                raise ModelError(
+                    f"{folder / INDEX}: {name} is {index.get(name)}, expected {_library(component)}"
+                )
             want = full_precision_dtype if name in FULL_PRECISION else dtype
             parts[name] = _load_component(component, folder, name, want, device)
         clip = None
@@ -336,5 +344,7 @@ def _load_component(
             folder, subfolder=name, torch_dtype=dtype, device_map=device_map(device)
         )
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
-        raise ModelError(f"{folder / name}: corrupt, truncated or not a {component.__name__} ({short_error(error)})") from None
+        raise ModelError(
+            f"{folder / name}: corrupt, truncated or not a {component.__name__} ({short_error(error)})"
+        ) from None
     return module.to(device)

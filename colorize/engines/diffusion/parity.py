@@ -35,7 +35,15 @@ from .config import ConditioningScales, ModelConfig, load_official_config
 from .convert import convert_checkpoint, official_key_shapes
 from .modeling import ColorizeDiffusionModel
 from .pipeline import encode_references, make_model_call
-from .sampling import branch_predictor, branches, guided_denoiser, make_scheduler, sample, set_steps, start_latents
+from .sampling import (
+    branch_predictor,
+    branches,
+    guided_denoiser,
+    make_scheduler,
+    sample,
+    set_steps,
+    start_latents,
+)
 
 TOLERANCE = 1e-4
 MODEL_FILES = ("config.json", "keys.json", "make_weights.py")
@@ -84,7 +92,9 @@ def run_parity(folder: str | Path, log: Callable[[str], None] = lambda _: None) 
         return _run_end_to_end(folder, config, log)
     if "unet" in config:
         return _run_modules(folder, config, log)
-    raise ModelError(f"{folder / 'config.json'}: neither a module fixture (`unet`) nor an end-to-end one (`sampling`)")
+    raise ModelError(
+        f"{folder / 'config.json'}: neither a module fixture (`unet`) nor an end-to-end one (`sampling`)"
+    )
 
 
 # ---- shared: the fixture's model ----------------------------------------------------------------------
@@ -136,7 +146,13 @@ def _build_fixture_model(
     with tempfile.TemporaryDirectory(prefix="colorize-parity-") as tmp:
         weights = Path(tmp) / "weights.safetensors"
         log(f"generating weights with {folder / 'make_weights.py'} (seed {seed})")
-        cmd = [sys.executable, str(folder / "make_weights.py"), str(folder / "keys.json"), str(weights), str(seed)]
+        cmd = [
+            sys.executable,
+            str(folder / "make_weights.py"),
+            str(folder / "keys.json"),
+            str(weights),
+            str(seed),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0 or not weights.is_file():
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -212,7 +228,9 @@ def _module_cases(
     out.update({f"style.{i}": v for i, v in enumerate(style)})
     context = ref.expand(b, -1, -1)
     out["out.plain"] = model.predict_v(x, t, context=context, sketch_hints=hints, scales=scales)
-    out["out.style"] = model.predict_v(x, t, context=context, sketch_hints=hints, style_vectors=style, scales=scales)
+    out["out.style"] = model.predict_v(
+        x, t, context=context, sketch_hints=hints, style_vectors=style, scales=scales
+    )
     out["out.v2"] = model.predict_v(
         x,
         t,
@@ -278,7 +296,9 @@ def fake_clip(spec: dict[str, Any], weight: torch.Tensor) -> Callable[[torch.Ten
     align = spec.get("align_corners", False) if mode in ("bilinear", "bicubic") else None
 
     def tokens(image: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(image.float(), size, mode=mode, align_corners=align, antialias=spec.get("antialias", False))
+        x = F.interpolate(
+            image.float(), size, mode=mode, align_corners=align, antialias=spec.get("antialias", False)
+        )
         b, c = x.shape[:2]
         patches = x.unfold(2, patch, patch).unfold(3, patch, patch).permute(0, 2, 3, 1, 4, 5)
         return patches.reshape(b, -1, c * patch * patch) @ weight
@@ -322,7 +342,13 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
     }
     sampler = {"diffuser_dpm": "dpmpp", "diffuser_ddim": "ddim"}.get(sampling["sampler"])
     if sampler is None:
-        raise ModelError(f"{folder / 'config.json'}: sampler {sampling['sampler']!r} is not one the engine has")
+        raise ModelError(
+            f"{folder / 'config.json'}: sampler {sampling['sampler']!r} is not one the engine has"
+        )
+    ours = make_scheduler(sampler, model.scheduler_config).config
+    differ = sorted(k for k, v in scheduler_spec.get("resolved", {}).items() if str(ours.get(k)) != str(v))
+    if differ:  # the run below uses the fixture's fields; a converted folder would sample differently
+        log(f"note: a converted model folder's scheduler differs from the fixture's in {', '.join(differ)}")
     tokens = fake_clip(model_spec["clip"], inputs["clip_w"])
     height, width = int(raw["height"]), int(raw["width"])
     got: dict[str, torch.Tensor] = {}
@@ -360,7 +386,9 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
             predict = branch_predictor(model_call, names)
             first: dict[str, torch.Tensor] = {}
 
-            def recording(x: torch.Tensor, t: torch.Tensor, _predict=predict, _first=first) -> dict[str, torch.Tensor]:
+            def recording(
+                x: torch.Tensor, t: torch.Tensor, _predict=predict, _first=first
+            ) -> dict[str, torch.Tensor]:
                 out = _predict(x, t)
                 if not _first:
                     _first.update(out)
@@ -376,7 +404,9 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
                 _vs.append(state["v"])
                 _latents.append(state["x"])
 
-            final = sample(guided_denoiser(recording, ref_scale, sketch_scale), x, scheduler, timesteps, callback=record)
+            final = sample(
+                guided_denoiser(recording, ref_scale, sketch_scale), x, scheduler, timesteps, callback=record
+            )
             got.update({f"{g}.step0.v.{name}": v for name, v in first.items()})
             got[f"{g}.v"], got[f"{g}.latents"] = torch.stack(vs), torch.stack(latents)
             got[f"{g}.final_latent"] = final

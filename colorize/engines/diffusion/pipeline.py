@@ -107,7 +107,11 @@ def encode_references(
     def encode(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """tokens, latent, size embedding of one image."""
         ratios = size_ratios(image, output_size)
-        return tokens(image), model.encode_image(resize_reference(image, latent_size)), model.size_embedding(*ratios)
+        return (
+            tokens(image),
+            model.encode_image(resize_reference(image, latent_size)),
+            model.size_embedding(*ratios),
+        )
 
     encoded = [encode(image) for image in characters]
     if mode == "plain" or not characters:
@@ -162,7 +166,11 @@ def make_model_call(
     of a blank sketch (batch 1). region_masks (B, N, h, w) at latent size, used when the conditioning splits.
     """
     width = hints[0].shape[0]
-    contexts = {"cond": conditioning.context, "uncond_ref": conditioning.zero_context, "uncond_sketch": conditioning.context}
+    contexts = {
+        "cond": conditioning.context,
+        "uncond_ref": conditioning.zero_context,
+        "uncond_sketch": conditioning.context,
+    }
     context_all = torch.cat([contexts[n].expand(width, -1, -1) for n in names])
     hints_all = [
         torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
@@ -186,4 +194,3 @@ def make_model_call(
         return v.float()
 
     return model_call
-

@@ -134,7 +134,11 @@ class AnimeSegmenter:
             return None
         config = json.loads((sub / "config.json").read_text()) if (sub / "config.json").is_file() else {}
         return cls(
-            sub / "model.pt", int(config.get("image_size", 1024)), device, config.get("mean"), config.get("std")
+            sub / "model.pt",
+            int(config.get("image_size", 1024)),
+            device,
+            config.get("mean"),
+            config.get("std"),
         )
 
     @torch.inference_mode()
@@ -179,7 +183,9 @@ def reference_foreground(reference: np.ndarray, tolerance: int = 24) -> np.ndarr
     return ~background
 
 
-def heuristic_mask_warning(reference: Path, character: str, low: float = 0.02, high: float = 0.9) -> str | None:
+def heuristic_mask_warning(
+    reference: Path, character: str, low: float = 0.02, high: float = 0.9
+) -> str | None:
     """A line for `colorize check` when the flat-backdrop heuristic is unlikely to find the character:
     its mask covers more than `high` or less than `low` of the reference (None when it looks plausible)."""
     from colorize.images import read_rgb

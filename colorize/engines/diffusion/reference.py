@@ -72,7 +72,9 @@ def load_clip(
     return ClipReferenceEncoder(vision.to(device=device, dtype=dtype).eval())
 
 
-def _from_transformers_folder(folder: Path, dtype: torch.dtype, device: str | torch.device) -> ClipReferenceEncoder:
+def _from_transformers_folder(
+    folder: Path, dtype: torch.dtype, device: str | torch.device
+) -> ClipReferenceEncoder:
     from transformers import CLIPVisionModelWithProjection
     from transformers.utils import logging as hf_logging
 
@@ -144,8 +146,16 @@ def openclip_to_transformers(tensors: dict[str, torch.Tensor], source: str = "Op
     for i in range(layers):
         ours, theirs = f"{vm}encoder.layers.{i}.", f"transformer.resblocks.{i}."
         for q, index in (("q", 0), ("k", 1), ("v", 2)):
-            take(f"{ours}self_attn.{q}_proj.weight", theirs + "attn.in_proj_weight", lambda t, j=index: t.chunk(3)[j])
-            take(f"{ours}self_attn.{q}_proj.bias", theirs + "attn.in_proj_bias", lambda t, j=index: t.chunk(3)[j])
+            take(
+                f"{ours}self_attn.{q}_proj.weight",
+                theirs + "attn.in_proj_weight",
+                lambda t, j=index: t.chunk(3)[j],
+            )
+            take(
+                f"{ours}self_attn.{q}_proj.bias",
+                theirs + "attn.in_proj_bias",
+                lambda t, j=index: t.chunk(3)[j],
+            )
         for part in ("weight", "bias"):
             take(f"{ours}self_attn.out_proj.{part}", f"{theirs}attn.out_proj.{part}")
             take(f"{ours}layer_norm1.{part}", f"{theirs}ln_1.{part}")

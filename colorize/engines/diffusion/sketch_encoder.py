@@ -8,7 +8,6 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
-
 class SketchEncoder(ModelMixin, ConfigMixin):
     """A strided conv stem down to latent resolution, then one level per `channel_mult` entry.
 

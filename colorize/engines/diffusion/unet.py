@@ -181,7 +181,11 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
                     for tb in transformer_model.transformer_blocks:
                         attn2 = tb.attn2
                         attn2.split_lora = SplitLoRA(
-                            attn2.query_dim, attn2.cross_attention_dim, attn2.inner_dim, lora_rank_fg, lora_rank_bg
+                            attn2.query_dim,
+                            attn2.cross_attention_dim,
+                            attn2.inner_dim,
+                            lora_rank_fg,
+                            lora_rank_bg,
                         )
 
         self.conv_norm_out = nn.GroupNorm(NORM_GROUPS, model_channels, eps=1e-5)
