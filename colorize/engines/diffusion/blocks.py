@@ -74,7 +74,7 @@ class DownBlock(nn.Module):
 class DownPath:
     """conv_in + down_blocks, as in the UNet's encoder half: a mixin for the UNet and the reference encoders.
 
-    `build_down_path(...)` (from the component's `__init__`, after `nn.Module.__init__`) creates the modules
+    `build_down_path(self.config)` (from the component's `__init__`, after `super().__init__()`) creates the modules
     and sets `skip_channels` (output width of every input block, official order), `attention_downsampling`
     (downsampling factor of every attention layer, in order), `downsample_indices` (input-block index of each
     downsample), `out_channels` and `out_downsampling`.
@@ -83,18 +83,13 @@ class DownPath:
     conv_in: nn.Conv2d
     down_blocks: nn.ModuleList
 
-    def build_down_path(
-        self,
-        in_channels: int,
-        model_channels: int,
-        channel_mult: list[int],
-        num_res_blocks: int,
-        attention_resolutions: list[int],
-        num_head_channels: int,
-        transformer_depth: int,
-        context_dim: int,
-        groups: int = NORM_GROUPS,
-    ) -> None:
+    def build_down_path(self, config: Any) -> None:
+        """Create conv_in and down_blocks from a component config (the fields of `config.V2_DOWN_PATH`)."""
+        in_channels, model_channels = config.in_channels, config.model_channels
+        channel_mult, num_res_blocks = list(config.channel_mult), config.num_res_blocks
+        attention_resolutions = list(config.attention_resolutions)
+        num_head_channels, context_dim = config.num_head_channels, config.context_dim
+        transformer_depth, groups = config.transformer_depth, NORM_GROUPS
         temb = model_channels * 4
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.skip_channels = [model_channels]

@@ -13,7 +13,7 @@ converter, the parity check and `init-random` build the same model:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +136,6 @@ class ModelConfig:
     def v2(cls) -> ModelConfig:
         """The released v2 model (`configs/inference/v2.yaml`)."""
         return cls()
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     # ---- official configuration ----------------------------------------------------------------------
     @classmethod

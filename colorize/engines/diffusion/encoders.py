@@ -42,16 +42,7 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
         style_modulation: bool = False,
     ):
         super().__init__()
-        self.build_down_path(
-            in_channels,
-            model_channels,
-            list(channel_mult),
-            num_res_blocks,
-            list(attention_resolutions),
-            num_head_channels,
-            transformer_depth,
-            context_dim,
-        )
+        self.build_down_path(self.config)
         self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         self.class_embedding = TimestepEmbedding(adm_in_channels, model_channels * 4)
         if style_modulation:

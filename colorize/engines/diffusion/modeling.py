@@ -168,7 +168,7 @@ class ColorizeDiffusionModel(nn.Module):
         load_clip: bool = True,
     ) -> ColorizeDiffusionModel:
         """Load a model folder straight into `device`: the UNet and encoders in `dtype`, the VAE and CLIP in
-        `full_precision_dtype` (None: as stored). Raises one-line errors for missing or corrupt parts."""
+        `full_precision_dtype` (None: float32 for either). Raises one-line errors for missing or corrupt parts."""
         folder = Path(folder)
         index = read_index(folder)
         missing = missing_parts(folder, index, clip=load_clip and CLIP in index)

@@ -126,16 +126,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         attention_scale_factors: list[float] | None = None,
     ):
         super().__init__()
-        self.build_down_path(
-            in_channels,
-            model_channels,
-            list(channel_mult),
-            num_res_blocks,
-            list(attention_resolutions),
-            num_head_channels,
-            transformer_depth,
-            context_dim,
-        )
+        self.build_down_path(self.config)
         temb = model_channels * 4
         self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         ch = self.out_channels
