@@ -244,6 +244,20 @@ def test_check_warns_when_the_heuristic_cannot_find_the_character(shot, tiny_mod
     assert "reference_mask" in lines[0]
 
 
+def test_reference_mask_is_checked_like_other_inputs(shot):
+    import cv2
+
+    text = (shot / "refs.yaml").read_text()
+    line = "    reference: refs/hero.png\n"
+    (shot / "refs.yaml").write_text(text.replace(line, line + "    reference_mask: refs/hero-mask.png\n"))
+    missing = CliRunner().invoke(app, ["check", str(shot)])
+    assert missing.exit_code == 66 and missing.stderr.count("\n") == 1
+    assert "refs/hero-mask.png: reference_mask of character 'hero' not found" in missing.stderr
+    cv2.imwrite(str(shot / "refs" / "hero-mask.png"), np.zeros((10, 20), np.uint8))
+    wrong = CliRunner().invoke(app, ["check", str(shot)])
+    assert wrong.exit_code == 65 and "is 20×10 but its reference is 192×192" in wrong.stderr
+
+
 def test_missing_or_incomplete_model_folder_is_one_line(shot, tiny_model, tmp_path):
     _manifest(shot)
     base = ["shot", str(shot), "--engine", "diffusion", "--frames", "1001", "--out", str(tmp_path / "o")]

@@ -158,17 +158,21 @@ class DiffusionEngine:
         def image(rgb: np.ndarray) -> torch.Tensor:
             return pp.to_model_image(rgb)[None].to(self.device)
 
+        if not shot.characters and shot.background is None:
+            raise MissingInputError(
+                "the diffusion engine needs a reference: give `characters` or `background` in the manifest"
+            )
         mode = self.options.mode
         bleach_mask, how = None, None
-        if shot.background is not None:
+        if mode == "plain":
+            source = "none (plain mode)" if shot.characters else "background reference"
+        elif shot.background is not None or not shot.characters:
             source = "background reference"
-        elif shot.characters and mode == "v2":
+        else:
             first = shot.characters[0]
             mask, how = self._reference_mask(first)
             bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.device))
             source = f"{first.name} bleached"
-        else:
-            source = "none" if mode == "plain" else "background reference"
         conditioning = encode_references(
             self.model,
             self.model.reference_tokens,

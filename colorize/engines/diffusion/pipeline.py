@@ -113,17 +113,16 @@ def encode_references(
             model.size_embedding(*ratios),
         )
 
-    encoded = [encode(image) for image in characters]
-    if mode == "plain" or not characters:
-        if not characters and background is None:
-            raise ValueError("encode_references needs a character or a background reference")
-        if mode == "plain":
-            context = torch.cat([t for t, _, _ in encoded] or [tokens(background)], dim=1)
-            return Conditioning(context, None, None, split=False, steps=steps)
+    if not characters and background is None:
+        raise ValueError("encode_references needs a character or a background reference")
+    if mode == "plain":  # the references' tokens are the whole context
+        context = torch.cat([tokens(image) for image in characters] or [tokens(background)], dim=1)
+        return Conditioning(context, None, None, split=False, steps=steps)
+    if not characters:  # the background alone: no split attention, no background injection
         bg_tokens, z_bg, bg_emb = encode(background)
-        style = model.style_vectors(z_bg, bg_tokens, bg_emb)
-        return Conditioning(bg_tokens, None, style, split=False, steps=steps)
+        return Conditioning(bg_tokens, None, model.style_vectors(z_bg, bg_tokens, bg_emb), split=False)
 
+    encoded = [encode(image) for image in characters]
     ref_tokens, z_ref, size_emb = encoded[0]
     steps.update(ref_tokens=ref_tokens, z_ref=z_ref, size_emb=size_emb)
     steps["size_ratios"] = size_ratios(characters[0], output_size)
