@@ -120,11 +120,11 @@ def main() -> None:
     parser.add_argument("--rss", default="20,200", help="shot lengths for peak RSS ('' to skip)")
     args = parser.parse_args()
 
-    from colorize.engines.diffusion.model_folder import random_model, save_model_folder
+    from colorize.engines.diffusion.model_folder import random_model
 
     with tempfile.TemporaryDirectory(prefix="colorize-bench-") as tmp:
         tmp_path = Path(tmp)
-        model = save_model_folder(random_model("tiny", seed=0), tmp_path / "model")
+        model = random_model("tiny", seed=0).save_pretrained(tmp_path / "model")
         lengths = [int(n) for n in args.rss.split(",") if n]
         shot = make_shot(tmp_path, max([args.frames, *lengths]))
         guided = write_preset(tmp_path, args.steps, guided=True)

@@ -160,6 +160,21 @@ def check(
             f"{len(plan.characters)} characters, {len(keys)} keyframes, engine {plan.engine} "
             f"({plan.engine_reason}){reads}"
         )
+        first = plan.characters[0] if plan.characters else None
+        model = Path(plan.settings.model) if plan.settings.model else None
+        if (
+            name == "diffusion"
+            and plan.settings.diffusion.mode == "v2"
+            and first is not None
+            and first.reference_mask is None
+            and plan.background is None
+            and not (model is not None and (model / "anime_seg" / "model.pt").is_file())
+        ):  # the diffusion engine will bleach this reference with the flat-backdrop heuristic
+            from colorize.engines.diffusion.preprocess import heuristic_mask_warning
+
+            warning = heuristic_mask_warning(first.reference, first.name)
+            if warning:
+                sys.stderr.write(f"colorize: warning: {warning}\n")
 
 
 @with_run_options

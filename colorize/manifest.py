@@ -55,6 +55,11 @@ class CharacterEntry(StrictModel):
     mask: str | None = Field(
         None, description="Mask sequence pattern (#, @, %04d) or one image used for every frame."
     )
+    reference_mask: str | None = Field(
+        None,
+        description="Mask of the character in its reference image (same size; white or opaque = character). "
+        "The diffusion engine whitens it to make the background reference when none is given.",
+    )
 
 
 class BackgroundEntry(StrictModel):

@@ -102,7 +102,13 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
         keyframes=tuple(sorted(plan.keyframe_paths)),
         size=size,
         characters=tuple(
-            Character(c.name, images.read_rgb(c.reference), c.mask is not None) for c in plan.characters
+            Character(
+                c.name,
+                images.read_rgb(c.reference),
+                c.mask is not None,
+                images.read_mask(c.reference_mask) if c.reference_mask else None,
+            )
+            for c in plan.characters
         ),
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,

@@ -59,13 +59,23 @@ class DiffusionSettings(StrictModel):
         "multiple of 64; the result is resized back to the frame's size). Frames are shrunk or enlarged "
         "to it, so results do not depend on the line art's size. 0 = native size.",
     )
-    ref_scale: float = Field(5.0, ge=0, description="Reference guidance scale (1 = off).")
-    sketch_scale: float = Field(1.0, ge=0, description="Sketch guidance scale (1 = off).")
+    mode: Literal["v2", "plain"] = Field(
+        "v2",
+        description="v2: split cross-attention with the character masks, background injection and style "
+        "(the official app with style and background enhancement on); plain: the references' tokens only "
+        "(enhancements off), to compare.",
+    )
+    ref_scale: float = Field(
+        4.0, ge=0, description="Reference guidance scale (on above 1; the official app's default is 4)."
+    )
+    sketch_scale: float = Field(1.0, ge=0, description="Sketch guidance scale (on above 1).")
     strength: float = Field(0.6, gt=0, le=1, description="Denoising strength from the warped previous frame.")
     cel_finish: bool = Field(False, description="Snap the result to one colour per line-art region.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: float32 on CPU, bfloat16 (float16 without bf16 support) on GPU."
+        "auto",
+        description="auto: float32 on CPU; on a GPU the UNet and encoders in bfloat16 (float16 without bf16 "
+        "support), the VAE and CLIP in float32, as the official app. Any other value: every component.",
     )
     mask_dilation: int = Field(
         4, ge=0, le=64, description="Character masks grow by this many pixels before merging."

@@ -43,6 +43,7 @@ class CharacterPlan:
     name: str
     reference: Path
     mask: Pattern | None  # a sequence, or a single image for every frame (width 0)
+    reference_mask: Path | None = None  # the character in its reference image
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class ShotPlan:
         files: dict[str, Path] = {}
         for c in self.characters:
             files[f"reference {c.name}"] = c.reference
+            if c.reference_mask is not None:
+                files[f"reference mask {c.name}"] = c.reference_mask
             if c.mask is not None and not c.mask.is_sequence:
                 files[f"mask {c.name}"] = c.mask.path()
         if self.background:
@@ -307,7 +310,12 @@ def plan_shot(
                     )
             elif not mask.path().is_file():
                 problems.append(MissingInputError(f"{mask.path()}: mask of character {name!r} not found"))
-        characters.append(CharacterPlan(name, ref, mask))
+        reference_mask = base / entry.reference_mask if entry.reference_mask else None
+        if reference_mask is not None and not reference_mask.is_file():
+            problems.append(
+                MissingInputError(f"{reference_mask}: reference_mask of character {name!r} not found")
+            )
+        characters.append(CharacterPlan(name, ref, mask, reference_mask))
 
     background = None
     if manifest.background and manifest.background.reference:
@@ -428,6 +436,21 @@ def validate_plan(
             read(ref)
         except ColorizeError as error:
             problems.append(error)
+    for c in plan.characters:
+        if c.reference_mask is None or (collect and not (c.reference_mask.exists() and c.reference.exists())):
+            continue
+        try:
+            mask_hw, ref_hw = read(c.reference_mask), image_size(c.reference)
+        except ColorizeError as error:
+            problems.append(error)
+            continue
+        if mask_hw != ref_hw:
+            problems.append(
+                InputDataError(
+                    f"{c.reference_mask}: reference_mask of {c.name!r} is {mask_hw[1]}×{mask_hw[0]} but its "
+                    f"reference is {ref_hw[1]}×{ref_hw[0]}"
+                )
+            )
     if not collect:
         raise_problems(problems)
     return size

@@ -61,16 +61,36 @@ SMALL_OFFICIAL = {
 }
 
 
-def _cli_app():
-    from colorize_cli import app as app_module
-
-    if not any(group.name == "model" for group in app_module.app.registered_groups):
-        app_module._mount()
-    return app_module.app
-
-
 def invoke(*args: str):
-    return CliRunner().invoke(_cli_app(), ["model", *args])
+    from colorize_cli.app import app
+
+    return CliRunner().invoke(app, ["model", *args])
+
+
+def _schedule() -> dict[str, torch.Tensor]:
+    """The official schedule buffers, written out here from the LDM formulas (not from the converter)."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    ac = torch.cumprod(1 - betas, 0)
+    prev = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
+    var = betas * (1 - prev) / (1 - ac)
+    out = {
+        "betas": betas,
+        "alphas_cumprod": ac,
+        "alphas_cumprod_prev": prev,
+        "sqrt_alphas_cumprod": ac.sqrt(),
+        "sqrt_one_minus_alphas_cumprod": (1 - ac).sqrt(),
+        "log_one_minus_alphas_cumprod": (1 - ac).log(),
+        "sqrt_recip_alphas_cumprod": ac.rsqrt(),
+        "sqrt_recipm1_alphas_cumprod": (1 / ac - 1).sqrt(),
+        "posterior_variance": var,
+        "posterior_log_variance_clipped": torch.log(torch.clamp(var, min=1e-20)),
+        "posterior_mean_coef1": betas * prev.sqrt() / (1 - ac),
+        "posterior_mean_coef2": (1 - prev) * (1 - betas).sqrt() / (1 - ac),
+    }
+    return {k: v.float() for k, v in out.items()}
+
+
+SCHEDULE_KEYS = ("betas", "alphas_cumprod", "alphas_cumprod_prev")
 
 
 def _weights(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
@@ -78,10 +98,8 @@ def _weights(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
     for name, shape in shapes.items():
         g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
         out[name] = torch.randn(shape, generator=g) / max(1, (torch.Size(shape).numel() // shape[0])) ** 0.5
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
-    ac = torch.cumprod(1 - betas, 0)
-    out["betas"], out["alphas_cumprod"] = betas.float(), ac.float()
-    out["alphas_cumprod_prev"] = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]]).float()
+    schedule = _schedule()
+    out.update({k: schedule[k] for k in SCHEDULE_KEYS})
     return out
 
 
@@ -119,7 +137,8 @@ def test_fixture_key_layout_is_what_we_expect():
 
 
 def test_convert_info_and_round_trip(small, tmp_path):
-    from colorize.engines.diffusion.model_folder import load_model_folder
+    from colorize.engines.diffusion.convert import official_key_map
+    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
 
     folder, tensors = small
     out = tmp_path / "model"
@@ -127,15 +146,14 @@ def test_convert_info_and_round_trip(small, tmp_path):
         "convert", str(folder / "ok.safetensors"), "--out", str(out), "--config", str(folder / "config.json")
     )
     assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # nothing ignored, nothing to note
     info = invoke("info", str(out))
     assert info.exit_code == 0, info.output
-    assert "model_channels 32" in info.stdout and "clip" in info.stdout
+    assert "model_channels 32" in info.stdout and "spacing leading, steps_offset 1" in info.stdout
 
-    model = load_model_folder(out)
+    model = ColorizeDiffusionModel.from_pretrained(out, load_clip=False)
     # Every official tensor landed somewhere, unchanged.
-    from colorize.engines.diffusion.convert import official_key_map
-
-    for official, (component, ours, _) in official_key_map(model, model.config).items():
+    for official, (component, ours, _) in official_key_map(model).items():
         got = getattr(model, component).state_dict()[ours]
         assert torch.equal(got.reshape(tensors[official].shape), tensors[official]), official
     # Writing over an existing model folder is refused.
@@ -145,26 +163,60 @@ def test_convert_info_and_round_trip(small, tmp_path):
     _one_error_line(again, str(out))
 
 
-def test_convert_with_a_local_clip_folder(small, tmp_path):
-    from colorize.engines.diffusion.model_folder import load_model_folder, random_model
-
-    folder, _ = small
-    clip_dir = tmp_path / "clip"
-    random_model("tiny", with_clip=True).clip.model.save_pretrained(clip_dir)  # projection_dim 32
-    out = tmp_path / "model"
-    args = [
-        "convert",
-        str(folder / "ok.safetensors"),
-        "--out",
-        str(out),
-        "--config",
-        str(folder / "config.json"),
-    ]
-    result = invoke(*args, "--clip", str(clip_dir), "--dtype", "bf16")
+def test_the_official_extras_convert_with_one_note(small, tmp_path):
+    """Derived schedule buffers are checked and dropped; the EMA copy and the CLIP tower are ignored."""
+    folder, tensors = small
+    extras = {**tensors, **_schedule(), "model_ema.decay": torch.tensor(0.9999)}
+    extras["cond_stage_model.model.visual.proj"] = torch.ones(4, 4)
+    path = tmp_path / "full.safetensors"
+    save_file(extras, str(path))
+    config = str(folder / "config.json")
+    result = invoke("convert", str(path), "--out", str(tmp_path / "m"), "--config", config)
     assert result.exit_code == 0, result.output
-    model = load_model_folder(out)
-    assert model.clip is not None and model.unet.dtype == torch.bfloat16
-    _one_error_line(invoke(*args[:3], str(tmp_path / "m2"), *args[4:], "--clip", str(tmp_path)), "CLIP")
+    notes = result.stderr.splitlines()
+    assert len(notes) == 1 and notes[0].startswith(f"note: {path}: ignored"), result.stderr
+    assert "1 model_ema.* tensor" in notes[0] and "1 cond_stage_model.* tensor" in notes[0]
+
+    # A derived buffer that does not follow from betas is an error naming it.
+    extras["posterior_mean_coef2"] = extras["posterior_mean_coef2"] * 1.01
+    save_file(extras, str(path))
+    bad = invoke("convert", str(path), "--out", str(tmp_path / "m2"), "--config", config)
+    _one_error_line(bad, str(path), "posterior_mean_coef2")
+
+
+def test_the_full_size_official_key_set_converts_on_the_meta_device(shared):
+    """Every key and shape of the released checkpoint (1 884 entries) maps onto ModelConfig.v2()."""
+    from colorize.engines.diffusion.config import ModelConfig
+    from colorize.engines.diffusion.convert import convert_state_dict
+    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+
+    shapes = json.loads((shared / "parity" / "official_keys_full.json").read_text())
+    assert len(shapes) == 1884
+    schedule = _schedule()
+    tensors = {k: schedule[k] if k in schedule else torch.empty(v, device="meta") for k, v in shapes.items()}
+    state, betas, notes = convert_state_dict(tensors, ModelConfig.v2(), "full")
+    assert betas is None and notes == []
+    model = ColorizeDiffusionModel.from_state_dicts(ModelConfig.v2(), state)
+    params = sum(p.numel() for p in model.parameters())
+    official = sum(torch.Size(v).numel() for k, v in shapes.items() if k not in schedule)
+    assert params == official
+    assert model.unet.config.context_dim == 1024 and model.unet.config.model_channels == 320
+
+
+def test_torch_checkpoints_are_read_without_unpickling_code(small, tmp_path):
+    folder, tensors = small
+    config = str(folder / "config.json")
+    # A Lightning checkpoint: the weights under state_dict, plain numbers around them (weights_only loads it).
+    ckpt = tmp_path / "v2.ckpt"
+    torch.save({"state_dict": tensors, "epoch": 3, "global_step": 1000}, ckpt)
+    ok = invoke("convert", str(ckpt), "--out", str(tmp_path / "m"), "--config", config)
+    assert ok.exit_code == 0, ok.output
+    # One that needs a Python object to unpickle is refused, with the safe way out.
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": tensors, "callback": Path("x")}, evil)
+    refused = invoke("convert", str(evil), "--out", str(tmp_path / "m2"), "--config", config)
+    _one_error_line(refused, str(evil), "never unpickles", "save_file")
+    assert not (tmp_path / "m2").exists()
 
 
 def _broken(small, tmp_path, edit) -> Path:
@@ -229,14 +281,14 @@ def test_missing_checkpoint(small, tmp_path):
 
 
 def test_broken_model_folder(tmp_path):
+    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.errors import ModelError
+
     result = invoke("init-random", str(tmp_path / "m"), "--size", "tiny", "--no-clip")
     assert result.exit_code == 0, result.output
     weights = tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    from colorize.engines.diffusion.model_folder import load_model_folder
-    from colorize.errors import ModelError
-
     with pytest.raises(ModelError, match="unet"):
-        load_model_folder(tmp_path / "m")
+        ColorizeDiffusionModel.from_pretrained(tmp_path / "m")
     _one_error_line(invoke("info", str(tmp_path / "m")), "unet")
     _one_error_line(invoke("info", str(tmp_path / "nothing")), "not found")

@@ -1,8 +1,13 @@
-"""The diffusion engine end to end through the CLI, with a tiny random model (CPU, a few seconds a run).
+"""The diffusion engine end to end through the CLI, with a tiny random model at a small working size.
 
-Covers: init-random, the working resolution (frames resized for the model and back), --engine diffusion --model / COLORIZE_MODEL_DIR, presets < manifest < CLI, every
-sampler, both guidances, temporal none / locked / warp, cel finish, mask sources, byte-identical reruns,
-chunked runs equal to whole runs, encoder calls once per reference, one-line model-folder errors.
+The sample's 384×256 frames run at `resolution: 128` (the model sees 128×85, padded to 128×128, a 16×16
+latent) with 2 steps and batch 1 unless a test needs more: every contract below is about what the engine
+does with frames, not about image quality.
+
+Covers: init-random, the working resolution (frames resized for the model and back), --engine diffusion
+--model / COLORIZE_MODEL_DIR, presets < manifest < CLI, every sampler, both guidances, temporal none /
+locked / warp, cel finish, mask sources, bleaching sources, plain mode, byte-identical reruns, chunked runs
+equal to whole runs, encoder calls once per reference, one-line model-folder errors, the check warning.
 """
 
 from __future__ import annotations
@@ -11,20 +16,23 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from colorize_cli.app import app
 from conftest import tree_bytes
 from typer.testing import CliRunner
 
 FAST = """
+batch: 1
 diffusion:
   steps: 2
   ref_scale: 3.0
   sketch_scale: 1.5
   sampler: {sampler}
   cel_finish: {cel}
-  warp_anchor_every: 4
+  warp_anchor_every: {anchor_every}
   resolution: {resolution}
+  mode: {mode}
 """
 
 
@@ -41,16 +49,20 @@ def _manifest(
     sampler: str = "dpmpp",
     cel: bool = False,
     drop_mask: str | None = None,
-    resolution: int = 0,
+    resolution: int = 128,
+    mode: str = "v2",
+    background: bool = True,
+    anchor_every: int = 3,
 ) -> None:
-    """The sample manifest on the `draft` preset (locked, batch 8) with a fast diffusion section.
-
-    resolution 0 (native, 384×256) unless a test asks for a working size.
-    """
+    """The sample manifest on the `draft` preset (locked) with batch 1 and a fast diffusion section."""
     text = (shot / "refs.yaml").read_text().replace("preset: default", "preset: draft")
     if drop_mask:
         text = text.replace(f"    mask: masks/{drop_mask}/sh001.####.png\n", "")
-    fast = FAST.format(sampler=sampler, cel=str(cel).lower(), resolution=resolution)
+    if not background:
+        text = text.replace("background:\n  reference: refs/bg.png\n", "")
+    fast = FAST.format(
+        sampler=sampler, cel=str(cel).lower(), resolution=resolution, mode=mode, anchor_every=anchor_every
+    )
     (shot / "refs.yaml").write_text(text + fast)
 
 
@@ -68,16 +80,14 @@ def _done(events: list[dict]) -> dict[int, dict]:
 
 
 def test_init_random_and_force(tmp_path):
+    from colorize.engines.diffusion.modeling import missing_parts
+
     folder = tmp_path / "m"
-    assert CliRunner().invoke(app, ["model", "init-random", str(folder)]).exit_code == 0
+    assert CliRunner().invoke(app, ["model", "init-random", str(folder), "--no-clip"]).exit_code == 0
     again = CliRunner().invoke(app, ["model", "init-random", str(folder)])
     assert again.exit_code == 73 and "--force" in again.stderr
-    assert (
-        CliRunner().invoke(app, ["model", "init-random", str(folder), "--force", "--seed", "1"]).exit_code
-        == 0
-    )
-    from colorize.engines.diffusion.engine import missing_parts
-
+    forced = CliRunner().invoke(app, ["model", "init-random", str(folder), "--force", "--seed", "1"])
+    assert forced.exit_code == 0
     assert missing_parts(folder) == []
 
 
@@ -94,40 +104,25 @@ def test_two_runs_give_identical_bytes(shot, tiny_model, tmp_path):
     info = _done(events)[1001]
     assert info["mask_source"] == {"hero": "manifest", "cat": "manifest"}
     assert info["temporal"] == "none" and info["background"] == "background reference"
+    assert info["mode"] == "v2" and "bleach_mask" not in info  # a background reference: nothing bleached
 
 
-def test_warp_in_four_chunks_equals_one_run(shot, tiny_model, tmp_path):
+def test_warp_in_chunks_equals_one_run_and_output_is_frame_sized(shot, tiny_model, tmp_path):
     # At a working size below the native one: flow, warp and cel finish at the frame's size, the warped
     # image resized into the working size, the result resized back.
-    _manifest(shot, sampler="euler", cel=True, resolution=320)
-    whole = _done(_run(shot, tiny_model, tmp_path / "whole", "--frames", "1001-1006", "--temporal", "warp"))
-    for chunk in ("1001-1002", "1003", "1004-1005", "1006"):
+    import cv2
+
+    _manifest(shot, sampler="euler", cel=True, anchor_every=2)
+    whole = _done(_run(shot, tiny_model, tmp_path / "whole", "--frames", "1001-1003", "--temporal", "warp"))
+    for chunk in ("1001", "1002-1003"):  # 1002 starts between anchors: 1001 is recomputed in memory
         _run(shot, tiny_model, tmp_path / "chunks", "--frames", chunk, "--temporal", "warp")
     assert tree_bytes(tmp_path / "whole") == tree_bytes(tmp_path / "chunks")
     assert whole[1001]["temporal"] == "warp anchor (keyframe)"  # 1001 has a colored keyframe
-    assert whole[1004]["temporal"] == "warp from 1003 (anchor 1001)"
-    assert whole[1005]["temporal"] == "warp anchor (noise)"  # every 4th frame of the shot
-    assert whole[1001]["working_size"] == [320, 213]
-
-
-@pytest.mark.parametrize("resolution", [448, 0])
-def test_working_resolution_output_at_frame_size_and_reproducible(shot, tiny_model, tmp_path, resolution):
-    # 384×256 frames enlarged to 448×299 (padded 448×320) for the model, or at their own size (0).
-    import cv2
-
-    _manifest(shot, sampler="dpmpp", cel=False, resolution=resolution)
-    args = ["--frames", "1001-1002", "--temporal", "warp"]
-    events = _run(shot, tiny_model, tmp_path / "a", *args)
-    _run(shot, tiny_model, tmp_path / "b", *args)
-    a, b = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
-    assert len(a) == 2 and a == b
-    start = next(e for e in events if e["event"] == "run_start")
-    assert start["settings"]["diffusion"]["resolution"] == resolution and start["size"] == [384, 256]
-    done = _done(events)
-    assert done[1001]["working_size"] == ([448, 299] if resolution else [384, 256])
-    for frame in (1001, 1002):
-        image = cv2.imread(done[frame]["output"], cv2.IMREAD_UNCHANGED)
-        assert image.shape[:2] == (256, 384)
+    assert whole[1002]["temporal"] == "warp from 1001 (anchor 1001)"
+    assert whole[1003]["temporal"] == "warp anchor (noise)"  # every 2nd frame of the shot
+    assert whole[1001]["working_size"] == [128, 85]
+    image = cv2.imread(whole[1002]["output"], cv2.IMREAD_UNCHANGED)
+    assert image.shape[:2] == (256, 384)
 
 
 def test_resolution_is_native_or_at_least_64():
@@ -139,17 +134,18 @@ def test_resolution_is_native_or_at_least_64():
     assert DiffusionSettings(resolution=0).resolution == 0
     with pytest.raises(ValidationError, match="at least 64"):
         DiffusionSettings(resolution=32)
+    assert DiffusionSettings().ref_scale == 4.0 and DiffusionSettings().mode == "v2"  # as the official app
 
 
 def test_locked_chunks_equal_one_run_with_batch_padding(shot, tiny_model, tmp_path, monkeypatch):
     # Model from $COLORIZE_MODEL_DIR; batch 2 with a chunk boundary inside a batch (fixed UNet batch shape).
     monkeypatch.setenv("COLORIZE_MODEL_DIR", str(tiny_model))
     _manifest(shot, sampler="dpmpp")
-    _run(shot, None, tmp_path / "whole", "--frames", "1001-1005", "--batch", "2")
-    _run(shot, None, tmp_path / "chunks", "--frames", "1001-1003", "--batch", "2")
-    events = _run(shot, None, tmp_path / "chunks", "--frames", "1004-1005", "--batch", "2")
+    _run(shot, None, tmp_path / "whole", "--frames", "1001-1003", "--batch", "2")
+    _run(shot, None, tmp_path / "chunks", "--frames", "1001", "--batch", "2")
+    events = _run(shot, None, tmp_path / "chunks", "--frames", "1002-1003", "--batch", "2")
     assert tree_bytes(tmp_path / "whole") == tree_bytes(tmp_path / "chunks")
-    assert _done(events)[1004]["temporal"] == "locked"  # from the draft preset
+    assert _done(events)[1002]["temporal"] == "locked"  # from the draft preset
 
 
 def test_encoders_run_once_per_reference_whatever_the_frame_count(shot, tiny_model, tmp_path, monkeypatch):
@@ -175,22 +171,91 @@ def test_encoders_run_once_per_reference_whatever_the_frame_count(shot, tiny_mod
     assert seen[1]["predict_v"] == 3 * seen[0]["predict_v"]  # one UNet call per step per batch
 
 
-def test_mask_sources_lineart_and_anime_seg(shot, tiny_model, tmp_path):
+def _with_segmenter(tiny_model: Path, tmp_path: Path) -> Path:
+    """A copy of the model folder with an anime-segmentation network (TorchScript, local weights only)."""
     import torch
 
-    _manifest(shot, drop_mask="cat")
-    events = _run(shot, tiny_model, tmp_path / "a", "--frames", "1002", "--temporal", "none")
-    assert _done(events)[1002]["mask_source"] == {"hero": "manifest", "cat": "lineart"}
-
-    # A model folder with an anime-segmentation network (TorchScript, local weights only).
     model = tmp_path / "with-seg"
     shutil.copytree(tiny_model, model)
     (model / "anime_seg").mkdir()
     net = torch.jit.script(torch.nn.Conv2d(3, 1, 3, padding=1).eval())
     net.save(str(model / "anime_seg" / "model.pt"))
     (model / "anime_seg" / "config.json").write_text('{"image_size": 64}')
-    events = _run(shot, model, tmp_path / "b", "--frames", "1002", "--temporal", "none")
-    assert _done(events)[1002]["mask_source"] == {"hero": "manifest", "cat": "anime_seg"}
+    return model
+
+
+def test_mask_and_bleaching_sources(shot, tiny_model, tmp_path):
+    """Frame masks: manifest, line art, segmentation network. Bleaching (no background reference): the
+    manifest's reference_mask, else the segmentation network, else the heuristic."""
+    _manifest(shot, drop_mask="cat", background=False)
+    frame = ["--frames", "1002", "--temporal", "none"]
+    info = _done(_run(shot, tiny_model, tmp_path / "a", *frame))[1002]
+    assert info["mask_source"] == {"hero": "manifest", "cat": "lineart"}
+    assert (info["background"], info["bleach_mask"]) == ("hero bleached", "heuristic")
+
+    model = _with_segmenter(tiny_model, tmp_path)
+    info = _done(_run(shot, model, tmp_path / "b", *frame))[1002]
+    assert info["mask_source"] == {"hero": "manifest", "cat": "anime_seg"}
+    assert info["bleach_mask"] == "anime_seg"
+
+    mask = np.zeros((192, 192), np.uint8)
+    mask[40:150, 50:140] = 255
+    import cv2
+
+    cv2.imwrite(str(shot / "refs" / "hero-mask.png"), mask)
+    text = (shot / "refs.yaml").read_text()
+    (shot / "refs.yaml").write_text(
+        text.replace(
+            "    reference: refs/hero.png\n",
+            "    reference: refs/hero.png\n    reference_mask: refs/hero-mask.png\n",
+        )
+    )
+    info = _done(_run(shot, model, tmp_path / "c", *frame))[1002]
+    assert info["bleach_mask"] == "manifest"
+    assert tree_bytes(tmp_path / "b") != tree_bytes(tmp_path / "c")  # the mask changed the background
+
+
+def test_plain_mode_uses_no_masks_and_differs(shot, tiny_model, tmp_path):
+    _manifest(shot, mode="plain")
+    info = _done(_run(shot, tiny_model, tmp_path / "plain", "--frames", "1002", "--temporal", "none"))[1002]
+    assert info["mode"] == "plain" and info["mask_source"] == {} and "bleach_mask" not in info
+    _manifest(shot, mode="v2")
+    _run(shot, tiny_model, tmp_path / "v2", "--frames", "1002", "--temporal", "none")
+    assert tree_bytes(tmp_path / "plain") != tree_bytes(tmp_path / "v2")
+
+
+def test_check_warns_when_the_heuristic_cannot_find_the_character(shot, tiny_model, tmp_path):
+    import cv2
+
+    _manifest(shot, background=False)
+    base = ["check", str(shot)]
+    ok = CliRunner().invoke(app, [*base])  # no model: the flat engine, nothing is bleached
+    assert ok.exit_code == 0 and "warning" not in ok.stderr
+    (shot / "refs.yaml").write_text(
+        (shot / "refs.yaml").read_text() + f"engine: diffusion\nmodel: {tiny_model}\n"
+    )
+    assert "warning" not in CliRunner().invoke(app, base).stderr  # the sample's flat backdrop: 14 %
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(shot / "refs" / "hero.png"), rng.integers(0, 256, (192, 192, 3), dtype=np.uint8))
+    painted = CliRunner().invoke(app, base)
+    assert painted.exit_code == 0, painted.output
+    lines = painted.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("colorize: warning: ") and "refs/hero.png" in lines[0]
+    assert "reference_mask" in lines[0]
+
+
+def test_reference_mask_is_checked_like_other_inputs(shot):
+    import cv2
+
+    text = (shot / "refs.yaml").read_text()
+    line = "    reference: refs/hero.png\n"
+    (shot / "refs.yaml").write_text(text.replace(line, line + "    reference_mask: refs/hero-mask.png\n"))
+    missing = CliRunner().invoke(app, ["check", str(shot)])
+    assert missing.exit_code == 66 and missing.stderr.count("\n") == 1
+    assert "refs/hero-mask.png: reference_mask of character 'hero' not found" in missing.stderr
+    cv2.imwrite(str(shot / "refs" / "hero-mask.png"), np.zeros((10, 20), np.uint8))
+    wrong = CliRunner().invoke(app, ["check", str(shot)])
+    assert wrong.exit_code == 65 and "is 20×10 but its reference is 192×192" in wrong.stderr
 
 
 def test_missing_or_incomplete_model_folder_is_one_line(shot, tiny_model, tmp_path):
@@ -205,7 +270,9 @@ def test_missing_or_incomplete_model_folder_is_one_line(shot, tiny_model, tmp_pa
     shutil.rmtree(broken / "clip")
     result = CliRunner().invoke(app, [*base, "--model", str(broken)])
     assert result.exit_code == 66 and result.stderr.count("\n") == 1
-    assert "unet/diffusion_pytorch_model.safetensors, clip/config.json" in result.stderr
+    assert (
+        "unet/diffusion_pytorch_model.safetensors, clip/config.json, clip/model.safetensors" in result.stderr
+    )
     assert "colorize model convert" in result.stderr
 
 
@@ -215,9 +282,10 @@ def test_device_and_dtype_choice():
     from colorize.engines.diffusion.engine import choose_device
     from colorize.errors import UsageError
 
-    assert choose_device("cpu", "auto") == (torch.device("cpu"), torch.float32)
-    assert choose_device("cpu", "bfloat16") == (torch.device("cpu"), torch.bfloat16)
+    cpu = torch.device("cpu")
+    assert choose_device("cpu", "auto") == (cpu, torch.float32, torch.float32)
+    assert choose_device("cpu", "bfloat16") == (cpu, torch.bfloat16, torch.bfloat16)  # an override: all
     if not torch.cuda.is_available():
-        assert choose_device("auto", "auto") == (torch.device("cpu"), torch.float32)
+        assert choose_device("auto", "auto") == (cpu, torch.float32, torch.float32)
         with pytest.raises(UsageError, match="CUDA is not available"):
             choose_device("cuda", "auto")

@@ -31,13 +31,20 @@ def test_lineart_foreground_is_what_the_outline_encloses():
     assert not fg[2, 2] and not fg[32, 90]
 
 
-def test_bleach_whitens_the_character_only():
+def test_reference_foreground_is_what_is_not_the_flat_backdrop(tmp_path):
     ref = np.full((50, 50, 3), (30, 120, 200), np.uint8)  # a flat backdrop
     ref[15:35, 15:35] = (250, 20, 20)  # the character
     fg = pp.reference_foreground(ref)
-    assert fg[25, 25] and not fg[2, 2]
-    out = pp.bleach(ref)
-    assert tuple(out[25, 25]) == (255, 255, 255) and tuple(out[2, 2]) == (30, 120, 200)
+    assert fg[25, 25] and not fg[2, 2] and fg.sum() == 400
+    cv2.imwrite(str(tmp_path / "flat.png"), ref[..., ::-1])
+    assert pp.heuristic_mask_warning(tmp_path / "flat.png", "hero") is None  # 16 %
+    painted = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "painted.png"), painted)
+    warning = pp.heuristic_mask_warning(tmp_path / "painted.png", "hero")
+    assert warning is not None and "painted.png" in warning and "characters.hero.reference_mask" in warning
+    empty = np.full((50, 50, 3), 200, np.uint8)
+    cv2.imwrite(str(tmp_path / "empty.png"), empty)
+    assert "0%" in pp.heuristic_mask_warning(tmp_path / "empty.png", "hero")
 
 
 def test_sketch_is_inverted_padded_to_64_and_cropped_back():

@@ -1,4 +1,5 @@
-"""The v2 modules on a tiny random model: model folders, CLIP tokens, the N-character region rule."""
+"""The v2 modules on a tiny random model: model folders (diffusers' loaders, component by component),
+every conditioning input mattering, the N-character region rule, precision."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import torch
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from colorize.engines.diffusion.model_folder import load_model_folder, random_model, save_model_folder
+    from colorize.engines.diffusion.model_folder import random_model
+    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
 
     folder = tmp_path_factory.mktemp("tiny") / "model"
     model = random_model("tiny", seed=1, with_clip=True)
-    save_model_folder(model, folder, source="test")
-    return model, load_model_folder(folder), folder
+    model.save_pretrained(folder, source="test")
+    return model, ColorizeDiffusionModel.from_pretrained(folder), folder
 
 
 def _conditions(model, n_chars: int = 2, batch: int = 2, size: tuple[int, int] = (64, 96)):
@@ -41,7 +43,7 @@ def test_model_folder_round_trip(tiny):
     for name in ("unet", "sketch_encoder", "background_encoder", "style_encoder", "vae"):
         a, b = getattr(model, name).state_dict(), getattr(loaded, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    assert loaded.clip is not None
+    assert loaded.clip is not None and loaded.scheduler_config["timestep_spacing"] == "leading"
     with torch.inference_mode():
         cond, x = _conditions(model)
         cond_loaded, _ = _conditions(loaded)
@@ -49,6 +51,28 @@ def test_model_folder_round_trip(tiny):
         a, b = model.predict_v(x, t, **cond), loaded.predict_v(x, t, **cond_loaded)
         # Same weights; only float summation order may differ (memory layout of loaded tensors).
         assert float((a - b).norm() / a.norm()) < 1e-5
+
+
+def test_each_component_loads_with_its_own_diffusers_class(tiny):
+    """model_index.json names each component's class; `<Class>.from_pretrained(folder, subfolder=…)` loads it."""
+    import importlib
+    import json
+
+    from diffusers import DPMSolverMultistepScheduler
+
+    model, _, folder = tiny
+    index = json.loads((folder / "model_index.json").read_text())
+    for name in ("unet", "sketch_encoder", "background_encoder", "style_encoder", "vae"):
+        library, class_name = index[name]
+        cls = getattr(importlib.import_module(library), class_name)
+        part = cls.from_pretrained(folder, subfolder=name, torch_dtype=torch.bfloat16)
+        assert part.dtype == torch.bfloat16, name
+        want = getattr(model, name).state_dict()
+        assert all(torch.equal(v, want[k].to(torch.bfloat16)) for k, v in part.state_dict().items()), name
+    assert index["scheduler"] == ["diffusers", "DPMSolverMultistepScheduler"]
+    scheduler = DPMSolverMultistepScheduler.from_pretrained(folder, subfolder="scheduler")
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.steps_offset == 1
+    assert index["clip"] == ["transformers", "CLIPVisionModelWithProjection"]
 
 
 def test_every_feature_changes_the_prediction(tiny):
@@ -63,20 +87,6 @@ def test_every_feature_changes_the_prediction(tiny):
             assert not torch.allclose(other, full), drop
 
 
-def test_clip_tokens_are_the_projected_local_tokens(tiny):
-    _, model, _ = tiny
-    clip = model.clip
-    image = torch.rand(2, 3, 70, 50) * 2 - 1
-    with torch.inference_mode():
-        tokens = model.reference_tokens(image)
-        out = clip.model(pixel_values=clip.preprocess(image))
-        manual = clip.model.visual_projection(clip.model.vision_model.post_layernorm(out.last_hidden_state))
-    n_patches = (model.config.clip.image_size // 14) ** 2
-    assert tokens.shape == (2, n_patches, model.config.unet.context_dim)
-    assert torch.allclose(tokens, manual[:, 1:])
-    assert torch.allclose(manual[:, 0], out.image_embeds, atol=1e-6)  # token 0 is the pooled CLS
-
-
 def test_region_rule_for_overlaps():
     from colorize.engines.diffusion.attention import assign_regions
 
@@ -84,14 +94,20 @@ def test_region_rule_for_overlaps():
     assert assign_regions(masks, 0.05).tolist() == [[0, 1, 2, 1, 0]]
 
 
-def test_bfloat16(tiny):
+def test_precision_as_the_official_app(tiny):
+    """UNet and encoders in bf16, VAE and CLIP in float32; the prediction stays close to float32's."""
     _, model, folder = tiny
-    from colorize.engines.diffusion.model_folder import load_model_folder
+    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
 
-    half = load_model_folder(folder, dtype=torch.bfloat16, load_clip=False)
+    half = ColorizeDiffusionModel.from_pretrained(
+        folder, dtype=torch.bfloat16, full_precision_dtype=torch.float32
+    )
+    assert {half.unet.dtype, half.sketch_encoder.dtype, half.style_encoder.dtype} == {torch.bfloat16}
+    assert half.vae.dtype == torch.float32 and half.clip.model.dtype == torch.float32
     with torch.inference_mode():
         cond, x = _conditions(model)
         ref = model.predict_v(x, torch.tensor([300, 300]), **cond)
         got = half.predict_v(x, torch.tensor([300, 300]), **cond)
+        assert half.encode_image(torch.zeros(1, 3, 64, 64)).dtype == torch.float32
     assert got.dtype == x.dtype
     assert float((got - ref).norm() / ref.norm()) < 0.1

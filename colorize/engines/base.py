@@ -24,6 +24,7 @@ class Character:
     name: str
     reference: np.ndarray  # H×W×3 uint8 RGB
     has_mask: bool  # the manifest gives a mask (sequence or single image) for this character
+    reference_mask: np.ndarray | None = None  # H×W bool: the character in its reference (manifest), if given
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """ColorizeDiffusion v2 (arXiv 2504.06895) on diffusers and torch.
 
 Modules: `unet` (v2 UNet, skip injection, style modulation), `attention` (N-character split
-cross-attention, fg/bg LoRA), `sketch_encoder`, `encoders` (background/style), `vae`, `reference` (CLIP
-tokens), `embeddings` (size embedding), `modeling` (the `ColorizeDiffusionModel` container), `convert`
-(official checkpoint -> modules), `model_folder` (save/load/describe), `parity` (fixture check).
-Nothing is imported here so that `import colorize` stays light.
+cross-attention, fg/bg LoRA), `sketch_encoder`, `encoders` (background/style), `blocks` (shared diffusers
+blocks), `reference` (CLIP tokens; OpenCLIP -> transformers), `embeddings` (size embedding), `config`
+(official config -> component configs), `modeling` (the `ColorizeDiffusionModel` container and the model
+folder format), `loading` (safe weight-file reading), `convert` (official checkpoint -> modules),
+`pipeline` (the sampling run as tensor functions), `sampling` (schedulers, the loop, guidance), `engine`
+(shots through the pipeline), `preprocess` (masks, sketches, working size), `parity` (fixture checks),
+`model_folder` (info, random folders). Nothing is imported here so that `import colorize` stays light.
 """

@@ -18,10 +18,10 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitCrossAttnProcessor
-from .config import DownPathConfig
 
 # GroupNorm eps of the official ResBlocks (GroupNorm32 default); the transformers' own GroupNorm uses 1e-6.
 RESNET_EPS = 1e-5
+NORM_GROUPS = 32  # GroupNorm groups everywhere in the official model
 
 
 def make_resnet(in_channels: int, out_channels: int, temb_channels: int, groups: int) -> ResnetBlock2D:
@@ -71,24 +71,25 @@ class DownBlock(nn.Module):
         self.downsamplers = nn.ModuleList([downsampler] if downsampler is not None else [])
 
 
-class DownPath(nn.Module):
-    """conv_in + down_blocks, as in the UNet's encoder half.
+class DownPath:
+    """conv_in + down_blocks, as in the UNet's encoder half: a mixin for the UNet and the reference encoders.
 
-    After construction: `skip_channels` (output width of every input block, official order),
-    `attention_downsampling` (downsampling factor of every attention layer, in order), `downsample_indices`
-    (input-block index of each downsample).
+    `build_down_path(self.config)` (from the component's `__init__`, after `super().__init__()`) creates the modules
+    and sets `skip_channels` (output width of every input block, official order), `attention_downsampling`
+    (downsampling factor of every attention layer, in order), `downsample_indices` (input-block index of each
+    downsample), `out_channels` and `out_downsampling`.
     """
 
-    def __init__(self, config: DownPathConfig):
-        super().__init__()
+    conv_in: nn.Conv2d
+    down_blocks: nn.ModuleList
+
+    def build_down_path(self, config: Any) -> None:
+        """Create conv_in and down_blocks from a component config (the fields of `config.V2_DOWN_PATH`)."""
         in_channels, model_channels = config.in_channels, config.model_channels
-        channel_mult, num_res_blocks = config.channel_mult, config.num_res_blocks
-        attention_resolutions, num_head_channels = config.attention_resolutions, config.num_head_channels
-        transformer_depth, context_dim, groups = (
-            config.transformer_depth,
-            config.context_dim,
-            config.norm_groups,
-        )
+        channel_mult, num_res_blocks = list(config.channel_mult), config.num_res_blocks
+        attention_resolutions = list(config.attention_resolutions)
+        num_head_channels, context_dim = config.num_head_channels, config.context_dim
+        transformer_depth, groups = config.transformer_depth, NORM_GROUPS
         temb = model_channels * 4
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.skip_channels = [model_channels]
@@ -161,7 +162,3 @@ class DownPath(nn.Module):
     def num_attention_layers(self) -> int:
         """Cross-attention layers of the encoder half."""
         return len(self.attention_downsampling)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.conv_in.weight.dtype

@@ -1,9 +1,12 @@
 """Official LDM-layout checkpoint (`v2-full.safetensors`) -> our modules.
 
 The mapping is generated from our own module tree: every parameter of every module gets the official key
-it comes from (`official_name`). So the converter knows the complete list of official keys the
-configuration needs, and conversion is strict: a key the model does not use, a key the model needs but
-the file lacks, or a shape that differs is a `ModelError` naming the keys. Nothing is loaded from a hub.
+it comes from. So the converter knows the complete list of official keys the configuration needs, and
+conversion is strict about them: a key the model needs but the file lacks, a shape that differs, or a key
+nobody knows is a `ModelError` naming the keys. What the official loader carries besides the weights is
+accepted: the schedule buffers (`betas`, `alphas_cumprod`, `alphas_cumprod_prev` and the nine buffers
+derived from them, each checked against `betas` and dropped), and the EMA copy (`model_ema.*`) and the
+text/CLIP tower (`cond_stage_model.*`), which are ignored with a note. Nothing is loaded from a hub.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from colorize.errors import MissingInputError, ModelError
+from colorize.errors import ModelError
 
-from .config import ModelConfig, ScheduleConfig
+from .config import ModelConfig
+from .loading import read_checkpoint
 
 # Official checkpoint prefix of each of our components.
 PREFIXES = {
@@ -27,6 +31,23 @@ PREFIXES = {
     "vae": "first_stage_model.",
 }
 SCHEDULE_KEYS = ("betas", "alphas_cumprod", "alphas_cumprod_prev")
+# Buffers the official model derives from betas at load time; a checkpoint saved from it holds them too.
+DERIVED_SCHEDULE_KEYS = (
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
+)
+# Parts of a full training checkpoint the model folder does not use.
+IGNORED_PREFIXES = {
+    "model_ema.": "the EMA copy",
+    "cond_stage_model.": "the CLIP tower (give CLIP with --clip)",
+}
 
 _RESNET = {
     "norm1": "in_layers.0",
@@ -94,14 +115,14 @@ def _down_path_rules(rules: _Rules, num_res_blocks: int) -> None:
     rules.add(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", downsample)
 
 
-def _unet_rules(config: ModelConfig) -> _Rules:
-    c = config.unet
+def _unet_rules(c: dict) -> _Rules:
     rules = _Rules()
-    _down_path_rules(rules, c.num_res_blocks)
-    per_level = c.num_res_blocks + 1
-    n_levels = len(c.channel_mult)
+    num_res_blocks = c["num_res_blocks"]
+    _down_path_rules(rules, num_res_blocks)
+    per_level = num_res_blocks + 1
+    n_levels = len(c["channel_mult"])
     # Decoder levels carry attention where their downsampling factor is an attention resolution.
-    attention_levels = {u for u in range(n_levels) if 2 ** (n_levels - 1 - u) in c.attention_resolutions}
+    attention_levels = {u for u in range(n_levels) if 2 ** (n_levels - 1 - u) in c["attention_resolutions"]}
 
     def resnet(m: re.Match[str]) -> str:
         return f"output_blocks.{int(m[1]) * per_level + int(m[2])}.0.{_sub(m[3], _RESNET)}"
@@ -112,7 +133,7 @@ def _unet_rules(config: ModelConfig) -> _Rules:
     def upsample(m: re.Match[str]) -> str:
         u = int(m[1])
         slot = 2 if u in attention_levels else 1
-        return f"output_blocks.{u * per_level + c.num_res_blocks}.{slot}.conv.{m[2]}"
+        return f"output_blocks.{u * per_level + num_res_blocks}.{slot}.conv.{m[2]}"
 
     mid = {"resnets.0": "middle_block.0", "attentions.0": "middle_block.1", "resnets.1": "middle_block.2"}
     rules.add(r"mid_block\.(resnets\.0|attentions\.0|resnets\.1)\.(.+)", lambda m: _mid(mid, m))
@@ -135,17 +156,16 @@ def _mid(table: dict[str, str], m: re.Match[str]) -> str:
     return f"{table[m[1]]}.{rest}"
 
 
-def _encoder_rules(config: ModelConfig, which: str) -> _Rules:
-    c = config.background_encoder if which == "background_encoder" else config.style_encoder
+def _encoder_rules(c: dict) -> _Rules:
     rules = _Rules()
-    _down_path_rules(rules, c.num_res_blocks)
+    _down_path_rules(rules, c["num_res_blocks"])
     rules.add(r"class_embedding\.linear_1\.(.+)", lambda m: f"label_emb.0.0.{m[1]}")
     rules.add(r"class_embedding\.linear_2\.(.+)", lambda m: f"label_emb.0.2.{m[1]}")
     rules.add(r"heads\.(\d+)\.(.+)", lambda m: f"zero_layers.{m[1]}.{m[2]}")
     return rules
 
 
-def _sketch_rules(config: ModelConfig) -> _Rules:
+def _sketch_rules() -> _Rules:
     rules = _Rules()
     rules.add(r"stem\.(.+)", lambda m: f"model.{m[1]}")
     rules.add(r"hint_convs\.0\.(.+)", lambda m: f"zero_layer.0.{m[1]}")
@@ -154,8 +174,8 @@ def _sketch_rules(config: ModelConfig) -> _Rules:
     return rules
 
 
-def _vae_rules(config: ModelConfig) -> _Rules:
-    n_levels = len(config.vae.ch_mult)
+def _vae_rules(c: dict) -> _Rules:
+    n_levels = len(c["block_out_channels"])
     rules = _Rules()
     for part in ("encoder", "decoder"):
         rules.add(rf"{part}\.(conv_in|conv_out)\.(.+)", lambda m, p=part: f"{p}.{m[1]}.{m[2]}")
@@ -188,13 +208,14 @@ def _vae_rules(config: ModelConfig) -> _Rules:
     return rules
 
 
-def _rules(config: ModelConfig) -> dict[str, _Rules]:
+def _rules(model: torch.nn.Module) -> dict[str, _Rules]:
+    """Key rules of every component, from the components' own configs."""
     return {
-        "unet": _unet_rules(config),
-        "sketch_encoder": _sketch_rules(config),
-        "background_encoder": _encoder_rules(config, "background_encoder"),
-        "style_encoder": _encoder_rules(config, "style_encoder"),
-        "vae": _vae_rules(config),
+        "unet": _unet_rules(model.unet.config),
+        "sketch_encoder": _sketch_rules(),
+        "background_encoder": _encoder_rules(model.background_encoder.config),
+        "style_encoder": _encoder_rules(model.style_encoder.config),
+        "vae": _vae_rules(model.vae.config),
     }
 
 
@@ -206,11 +227,9 @@ def _is_vae_attention_weight(component: str, key: str) -> bool:
     return component == "vae" and _VAE_ATTENTION_WEIGHT.search(key) is not None
 
 
-def official_key_map(
-    model: torch.nn.Module, config: ModelConfig
-) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+def official_key_map(model: torch.nn.Module) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """official key -> (component, our key, official shape), for every parameter of `model`'s components."""
-    rules = _rules(config)
+    rules = _rules(model)
     mapping: dict[str, tuple[str, str, tuple[int, ...]]] = {}
     for component, prefix in PREFIXES.items():
         module = getattr(model, component)
@@ -229,48 +248,13 @@ def official_key_shapes(config: ModelConfig) -> dict[str, list[int]]:
     """Every key (and shape) an official checkpoint of this configuration holds, schedule buffers included."""
     from .modeling import ColorizeDiffusionModel
 
-    with torch.device("meta"):
-        model = ColorizeDiffusionModel(config)
-    shapes = {k: list(v[2]) for k, v in official_key_map(model, config).items()}
-    shapes.update({k: [config.schedule.num_train_timesteps] for k in SCHEDULE_KEYS})
+    model = ColorizeDiffusionModel.from_config(config, meta=True)
+    shapes = {k: list(v[2]) for k, v in official_key_map(model).items()}
+    shapes.update({k: [config.scheduler["num_train_timesteps"]] for k in SCHEDULE_KEYS})
     return dict(sorted(shapes.items()))
 
 
-# ---- reading a checkpoint ------------------------------------------------------------------------------
-
-
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors (or torch .ckpt/.pt state-dict) file; one-line ModelError if unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingInputError(f"{path}: checkpoint not found")
-    if not path.is_file():
-        raise MissingInputError(f"{path}: not a file")
-    if path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as error:  # torch raises many unrelated types for a broken pickle
-            raise ModelError(f"{path}: not a readable torch checkpoint ({_short(error)})") from None
-        data = data.get("state_dict", data) if isinstance(data, dict) else data
-        if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-            raise ModelError(f"{path}: not a state dict of tensors")
-        return data
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except SafetensorError as error:
-        raise ModelError(
-            f"{path}: not a valid safetensors file, corrupt or truncated ({_short(error)})"
-        ) from None
-    except (OSError, RuntimeError, ValueError) as error:
-        raise ModelError(f"{path}: cannot read tensors, corrupt or truncated ({_short(error)})") from None
-
-
-def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 160 else text[:157] + "..."
+# ---- converting a checkpoint --------------------------------------------------------------------------
 
 
 def _list(keys: list[str], limit: int = 4) -> str:
@@ -279,23 +263,42 @@ def _list(keys: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def check_schedule(
-    tensors: dict[str, torch.Tensor], config: ScheduleConfig, source: str
-) -> list[float] | None:
-    """Check the schedule buffers; return the betas if they are not the configured scaled-linear schedule."""
-    betas = tensors["betas"].double()
-    if betas.numel() != config.num_train_timesteps:
-        raise ModelError(
-            f"{source}: betas has {betas.numel()} steps, config says {config.num_train_timesteps}"
-        )
+def derived_schedule(betas: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every schedule buffer the official model computes from `betas` (float64)."""
+    betas = betas.double()
     ac = torch.cumprod(1 - betas, 0)
     prev = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
-    for name, want in (("alphas_cumprod", ac), ("alphas_cumprod_prev", prev)):
-        if not torch.allclose(tensors[name].double(), want, rtol=1e-4, atol=1e-6):
+    variance = betas * (1 - prev) / (1 - ac)  # v-posterior_loss weight 0: plain DDPM posterior
+    return {
+        "alphas_cumprod": ac,
+        "alphas_cumprod_prev": prev,
+        "sqrt_alphas_cumprod": ac.sqrt(),
+        "sqrt_one_minus_alphas_cumprod": (1 - ac).sqrt(),
+        "log_one_minus_alphas_cumprod": (1 - ac).log(),
+        "sqrt_recip_alphas_cumprod": (1 / ac).sqrt(),
+        "sqrt_recipm1_alphas_cumprod": (1 / ac - 1).sqrt(),
+        "posterior_variance": variance,
+        "posterior_log_variance_clipped": variance.clamp(min=1e-20).log(),
+        "posterior_mean_coef1": betas * prev.sqrt() / (1 - ac),
+        "posterior_mean_coef2": (1 - prev) * (1 - betas).sqrt() / (1 - ac),
+    }
+
+
+def check_schedule(tensors: dict[str, torch.Tensor], scheduler: dict, source: str) -> list[float] | None:
+    """Check every schedule buffer against `betas`; return the betas if they are not the configured
+    scaled-linear schedule (None when they are)."""
+    betas = tensors["betas"].double()
+    steps = scheduler["num_train_timesteps"]
+    if betas.numel() != steps:
+        raise ModelError(f"{source}: betas has {betas.numel()} steps, config says {steps}")
+    derived = derived_schedule(betas)
+    for name in (*SCHEDULE_KEYS[1:], *DERIVED_SCHEDULE_KEYS):
+        if name in tensors and not torch.allclose(
+            tensors[name].double(), derived[name], rtol=1e-4, atol=1e-6
+        ):
             raise ModelError(f"{source}: {name} does not match betas (inconsistent schedule buffers)")
-    linear = (
-        torch.linspace(config.beta_start**0.5, config.beta_end**0.5, betas.numel(), dtype=torch.float64) ** 2
-    )
+    start, end = scheduler["beta_start"], scheduler["beta_end"]
+    linear = torch.linspace(start**0.5, end**0.5, betas.numel(), dtype=torch.float64) ** 2
     if torch.allclose(betas, linear, rtol=1e-4, atol=1e-8):
         return None
     return betas.tolist()
@@ -303,10 +306,11 @@ def check_schedule(
 
 def convert_state_dict(
     tensors: dict[str, torch.Tensor], config: ModelConfig, source: str = "checkpoint"
-) -> tuple[dict[str, dict[str, torch.Tensor]], list[float] | None]:
-    """Official tensors -> {component: our state dict}, plus trained betas if non-standard.
+) -> tuple[dict[str, dict[str, torch.Tensor]], list[float] | None, list[str]]:
+    """Official tensors -> ({component: our state dict}, trained betas if non-standard, notes).
 
-    Strict: unknown keys, missing keys and shape mismatches raise one ModelError naming them.
+    Strict about the model's keys: unknown keys, missing keys and shape mismatches raise one ModelError
+    naming them. Works on meta tensors too (then only the schedule buffers need values).
     """
     from .modeling import ColorizeDiffusionModel
 
@@ -315,11 +319,17 @@ def convert_state_dict(
             f"{source}: not a ColorizeDiffusion checkpoint: no '{PREFIXES['unet']}*' tensors "
             f"(has {len(tensors)} tensors, e.g. {_list(list(tensors), 3)})"
         )
-    with torch.device("meta"):
-        model = ColorizeDiffusionModel(config)
-    mapping = official_key_map(model, config)
+    ignored = []
+    for prefix, what in IGNORED_PREFIXES.items():
+        count = sum(k.startswith(prefix) for k in tensors)
+        if count:
+            ignored.append(f"{count} {prefix}* tensor{'s' if count > 1 else ''} ({what})")
+    notes = [f"ignored {' and '.join(ignored)}"] if ignored else []
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(IGNORED_PREFIXES))}
+    model = ColorizeDiffusionModel.from_config(config, meta=True)
+    mapping = official_key_map(model)
     expected = set(mapping) | set(SCHEDULE_KEYS)
-    unknown = sorted(set(tensors) - expected)
+    unknown = sorted(set(tensors) - expected - set(DERIVED_SCHEDULE_KEYS))
     missing = sorted(expected - set(tensors))
     if unknown or missing:
         parts = []
@@ -350,14 +360,17 @@ def convert_state_dict(
         if _is_vae_attention_weight(component, ours):
             tensor = tensor[:, :, 0, 0]
         state[component][ours] = tensor.contiguous()
-    betas = check_schedule(tensors, config.schedule, source)
-    return state, betas
+    betas = check_schedule(tensors, config.scheduler, source)
+    return state, betas, notes
 
 
 def convert_checkpoint(path: str | Path, config: ModelConfig, dtype: torch.dtype | None = None):
-    """Read and convert an official checkpoint into a `ColorizeDiffusionModel` (CPU, `dtype` or as stored)."""
+    """Read and convert an official checkpoint: (`ColorizeDiffusionModel` on CPU, notes for the user)."""
     from .modeling import ColorizeDiffusionModel
 
     tensors = read_checkpoint(path)
-    state, betas = convert_state_dict(tensors, config, source=str(path))
-    return ColorizeDiffusionModel.from_state_dicts(config, state, dtype=dtype, trained_betas=betas)
+    state, betas, notes = convert_state_dict(tensors, config, source=str(path))
+    model = ColorizeDiffusionModel.from_state_dicts(config, state, dtype=dtype)
+    if betas is not None:
+        model.scheduler_config["trained_betas"] = betas
+    return model, notes

@@ -11,11 +11,12 @@ emit one output per input block, returned in decoder order (index i feeds decode
 from __future__ import annotations
 
 import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .blocks import DownPath, make_time_embedding
-from .config import EncoderConfig
 
 
 def decoder_channels(model_channels: int, channel_mult: list[int], num_res_blocks: int) -> list[int]:
@@ -23,17 +24,29 @@ def decoder_channels(model_channels: int, channel_mult: list[int], num_res_block
     return [m * model_channels for m in reversed(channel_mult) for _ in range(num_res_blocks + 1)]
 
 
-class ReferenceEncoder(DownPath):
-    """Background (`config.style_modulation=False`) or style encoder."""
+class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
+    """Background (`style_modulation=False`) or style encoder; `__init__` arguments are its config."""
 
-    def __init__(self, config: EncoderConfig):
-        c = config
-        super().__init__(c)
-        self.config = config
-        self.time_proj, self.time_embedding = make_time_embedding(c.model_channels)
-        self.class_embedding = TimestepEmbedding(c.adm_in_channels, c.time_embed_dim)
-        if c.style_modulation:
-            widths = decoder_channels(c.model_channels, c.channel_mult, c.num_res_blocks)
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 4,
+        model_channels: int = 320,
+        channel_mult: list[int] = (1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        attention_resolutions: list[int] = (4, 2, 1),
+        num_head_channels: int = 64,
+        transformer_depth: int = 1,
+        context_dim: int = 1024,
+        adm_in_channels: int = 512,
+        style_modulation: bool = False,
+    ):
+        super().__init__()
+        self.build_down_path(self.config)
+        self.time_proj, self.time_embedding = make_time_embedding(model_channels)
+        self.class_embedding = TimestepEmbedding(adm_in_channels, model_channels * 4)
+        if style_modulation:
+            widths = decoder_channels(model_channels, list(channel_mult), num_res_blocks)
             # input block j feeds decoder block (n-1-j): its head emits that block's scale and shift
             heads = [
                 nn.Linear(ch, 2 * widths[len(widths) - 1 - j]) for j, ch in enumerate(self.skip_channels)

@@ -9,14 +9,18 @@ pixels), optical flow and warping of the previous result (a frame-sized result, 
 working size like any init image), cel finish (on the frame-sized result, so regions follow the
 original line art).
 
-Per shot (`prepare`, once per shot whatever the frame count): CLIP tokens of every reference, the
-reference latents, the background encoder's token maps (background reference, or the first character's
-reference bleached), the style encoder's vectors (averaged over characters), the split-attention context,
-the zero context and the blank-sketch hints of the unconditional branches.
+Per shot (`prepare`, once per shot whatever the frame count): `pipeline.encode_references` (CLIP tokens
+of every reference, the reference latents, the background encoder's token maps from the background
+reference or the first character's reference bleached, the style vectors averaged over characters, the
+split-attention context) and the blank-sketch hints of the unconditional sketch branch. Bleaching whitens
+the character where its mask (dilated 11×11, at least 0.5) says so; the mask comes from the manifest's
+`characters.NAME.reference_mask`, else the model folder's segmentation network (`anime_seg/`), else a
+flat-backdrop heuristic; `frame_done` says which (`bleach_mask`).
 
 Per batch (`colorize`): sketches normalised and encoded, character masks merged (missing ones made from
 the line art or an anime-segmentation network), initial latents from `colorize.temporal`, then the
-explicit denoising loop of `sampling` with every guidance branch of every frame in one UNet batch,
+explicit denoising loop of `sampling` with every guidance branch of every frame in one UNet batch
+(`pipeline.make_model_call`),
 VAE decode, crop, resize back to the frame's size, optional cel finish.
 
 Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
@@ -30,7 +34,6 @@ chunk boundary cut the batches. `--batch` is therefore part of the settings that
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
 from colorize.errors import MissingInputError, UsageError
 from colorize.regions.segment import ink_u8
 from colorize.settings import Settings
@@ -46,27 +49,22 @@ from colorize.temporal import SHOT_KEY, chain_start, frame_noise, warp_previous
 
 from . import preprocess as pp
 from .cel import cel_finish
-from .embeddings import reference_size_ratios
-from .modeling import COMPONENTS
-from .sampling import branches, guided_denoiser, make_scheduler, sample, set_steps, start_latents
-
-CONVERT_HINT = (
-    "`colorize model convert v2-full.safetensors --out DIR --clip CLIP_DIR` makes a complete folder "
-    "(`colorize model init-random DIR` a random one for tests)"
+from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
+from .pipeline import Conditioning, dilate_mask, encode_references, make_model_call
+from .sampling import (
+    branch_predictor,
+    branches,
+    guided_denoiser,
+    make_scheduler,
+    sample,
+    set_steps,
+    start_latents,
 )
 
-
-def missing_parts(folder: Path) -> list[str]:
-    """What a model folder lacks for this engine (relative paths; empty when complete)."""
-    from .model_folder import INDEX, WEIGHTS
-
-    wanted = [
-        INDEX,
-        *(f"{name}/{WEIGHTS}" for name in COMPONENTS),
-        "scheduler/scheduler_config.json",
-        "clip/config.json",
-    ]
-    return [part for part in wanted if not (folder / part).is_file()]
+CONVERT_HINT = (
+    "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
+    "complete folder (`colorize model init-random DIR` a random one for tests)"
+)
 
 
 def check_model_folder(folder: str | Path) -> Path:
@@ -74,7 +72,8 @@ def check_model_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
-    missing = missing_parts(folder)
+    index = read_index(folder) if (folder / INDEX).is_file() else None
+    missing = [INDEX] if index is None else missing_parts(folder, index)
     if missing:
         raise MissingInputError(
             f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
@@ -82,8 +81,13 @@ def check_model_folder(folder: str | Path) -> Path:
     return folder
 
 
-def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """auto: CUDA when present, else CPU; fp32 on CPU, bf16 (fp16 without bf16 support) on GPU."""
+def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype, torch.dtype]:
+    """(device, UNet/encoder dtype, VAE/CLIP dtype).
+
+    auto: CUDA when present, else CPU. dtype auto: as the official app, the UNet and the encoders in bf16
+    (fp16 without bf16 support) and the VAE and CLIP in fp32 on a GPU; everything fp32 on CPU. An explicit
+    dtype applies to every component.
+    """
     if device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -94,10 +98,11 @@ def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.devi
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"diffusion.device {device!r}: CUDA is not available on this machine")
     if dtype != "auto":
-        return dev, getattr(torch, dtype)
+        return dev, getattr(torch, dtype), getattr(torch, dtype)
     if dev.type == "cuda":
-        return dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return dev, torch.float32
+        half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return dev, half, torch.float32
+    return dev, torch.float32, torch.float32
 
 
 @dataclass
@@ -106,12 +111,10 @@ class ShotCache:
 
     geometry: pp.Geometry  # frame size, working size, padded model input (multiples of 64)
     latent: tuple[int, int]  # latent (h, w) of the padded size
-    context: torch.Tensor  # (1, (N+1)·T, C): the N characters' tokens then the background's
-    zero_context: torch.Tensor  # the unconditional reference branch's context
-    background_features: list[torch.Tensor] | None
-    style_vectors: list[torch.Tensor] | None
+    conditioning: Conditioning
     blank_hints: list[torch.Tensor]  # sketch hints of a blank sketch (unconditional sketch branch)
-    background_source: str
+    background_source: str  # what the background encoder read
+    bleach_mask: str | None  # where the bleaching mask came from: manifest, anime_seg, heuristic
 
 
 class DiffusionEngine:
@@ -120,15 +123,12 @@ class DiffusionEngine:
     name = "diffusion"
 
     def __init__(self, settings: Settings):
-        from .model_folder import load_model_folder
-
         self.settings = settings
         self.options = settings.diffusion
         folder = check_model_folder(settings.model or "")
-        self.device, self.dtype = choose_device(self.options.device, self.options.dtype)
-        self.model = load_model_folder(folder, device=str(self.device), dtype=self.dtype)
-        self.scheduler_config: dict[str, Any] = json.loads(
-            (folder / "scheduler" / "scheduler_config.json").read_text()
+        self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
+        self.model = ColorizeDiffusionModel.from_pretrained(
+            folder, device=self.device, dtype=self.dtype, full_precision_dtype=full
         )
         self.segmenter = None
         if self.options.mask_source != "lineart":
@@ -140,7 +140,7 @@ class DiffusionEngine:
         if self.device.type == "cuda":  # reproducible kernels; CPU kernels already are
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-        self.factor = 2 ** (len(self.model.config.vae.ch_mult) - 1)
+        self.factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
         self._last: tuple[int, np.ndarray, np.ndarray] | None = None  # warp chain: (frame, result, lineart)
@@ -152,50 +152,56 @@ class DiffusionEngine:
         """Encode every reference once for the shot."""
         self._shot = shot
         self._last = None
-        m = self.model
         geometry = pp.frame_geometry(*shot.size, self.options.resolution)
-        work, padded = geometry.work, geometry.padded
-        latent = (padded[0] // self.factor, padded[1] // self.factor)
+        latent = (geometry.padded[0] // self.factor, geometry.padded[1] // self.factor)
 
-        def encode_reference(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            image = pp.to_model_image(rgb)[None].to(self.device, self.dtype)
-            tokens = m.reference_tokens(image).to(self.dtype)
-            z = m.encode_image(
-                pp.to_model_image(pp.resize_image(rgb, padded))[None].to(self.device, self.dtype)
+        def image(rgb: np.ndarray) -> torch.Tensor:
+            return pp.to_model_image(rgb)[None].to(self.device)
+
+        if not shot.characters and shot.background is None:
+            raise MissingInputError(
+                "the diffusion engine needs a reference: give `characters` or `background` in the manifest"
             )
-            emb = m.size_embedding(*reference_size_ratios(rgb.shape[0], rgb.shape[1], *work)).to(self.device)
-            return tokens, z, emb
-
-        char_tokens, styles = [], []
-        for character in shot.characters:
-            tokens, z, emb = encode_reference(character.reference)
-            char_tokens.append(tokens)
-            styles.append(m.style_vectors(z, tokens, emb))
-        if shot.background is not None:
-            background, source = shot.background, "background reference"
+        mode = self.options.mode
+        bleach_mask, how = None, None
+        if mode == "plain":
+            source = "none (plain mode)" if shot.characters else "background reference"
+        elif shot.background is not None or not shot.characters:
+            source = "background reference"
         else:
-            background, source = (
-                pp.bleach(shot.characters[0].reference),
-                f"{shot.characters[0].name} bleached",
-            )
-        bg_tokens, bg_z, bg_emb = encode_reference(background)
-        if char_tokens:
-            context = m.character_context(char_tokens, bg_tokens)
-            features = m.background_features(bg_z, bg_tokens, bg_emb)
-            style = [torch.stack(level).mean(0) for level in zip(*styles, strict=True)]
-        else:  # no characters: the background alone, no split attention
-            context, features, style = bg_tokens, None, m.style_vectors(bg_z, bg_tokens, bg_emb)
-        blank = torch.full((1, 3, *padded), -1.0, device=self.device, dtype=self.dtype)
+            first = shot.characters[0]
+            mask, how = self._reference_mask(first)
+            bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.device))
+            source = f"{first.name} bleached"
+        conditioning = encode_references(
+            self.model,
+            self.model.reference_tokens,
+            [image(c.reference) for c in shot.characters],
+            background=image(shot.background) if shot.background is not None else None,
+            bleach_mask=bleach_mask,
+            latent_size=geometry.padded,
+            output_size=geometry.work,
+            mode=mode,
+        )
+        blank = torch.full(
+            (1, 3, *geometry.padded), -1.0, device=self.device, dtype=self.model.sketch_encoder.dtype
+        )
         self._cache = ShotCache(
             geometry=geometry,
             latent=latent,
-            context=context,
-            zero_context=torch.zeros_like(context),
-            background_features=features,
-            style_vectors=style,
-            blank_hints=m.encode_sketch(blank),
+            conditioning=conditioning,
+            blank_hints=self.model.encode_sketch(blank),
             background_source=source,
+            bleach_mask=how,
         )
+
+    def _reference_mask(self, character: Character) -> tuple[np.ndarray, str]:
+        """(soft H×W float32 mask of the character in its reference, where it came from)."""
+        if character.reference_mask is not None:
+            return character.reference_mask.astype(np.float32), "manifest"
+        if self.segmenter is not None:
+            return self.segmenter.probability(character.reference), "anime_seg"
+        return pp.reference_foreground(character.reference).astype(np.float32), "heuristic"
 
     # ---- per batch -------------------------------------------------------------------------------------
 
@@ -215,7 +221,7 @@ class DiffusionEngine:
 
     def _latent_shape(self) -> tuple[int, ...]:
         cache = self._require_cache()
-        return (self.model.config.unet.in_channels, *cache.latent)
+        return (self.model.unet.config.in_channels, *cache.latent)
 
     def _require_cache(self) -> ShotCache:
         if self._cache is None or self._shot is None:
@@ -310,19 +316,23 @@ class DiffusionEngine:
         assert shot is not None
         m, o = self.model, self.options
         geometry = cache.geometry
+        split = cache.conditioning.split
         infos: list[dict[str, Any]] = []
         sketches, regions = [], []
         for fi in batch:
-            foreground, split, sources = self._masks(fi) if shot.characters else (None, None, {})
+            foreground, masks, sources = self._masks(fi) if split else (None, None, {})
             ink = np.clip(geometry.to_work(ink_u8(fi.lineart).astype(np.float32) / 255.0), 0.0, 1.0)
             sketches.append(pp.normalize_sketch(ink))
-            if split is not None:
-                regions.append(pp.latent_masks(split, geometry, cache.latent))
+            if masks is not None:
+                regions.append(pp.latent_masks(masks, geometry, cache.latent))
             info: dict[str, Any] = {
+                "mode": o.mode,
                 "mask_source": sources,
                 "background": cache.background_source,
                 "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
             }
+            if cache.bleach_mask is not None:
+                info["bleach_mask"] = cache.bleach_mask
             if foreground is not None:
                 info["foreground"] = round(float(foreground.mean()), 4)
             infos.append(info)
@@ -334,33 +344,18 @@ class DiffusionEngine:
         def pad(t: torch.Tensor) -> torch.Tensor:
             return torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])]) if width > b else t
 
-        sketch = pad(torch.stack(sketches)).to(self.device, self.dtype)
-        masks = pad(torch.stack(regions)).to(self.device, self.dtype) if regions else None
-        noise = pad(noise).to(self.device)
-        hints = m.encode_sketch(sketch)
-
+        sketch = pad(torch.stack(sketches)).to(self.device)
         names = branches(o.ref_scale, o.sketch_scale)
-        contexts = {"cond": cache.context, "uncond_ref": cache.zero_context, "uncond_sketch": cache.context}
-        context_all = torch.cat([contexts[n].expand(width, -1, -1) for n in names])
-        hints_all = [
-            torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
-            for h, blank in zip(hints, cache.blank_hints, strict=True)
-        ]
-        masks_all = masks.repeat(len(names), 1, 1, 1) if masks is not None else None
-
-        def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            v = m.predict_v(
-                x.to(self.dtype),
-                t,
-                context=context_all,
-                sketch_hints=hints_all,
-                region_masks=masks_all,
-                background_features=cache.background_features,
-                style_vectors=cache.style_vectors,
-            )
-            return v.float()
-
-        scheduler = make_scheduler(o.sampler, self.scheduler_config)
+        model_call = make_model_call(
+            m,
+            cache.conditioning,
+            hints=m.encode_sketch(sketch),
+            blank_hints=cache.blank_hints,
+            region_masks=pad(torch.stack(regions)) if regions else None,
+            names=names,
+        )
+        noise = pad(noise).to(self.device)
+        scheduler = make_scheduler(o.sampler, m.scheduler_config)
         if init is None:
             timesteps = set_steps(scheduler, o.steps)
             latents = start_latents(scheduler, noise, timesteps)
@@ -370,12 +365,10 @@ class DiffusionEngine:
                     [pp.to_model_image(pp.pad_image(geometry.to_work(img), geometry.padded)) for img in init]
                 )
             )
-            z0 = m.encode_image(images.to(self.device, self.dtype)).float()
             timesteps = set_steps(scheduler, o.steps, o.strength)
-            latents = start_latents(scheduler, noise, timesteps, image_latents=z0)
-        denoise = guided_denoiser(model_call, o.ref_scale, o.sketch_scale)
-        latents = sample(denoise, latents, scheduler, timesteps, disable=True)
-        decoded = m.decode_latent(latents.to(self.dtype))
+            latents = start_latents(scheduler, noise, timesteps, image_latents=m.encode_image(images))
+        denoise = guided_denoiser(branch_predictor(model_call, names), o.ref_scale, o.sketch_scale)
+        decoded = m.decode_latent(sample(denoise, latents, scheduler, timesteps, disable=True))
 
         out = []
         for i, fi in enumerate(batch):

@@ -13,9 +13,10 @@ plus the lines around them) or, when the model folder holds one, an anime-segmen
 (`anime_seg/model.pt`, TorchScript, ISNet-style: (1, 3, S, S) RGB in [0, 1] -> (1, 1, S, S) foreground).
 Minus the given masks, it is the mask of the characters without one (all of them share it).
 
-Background bleaching (`bleach`). The background reference is the manifest's `background` when given;
-otherwise the first character's reference with its character whitened: the background encoder then sees
-the reference's scenery and not the character a second time.
+Reference masks (`reference_foreground`). Bleaching (pipeline.py) whitens the character in the first
+reference when the manifest gives no background; without a manifest `reference_mask` or a segmentation
+network, the character is what is not the flat backdrop connected to the image border (a heuristic that
+fails on painted backgrounds: `colorize check` warns when it takes more than 90 % or less than 2 %).
 
 Working resolution (`frame_geometry`). The model sees every frame at one working size whatever the
 frame's size: the long side is `diffusion.resolution` pixels (0: the frame's own size), the aspect kept,
@@ -102,12 +103,24 @@ def lineart_foreground(lineart: np.ndarray, gap_close: int = 2, line_threshold: 
 
 
 class AnimeSegmenter:
-    """An anime-segmentation network from the model folder (local TorchScript weights only)."""
+    """An anime-segmentation network from the model folder (local TorchScript weights only).
 
-    def __init__(self, path: Path, image_size: int = 1024, device: str | torch.device = "cpu"):
+    `anime_seg/config.json` may give `image_size` (default 1024) and `mean` / `std` (input normalisation,
+    default none: RGB in [0, 1], as ISNet anime-seg expects; RMBG-style networks want ImageNet's).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        image_size: int = 1024,
+        device: str | torch.device = "cpu",
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ):
         self.path = path
         self.image_size = image_size
         self.device = torch.device(device)
+        self.mean, self.std = mean, std
         self.net = torch.jit.load(str(path), map_location=self.device).eval()
 
     @classmethod
@@ -119,19 +132,24 @@ class AnimeSegmenter:
         sub = Path(folder) / "anime_seg"
         if not (sub / "model.pt").is_file():
             return None
-        size = 1024
-        if (sub / "config.json").is_file():
-            size = int(json.loads((sub / "config.json").read_text()).get("image_size", size))
-        return cls(sub / "model.pt", size, device)
+        config = json.loads((sub / "config.json").read_text()) if (sub / "config.json").is_file() else {}
+        return cls(
+            sub / "model.pt",
+            int(config.get("image_size", 1024)),
+            device,
+            config.get("mean"),
+            config.get("std"),
+        )
 
     @torch.inference_mode()
-    def __call__(self, lineart: np.ndarray) -> np.ndarray:
-        """Foreground (H×W bool) of an RGBA line-art frame composited over white."""
-        h, w = lineart.shape[:2]
-        alpha = lineart[..., 3:4].astype(np.float32) / 255.0
-        rgb = lineart[..., :3].astype(np.float32) / 255.0 * alpha + (1.0 - alpha)
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        """Soft foreground (H×W float32 in [0, 1]) of an H×W×3 uint8 (or float [0, 1]) RGB image."""
+        h, w = rgb.shape[:2]
+        image = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 1.0)
         s = self.image_size
-        x = torch.from_numpy(cv2.resize(rgb, (s, s), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+        x = torch.from_numpy(cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+        if self.mean is not None and self.std is not None:
+            x = (x - torch.tensor(self.mean).view(1, 3, 1, 1)) / torch.tensor(self.std).view(1, 3, 1, 1)
         out = self.net(x.to(self.device))
         if isinstance(out, (list, tuple)):  # ISNet returns side outputs too; the first is the final one
             out = out[0]
@@ -140,7 +158,13 @@ class AnimeSegmenter:
         prob = out.float()[0, 0]
         if prob.min() < 0 or prob.max() > 1:  # logits
             prob = prob.sigmoid()
-        return cv2.resize(prob.cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+        return np.clip(cv2.resize(prob.cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+    def __call__(self, lineart: np.ndarray) -> np.ndarray:
+        """Foreground (H×W bool) of an RGBA line-art frame composited over white."""
+        alpha = lineart[..., 3:4].astype(np.float32) / 255.0
+        rgb = lineart[..., :3].astype(np.float32) / 255.0 * alpha + (1.0 - alpha)
+        return self.probability(rgb) > 0.5
 
 
 # ---- references --------------------------------------------------------------------------------------
@@ -159,13 +183,22 @@ def reference_foreground(reference: np.ndarray, tolerance: int = 24) -> np.ndarr
     return ~background
 
 
-def bleach(reference: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
-    """The reference with its character whitened (the background encoder's input)."""
-    if foreground is None:
-        foreground = reference_foreground(reference)
-    out = reference.copy()
-    out[foreground] = 255
-    return out
+def heuristic_mask_warning(
+    reference: Path, character: str, low: float = 0.02, high: float = 0.9
+) -> str | None:
+    """A line for `colorize check` when the flat-backdrop heuristic is unlikely to find the character:
+    its mask covers more than `high` or less than `low` of the reference (None when it looks plausible)."""
+    from colorize.images import read_rgb
+
+    coverage = float(reference_foreground(read_rgb(reference)).mean())
+    if low <= coverage <= high:
+        return None
+    what = "almost all" if coverage > high else "almost none"
+    return (
+        f"{reference}: the background heuristic takes {coverage:.0%} of the reference of {character!r} as "
+        f"the character ({what} of it), so bleaching it for the background encoder will be wrong; give "
+        f"characters.{character}.reference_mask, a background reference, or anime_seg/ in the model folder"
+    )
 
 
 # ---- sketches ----------------------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 """Sampling: diffusers schedulers driven by an explicit denoising loop (k-diffusion style functions).
 
-    scheduler = make_scheduler("dpmpp", scheduler_config)
+    scheduler = make_scheduler("dpmpp", model.scheduler_config)
     timesteps = set_steps(scheduler, steps=20, strength=1.0)
     x = start_latents(scheduler, noise, timesteps)            # or start_latents(..., image_latents=z0)
     x = sample(denoise, x, scheduler, timesteps, callback=..., disable=True)
 
-`denoise(x, t)` returns the guided v-prediction. `guided_denoiser` builds it from a model call that
-takes every guidance branch of every frame as one batch:
+Every scheduler is built with diffusers' `from_config` from the model folder's
+`scheduler/scheduler_config.json`, which holds the fields the official `configs/scheduler_cfgs/dpm.yaml`
+sets (scaled-linear betas, `timestep_spacing: leading`, `steps_offset: 1`) and v-prediction. The official
+DDIM config leaves `set_alpha_to_one` at diffusers' default (true); so does ours.
 
-    branches = ["cond"] + ["uncond_ref"] (ref_scale != 1) + ["uncond_sketch"] (sketch_scale != 1)
+`denoise(x, t)` returns the guided v-prediction. `branch_predictor` runs the guidance branches of every
+frame as one UNet batch, in the official order
 
-with the unconditional reference branch reading a zero reference context and the unconditional sketch
-branch a blank sketch. Both guidances on (three passes), the two guided predictions are averaged, as in
-the official sampler: v = ½(v_r + r·(v_c − v_r)) + ½(v_s + s·(v_c − v_s)).
+    branches = ["cond"] + ["uncond_ref"] (ref_scale > 1) + ["uncond_sketch"] (sketch_scale > 1)
+
+(a guidance is on when its scale is greater than 1), the unconditional reference branch reading a zero
+reference context and the unconditional sketch branch a blank sketch; `combine` guides: with both on, the
+two guided predictions are averaged, as in the official sampler: v = ½(v_r + r·(v_c − v_r)) + ½(v_s + s·(v_c − v_s)).
 """
 
 from __future__ import annotations
@@ -25,24 +30,19 @@ import torch
 SAMPLERS = ("dpmpp", "ddim", "euler")
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+BranchPredictor = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 def make_scheduler(name: str, config: dict[str, Any]):
     """A fresh diffusers scheduler (they keep per-run state) from the model folder's scheduler config."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-    base = {k: v for k, v in config.items() if not k.startswith("_")}
-    base["prediction_type"] = "v_prediction"
-    # The training schedule, shared by every sampler; each scheduler class gets only keys it knows.
-    shared = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
-    common = {k: base[k] for k in (*shared, "prediction_type", "steps_offset") if k in base}
-    if name == "dpmpp":
-        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "dpmpp":  # DPM-Solver++ 2M, the official default sampler
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
     if name == "ddim":
-        extra = {k: base[k] for k in ("clip_sample", "set_alpha_to_one") if k in base}
-        return DDIMScheduler(**common, **extra)
+        return DDIMScheduler.from_config(config, clip_sample=False, set_alpha_to_one=True)
     if name == "euler":
-        return EulerDiscreteScheduler(**common)
+        return EulerDiscreteScheduler.from_config(config)
     raise ValueError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
 
 
@@ -89,11 +89,11 @@ def sample(
 
 
 def branches(ref_scale: float, sketch_scale: float) -> list[str]:
-    """Guidance branches that run (a scale of exactly 1 switches its guidance off)."""
+    """Guidance branches that run: a guidance is on when its scale is greater than 1."""
     out = ["cond"]
-    if ref_scale != 1.0:
+    if ref_scale > 1.0:
         out.append("uncond_ref")
-    if sketch_scale != 1.0:
+    if sketch_scale > 1.0:
         out.append("uncond_sketch")
     return out
 
@@ -111,18 +111,23 @@ def combine(v: dict[str, torch.Tensor], ref_scale: float, sketch_scale: float) -
     return guided[0] if len(guided) == 1 else 0.5 * (guided[0] + guided[1])
 
 
-def guided_denoiser(
-    model_call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    ref_scale: float,
-    sketch_scale: float,
-) -> Denoiser:
-    """Wrap `model_call(x_all, t_all)`, whose batch is the branches (in `branches` order) × frames."""
-    names = branches(ref_scale, sketch_scale)
+def branch_predictor(
+    model_call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], names: list[str]
+) -> BranchPredictor:
+    """`predict(x, t)` -> {branch: v}: one `model_call(x_all, t_all)` whose batch is `names` × frames."""
 
-    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def predict(x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         x_all = x.repeat(len(names), 1, 1, 1)
         t_all = t.reshape(1).to(x.device).expand(x_all.shape[0])
-        v_all = model_call(x_all, t_all)
-        return combine(dict(zip(names, v_all.chunk(len(names)), strict=True)), ref_scale, sketch_scale)
+        return dict(zip(names, model_call(x_all, t_all).chunk(len(names)), strict=True))
+
+    return predict
+
+
+def guided_denoiser(predict: BranchPredictor, ref_scale: float, sketch_scale: float) -> Denoiser:
+    """The guided v of `predict`'s branches."""
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return combine(predict(x, t), ref_scale, sketch_scale)
 
     return denoise

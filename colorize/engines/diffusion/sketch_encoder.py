@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .config import SketchEncoderConfig
 
-
-class SketchEncoder(nn.Module):
+class SketchEncoder(ModelMixin, ConfigMixin):
     """A strided conv stem down to latent resolution, then one level per `channel_mult` entry.
 
     Hints: a 1x1 conv of the stem output, then a 1x1 conv of each level's output (every level halves the
@@ -16,13 +16,20 @@ class SketchEncoder(nn.Module):
     The input is the sketch as the model sees it: inverted (lines bright), in [-1, 1].
     """
 
-    def __init__(self, config: SketchEncoderConfig):
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        model_channels: int = 320,
+        channel_mult: list[int] = (1, 2, 4, 4),
+        # (out_channels, stride) of each stem conv before the final conv to model_channels; SiLU between all.
+        stem_layers: list[list[int]] = ((16, 1), (16, 1), (32, 2), (32, 1), (96, 2), (96, 1), (256, 2)),
+    ):
         super().__init__()
-        self.config = config
-        widths = [m * config.model_channels for m in config.channel_mult]
+        widths = [m * model_channels for m in channel_mult]
         layers: list[nn.Module] = []
-        prev = config.in_channels
-        for out, stride in config.stem:
+        prev = in_channels
+        for out, stride in stem_layers:
             layers += [nn.Conv2d(prev, out, 3, stride=stride, padding=1), nn.SiLU()]
             prev = out
         layers.append(nn.Conv2d(prev, widths[0], 3, padding=1))

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention_processor import Attention
+from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitLoRA, SplitSettings
-from .blocks import DownPath, make_resnet, make_time_embedding, make_transformer
-from .config import UNetConfig
+from .blocks import NORM_GROUPS, DownPath, make_resnet, make_time_embedding, make_transformer
 
 
 class SkipInjector(nn.Module):
-    """Official "warp module": a transformer block over a skip's tokens attending to background features."""
+    """Background injection on one decoder skip (the official `warp_modules`): a transformer block over
+    the skip's tokens attending to the background encoder's features."""
 
     def __init__(self, channels: int, head_channels: int = 64, mlp_ratio: int = 4):
         super().__init__()
@@ -96,47 +98,65 @@ def resize_masks(
     return F.interpolate(masks, size=tuple(size), mode="bicubic")
 
 
-class ColorizeUNet(DownPath):
-    """The v2 UNet. All sizes come from `UNetConfig`."""
+class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
+    """The v2 UNet; the `__init__` arguments are its config (`unet/config.json` of a model folder)."""
 
-    def __init__(self, config: UNetConfig):
-        c = config
-        super().__init__(c)
-        self.config = config
-        temb = c.time_embed_dim
-        self.time_proj, self.time_embedding = make_time_embedding(c.model_channels)
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 4,
+        model_channels: int = 320,
+        channel_mult: list[int] = (1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        attention_resolutions: list[int] = (4, 2, 1),
+        num_head_channels: int = 64,
+        transformer_depth: int = 1,
+        context_dim: int = 1024,
+        out_channels: int = 4,
+        # v2 additions: background injection on decoder skips, style modulation after decoder blocks,
+        # fg/bg LoRA on the decoder's cross-attention projections.
+        skip_injection: bool = True,
+        injector_head_channels: int = 64,
+        injector_mlp_ratio: int = 4,
+        style_modulation: bool = True,
+        lora_rank_fg: int = 4,
+        lora_rank_bg: int = 4,
+        # Mask resize factor of each cross-attention layer in forward order (encoder, middle, decoder).
+        # None: 1 / downsampling factor of the layer, which is what the official table encodes.
+        attention_scale_factors: list[float] | None = None,
+    ):
+        super().__init__()
+        self.build_down_path(self.config)
+        temb = model_channels * 4
+        self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         ch = self.out_channels
         ds = self.out_downsampling
 
         def transformer(width: int) -> nn.Module:
-            return make_transformer(
-                width, c.num_head_channels, c.context_dim, c.transformer_depth, c.norm_groups
-            )
+            return make_transformer(width, num_head_channels, context_dim, transformer_depth, NORM_GROUPS)
 
         self.mid_block = MidBlock(
-            [make_resnet(ch, ch, temb, c.norm_groups), make_resnet(ch, ch, temb, c.norm_groups)],
+            [make_resnet(ch, ch, temb, NORM_GROUPS), make_resnet(ch, ch, temb, NORM_GROUPS)],
             [transformer(ch)],
         )
         attention_downsampling = [*self.attention_downsampling, ds]
 
         skips = list(self.skip_channels)
         up_blocks, injectors, modulators = [], [], []
-        self.decoder_channels: list[int] = []
-        for level in reversed(range(len(c.channel_mult))):
-            out = c.channel_mult[level] * c.model_channels
+        for level in reversed(range(len(channel_mult))):
+            out = channel_mult[level] * model_channels
             resnets, attentions = [], []
-            for _ in range(c.num_res_blocks + 1):
+            for _ in range(num_res_blocks + 1):
                 skip_ch = skips.pop()
-                resnets.append(make_resnet(ch + skip_ch, out, temb, c.norm_groups))
+                resnets.append(make_resnet(ch + skip_ch, out, temb, NORM_GROUPS))
                 ch = out
-                if ds in c.attention_resolutions:
+                if ds in attention_resolutions:
                     attentions.append(transformer(ch))
                     attention_downsampling.append(ds)
-                if c.warp_module:
-                    injectors.append(SkipInjector(skip_ch, c.warp_head_channels, c.warp_mlp_ratio))
-                if c.style_modulation:
+                if skip_injection:
+                    injectors.append(SkipInjector(skip_ch, injector_head_channels, injector_mlp_ratio))
+                if style_modulation:
                     modulators.append(StyleModulation(ch, temb))
-                self.decoder_channels.append(ch)
             upsampler = None
             if level != 0:
                 upsampler = Upsample2D(ch, use_conv=True, out_channels=ch)
@@ -146,7 +166,7 @@ class ColorizeUNet(DownPath):
         self.skip_injectors = nn.ModuleList(injectors)
         self.style_modulators = nn.ModuleList(modulators)
 
-        if c.lora_rank_fg or c.lora_rank_bg:
+        if lora_rank_fg or lora_rank_bg:
             for block in self.up_blocks:
                 for transformer_model in block.attentions:
                     for tb in transformer_model.transformer_blocks:
@@ -155,25 +175,24 @@ class ColorizeUNet(DownPath):
                             attn2.query_dim,
                             attn2.cross_attention_dim,
                             attn2.inner_dim,
-                            c.lora_rank_fg,
-                            c.lora_rank_bg,
+                            lora_rank_fg,
+                            lora_rank_bg,
                         )
 
-        self.conv_norm_out = nn.GroupNorm(c.norm_groups, c.model_channels, eps=1e-5)
+        self.conv_norm_out = nn.GroupNorm(NORM_GROUPS, model_channels, eps=1e-5)
         self.conv_act = nn.SiLU()
-        self.conv_out = nn.Conv2d(c.model_channels, c.out_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(model_channels, out_channels, 3, padding=1)
 
         # Sketch hints land after conv_in, after every downsample and after the last input block.
         last = len(self.skip_channels) - 1
         self.hint_indices = [0, *self.downsample_indices, last]
-        self.cross_attention_downsampling = attention_downsampling
-        if c.attention_scale_factors is not None:
-            if len(c.attention_scale_factors) != len(attention_downsampling):
+        if attention_scale_factors is not None:
+            if len(attention_scale_factors) != len(attention_downsampling):
                 raise ValueError(
-                    f"attention_scale_factors has {len(c.attention_scale_factors)} entries but the UNet has "
+                    f"attention_scale_factors has {len(attention_scale_factors)} entries but the UNet has "
                     f"{len(attention_downsampling)} cross-attention layers"
                 )
-            self.attention_scale_factors = [float(f) for f in c.attention_scale_factors]
+            self.attention_scale_factors = [float(f) for f in attention_scale_factors]
         else:
             self.attention_scale_factors = [1.0 / d for d in attention_downsampling]
 
