@@ -163,7 +163,7 @@ def check(
         first = plan.characters[0] if plan.characters else None
         model = Path(plan.settings.model) if plan.settings.model else None
         if (
-            name == "diffusion"
+            plan.engine == "diffusion"
             and plan.settings.diffusion.mode == "v2"
             and first is not None
             and first.reference_mask is None

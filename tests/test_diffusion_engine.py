@@ -12,28 +12,22 @@ equal to whole runs, encoder calls once per reference, one-line model-folder err
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from colorize_cli.app import app
 from conftest import tree_bytes
 from typer.testing import CliRunner
 
-FAST = """
-batch: 1
-diffusion:
-  steps: 2
-  ref_scale: 3.0
-  sketch_scale: 1.5
-  sampler: {sampler}
-  cel_finish: {cel}
-  warp_anchor_every: {anchor_every}
-  resolution: {resolution}
-  mode: {mode}
-"""
+FAST = {
+    "batch": 1,
+    "diffusion": {"steps": 2, "ref_scale": 3.0, "sketch_scale": 1.5},
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +47,26 @@ def _manifest(
     mode: str = "v2",
     background: bool = True,
     anchor_every: int = 3,
+    **top: object,
 ) -> None:
-    """The sample manifest on the `draft` preset (locked) with batch 1 and a fast diffusion section."""
-    text = (shot / "refs.yaml").read_text().replace("preset: default", "preset: draft")
+    """The sample manifest on the `draft` preset (locked) with batch 1 and a fast diffusion section.
+
+    Built from the sample's own manifest each time, so a test may call it again with other values."""
+    original = shot / ".refs.sample.yaml"
+    if not original.exists():
+        shutil.copyfile(shot / "refs.yaml", original)
+    data = yaml.safe_load(original.read_text())
+    data["preset"] = "draft"
     if drop_mask:
-        text = text.replace(f"    mask: masks/{drop_mask}/sh001.####.png\n", "")
+        del data["characters"][drop_mask]["mask"]
     if not background:
-        text = text.replace("background:\n  reference: refs/bg.png\n", "")
-    fast = FAST.format(
-        sampler=sampler, cel=str(cel).lower(), resolution=resolution, mode=mode, anchor_every=anchor_every
+        del data["background"]
+    data.update(copy.deepcopy(FAST))
+    data["diffusion"].update(
+        sampler=sampler, cel_finish=cel, warp_anchor_every=anchor_every, resolution=resolution, mode=mode
     )
-    (shot / "refs.yaml").write_text(text + fast)
+    data.update(top)
+    (shot / "refs.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def _run(shot: Path, model: Path | None, out: Path, *args: str) -> list[dict]:
@@ -231,9 +234,7 @@ def test_check_warns_when_the_heuristic_cannot_find_the_character(shot, tiny_mod
     base = ["check", str(shot)]
     ok = CliRunner().invoke(app, [*base])  # no model: the flat engine, nothing is bleached
     assert ok.exit_code == 0 and "warning" not in ok.stderr
-    (shot / "refs.yaml").write_text(
-        (shot / "refs.yaml").read_text() + f"engine: diffusion\nmodel: {tiny_model}\n"
-    )
+    _manifest(shot, background=False, engine="diffusion", model=str(tiny_model))
     assert "warning" not in CliRunner().invoke(app, base).stderr  # the sample's flat backdrop: 14 %
     rng = np.random.default_rng(0)
     cv2.imwrite(str(shot / "refs" / "hero.png"), rng.integers(0, 256, (192, 192, 3), dtype=np.uint8))

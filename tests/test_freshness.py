@@ -177,5 +177,6 @@ def test_diffusion_warp_chains_and_seed_and_model(shot, fake_diffusion):
     assert status(shot, "--temporal", "none")["stale"] == ALL  # a setting that changes every frame
     settings = Settings(temporal="none")
     assert diffusion_depends_on(1007, ALL, [1001], settings) == (1007,)
-    (model / "model_index.json").write_text('{"format": "test", "retrained": true}')
+    index = json.loads((model / "model_index.json").read_text())
+    (model / "model_index.json").write_text(json.dumps({**index, "retrained": True}))
     assert status(shot)["stale"] == ALL
