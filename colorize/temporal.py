@@ -21,13 +21,16 @@ a pure function of (inputs, settings, f), as the engine contract asks.
 Warping. Flow is computed between the line-art frames (DIS on blurred ink, the only signal line art has),
 backward from the current frame to the previous one; a forward-backward consistency check marks
 occluded pixels (newly visible or flow that does not round-trip within `occlusion_threshold` pixels),
-which are inpainted from their surroundings instead of smearing the previous frame's colors.
+which are inpainted from their surroundings instead of smearing the previous frame's colors. The flow
+and the occlusion depend on the line art only (`line_art_warp`, computable ahead of time, before the
+previous frame is colored); moving the previous result (`apply_warp`) is the cheap part.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -98,6 +101,38 @@ def occlusion_mask(backward: np.ndarray, forward: np.ndarray, threshold: float) 
     return (error > threshold) | outside
 
 
+@dataclass(frozen=True)
+class LineArtWarp:
+    """How frame f's line art maps onto frame f-1's: the line-art-only half of a warp, computable ahead
+    of time (it needs no colored result)."""
+
+    backward: np.ndarray  # H×W×2 float32: cur(x) ≈ prev(x + backward(x))
+    occluded: np.ndarray  # H×W bool: pixels whose flow does not round-trip (filled, not warped)
+
+
+def line_art_warp(ink_cur: np.ndarray, ink_prev: np.ndarray, occlusion_threshold: float = 1.5) -> LineArtWarp:
+    """Flow from the current line art to the previous one, and the occluded pixels."""
+    backward = line_flow(ink_cur, ink_prev)
+    forward = line_flow(ink_prev, ink_cur)
+    return LineArtWarp(backward, occlusion_mask(backward, forward, occlusion_threshold))
+
+
+def apply_warp(previous: np.ndarray, warp: LineArtWarp) -> np.ndarray:
+    """The previous frame's RGB result (uint8) moved onto the current line art, occluded pixels inpainted."""
+    h, w = warp.occluded.shape
+    gx, gy = _grid(h, w)
+    warped = cv2.remap(
+        previous,
+        gx + warp.backward[..., 0],
+        gy + warp.backward[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    if warp.occluded.any():
+        warped = cv2.inpaint(warped, warp.occluded.view(np.uint8), 3, cv2.INPAINT_TELEA)
+    return warped
+
+
 def warp_previous(
     previous: np.ndarray,
     ink_cur: np.ndarray,
@@ -105,18 +140,5 @@ def warp_previous(
     occlusion_threshold: float = 1.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Warp the previous frame's RGB result onto the current line art; (warped uint8, occluded bool)."""
-    backward = line_flow(ink_cur, ink_prev)
-    forward = line_flow(ink_prev, ink_cur)
-    occluded = occlusion_mask(backward, forward, occlusion_threshold)
-    h, w = ink_cur.shape
-    gx, gy = _grid(h, w)
-    warped = cv2.remap(
-        previous,
-        gx + backward[..., 0],
-        gy + backward[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    if occluded.any():
-        warped = cv2.inpaint(warped, occluded.view(np.uint8), 3, cv2.INPAINT_TELEA)
-    return warped, occluded
+    warp = line_art_warp(ink_cur, ink_prev, occlusion_threshold)
+    return apply_warp(previous, warp), warp.occluded
