@@ -1,14 +1,20 @@
 """Diffusion-engine benchmarks on CPU with a tiny random model (a real model's speed is the same shape).
 
-    python bench/bench_diffusion.py [--frames 8] [--steps 4] [--batches 1,2,4] [--rss 20,200]
+    python bench/bench_diffusion.py [--frames 16] [--steps 4] [--batches 4] [--temporals none,warp]
+                                    [--anchor-every 4] [--resolution 128] [--repeat 3] [--rss 20,200]
 
-Prints, for a shot of the sample's 384×256 line art (frames cycled from samples/shot001):
-(a) overhead: wall time per frame of `colorize.runner.run_shot` (reader/writer threads, masks, sketch
-    normalisation, scheduler, cel finish off) against the time spent inside the model's UNet
-    (`predict_v`), sketch encoder and VAE calls, per batch size; frames/s per batch size;
-(b) peak RSS of `colorize shot` in a fresh process for a short and a long shot (--rss), 1 step, to show
-    memory does not grow with shot length.
-GPU figures are out of scope here (no GPU in this task). Everything lives in a temporary folder.
+Prints, for a shot of the sample's 384×256 line art (frames cycled from samples/shot001, two characters
+with masks, a background reference, a keyframe at the first frame), per temporal mode and batch size:
+wall time per frame of `colorize.runner.run_shot` (the real stream: reader threads with the engine's
+preprocessing, the engine, writer threads; the model loaded beforehand), frames/s, the share of the time
+spent outside the model's calls (UNet, sketch encoder, VAE, reference encoders), the UNet batches run and
+their padding slots; then the ratio of each mode's time per frame to `temporal: none` at the same batch.
+The best of `--repeat` runs is shown (the machine may be shared: the best run is the one least disturbed),
+runs of the modes alternating. (b) with --rss: peak RSS of `colorize shot` in a fresh process for a short
+and a long shot, 1 step, to show memory does not grow with shot length.
+
+The issue-12 figure: `python bench/bench_diffusion.py --frames 16 --batches 4 --anchor-every 4` (warp must
+cost at most 1.5× none per frame). GPU figures: bench/bench_gpu.py. Everything lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "shot001"
+MODEL_CALLS = (
+    "predict_v",
+    "encode_sketch",
+    "encode_image",
+    "decode_latent",
+    "reference_tokens",
+    "background_features",
+    "style_vectors",
+)
 
 
 def make_shot(folder: Path, frames: int) -> Path:
@@ -43,41 +58,41 @@ def make_shot(folder: Path, frames: int) -> Path:
     return shot
 
 
-def write_preset(folder: Path, steps: int, guided: bool) -> Path:
-    path = folder / f"bench-{steps}-{int(guided)}.yaml"
+def write_preset(
+    folder: Path, steps: int, guided: bool, resolution: int = 128, anchor_every: int = 8
+) -> Path:
+    path = folder / f"bench-{steps}-{int(guided)}-{resolution}-{anchor_every}.yaml"
     scales = (
         "  ref_scale: 3.0\n  sketch_scale: 1.5\n" if guided else "  ref_scale: 1.0\n  sketch_scale: 1.0\n"
     )
-    path.write_text(f"description: bench\ntemporal: none\ndiffusion:\n  steps: {steps}\n{scales}")
+    path.write_text(
+        f"description: bench\ntemporal: none\ndiffusion:\n  steps: {steps}\n  resolution: {resolution}\n"
+        f"  warp_anchor_every: {anchor_every}\n{scales}"
+    )
     return path
 
 
-def overhead(shot: Path, model: Path, preset: Path, frames: int, batch: int) -> dict[str, float]:
+def timed_run(
+    shot: Path, model: Path, preset: Path, frames: int, batch: int, temporal: str
+) -> dict[str, float]:
+    """One run of the real stream with an engine loaded beforehand; times and UNet batch counts."""
     from colorize.engines.diffusion.engine import DiffusionEngine
     from colorize.events import Events
     from colorize.runner import run_shot
     from colorize.shot import plan_shot, validate_plan
 
-    out = shot.parent / f"out-b{batch}"
+    out = shot.parent / f"out-{temporal}-b{batch}"
     plan = plan_shot(
         shot / "refs.yaml",
         frames=f"1001-{1000 + frames}",
         out_dir=out,
         preset=str(preset),
-        overrides={"engine": "diffusion", "model": str(model), "batch": batch},
+        overrides={"engine": "diffusion", "model": str(model), "batch": batch, "temporal": temporal},
     )
     size = validate_plan(plan, deep=False)
     engine = DiffusionEngine(plan.settings)
     inside = {"model": 0.0}
-    for name in (
-        "predict_v",
-        "encode_sketch",
-        "encode_image",
-        "decode_latent",
-        "reference_tokens",
-        "background_features",
-        "style_vectors",
-    ):
+    for name in MODEL_CALLS:
         original = getattr(engine.model, name)
 
         def timed(*args, _f=original, **kwargs):
@@ -93,7 +108,15 @@ def overhead(shot: Path, model: Path, preset: Path, frames: int, batch: int) -> 
     wall = time.perf_counter() - start
     assert summary.done == frames, summary
     shutil.rmtree(out)
-    return {"wall": wall, "model": inside["model"], "per_frame": wall / frames, "fps": frames / wall}
+    counts = getattr(engine, "counts", {})
+    return {
+        "wall": wall,
+        "model": inside["model"],
+        "per_frame": wall / frames,
+        "fps": frames / wall,
+        "unet_batches": counts.get("unet_batches", float("nan")),
+        "padding": counts.get("padding", float("nan")),
+    }
 
 
 def peak_rss(shot: Path, model: Path, preset: Path, frames: int) -> float:
@@ -110,15 +133,19 @@ def peak_rss(shot: Path, model: Path, preset: Path, frames: int) -> float:
     return int(result.stdout.split()[-1]) / 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--batches", default="1,2,4")
-    parser.add_argument("--rss", default="20,200", help="shot lengths for peak RSS ('' to skip)")
-    args = parser.parse_args()
+    parser.add_argument("--batches", default="4")
+    parser.add_argument("--temporals", default="none,warp")
+    parser.add_argument("--anchor-every", type=int, default=4)
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the best is shown)")
+    parser.add_argument("--rss", default="", help="shot lengths for peak RSS, e.g. 20,200 ('' to skip)")
+    args = parser.parse_args(argv)
 
     from colorize.engines.diffusion.model_folder import random_model
 
@@ -127,17 +154,37 @@ def main() -> None:
         model = random_model("tiny", seed=0).save_pretrained(tmp_path / "model")
         lengths = [int(n) for n in args.rss.split(",") if n]
         shot = make_shot(tmp_path, max([args.frames, *lengths]))
-        guided = write_preset(tmp_path, args.steps, guided=True)
+        guided = write_preset(tmp_path, args.steps, True, args.resolution, args.anchor_every)
+        temporals = args.temporals.split(",")
+        batches = [int(b) for b in args.batches.split(",")]
         print(
-            f"tiny model, {args.frames} frames 384x256, {args.steps} steps, ref+sketch guidance (3 branches)"
+            f"tiny model, {args.frames} frames 384x256 at resolution {args.resolution}, {args.steps} steps, "
+            f"ref+sketch guidance (3 branches), warp anchors every {args.anchor_every}, best of {args.repeat}"
         )
-        print(f"{'batch':>5} {'s/frame':>8} {'frames/s':>9} {'in model':>9} {'overhead':>9}")
-        for batch in (int(b) for b in args.batches.split(",")):
-            r = overhead(shot, model, guided, args.frames, batch)
-            share = 1 - r["model"] / r["wall"]
-            print(f"{batch:>5} {r['per_frame']:>8.3f} {r['fps']:>9.2f} {r['model']:>8.2f}s {share:>8.1%}")
+        best: dict[tuple[str, int], dict[str, float]] = {}
+        for _ in range(args.repeat):
+            for batch in batches:
+                for temporal in temporals:
+                    r = timed_run(shot, model, guided, args.frames, batch, temporal)
+                    key = (temporal, batch)
+                    if key not in best or r["wall"] < best[key]["wall"]:
+                        best[key] = r
+        print(
+            f"{'temporal':>8} {'batch':>5} {'s/frame':>8} {'frames/s':>9} {'outside model':>14} "
+            f"{'UNet batches':>13} {'padding':>8} {'vs none':>8}"
+        )
+        for batch in batches:
+            for temporal in temporals:
+                r = best[(temporal, batch)]
+                share = 1 - r["model"] / r["wall"]
+                base = best.get(("none", batch))
+                ratio = f"{r['per_frame'] / base['per_frame']:.2f}x" if base else "-"
+                print(
+                    f"{temporal:>8} {batch:>5} {r['per_frame']:>8.3f} {r['fps']:>9.2f} {share:>13.1%} "
+                    f"{r['unet_batches']:>13} {r['padding']:>8} {ratio:>8}"
+                )
         if lengths:
-            plain = write_preset(tmp_path, 1, guided=False)
+            plain = write_preset(tmp_path, 1, False, args.resolution, args.anchor_every)
             for n in lengths:
                 print(
                     f"peak RSS, {n:>4}-frame shot (1 step, batch 4, subprocess): {peak_rss(shot, model, plain, n):.0f} MiB"

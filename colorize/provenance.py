@@ -128,7 +128,13 @@ def _files_digest(files: dict[str, Path]) -> str:
 def settings_digest(plan: ShotPlan) -> str:
     """sha256 of the settings that can change the plan's engine's pixels (and its model's fingerprint)."""
     spec = engine_spec(plan.engine)
-    pixels = {k: v for k, v in plan.settings.model_dump(mode="json").items() if k not in spec.ignores}
+    pixels = plan.settings.model_dump(mode="json")
+    for key in spec.ignores:  # a top-level key, or `section.key`
+        section, _, name = key.partition(".")
+        if name:
+            pixels.get(section, {}).pop(name, None)
+        else:
+            pixels.pop(key, None)
     if spec.fingerprint is not None:
         pixels["model fingerprint"] = spec.fingerprint(plan.settings)
     return hashlib.sha256(json.dumps(pixels, sort_keys=True).encode()).hexdigest()

@@ -2,16 +2,24 @@
 
 Stages (concurrent.futures, so an exception in any stage comes back through its future):
 
-- reading: one thread reads the frames of the next two batches ahead;
+- batching: the engine's schedule (`colorize.engines.batches_of`) decides which frames go together and in
+  which order: consecutive frames, or for diffusion `temporal: warp` the frames of different warp chains
+  side by side;
+- reading: a pool of threads reads the frames of the next two batches ahead, and runs the engine's
+  `preprocess` on each (per-frame CPU work that needs no other result: masks, sketches, line-art flow),
+  so that it overlaps the engine's work on the current batch;
 - coloring: the engine runs in the main thread, one batch at a time (where Ctrl-C and SIGTERM arrive);
 - writing: a pool of threads encodes and writes outputs atomically (PNG compression releases the GIL),
   at most two batches behind, so memory stays flat however long the shot is.
 
-Every frame event is emitted from the main thread, in frame order. A run that started always ends with
-exactly one `summary`, whatever happens:
+Every frame event is emitted from the main thread, in the order the frames were colored (the schedule's
+order: frame order, except where the schedule interleaves warp chains), once its write is done. Each
+selected frame gets exactly one `frame_done`, `frame_skipped` or `frame_failed`. A run that started always
+ends with exactly one `summary`, whatever happens:
 
-- a frame that cannot be read, or an engine that raises a `ColorizeError` (a bad frame it read): the frames
-  of that batch fail, the run goes on;
+- a frame that cannot be read (or preprocessed) fails alone; an engine that raises a `ColorizeError` (a bad
+  frame it read): the frames of that batch fail, the run goes on; an engine result with `error` set: that
+  frame fails, the run goes on;
 - an engine bug (any other exception, or a result of the wrong frames, type or size) or running out of
   memory: the frames of that batch fail, the frames already colored are written, the run stops;
 - a write that fails (disk full, permissions): that frame fails, the run stops;
@@ -36,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__, images
+from colorize.engines import batches_of, engine_spec
 from colorize.engines.base import Character, Engine, FrameInput, FrameResult, ShotContext
 from colorize.errors import (
     ColorizeError,
@@ -53,6 +62,7 @@ from colorize.sequences import frame_range_text
 from colorize.shot import ShotPlan
 
 WRITERS = max(1, min(4, os.cpu_count() or 1))
+READERS = max(1, min(8, os.cpu_count() or 1))  # reading and the engine's per-frame preprocessing
 
 
 @dataclass
@@ -233,36 +243,44 @@ class _Stream:
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
         colorizer.prepare(shot_context(self.plan, self.size))
-        self._stream(colorizer, todo)
+        self._notes(colorizer)
+        plan = self.plan
+        batches = batches_of(
+            engine_spec(plan.engine),
+            [f for f, _ in todo],
+            plan.frames,
+            tuple(sorted(plan.keyframe_paths)),
+            plan.settings,
+        )
+        _check_schedule(batches, [f for f, _ in todo])
+        self._stream(colorizer, batches, dict(todo))
 
     # -- the stream --------------------------------------------------------------------------------------
 
-    def _stream(self, engine: Engine, todo: list[tuple[int, str]]) -> None:
-        batch_size = self.plan.settings.batch
-        window = 2 * batch_size
-        pending = iter(todo)
-        reads: deque[tuple[int, str, Future[FrameInput]]] = deque()
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorize-read")
+    def _stream(self, engine: Engine, batches: list[tuple[int, ...]], reasons: dict[int, str]) -> None:
+        window = 2 * self.plan.settings.batch  # frames read ahead
+        pending = iter([f for batch in batches for f in batch])
+        reads: deque[tuple[int, Future[FrameInput]]] = deque()
+        preprocess = getattr(engine, "preprocess", None)
+        reader = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="colorize-read")
         writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="colorize-write")
 
         def read_ahead() -> None:
             while len(reads) < window:
-                item = next(pending, None)
-                if item is None:
+                f = next(pending, None)
+                if f is None:
                     return
-                reads.append((item[0], item[1], reader.submit(_read_frame, self.plan, item[0])))
+                reads.append((f, reader.submit(_read_frame, self.plan, f, preprocess)))
 
         try:
             read_ahead()
-            while reads:
+            for frames in batches:
                 batch: list[FrameInput] = []
-                reasons: dict[int, str] = {}
-                while reads and len(batch) < batch_size:
-                    f, reason, future = reads.popleft()
+                for f in frames:
+                    _, future = reads.popleft()
                     read_ahead()
                     try:
                         batch.append(future.result())
-                        reasons[f] = reason
                     except ColorizeError as error:
                         self.out.append(_Entry(f, error=error))
                     except Exception as error:
@@ -301,6 +319,7 @@ class _Stream:
             error = _out_of_memory(failure, engine, frames, self.plan.settings.batch) or _internal(
                 failure, f"engine {getattr(engine, 'name', '?')!r} on frames {frame_range_text(frames)}"
             )
+        self._notes(engine)
         if error is not None:
             self.out.extend(_Entry(f, error=error) for f in frames)
             if fatal:
@@ -309,6 +328,9 @@ class _Stream:
         per_frame = clock.seconds / len(batch)
         compression = self.plan.settings.output_compression
         for result in results:
+            if result.error is not None:
+                self.out.append(_Entry(result.frame, error=result.error))
+                continue
             record = self.freshness.expected(result.frame).with_unresolved(result.info.get("unresolved"))
             write = writer.submit(
                 images.write_image,
@@ -320,7 +342,13 @@ class _Stream:
             seconds = result.seconds if result.seconds is not None else per_frame
             self.out.append(_Entry(result.frame, reasons[result.frame], result, seconds, write))
 
-    # -- reporting, in frame order -----------------------------------------------------------------------
+    def _notes(self, engine: Engine) -> None:
+        """The engine's messages for people, as `message` events."""
+        notes = getattr(engine, "notes", None)
+        while notes:
+            self.events.emit("message", text=str(notes.pop(0)))
+
+    # -- reporting, in the order of coloring -------------------------------------------------------------
 
     def _report(self, keep: int) -> None:
         """Report the frames at the head of the line whose writes are done, then wait until at most `keep`
@@ -414,6 +442,8 @@ def _result_problem(
     for r in results:
         if not isinstance(getattr(r, "info", None), dict):
             return InternalError(f"engine {name!r} returned no info dict for frame {r.frame}")
+        if isinstance(getattr(r, "error", None), ColorizeError):
+            continue
         image = r.image
         shape = getattr(image, "shape", None)
         if (
@@ -466,11 +496,24 @@ def _make_folders(folders: set[Path]) -> None:
             raise OutputError(f"{folder}: cannot create the output folder ({error.strerror})") from None
 
 
-def _read_frame(plan: ShotPlan, frame: int) -> FrameInput:
+def _read_frame(
+    plan: ShotPlan, frame: int, preprocess: Callable[[FrameInput], FrameInput] | None = None
+) -> FrameInput:
     fp = plan.frame(frame)
-    return FrameInput(
+    frame_input = FrameInput(
         frame=frame,
         lineart=images.read_rgba(fp.lineart),
         masks={name: images.read_mask(path) for name, path in fp.masks.items()},
         keyframe=images.read_rgb(fp.keyframe) if fp.keyframe else None,
     )
+    return preprocess(frame_input) if preprocess is not None else frame_input
+
+
+def _check_schedule(batches: list[tuple[int, ...]], todo: list[int]) -> None:
+    """An engine schedule must hand over every frame to color exactly once (else it is a bug)."""
+    given = [f for batch in batches for f in batch]
+    if sorted(given) != sorted(todo) or any(not batch for batch in batches):
+        raise InternalError(
+            f"the engine's schedule gives frames {frame_range_text(sorted(set(given)))} in {len(batches)} "
+            f"batches for frames {frame_range_text(todo)} (each exactly once expected; a bug)"
+        )

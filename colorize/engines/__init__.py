@@ -2,8 +2,9 @@
 
 Each engine is described by an `EngineSpec`: how to build it, and what is known about it without building
 it (no weights loaded): which line-art frames the output of a frame depends on, which settings never change
-its pixels, and a fingerprint of its model. The shot plan uses the spec for validation (every frame an
-engine reads is checked) and for freshness (what each output was made from).
+its pixels, a fingerprint of its model, and in which batches the runner hands it the frames to color. The
+shot plan uses the spec for validation (every frame an engine reads is checked) and for freshness (what each
+output was made from); the runner for the order of the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from colorize.settings import Settings
 
 # (frame, frames of the whole line-art sequence (sorted), keyframes (sorted), settings) -> frames, f included
 DependsOn = Callable[[int, Sequence[int], Sequence[int], Settings], tuple[int, ...]]
+# (frames to color (sorted), frames of the whole sequence, keyframes, settings) -> the batches, in order: each
+# frame to color exactly once
+Schedule = Callable[[Sequence[int], Sequence[int], Sequence[int], Settings], list[tuple[int, ...]]]
 
 # Settings that change no engine's pixels: where a run writes and how it judges its results.
 NON_PIXEL_SETTINGS = frozenset({"engine", "model", "output_compression", "max_unresolved"})
@@ -27,9 +31,24 @@ class EngineSpec:
     name: str
     create: Callable[[Settings], Engine]
     depends_on: DependsOn
-    ignores: frozenset[str]  # settings (top-level keys) this engine's pixels never depend on
+    ignores: frozenset[str]  # settings this engine's pixels never depend on (top-level keys or `section.key`)
     fingerprint: Callable[[Settings], str] | None = None  # of the model the settings name, if any
     check: Callable[[Settings], None] | None = None  # raises what is known to be missing before a run
+    schedule: Schedule | None = None  # the batches to color; None: consecutive frames, `batch` at a time
+
+
+def consecutive_batches(todo: Sequence[int], batch: int) -> list[tuple[int, ...]]:
+    """The frames in order, `batch` at a time (the last batch may be shorter)."""
+    return [tuple(todo[i : i + batch]) for i in range(0, len(todo), batch)]
+
+
+def batches_of(
+    spec: EngineSpec, todo: Sequence[int], frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> list[tuple[int, ...]]:
+    """The batches the runner hands the engine `spec` (its schedule, else consecutive frames)."""
+    if spec.schedule is None:
+        return consecutive_batches(todo, settings.batch)
+    return spec.schedule(todo, frames, keyframes, settings)
 
 
 def _create_flat(settings: Settings) -> Engine:
@@ -61,6 +80,14 @@ def _diffusion_depends_on(
     return depends_on(frame, frames, keyframes, settings)
 
 
+def _diffusion_schedule(
+    todo: Sequence[int], frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> list[tuple[int, ...]]:
+    from colorize.engines.diffusion.planning import schedule
+
+    return schedule(todo, frames, keyframes, settings)
+
+
 def _diffusion_check(settings: Settings) -> None:
     from colorize.engines.diffusion.planning import require_model_folder
 
@@ -87,9 +114,11 @@ _SPECS: dict[str, EngineSpec] = {
         "diffusion",
         _create_diffusion,
         _diffusion_depends_on,
-        ignores=NON_PIXEL_SETTINGS | {"flat"},
+        # offload moves the same weights around: same kernels, same bytes.
+        ignores=NON_PIXEL_SETTINGS | {"flat", "diffusion.offload"},
         fingerprint=_diffusion_fingerprint,
         check=_diffusion_check,
+        schedule=_diffusion_schedule,
     ),
 }
 

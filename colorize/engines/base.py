@@ -3,6 +3,17 @@
 Engines never read or write files. The runner hands them arrays (and loaders for frames outside the
 batch, for engines that propagate through the shot) and takes arrays back.
 
+Optional parts an engine may have:
+
+- `preprocess(frame_input) -> FrameInput`: per-frame CPU work that needs no other frame's result (sketch
+  normalisation, mask merging, line-art flow). The runner calls it in its reader threads, right after
+  reading the frame, so it overlaps the engine's work on earlier batches; it must be thread-safe. What it
+  returns (usually the input with `prepared` set) is what `colorize` gets.
+- `notes`: a list of one-line messages for people (a setting ignored on this machine); the runner empties
+  it into `message` events after `prepare` and after every batch.
+- A frame that cannot be made while the rest of its batch can (a bad input file read for it alone) comes
+  back as a `FrameResult` with `error` set and no image: that frame fails, the others are written.
+
 Determinism contract: the result for frame f must be a pure function of the shot's inputs, the settings
 and f. It must not depend on which other frames this run processed before (a shot run whole and the
 same shot run in frame-range chunks on many machines give byte-identical outputs).
@@ -16,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from colorize.errors import ColorizeError
 from colorize.settings import Settings
 
 
@@ -54,14 +66,16 @@ class FrameInput:
     lineart: np.ndarray  # H×W×4 uint8 RGBA; lines are dark and/or opaque (see regions.ink)
     masks: dict[str, np.ndarray]  # character -> H×W bool (only characters with a mask in the manifest)
     keyframe: np.ndarray | None  # H×W×3 uint8 RGB colored version of this very drawing, if any
+    prepared: Any = None  # the engine's own `preprocess` output for this frame, if it has one
 
 
 @dataclass
 class FrameResult:
     frame: int
-    image: np.ndarray  # H×W×3 RGB or H×W×4 RGBA, uint8 or uint16, the line art's size; written as it is
+    image: np.ndarray | None  # H×W×3 RGB or H×W×4 RGBA, uint8 or uint16, the line art's size; written as is
     info: dict[str, Any] = field(default_factory=dict)  # reported in the frame's event (`unresolved`: int)
     seconds: float | None = None  # engine time of this frame, when the engine can tell (else batch / n)
+    error: ColorizeError | None = None  # this frame alone could not be made (then `image` is None)
 
 
 class Engine(Protocol):

@@ -17,40 +17,61 @@ the character where its mask (dilated 11×11, at least 0.5) says so; the mask co
 `characters.NAME.reference_mask`, else the model folder's segmentation network (`anime_seg/`), else a
 flat-backdrop heuristic; `frame_done` says which (`bleach_mask`).
 
-Per batch (`colorize`): sketches normalised and encoded, character masks merged (missing ones made from
-the line art or an anime-segmentation network), initial latents from `colorize.temporal`, then the
-explicit denoising loop of `sampling` with every guidance branch of every frame in one UNet batch
-(`pipeline.make_model_call`),
-VAE decode, crop, resize back to the frame's size, optional cel finish.
+Per frame, ahead (`preprocess`, called by the runner in its reader threads while the model works on an
+earlier batch; line art only): the sketch normalised at the working size, the character masks merged
+(missing ones made from the line art or an anime-segmentation network) and resized to the latent grid,
+the frame's initial noise (`colorize.temporal`), the keyframe of a keyframe anchor at the working size,
+the line-art flow and occlusion from the previous frame (`temporal: warp`), the line-art regions of cel
+finish.
+
+Per batch (`colorize`): the init images (the previous result warped along the precomputed flow, in worker
+threads), then per UNet batch the explicit denoising loop of `sampling` with every guidance branch of
+every frame in one UNet call (`pipeline.batch_inputs` / `pipeline.predict`, or its CUDA-graph replay:
+cuda_graph.py), VAE decode, one copy back, then crop, resize back and cel finish in worker threads.
 
 Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
 runs): `none` noise(seed, f); `locked` one noise field for the shot; `warp` the previous frame's result
-warped onto the line art, encoded and denoised from `strength` (frames run one after the other).
+warped onto the line art, encoded and denoised from `strength`. Warp chains restart at anchors, so frames of
+different chains are independent: the runner hands over the next frames of several chains together
+(`planning.warp_batches`). A frame whose predecessor this engine does not hold (a chunk that starts
+between anchors) gets its chain recomputed from the anchor first, in memory, batched in the same way.
 
-Batch shape: the UNet always sees `settings.batch` frames per call (a short last batch is padded with
-copies of its last frame and the copies are dropped), so a frame's bytes never depend on where a
-chunk boundary cut the batches. `--batch` is therefore part of the settings that determine the bytes.
+Batch shape: the UNet always sees `settings.batch` frames per call (when fewer frames are ready, the batch
+is padded with copies of its last frame and the copies dropped), and the frames of one call share one
+timestep schedule: noise anchors and `none` / `locked` frames every step, keyframe anchors and warped
+frames from `strength`. Nothing in a frame's computation mixes frames of a batch, so with the shape fixed
+a frame's bytes depend neither on which frames share its batch nor on where a chunk boundary cut the
+batches (tested). `--batch` is part of the settings that determine the bytes: on CPU a frame's floats can
+differ in the last bit with the batch shape.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 import numpy as np
 import torch
 
 from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
-from colorize.errors import MissingInputError, UsageError
+from colorize.errors import ColorizeError, InputDataError, MissingInputError, UsageError
 from colorize.regions.segment import ink_u8
 from colorize.settings import Settings
-from colorize.temporal import SHOT_KEY, chain_start, frame_noise, warp_previous
+from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, line_art_warp
 
 from . import preprocess as pp
-from .cel import cel_finish
+from .cel import cel_apply, cel_regions
+from .cuda_graph import GraphedModelCall
 from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
-from .pipeline import Conditioning, dilate_mask, encode_references, make_model_call
+from .pipeline import BatchInputs, Conditioning, batch_inputs, dilate_mask, encode_references, predict
+from .planning import chain_starts
 from .sampling import (
     branch_predictor,
     branches,
@@ -60,6 +81,9 @@ from .sampling import (
     set_steps,
     start_latents,
 )
+
+WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
+HELD_CHAINS_PER_BATCH = 4  # warp: results kept of up to 4 × batch chains (the schedule starts ≤ 2 × batch)
 
 CONVERT_HINT = (
     "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
@@ -117,33 +141,92 @@ class ShotCache:
     bleach_mask: str | None  # where the bleaching mask came from: manifest, anime_seg, heuristic
 
 
+@dataclass
+class FramePrep:
+    """A frame's CPU work done ahead (`preprocess`): it needs the frame's line art and inputs only.
+
+    NumPy and OpenCV only: torch's CPU kernels run on OpenMP, and a second thread starting them makes a
+    second team of threads that fights the model's for the cores. Tensors are made on the main thread.
+    """
+
+    sketch: np.ndarray  # (Hp, Wp) float32 in [-1, 1], lines bright
+    regions: np.ndarray | None  # (N, h, w) float32 latent region masks (split conditioning)
+    noise_key: int | str  # the key of the frame's initial noise (`colorize.temporal.frame_noise`)
+    from_noise: bool  # every step from noise; else img2img from `strength`
+    init: np.ndarray | None  # a keyframe anchor's keyframe at the model's padded size (Hp, Wp, 3) uint8
+    warp: LineArtWarp | None  # a warped frame: flow and occlusion from the previous frame's line art
+    previous: int | None  # a warped frame: the frame whose result it starts from
+    cel: np.ndarray | None  # cel finish: the line art's region labels
+    info: dict[str, Any]
+
+
+@dataclass
+class _Job:
+    frame_input: FrameInput
+    prep: FramePrep
+    anchor: int  # its warp chain's anchor (the frame itself outside `warp`)
+
+    @property
+    def frame(self) -> int:
+        return self.frame_input.frame
+
+
 class DiffusionEngine:
-    """ColorizeDiffusion v2 engine; see the module docstring."""
+    """ColorizeDiffusion v2 engine; see the module docstring.
+
+    `model`: an already loaded model (benchmarks comparing settings on one model); by default the settings'
+    model folder is loaded onto the settings' device.
+    """
 
     name = "diffusion"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, model: ColorizeDiffusionModel | None = None):
         self.settings = settings
         self.options = settings.diffusion
-        folder = check_model_folder(settings.model or "")
+        self.notes: list[str] = []  # messages for people (the runner emits them)
         self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
-        self.model = ColorizeDiffusionModel.from_pretrained(
-            folder, device=self.device, dtype=self.dtype, full_precision_dtype=full
-        )
+        folder = Path(settings.model) if settings.model else None
+        if model is None:
+            folder = check_model_folder(settings.model or "")
+            model = ColorizeDiffusionModel.from_pretrained(
+                folder,
+                device="cpu" if self.options.offload else self.device,
+                dtype=self.dtype,
+                full_precision_dtype=full,
+            )
+        self.model = model
+        if self.options.offload:
+            model.enable_offload(self.device)
         self.segmenter = None
-        if self.options.mask_source != "lineart":
+        if self.options.mask_source != "lineart" and folder is not None:
             self.segmenter = pp.AnimeSegmenter.from_model_folder(folder, self.device)
-            if self.segmenter is None and self.options.mask_source == "anime_seg":
-                raise MissingInputError(
-                    f"{folder}: diffusion.mask_source anime_seg needs anime_seg/model.pt in the model folder"
-                )
+        if self.segmenter is None and self.options.mask_source == "anime_seg":
+            raise MissingInputError(
+                f"{folder}: diffusion.mask_source anime_seg needs anime_seg/model.pt in the model folder"
+            )
+        self.graphs = self.options.cuda_graph
+        if self.graphs and self.device.type != "cuda":
+            self.notes.append(
+                f"diffusion.cuda_graph needs a CUDA device; the UNet runs eagerly on {self.device}"
+            )
+            self.graphs = False
+        elif self.graphs and self.options.offload:
+            self.notes.append("diffusion.cuda_graph is off with diffusion.offload (the weights move)")
+            self.graphs = False
         if self.device.type == "cuda":  # reproducible kernels; CPU kernels already are
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
         self.factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        self.counts = {"unet_batches": 0, "frames": 0, "padding": 0}  # UNet batches run (benches, tests)
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
-        self._last: tuple[int, np.ndarray, np.ndarray] | None = None  # warp chain: (frame, result, lineart)
+        self._graph: GraphedModelCall | None = None
+        self._starts: dict[int, int] = {}  # frame -> its warp chain's anchor
+        self._index: dict[int, int] = {}  # frame -> its position in the shot
+        self._held: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()  # anchor -> (frame, result)
+        self._inks: OrderedDict[int, np.ndarray] = OrderedDict()  # recent frames' ink, for the flow
+        self._inks_lock = Lock()
 
     # ---- per shot --------------------------------------------------------------------------------------
 
@@ -151,12 +234,17 @@ class DiffusionEngine:
     def prepare(self, shot: ShotContext) -> None:
         """Encode every reference once for the shot."""
         self._shot = shot
-        self._last = None
+        self._held.clear()
+        with self._inks_lock:
+            self._inks.clear()
+        self._graph = None
+        self._starts = chain_starts(shot.frames, shot.keyframes, self.options.warp_anchor_every)
+        self._index = {f: i for i, f in enumerate(shot.frames)}
         geometry = pp.frame_geometry(*shot.size, self.options.resolution)
         latent = (geometry.padded[0] // self.factor, geometry.padded[1] // self.factor)
 
         def image(rgb: np.ndarray) -> torch.Tensor:
-            return pp.to_model_image(rgb)[None].to(self.device)
+            return pp.to_model_image(rgb)[None].to(self.model.device)
 
         if not shot.characters and shot.background is None:
             raise MissingInputError(
@@ -171,7 +259,7 @@ class DiffusionEngine:
         else:
             first = shot.characters[0]
             mask, how = self._reference_mask(first)
-            bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.device))
+            bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.model.device))
             source = f"{first.name} bleached"
         conditioning = encode_references(
             self.model,
@@ -183,9 +271,7 @@ class DiffusionEngine:
             output_size=geometry.work,
             mode=mode,
         )
-        blank = torch.full(
-            (1, 3, *geometry.padded), -1.0, device=self.device, dtype=self.model.sketch_encoder.dtype
-        )
+        blank = torch.full((1, 3, *geometry.padded), -1.0)
         self._cache = ShotCache(
             geometry=geometry,
             latent=latent,
@@ -203,87 +289,89 @@ class DiffusionEngine:
             return self.segmenter.probability(character.reference), "anime_seg"
         return pp.reference_foreground(character.reference).astype(np.float32), "heuristic"
 
-    # ---- per batch -------------------------------------------------------------------------------------
-
-    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
-        """Color a batch: as one UNet batch (none, locked), or frame after frame along the warp chain."""
-        if self.settings.temporal == "warp":
-            return [self._warp_frame(fi) for fi in batch]
-        seed, shape = self.settings.seed, self._latent_shape()
-        if self.settings.temporal == "locked":
-            noise = [frame_noise(seed, SHOT_KEY, shape)] * len(batch)
-        else:
-            noise = [frame_noise(seed, fi.frame, shape) for fi in batch]
-        images, infos = self._run(batch, torch.stack(noise))
-        for info in infos:
-            info["temporal"] = self.settings.temporal
-        return [FrameResult(fi.frame, img, info) for fi, img, info in zip(batch, images, infos, strict=True)]
-
-    def _latent_shape(self) -> tuple[int, ...]:
-        cache = self._require_cache()
-        return (self.model.unet.config.in_channels, *cache.latent)
-
-    def _require_cache(self) -> ShotCache:
+    def _require_cache(self) -> tuple[ShotContext, ShotCache]:
         if self._cache is None or self._shot is None:
-            raise RuntimeError("DiffusionEngine.prepare(shot) must run before colorize()")
-        return self._cache
+            raise RuntimeError("DiffusionEngine.prepare(shot) must run before preprocess() and colorize()")
+        return self._shot, self._cache
 
-    # ---- warp chains -----------------------------------------------------------------------------------
+    # ---- per frame, ahead of time ------------------------------------------------------------------------
 
-    def _input(self, frame: int) -> FrameInput:
-        """A frame's inputs read through the shot's loaders (to recompute a warp chain)."""
-        shot = self._shot
-        assert shot is not None
-        key = shot.load_keyframe(frame) if frame in shot.keyframes else None
-        return FrameInput(frame, shot.load_lineart(frame), shot.load_masks(frame), key)
+    def preprocess(self, frame_input: FrameInput) -> FrameInput:
+        """The frame with its `FramePrep` (thread-safe: the runner calls it from its reader threads)."""
+        return replace(frame_input, prepared=self._prepare_frame(frame_input))
 
-    def _warp_frame(self, fi: FrameInput) -> FrameResult:
-        shot = self._shot
-        assert shot is not None
-        frames, keys = list(shot.frames), list(shot.keyframes)
-        anchor = chain_start(fi.frame, frames, keys, self.options.warp_anchor_every)
-        index = frames.index(fi.frame)
-        seed, shape = self.settings.seed, self._latent_shape()
-        noise = frame_noise(seed, fi.frame, shape)[None]
-        if fi.frame == anchor:
-            keyframe = (
-                fi.keyframe
-                if fi.keyframe is not None
-                else (shot.load_keyframe(fi.frame) if fi.frame in keys else None)
-            )
-            if keyframe is None:
-                images, infos = self._run([fi], noise)
-                infos[0]["temporal"] = "warp anchor (noise)"
+    def _prepare_frame(self, fi: FrameInput) -> FramePrep:
+        shot, cache = self._require_cache()
+        o, geometry, f = self.options, cache.geometry, fi.frame
+        ink = ink_u8(fi.lineart)
+        self._remember_ink(f, ink)
+        foreground, masks, sources = self._masks(fi) if cache.conditioning.split else (None, None, {})
+        work_ink = np.clip(geometry.to_work(ink.astype(np.float32) / 255.0), 0.0, 1.0)
+        info: dict[str, Any] = {
+            "mode": o.mode,
+            "mask_source": sources,
+            "background": cache.background_source,
+            "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
+        }
+        if cache.bleach_mask is not None:
+            info["bleach_mask"] = cache.bleach_mask
+        if foreground is not None:
+            info["foreground"] = round(float(foreground.mean()), 4)
+        temporal = self.settings.temporal
+        init, warp, previous = None, None, None
+        if temporal != "warp":
+            info["temporal"] = temporal
+        elif self._starts[f] == f:
+            key = fi.keyframe
+            if key is None and f in shot.keyframes:
+                key = shot.load_keyframe(f)
+            if key is None:
+                info["temporal"] = "warp anchor (noise)"
             else:
-                images, infos = self._run([fi], noise, init=[keyframe])
-                infos[0]["temporal"] = "warp anchor (keyframe)"
+                init = self._work_image(key)
+                info["temporal"] = "warp anchor (keyframe)"
         else:
-            previous = frames[index - 1]
-            if self._last is None or self._last[0] != previous:
-                # This run did not just compute the predecessor: recompute the chain from its anchor (or from
-                # the latest frame of the chain this engine still holds).
-                first = anchor
-                if self._last is not None and anchor <= self._last[0] < previous:
-                    first = frames[frames.index(self._last[0]) + 1]
-                for frame in frames[frames.index(first) : index]:
-                    self._warp_frame(self._input(frame))
-            assert self._last is not None and self._last[0] == previous
-            _, prev_image, prev_lineart = self._last
-            warped, occluded = warp_previous(
-                prev_image, ink_u8(fi.lineart), ink_u8(prev_lineart), self.options.occlusion_threshold
-            )
-            images, infos = self._run([fi], noise, init=[warped])
-            infos[0]["temporal"] = f"warp from {previous} (anchor {anchor})"
-            infos[0]["occluded"] = round(float(occluded.mean()), 4)
-        self._last = (fi.frame, images[0], fi.lineart)
-        return FrameResult(fi.frame, images[0], infos[0])
+            previous = shot.frames[self._index[f] - 1]
+            warp = line_art_warp(ink, self._ink(previous), o.occlusion_threshold)
+            info["temporal"] = f"warp from {previous} (anchor {self._starts[f]})"
+            info["occluded"] = round(float(warp.occluded.mean()), 4)
+        return FramePrep(
+            sketch=pp.sketch_plane(work_ink),
+            regions=pp.latent_masks(masks, geometry, cache.latent).numpy() if masks is not None else None,
+            noise_key=SHOT_KEY if temporal == "locked" else f,
+            from_noise=init is None and warp is None,
+            init=init,
+            warp=warp,
+            previous=previous,
+            cel=cel_regions(fi.lineart, self.settings.flat) if o.cel_finish else None,
+            info=info,
+        )
 
-    # ---- the sampler -----------------------------------------------------------------------------------
+    def _remember_ink(self, frame: int, ink: np.ndarray) -> None:
+        with self._inks_lock:
+            self._inks[frame] = ink
+            self._inks.move_to_end(frame)
+            while len(self._inks) > 4 * self.settings.batch + 8:
+                self._inks.popitem(last=False)
+
+    def _ink(self, frame: int) -> np.ndarray:
+        """A frame's ink: remembered from its own preprocessing, else read through the shot's loader."""
+        with self._inks_lock:
+            ink = self._inks.get(frame)
+        if ink is None:
+            shot, _ = self._require_cache()
+            ink = ink_u8(shot.load_lineart(frame))
+        return ink
+
+    def _work_image(self, rgb: np.ndarray) -> np.ndarray:
+        """A frame-sized RGB image at the model's padded working size, (Hp, Wp, 3) uint8."""
+        _, cache = self._require_cache()
+        geometry = cache.geometry
+        return pp.pad_image(geometry.to_work(rgb), geometry.padded)
 
     def _masks(self, fi: FrameInput) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
         """(foreground, split N×H×W, source per character) of one frame."""
-        shot = self._shot
-        assert shot is not None
+        shot, _ = self._require_cache()
         given = [c.name for c in shot.characters if c.name in fi.masks]
         sources = {name: "manifest" for name in given}
         missing = [c.name for c in shot.characters if c.name not in fi.masks]
@@ -306,74 +394,211 @@ class DiffusionEngine:
         merged = pp.merge_character_masks(masks, self.options.mask_dilation)
         return merged.foreground, merged.split, sources
 
+    # ---- per batch -------------------------------------------------------------------------------------
+
     @torch.inference_mode()
-    def _run(
-        self, batch: list[FrameInput], noise: torch.Tensor, init: list[np.ndarray] | None = None
-    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-        """Denoise `batch` from `noise` (B, C, h, w), or from the `init` images at `strength`."""
-        cache = self._require_cache()
-        shot = self._shot
-        assert shot is not None
+    def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
+        """Color a batch (frames of one kind, as the schedule groups them; any batch works)."""
+        self._require_cache()
+        # Frames the runner did not preprocess (an engine driven directly): prepared here, in threads.
+        batch = list(
+            self._pool.map(
+                lambda fi: fi if isinstance(fi.prepared, FramePrep) else self.preprocess(fi), batch
+            )
+        )
+        jobs = {fi.frame: _Job(fi, fi.prepared, self._starts.get(fi.frame, fi.frame)) for fi in batch}
+        failed: dict[int, ColorizeError] = {}
+        if self.settings.temporal == "warp":
+            helpers, failed = self._chain_helpers(jobs)
+            jobs = {**helpers, **{f: j for f, j in jobs.items() if f not in failed}}
+        results = self._compute(sorted(jobs.values(), key=lambda j: self._index[j.frame]))
+        return [
+            FrameResult(fi.frame, None, {}, error=failed[fi.frame])
+            if fi.frame in failed
+            else FrameResult(fi.frame, results[fi.frame], fi.prepared.info)
+            for fi in batch
+        ]
+
+    def _chain_helpers(self, jobs: dict[int, _Job]) -> tuple[dict[int, _Job], dict[int, ColorizeError]]:
+        """The frames to compute first so that every warped frame of `jobs` has its predecessor's result
+        (from the chain's latest result this engine holds, or its anchor, up to the frame), and the frames
+        of `jobs` that cannot be made because their chain needs an input that cannot be read (with why)."""
+        shot, _ = self._require_cache()
+        position = self._index.__getitem__
+        by_chain: dict[int, list[int]] = {}
+        for job in jobs.values():
+            by_chain.setdefault(job.anchor, []).append(job.frame)
+        needed: list[tuple[int, int]] = []  # (frame, anchor), in chain order
+        for anchor, frames in by_chain.items():
+            start, first = position(anchor), min(frames, key=position)
+            held = self._held.get(anchor)
+            if held is not None and position(held[0]) < position(first):
+                start = position(held[0]) + 1
+            end = position(max(frames, key=position))
+            needed += [(g, anchor) for g in shot.frames[start:end] if g not in jobs]
+        helpers: dict[int, _Job] = {}
+        broken: dict[int, tuple[int, ColorizeError]] = {}  # anchor -> first frame that cannot be read
+        for (frame, anchor), got in zip(needed, self._pool.map(self._load_job, needed), strict=True):
+            if anchor in broken:
+                continue
+            if isinstance(got, ColorizeError):
+                broken[anchor] = (frame, got)
+            else:
+                helpers[frame] = got
+        failed = {
+            f: _chain_error(f, anchor, bad, error)
+            for anchor, (bad, error) in broken.items()
+            for f in by_chain[anchor]
+            if position(f) > position(bad)
+        }
+        return helpers, failed
+
+    def _load_job(self, item: tuple[int, int]) -> _Job | ColorizeError:
+        """A frame outside the batch read through the shot's loaders and prepared (or why it cannot be)."""
+        shot, _ = self._require_cache()
+        frame, anchor = item
+        try:
+            key = shot.load_keyframe(frame) if frame in shot.keyframes else None
+            fi = FrameInput(frame, shot.load_lineart(frame), shot.load_masks(frame), key)
+            return _Job(fi, self._prepare_frame(fi), anchor)
+        except ColorizeError as error:
+            return error
+
+    def _compute(self, jobs: list[_Job]) -> dict[int, np.ndarray]:
+        """Every job's result, level by level: a warped frame runs once its predecessor's result is held.
+        Each level runs as UNet batches of frames that share a timestep schedule."""
+        results: dict[int, np.ndarray] = {}
+        pending = jobs
+        while pending:
+            ready = [j for j in pending if j.prep.previous is None or self._holds(j.anchor, j.prep.previous)]
+            if not ready:
+                raise RuntimeError(f"warp chains cannot proceed at frames {[j.frame for j in pending]}")
+            for from_noise in (True, False):
+                group = [j for j in ready if j.prep.from_noise == from_noise]
+                for i in range(0, len(group), self.settings.batch):
+                    results.update(self._run(group[i : i + self.settings.batch]))
+            done = {j.frame for j in ready}
+            pending = [j for j in pending if j.frame not in done]
+        return results
+
+    def _holds(self, anchor: int, frame: int) -> bool:
+        held = self._held.get(anchor)
+        return held is not None and held[0] == frame
+
+    def _run(self, jobs: list[_Job]) -> dict[int, np.ndarray]:
+        """One UNet batch: init images, the denoising loop, decode, then the frames finished in threads."""
+        inits = None
+        if not jobs[0].prep.from_noise:
+            inits = list(self._pool.map(self._init_image, jobs))
+        decoded = self._denoise(jobs, inits)
+        images = list(self._pool.map(self._finish, jobs, decoded))
+        if self.settings.temporal == "warp":
+            for job, image in zip(jobs, images, strict=True):
+                self._held[job.anchor] = (job.frame, image)
+                self._held.move_to_end(job.anchor)
+            while len(self._held) > HELD_CHAINS_PER_BATCH * self.settings.batch:
+                self._held.popitem(last=False)
+        return {job.frame: image for job, image in zip(jobs, images, strict=True)}
+
+    def _init_image(self, job: _Job) -> np.ndarray:
+        """The image an img2img frame starts from (Hp, Wp, 3): its keyframe, or the previous result warped."""
+        if job.prep.init is not None:
+            return job.prep.init
+        assert job.prep.warp is not None
+        return self._work_image(apply_warp(self._held[job.anchor][1], job.prep.warp))
+
+    def _finish(self, job: _Job, image: np.ndarray) -> np.ndarray:
+        """A decoded padded result (uint8) at the frame's size, cel-finished if asked."""
+        _, cache = self._require_cache()
+        image = cache.geometry.to_frame(image)
+        return cel_apply(image, job.prep.cel) if job.prep.cel is not None else image
+
+    # ---- the sampler -----------------------------------------------------------------------------------
+
+    def _denoise(self, jobs: list[_Job], inits: list[np.ndarray] | None) -> np.ndarray:
+        """Denoise the jobs' frames (one timestep schedule) as one UNet batch of `settings.batch` frames;
+        (len(jobs), Hp, Wp, 3) uint8."""
+        _, cache = self._require_cache()
         m, o = self.model, self.options
-        geometry = cache.geometry
-        split = cache.conditioning.split
-        infos: list[dict[str, Any]] = []
-        sketches, regions = [], []
-        for fi in batch:
-            foreground, masks, sources = self._masks(fi) if split else (None, None, {})
-            ink = np.clip(geometry.to_work(ink_u8(fi.lineart).astype(np.float32) / 255.0), 0.0, 1.0)
-            sketches.append(pp.normalize_sketch(ink))
-            if masks is not None:
-                regions.append(pp.latent_masks(masks, geometry, cache.latent))
-            info: dict[str, Any] = {
-                "mode": o.mode,
-                "mask_source": sources,
-                "background": cache.background_source,
-                "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
-            }
-            if cache.bleach_mask is not None:
-                info["bleach_mask"] = cache.bleach_mask
-            if foreground is not None:
-                info["foreground"] = round(float(foreground.mean()), 4)
-            infos.append(info)
+        b, width = len(jobs), max(len(jobs), self.settings.batch)
+        self.counts["unet_batches"] += 1
+        self.counts["frames"] += b
+        self.counts["padding"] += width - b
 
-        # A fixed UNet batch shape: pad with copies of the last frame (dropped below).
-        b = len(batch)
-        width = max(b, self.settings.batch) if self.settings.temporal != "warp" else b
+        def stack(arrays: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
+            """The batch padded to `width` with copies of its last frame, on the device."""
+            t = (
+                torch.stack(arrays)
+                if isinstance(arrays[0], torch.Tensor)
+                else torch.from_numpy(np.stack(arrays))
+            )
+            if width > b:
+                t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
+            return _to_device(t, m.device)
 
-        def pad(t: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])]) if width > b else t
-
-        sketch = pad(torch.stack(sketches)).to(self.device)
+        shape = (m.unet.config.in_channels, *cache.latent)
+        noise = stack([frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs])
+        sketch = stack([j.prep.sketch for j in jobs])[:, None].expand(-1, 3, -1, -1).contiguous()
         names = branches(o.ref_scale, o.sketch_scale)
-        model_call = make_model_call(
+        inputs = batch_inputs(
             m,
             cache.conditioning,
             hints=m.encode_sketch(sketch),
             blank_hints=cache.blank_hints,
-            region_masks=pad(torch.stack(regions)) if regions else None,
+            region_masks=stack([j.prep.regions for j in jobs]) if cache.conditioning.split else None,
             names=names,
         )
-        noise = pad(noise).to(self.device)
         scheduler = make_scheduler(o.sampler, m.scheduler_config)
-        if init is None:
+        if inits is None:
             timesteps = set_steps(scheduler, o.steps)
             latents = start_latents(scheduler, noise, timesteps)
         else:
-            images = pad(
-                torch.stack(
-                    [pp.to_model_image(pp.pad_image(geometry.to_work(img), geometry.padded)) for img in init]
-                )
-            )
             timesteps = set_steps(scheduler, o.steps, o.strength)
-            latents = start_latents(scheduler, noise, timesteps, image_latents=m.encode_image(images))
-        denoise = guided_denoiser(branch_predictor(model_call, names), o.ref_scale, o.sketch_scale)
-        decoded = m.decode_latent(sample(denoise, latents, scheduler, timesteps, disable=True))
+            image_latents = m.encode_image(pp.to_model_image(stack(inits)))
+            latents = start_latents(scheduler, noise, timesteps, image_latents=image_latents)
+        with self._attention():
+            model_call = self._model_call(inputs)
+            denoise = guided_denoiser(branch_predictor(model_call, names), o.ref_scale, o.sketch_scale)
+            latents = sample(denoise, latents, scheduler, timesteps, disable=True)
+        return pp.from_model_image(m.decode_latent(latents)[:b])  # decoded at the fixed batch shape too
 
-        out = []
-        for i, fi in enumerate(batch):
-            image = geometry.to_frame(pp.from_model_image(decoded[i]))
-            if o.cel_finish:
-                image = cel_finish(image, fi.lineart, self.settings.flat)
-            out.append(image)
-        return out, infos
+    def _model_call(self, inputs: BatchInputs):
+        """`model_call(x, t)` of this batch: eager, or the shot's CUDA graph fed the batch's inputs."""
+        _, cache = self._require_cache()
+        if self.graphs:
+            if self._graph is None:
+                self._graph = GraphedModelCall(self.model, cache.conditioning)
+            return self._graph.load(inputs)
+
+        def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return predict(self.model, cache.conditioning, inputs, x, t)
+
+        return model_call
+
+    @contextmanager
+    def _attention(self) -> Iterator[None]:
+        """On a GPU, the attention backends the UNet may use: FlashAttention first (exact attention), the
+        memory-efficient kernel where flash cannot run (float32), the math kernel last."""
+        if self.device.type != "cuda":
+            yield
+            return
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+            yield
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device`; to a GPU from pinned memory, without waiting for the copy."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _chain_error(frame: int, anchor: int, missing: int, error: ColorizeError) -> ColorizeError:
+    """Why `frame` cannot be made: its warp chain needs `missing`, whose input is bad (same exit code)."""
+    text = f"frame {frame}: its warp chain from {anchor} needs frame {missing}: {error}"
+    try:
+        return type(error)(text)
+    except TypeError:  # an error class that is not built from one message
+        return InputDataError(text)

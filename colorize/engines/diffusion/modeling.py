@@ -18,6 +18,11 @@ Per reference (once per shot): `reference_tokens`, `size_embedding`, `background
 per batch: `encode_sketch`; per step: `predict_v`. For N characters the split context is
 `character_context([tokens_1, ..., tokens_N], background_tokens)` and `region_masks` is (B, N, h, w);
 N = 1 is the official v2 forward.
+
+`model.device` is where inputs go and components run. `enable_offload(device)` (sequential component
+offload, for cards too small for the whole model) keeps every component's weights in CPU memory (pinned)
+and moves a component to `device` when one of these methods uses it, the previous one leaving: one
+component on the GPU at a time; the weights and the kernels are the same, so are the results.
 """
 
 from __future__ import annotations
@@ -93,6 +98,22 @@ class ColorizeDiffusionModel(nn.Module):
         self.clip = clip
         self.scales = scales or ConditioningScales()
         self.scheduler_config = dict(scheduler_config or ModelConfig().scheduler)
+        self.offload: SequentialOffload | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs go and the components run (with offload: where each one is moved to run)."""
+        return self.offload.device if self.offload is not None else self.unet.device
+
+    def enable_offload(self, device: str | torch.device) -> None:
+        """Sequential component offload onto `device` (see the module docstring)."""
+        names = [*COMPONENTS, *([CLIP] if self.clip is not None else [])]
+        self.to("cpu")
+        self.offload = SequentialOffload({name: getattr(self, name) for name in names}, device)
+
+    def _use(self, name: str) -> None:
+        if self.offload is not None:
+            self.offload.activate(name)
 
     # ---- building ---------------------------------------------------------------------------------------
     @classmethod
@@ -197,7 +218,8 @@ class ColorizeDiffusionModel(nn.Module):
         """CLIP local tokens of [-1, 1] reference images (B, T, context_dim)."""
         if self.clip is None:
             raise RuntimeError("this model has no CLIP encoder: convert with --clip or pass tokens directly")
-        return self.clip(images)
+        self._use(CLIP)
+        return self.clip(images.to(self.device))
 
     @property
     def size_embed_dim(self) -> int:
@@ -206,18 +228,20 @@ class ColorizeDiffusionModel(nn.Module):
 
     def size_embedding(self, ratio_h: float | torch.Tensor, ratio_w: float | torch.Tensor) -> torch.Tensor:
         """Size embedding (B, adm_in_channels) of reference-to-output ratios (float32)."""
-        return size_embedding(ratio_h, ratio_w, self.size_embed_dim).to(self.unet.device)
+        return size_embedding(ratio_h, ratio_w, self.size_embed_dim).to(self.device)
 
     def background_features(
         self, latent: torch.Tensor, tokens: torch.Tensor, size_emb: torch.Tensor
     ) -> list[torch.Tensor]:
         """Background encoder token maps (decoder order, before the mask scale)."""
+        self._use("background_encoder")
         return self.background_encoder(latent, tokens, size_emb, timestep=0)
 
     def style_vectors(
         self, latent: torch.Tensor, tokens: torch.Tensor, size_emb: torch.Tensor
     ) -> list[torch.Tensor]:
         """Style encoder vectors (decoder order)."""
+        self._use("style_encoder")
         return self.style_encoder(latent, tokens, size_emb, timestep=0)
 
     @staticmethod
@@ -233,16 +257,19 @@ class ColorizeDiffusionModel(nn.Module):
     # ---- per frame -------------------------------------------------------------------------------------
     def encode_sketch(self, sketch: torch.Tensor) -> list[torch.Tensor]:
         """Sketch hints of an inverted [-1, 1] sketch batch (before the control scale)."""
-        return self.sketch_encoder(sketch)
+        self._use("sketch_encoder")
+        return self.sketch_encoder(sketch.to(self.device, self.sketch_encoder.dtype))
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Scaled latent (posterior mean × scaling factor, float32) of [-1, 1] images."""
-        mean = self.vae.encode(image.to(self.vae.device, self.vae.dtype)).latent_dist.mean
+        self._use("vae")
+        mean = self.vae.encode(image.to(self.device, self.vae.dtype)).latent_dist.mean
         return mean.float() * self.vae.config.scaling_factor
 
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """[-1, 1] images (float32, not clamped) from scaled latents."""
-        z = latent.to(self.vae.device, self.vae.dtype) / self.vae.config.scaling_factor
+        self._use("vae")
+        z = latent.to(self.device, self.vae.dtype) / self.vae.config.scaling_factor
         return self.vae.decode(z).sample.float()
 
     # ---- per step --------------------------------------------------------------------------------------
@@ -265,6 +292,7 @@ class ColorizeDiffusionModel(nn.Module):
         background) and, with background_features, the skip injection. LoRA is on when background
         features are given (as in the official app), unless `use_lora` says otherwise.
         """
+        self._use("unet")
         s = scales or self.scales
         hints = [h * s.control_scale for h in sketch_hints] if sketch_hints is not None else None
         features = (
@@ -287,6 +315,38 @@ class ColorizeDiffusionModel(nn.Module):
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, **conditions: Any) -> torch.Tensor:
         """Same as `predict_v`."""
         return self.predict_v(sample, timestep, **conditions)
+
+
+class SequentialOffload:
+    """Components whose weights live in CPU memory, one of them at a time on `device` (where it runs).
+
+    The CPU copies are made once (pinned, when the device is a GPU, so the copies to it are asynchronous);
+    a component leaving the device just points back at them (inference never changes weights).
+    """
+
+    def __init__(self, components: dict[str, nn.Module], device: str | torch.device):
+        self.device = torch.device(device)
+        pin = self.device.type == "cuda"
+        self.active: str | None = None
+        self.moves = 0  # components moved onto the device so far
+        self._tensors = {
+            name: [
+                (t, t.data.pin_memory() if pin else t.data) for t in [*module.parameters(), *module.buffers()]
+            ]
+            for name, module in components.items()
+        }
+
+    def activate(self, name: str) -> None:
+        """Put component `name` on the device, and the one there before back in CPU memory."""
+        if name == self.active:
+            return
+        if self.active is not None:
+            for tensor, cpu in self._tensors[self.active]:
+                tensor.data = cpu
+        for tensor, cpu in self._tensors[name]:
+            tensor.data = cpu.to(self.device, non_blocking=True)
+        self.active = name
+        self.moves += 1
 
 
 # ---- reading a folder ---------------------------------------------------------------------------------

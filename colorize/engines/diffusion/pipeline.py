@@ -17,8 +17,10 @@ With a background image the background encoder reads that image, its tokens and 
 instead of the bleached reference. Mode `plain` (enhancements off) uses the references' tokens as the
 context and nothing else: no split attention, no background injection, no style.
 
-Per batch (`make_model_call`): the sketch hints, the blank-sketch hints, the region masks and the
-branches' contexts batched as the official sampler batches them (cond, uncond_ref, uncond_sketch).
+Per batch (`batch_inputs`): the sketch hints, the blank-sketch hints, the region masks and the branches'
+contexts batched as the official sampler batches them (cond, uncond_ref, uncond_sketch); per step
+(`predict`): one UNet call on them. `make_model_call` binds the two into the `model_call(x, t)` the
+sampling loop calls (the engine may replay `predict` as a CUDA graph instead: cuda_graph.py).
 """
 
 from __future__ import annotations
@@ -149,7 +151,16 @@ def encode_references(
 # ---- the denoiser of a batch ---------------------------------------------------------------------------
 
 
-def make_model_call(
+@dataclass
+class BatchInputs:
+    """What every step of one batch reads besides x and t: the branches' contexts, hints and masks."""
+
+    context: torch.Tensor  # (branches·B, T_total, C)
+    hints: list[torch.Tensor]  # per hint level (branches·B, C_l, h_l, w_l)
+    region_masks: torch.Tensor | None  # (branches·B, N, h, w), when the conditioning splits
+
+
+def batch_inputs(
     model: ColorizeDiffusionModel,
     conditioning: Conditioning,
     *,
@@ -157,9 +168,8 @@ def make_model_call(
     blank_hints: list[torch.Tensor],
     region_masks: torch.Tensor | None,
     names: list[str],
-    scales: ConditioningScales | None = None,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """`model_call(x_all, t_all)` -> float32 v for `names` × frames stacked in that order (sampling.py).
+) -> BatchInputs:
+    """The branches of a batch stacked as the official sampler stacks them (cond, uncond_ref, uncond_sketch).
 
     hints: the sketch encoder's hints of the batch (B frames, before the control scale); blank_hints: those
     of a blank sketch (batch 1). region_masks (B, N, h, w) at latent size, used when the conditioning splits.
@@ -170,26 +180,57 @@ def make_model_call(
         "uncond_ref": conditioning.zero_context,
         "uncond_sketch": conditioning.context,
     }
-    context_all = torch.cat([contexts[n].expand(width, -1, -1) for n in names])
-    hints_all = [
-        torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
-        for h, blank in zip(hints, blank_hints, strict=True)
-    ]
     masks_all = None
     if conditioning.split and region_masks is not None:
-        masks_all = region_masks.to(model.unet.device, model.unet.dtype).repeat(len(names), 1, 1, 1)
+        masks_all = region_masks.to(model.device, model.unet.dtype).repeat(len(names), 1, 1, 1)
+    return BatchInputs(
+        context=torch.cat([contexts[n].expand(width, -1, -1) for n in names]),
+        hints=[
+            torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
+            for h, blank in zip(hints, blank_hints, strict=True)
+        ],
+        region_masks=masks_all,
+    )
+
+
+def predict(
+    model: ColorizeDiffusionModel,
+    conditioning: Conditioning,
+    inputs: BatchInputs,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    scales: ConditioningScales | None = None,
+) -> torch.Tensor:
+    """float32 v of every branch and frame (x, t: branches·B stacked as `inputs`): one UNet call."""
+    v = model.predict_v(
+        x.to(model.unet.dtype),
+        t,
+        context=inputs.context,
+        sketch_hints=inputs.hints,
+        region_masks=inputs.region_masks,
+        background_features=conditioning.background_features,
+        style_vectors=conditioning.style_vectors,
+        scales=scales,
+    )
+    return v.float()
+
+
+def make_model_call(
+    model: ColorizeDiffusionModel,
+    conditioning: Conditioning,
+    *,
+    hints: list[torch.Tensor],
+    blank_hints: list[torch.Tensor],
+    region_masks: torch.Tensor | None,
+    names: list[str],
+    scales: ConditioningScales | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`model_call(x_all, t_all)` -> float32 v for `names` × frames stacked in that order (sampling.py)."""
+    inputs = batch_inputs(
+        model, conditioning, hints=hints, blank_hints=blank_hints, region_masks=region_masks, names=names
+    )
 
     def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        v = model.predict_v(
-            x.to(model.unet.dtype),
-            t,
-            context=context_all,
-            sketch_hints=hints_all,
-            region_masks=masks_all,
-            background_features=conditioning.background_features,
-            style_vectors=conditioning.style_vectors,
-            scales=scales,
-        )
-        return v.float()
+        return predict(model, conditioning, inputs, x, t, scales)
 
     return model_call

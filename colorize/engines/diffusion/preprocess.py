@@ -273,13 +273,18 @@ def padded_size(height: int, width: int, multiple: int = MULTIPLE) -> tuple[int,
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
-def normalize_sketch(ink: np.ndarray, multiple: int = MULTIPLE) -> torch.Tensor:
-    """(3, Hp, Wp) float32 sketch in [-1, 1], lines bright (inverted), padded with paper."""
+def sketch_plane(ink: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
+    """(Hp, Wp) float32 sketch in [-1, 1], lines bright (inverted), padded with paper (NumPy only)."""
     h, w = ink.shape
     hp, wp = padded_size(h, w, multiple)
     padded = np.zeros((hp, wp), np.float32)
     padded[:h, :w] = ink
-    return torch.from_numpy(padded * 2.0 - 1.0)[None].expand(3, -1, -1).contiguous()
+    return padded * 2.0 - 1.0
+
+
+def normalize_sketch(ink: np.ndarray, multiple: int = MULTIPLE) -> torch.Tensor:
+    """(3, Hp, Wp) float32 sketch in [-1, 1], lines bright (inverted), padded with paper."""
+    return torch.from_numpy(sketch_plane(ink, multiple))[None].expand(3, -1, -1).contiguous()
 
 
 def pad_image(image: np.ndarray, size: tuple[int, int], fill: int = 255) -> np.ndarray:
@@ -295,15 +300,17 @@ def crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return image[: size[0], : size[1]]
 
 
-def to_model_image(rgb: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0
+def to_model_image(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(…)×H×W×3 uint8 -> (…, 3, H, W) float32 in [-1, 1] (a batch may already be a tensor on a GPU)."""
+    x = torch.from_numpy(rgb) if isinstance(rgb, np.ndarray) else rgb
+    return x.movedim(-1, -3).float() / 127.5 - 1.0
 
 
 def from_model_image(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> H×W×3 uint8 (rounded, so the bytes are well defined)."""
+    """(…, 3, H, W) in [-1, 1] -> …×H×W×3 uint8 (rounded, so the bytes are well defined); a batch is
+    converted on its device and copied back once."""
     x = ((image.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
+    return np.ascontiguousarray(x.movedim(-3, -1).cpu().numpy())
 
 
 def latent_masks(split: np.ndarray, geometry: Geometry, latent: tuple[int, int]) -> torch.Tensor:

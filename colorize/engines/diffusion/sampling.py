@@ -75,13 +75,20 @@ def sample(
     callback: Callable[[dict[str, Any]], None] | None = None,
     disable: bool = True,
 ) -> torch.Tensor:
-    """The denoising loop. `callback` gets {i, t, x, v} after every step; `disable` hides the progress bar."""
+    """The denoising loop. `callback` gets {i, t, x, v} after every step; `disable` hides the progress bar.
+
+    `timesteps` stay on the CPU (where diffusers' schedulers keep their sigmas); the loop makes no
+    synchronising call (`.item()`, `.cpu()`, a tensor in an `if`) on the latents' device.
+    """
     from tqdm.auto import tqdm
 
     x = latents
+    # The scheduler's arithmetic reads t on the CPU; the model gets the same steps on its device, copied
+    # once here: nothing in the loop waits for the device.
+    model_steps = timesteps.to(latents.device)
     for i, t in enumerate(tqdm(timesteps, disable=disable, desc="denoise")):
         model_input = scheduler.scale_model_input(x, t)
-        v = denoise(model_input, t)
+        v = denoise(model_input, model_steps[i])
         x = scheduler.step(v, t, x, return_dict=False)[0]
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "v": v})
