@@ -25,9 +25,10 @@ from colorize_cli.common import (
 from colorize.engines import create_engine
 from colorize.errors import ColorizeError, ExitCode
 from colorize.events import Events, HumanReporter
+from colorize.farm import shot_command
 from colorize.manifest import schema_json
 from colorize.provenance import Freshness
-from colorize.runner import Summary, run_shot
+from colorize.runner import Summary, run_on_devices, run_shot
 from colorize.sequences import frame_range_text
 from colorize.shot import (
     ShotPlan,
@@ -37,6 +38,7 @@ from colorize.shot import (
     raise_problems,
     validate_plan,
 )
+from colorize.workers import parse_devices
 
 
 class Progress(str, Enum):
@@ -76,6 +78,13 @@ def shot(
     progress_every: float = typer.Option(
         5.0, "--progress-every", min=0, help="Seconds between progress lines (lines, openjd); 0: every frame."
     ),
+    devices: str | None = typer.Option(
+        None,
+        "--devices",
+        help="Use several GPUs: 0,1,… or all. The frames to color are split into one chunk per device (cut "
+        "between warp chains), each run by a worker process on its GPU; one event stream, one summary, the "
+        "same bytes as one run. cpu entries run a worker on the CPU.",
+    ),
     *,
     options: RunOptions,
 ) -> None:
@@ -92,6 +101,8 @@ def shot(
         colorize shot ./shot042 --frames 1001-1024 --json > events.jsonl
 
         colorize shot ./shot042 --engine flat --out /tmp/preview --max-unresolved 20
+
+        colorize shot ./shot042 --devices all --json > events.jsonl
     """
     events = Events(
         json_stream=sys.stdout if json_events else None,
@@ -101,8 +112,15 @@ def shot(
         plan = _plan(shot_dir, refs, frames, out, options)
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
-        make = functools.partial(create_engine, plan.engine, plan.settings)
-        summary = run_shot(plan, make, events, size=size, overwrite=overwrite)
+        if devices:
+            diffusion_device = plan.settings.diffusion.device if plan.engine == "diffusion" else None
+            targets = parse_devices(devices, diffusion_device)
+            given = options.argv() + (["--out", str(out.resolve())] if out else [])
+            args = shot_command(plan, shot_dir, [*given, "--json", "--progress", "none", "--quiet"])
+            summary = run_on_devices(plan, targets, events, size=size, worker_args=args, overwrite=overwrite)
+        else:
+            make = functools.partial(create_engine, plan.engine, plan.settings)
+            summary = run_shot(plan, make, events, size=size, overwrite=overwrite)
     events.close()
     _debug(summary)
     if summary.exit_code != ExitCode.OK:

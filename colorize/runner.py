@@ -28,6 +28,11 @@ ends with exactly one `summary`, whatever happens:
 
 Freshness (`colorize.provenance`): each output carries the record of what it was made from; a frame whose
 output matches the current record is skipped as `fresh`, a missing or stale one is colored again.
+
+Several devices (`run_on_devices`): the frames to color are split into one chunk per device
+(`colorize.workers`), each colored by a `colorize shot --frames CHUNK --json` worker process; the workers'
+frame events are merged into this run's stream (in the order they arrive) and its one summary. A worker
+that dies or stops has its frames that it did not report fail; the other workers finish.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
@@ -60,6 +66,16 @@ from colorize.events import SCHEMA, Events, Stopwatch
 from colorize.provenance import Freshness, OutputState
 from colorize.sequences import frame_range_text
 from colorize.shot import ShotPlan
+from colorize.workers import (
+    STOP_SECONDS,
+    WORKER_COMMAND,
+    Device,
+    Worker,
+    WorkerFailed,
+    split_frames,
+    start_workers,
+    stop_workers,
+)
 
 WRITERS = max(1, min(4, os.cpu_count() or 1))
 READERS = max(1, min(8, os.cpu_count() or 1))  # reading and the engine's per-frame preprocessing
@@ -142,6 +158,30 @@ def run_shot(
     rerun with every frame fresh never loads a model). Emits `run_start` ... `summary`; never raises for
     what happens after `run_start` (the summary says it), so the caller only maps `exit_code`.
     """
+    return _run(plan, events, size, lambda stream: stream.run(engine, overwrite))
+
+
+def run_on_devices(
+    plan: ShotPlan,
+    devices: list[Device],
+    events: Events,
+    *,
+    size: tuple[int, int],
+    worker_args: list[str],
+    overwrite: bool = False,
+    command: Sequence[str] = WORKER_COMMAND,
+) -> Summary:
+    """`run_shot` with one worker process per device (see the module docstring).
+
+    `worker_args`: the `colorize shot` arguments that make a worker resolve this plan (shot, --refs, the run
+    options, --out, --json), to which each worker's `--frames CHUNK` is added.
+    """
+    return _run(
+        plan, events, size, lambda stream: stream.run_remote(devices, worker_args, overwrite, command)
+    )
+
+
+def _run(plan: ShotPlan, events: Events, size: tuple[int, int], body: Callable[[_Stream], None]) -> Summary:
     clock = Stopwatch()
     summary = Summary(total=len(plan.selected))
     try:
@@ -161,7 +201,7 @@ def run_shot(
         )
         if plan.settings.engine == "auto":
             events.emit("message", text=f"engine {plan.engine} ({plan.engine_reason})")
-        _Stream(plan, events, summary, size).run(engine, overwrite)
+        body(_Stream(plan, events, summary, size))
     except KeyboardInterrupt:
         summary.stop(ExitCode.INTERRUPTED, "interrupted")
     except OutputClosed as error:
@@ -225,7 +265,8 @@ class _Stream:
         self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
         self.write_failed: ColorizeError | None = None
 
-    def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
+    def _todo(self, overwrite: bool) -> list[tuple[int, str]]:
+        """(frame, reason) of the frames to color; fresh ones are reported as skipped."""
         images.remove_stale_temps(list(self.outputs.values()))
         todo: list[tuple[int, str]] = []
         for f in self.plan.selected:
@@ -237,9 +278,14 @@ class _Stream:
                 self._fresh(state)
             else:
                 todo.append((f, "missing" if state.state == "missing" else f"stale: {state.reason}"))
+        if todo:
+            _make_folders({self.outputs[f].parent for f, _ in todo})
+        return todo
+
+    def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
+        todo = self._todo(overwrite)
         if not todo:
             return
-        _make_folders({self.outputs[f].parent for f, _ in todo})
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
         colorizer.prepare(shot_context(self.plan, self.size))
@@ -254,6 +300,102 @@ class _Stream:
         )
         _check_schedule(batches, [f for f, _ in todo])
         self._stream(colorizer, batches, dict(todo))
+
+    # -- worker processes, one per device -----------------------------------------------------------------
+
+    def run_remote(
+        self, devices: list[Device], worker_args: list[str], overwrite: bool, command: Sequence[str]
+    ) -> None:
+        reasons = dict(self._todo(overwrite))
+        todo = list(reasons)
+        if not todo:
+            return
+        chunks = split_frames(todo, self.plan.dependencies, len(devices))
+        args = [*worker_args, *(["--overwrite"] if overwrite else [])]
+        workers, queue = start_workers(
+            list(zip(devices, chunks, strict=False)),
+            lambda frames: [*args, "--frames", frame_range_text(frames)],
+            command,
+        )
+        self.events.emit(
+            "message",
+            text="; ".join(f"{w.device.name}: frames {frame_range_text(w.frames)}" for w in workers),
+        )
+        running = len(workers)
+        try:
+            while running:
+                worker, record = queue.get()
+                if record is None:
+                    running -= 1
+                    self._worker_ended(worker, reasons)
+                else:
+                    self._relay(worker, record)
+        finally:
+            stop_workers(workers)  # (when the run stops early: Ctrl-C, SIGTERM, a closed stdout)
+            self._drain(queue, running)
+
+    def _drain(self, queue: Queue, running: int) -> None:
+        """After stopping the workers: the frames they finished meanwhile still get their events."""
+        try:
+            while running:
+                worker, record = queue.get(timeout=STOP_SECONDS)
+                if record is None:
+                    running -= 1
+                elif record["event"] in ("frame_done", "frame_skipped", "frame_failed"):
+                    self._relay(worker, record)
+        except (Empty, OutputClosed):
+            pass
+
+    def _relay(self, worker: Worker, record: dict[str, Any]) -> None:
+        """One event of a worker, into this run's stream and summary."""
+        kind = record["event"]
+        fields = {k: v for k, v in record.items() if k not in ("event", "time")}
+        frame = fields.get("frame")
+        if kind in ("frame_done", "frame_skipped", "frame_failed"):
+            if frame not in worker.frames or frame in worker.reported:
+                return
+            worker.reported.add(frame)
+            unresolved = fields.get("unresolved")
+            if isinstance(unresolved, int) and not isinstance(unresolved, bool) and unresolved:
+                self.summary.unresolved_regions += unresolved
+                self.summary.frames_with_unresolved += 1
+            if kind == "frame_failed":
+                error = WorkerFailed(str(fields.pop("error", "")), fields.pop("exit_code", ExitCode.INTERNAL))
+                self._fail(frame, error, fields)
+                return
+            if kind == "frame_done":
+                self.summary.done += 1
+            else:
+                self.summary.skipped += 1
+            self.events.emit(kind, **fields)
+        elif kind == "error":
+            worker.errors.append((str(fields.get("error")), int(fields.get("exit_code", ExitCode.INTERNAL))))
+        elif kind == "summary":
+            worker.summary = fields
+        elif kind == "message":
+            self.events.emit("message", text=f"{worker.device.name}: {fields.get('text')}")
+
+    def _worker_ended(self, worker: Worker, reasons: dict[int, str]) -> None:
+        """The frames a finished worker did not report: done if their output is there and fresh (written
+        before the worker was lost), else failed, with why."""
+        missing = [f for f in worker.frames if f not in worker.reported]
+        if not missing:
+            return
+        error = worker.why_unfinished()
+        for f in missing:
+            state = self.freshness.state(f)
+            if state.state != "done":
+                self._fail(f, error)
+                continue
+            self.summary.done += 1
+            self.events.emit(
+                "frame_done",
+                frame=f,
+                output=str(state.path),
+                seconds=None,
+                reason=reasons[f],
+                unreported=str(error),
+            )
 
     # -- the stream --------------------------------------------------------------------------------------
 

@@ -91,9 +91,22 @@ class Unresolved(Fake):
         return {"unresolved": fi.frame % 5, "frame": "not the frame", "event": "not the event"}
 
 
+class DiesOnFrame(Fake):
+    """The process is killed (SIGKILL) when a batch holds frame 1011: a worker lost mid-run."""
+
+    def colorize(self, batch):
+        if any(fi.frame == 1011 for fi in batch):
+            import os
+            import signal
+
+            time.sleep(0.5)  # the writes of the batches before finish
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().colorize(batch)
+
+
 KINDS = {
     cls.__name__.lower(): cls
-    for cls in (Fake, Slow, Float64, RaisesOnSecondBatch, OutOfMemory, BadChainFrame, Unresolved)
+    for cls in (Fake, Slow, Float64, RaisesOnSecondBatch, OutOfMemory, BadChainFrame, Unresolved, DiesOnFrame)
 }
 
 
@@ -102,12 +115,17 @@ def install(kind: str) -> None:
     register_engine(dataclasses.replace(engine_spec("flat"), create=KINDS[kind]))
 
 
-def popen_with_engine(kind: str, *args: str, **kw) -> subprocess.Popen:
+def worker_command(kind: str) -> tuple[str, ...]:
+    """A `colorize` worker command (colorize.workers) whose flat engine is the fake `kind`."""
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); import fake_engines; fake_engines.install({kind!r}); "
         "from colorize_cli.app import main; main()"
     )
-    return subprocess.Popen([sys.executable, "-c", code, *args], text=True, **kw)
+    return (sys.executable, "-c", code)
+
+
+def popen_with_engine(kind: str, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([*worker_command(kind), *args], text=True, **kw)
 
 
 def run_with_engine(kind: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
