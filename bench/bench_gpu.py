@@ -155,6 +155,11 @@ class Bench:
         out = self.work / f"out-{tag}"
         shutil.rmtree(out, ignore_errors=True)
         plan, size = self.plan(temporal, batch, out, **diffusion)
+        if diffusion.get("offload"):  # its own model, in CPU memory: the shared one leaves the GPU for good
+            self.model.to("cpu")
+            gc.collect()
+            if self.cuda:
+                self.torch.cuda.empty_cache()
         engine = DiffusionEngine(plan.settings, model=None if diffusion.get("offload") else self.model)
         inside = {"seconds": 0.0}
         denoise = engine._denoise

@@ -73,7 +73,8 @@ class GraphedModelCall:
                 predict(self.model, self.conditioning, self.inputs, self.x, self.t, self.scales)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: the reader and writer threads may use CUDA (pinned memory) while this thread captures.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.out = predict(self.model, self.conditioning, self.inputs, self.x, self.t, self.scales)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
