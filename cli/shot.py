@@ -57,6 +57,9 @@ def shot(
     overwrite: bool = typer.Option(False, "--overwrite", help="Recolor frames whose output already exists."),
     json_events: bool = typer.Option(False, "--json", help="Write JSON-lines events on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the summary on stderr."),
+    qa: Path | None = typer.Option(
+        None, "--qa", help="Write QA overlays (flat engine), qa.json and worst_frames.png into this folder."
+    ),
 ) -> None:
     """Colorize the frames of a shot.
 
@@ -87,7 +90,7 @@ def shot(
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
         name, why = choose_engine(plan.settings)
-        colorizer = create_engine(name, plan.settings)
+        colorizer = create_engine(name, plan.settings, qa=qa is not None)
         events.emit(
             "run_start",
             version=__version__,
@@ -103,7 +106,7 @@ def shot(
         )
         if engine is None and plan.settings.engine == "auto":
             events.emit("message", text=f"engine {name} ({why})")
-        summary = run_shot(plan, colorizer, events, size=size, overwrite=overwrite)
+        summary = run_shot(plan, colorizer, events, size=size, overwrite=overwrite, qa_dir=qa)
         seconds = max(summary.seconds, 1e-9)
         events.emit(
             "summary",

@@ -17,6 +17,7 @@ from colorize import images
 from colorize.engines.base import Character, Engine, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError, ExitCode, InternalError, OutputError
 from colorize.events import Events, Stopwatch
+from colorize.qa import QAWriter
 from colorize.shot import ShotPlan
 
 _END = object()
@@ -55,7 +56,7 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,
         load_lineart=lambda f: images.read_rgba(plan.lineart_paths[f]),
-        load_keyframe=lambda f: images.read_rgb(plan.keyframe_paths[f]),
+        load_keyframe=lambda f: images.read_rgba(plan.keyframe_paths[f]),
         load_masks=load_masks,
         load_output=load_output,
     )
@@ -68,8 +69,11 @@ def run_shot(
     *,
     size: tuple[int, int],
     overwrite: bool = False,
+    qa_dir: Path | None = None,
 ) -> Summary:
-    """Color the plan's selected frames with `engine`; every output is written atomically."""
+    """Color the plan's selected frames with `engine`; every output is written atomically.
+
+    `qa_dir`: where QA overlays (`FrameResult.qa`), `qa.json` and the worst-frames sheet go."""
     clock = Stopwatch()
     summary = Summary()
     outputs = {f: plan.output.path(f) for f in plan.selected}
@@ -85,7 +89,10 @@ def run_shot(
         _make_folders({outputs[f].parent for f in todo})
         context = shot_context(plan, size)
         engine.prepare(context)
-        _stream(plan, engine, events, todo, outputs, summary)
+        qa = QAWriter(qa_dir) if qa_dir is not None else None
+        _stream(plan, engine, events, todo, outputs, summary, qa)
+        if qa is not None:
+            qa.finish()
     summary.seconds = clock.seconds
     return summary
 
@@ -105,6 +112,7 @@ def _stream(
     todo: list[int],
     outputs: dict[int, Path],
     summary: Summary,
+    qa: QAWriter | None = None,
 ) -> None:
     batch_size = plan.settings.batch
     read_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
@@ -137,7 +145,10 @@ def _stream(
             result, seconds = got
             path = outputs[result.frame]
             try:
-                images.write_image(path, result.image)
+                s = plan.settings
+                images.write_image(path, images.output_array(result.image, s.output_alpha, s.output_depth))
+                if qa is not None:
+                    qa.add(result.frame, path, result.qa, result.info)
             except ColorizeError as error:
                 fail(result.frame, error)
                 continue
@@ -194,5 +205,5 @@ def _read_frame(plan: ShotPlan, frame: int) -> FrameInput:
         frame=frame,
         lineart=images.read_rgba(fp.lineart),
         masks={name: images.read_mask(path) for name, path in fp.masks.items()},
-        keyframe=images.read_rgb(fp.keyframe) if fp.keyframe else None,
+        keyframe=images.read_rgba(fp.keyframe) if fp.keyframe else None,
     )

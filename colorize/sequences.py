@@ -110,3 +110,19 @@ def gaps(frames: list[int]) -> list[int]:
         return []
     have = set(frames)
     return [f for f in range(frames[0], frames[-1] + 1) if f not in have]
+
+
+def find_sequence(folder: Path, extensions: tuple[str, ...]) -> dict[int, Path]:
+    """The longest numbered frame sequence in `folder` with one of `extensions`: {frame: path}, in frame
+    order (fileseq: frame 10000 of a `####` sequence comes after 9999). Empty when there is none."""
+    if not folder.is_dir():
+        raise MissingInputError(f"{folder}: folder not found")
+    found = [
+        s
+        for s in fileseq.findSequencesOnDisk(str(folder), pad_style=PAD_STYLE)
+        if s.extension().lower() in extensions and s.frameSet() is not None
+    ]
+    if not found:
+        return {}
+    best = max(found, key=lambda s: (len(s.frameSet()), s.basename()))
+    return {int(f): Path(best.frame(f)) for f in best.frameSet()}

@@ -10,6 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+OUTPUT_ALPHA = Field(
+    "auto",
+    description="auto: RGBA output when the line art or the keyframes have transparency (transparent "
+    "regions stay transparent, lines keep their alpha); on: always RGBA; off: RGB over white.",
+)
+OUTPUT_DEPTH = Field(8, description="Bits per channel of the written frames: 8 or 16 (PNG and TIFF).")
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,6 +50,13 @@ class FlatSettings(StrictModel):
     )
     match_threshold: float = Field(
         0.5, ge=0, le=1, description="Least vote share for a propagated region color; below it is unresolved."
+    )
+    fill: Literal["auto", "flat", "texture"] = Field(
+        "auto",
+        description="How a region is painted from its source: flat: one color (keyframe frames included); "
+        "texture: the source region's pixels carried over (shading, texture), never across a line; auto: "
+        "texture where the source region is not flat. Keyframe frames keep the keyframe's pixels off the "
+        "lines unless flat.",
     )
 
 
@@ -102,6 +116,8 @@ class Settings(StrictModel):
     batch: int = Field(4, ge=1, le=256)
     temporal: Literal["none", "locked", "warp"] = "warp"
     model: str | None = Field(None, description="Model folder for the diffusion engine.")
+    output_alpha: Literal["auto", "on", "off"] = OUTPUT_ALPHA
+    output_depth: Literal[8, 16] = OUTPUT_DEPTH
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synth import PALETTE, make_frame, make_overlap_frame
 
 from colorize.engines.base import Character, FrameInput, ShotContext
 from colorize.engines.flat import FlatEngine
-from colorize.regions.synth import PALETTE, make_frame, make_overlap_frame
 from colorize.settings import FlatSettings, Settings
 
 H, W = 180, 320

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from synth import make_frame
 
-from colorize.regions.palette import dominant_colors, pack_rgb, reference_palette
-from colorize.regions.render import render
+from colorize.regions.palette import dominant_colors, pack_color, reference_palette
+from colorize.regions.render import paint_layer, render
 from colorize.regions.segment import colored_line_mask, neighbour_regions, segment
-from colorize.regions.synth import make_frame
 
 
 def _blank(h: int = 120, w: int = 200) -> np.ndarray:
@@ -65,9 +65,9 @@ def test_colored_lines_fill_or_keep():
     cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 2)
     cv2.line(img, (100, 10), (100, 110), (30, 60, 255, 255), 2)
     seg = segment(img, gap_close=0, min_region=1)
-    colors = np.full(seg.count + 1, 0x20C040, np.int32)
-    filled = render(seg, colors, img, "keep", "fill")
-    kept = render(seg, colors, img, "keep", "keep")
+    paint = paint_layer(seg, np.full(seg.count + 1, 0xFF20C040, np.int64), alpha=False)
+    filled = render(seg, paint, img, "keep", "fill")
+    kept = render(seg, paint, img, "keep", "keep")
     assert tuple(filled[60, 100]) == (0x20, 0xC0, 0x40)
     r, g, b = (int(v) for v in kept[60, 100])
     assert b > 200 and r < 80  # the blue line is back on top
@@ -125,10 +125,10 @@ def test_dominant_colors_and_reference_palette():
     img[labels == 1] = (255, 0, 0)
     img[0, 2] = (0, 0, 255)
     colors, share = dominant_colors(labels, 2, img)
-    assert colors[1] == 0xFF0000 and colors[2] == 0x000000 and abs(share[2] - 2 / 3) < 1e-6
+    assert colors[1] == 0xFFFF0000 and colors[2] == 0xFF000000 and abs(share[2] - 2 / 3) < 1e-6
     ref = np.zeros((10, 10, 3), np.uint8)
     ref[:7] = (200, 100, 50)
-    assert reference_palette(ref)[0] == pack_rgb(np.array([[200, 100, 50]], np.uint8))[0]
+    assert reference_palette(ref)[0] == pack_color(np.array([[200, 100, 50]], np.uint8))[0]
 
 
 def test_neighbour_regions_prefer_the_same_owner():

@@ -18,12 +18,14 @@ def choose_engine(settings: Settings) -> tuple[str, str]:
     return "flat", "auto: no diffusion model configured (--model, COLORIZE_MODEL_DIR or manifest `model`)"
 
 
-def create_engine(name: str, settings: Settings) -> Engine:
-    """Build an engine by name. Heavy imports (torch, diffusers) happen only for the engine chosen."""
+def create_engine(name: str, settings: Settings, qa: bool = False) -> Engine:
+    """Build an engine by name. Heavy imports (torch, diffusers) happen only for the engine chosen.
+
+    `qa`: ask for QA overlays (`FrameResult.qa`; the flat engine makes them)."""
     if name == "flat":
         from colorize.engines.flat import FlatEngine
 
-        return FlatEngine(settings)
+        return FlatEngine(settings, qa=qa)
     if name == "diffusion":
         if not settings.model:
             raise MissingInputError(

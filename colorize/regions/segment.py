@@ -45,7 +45,11 @@ class Segmentation:
 
 
 def ink_u8(lineart: np.ndarray) -> np.ndarray:
-    """Line strength as uint8; same rule as `engines.base.line_ink`, without the float round trip."""
+    """Line strength (0 = paper, 255 = full line) of an RGBA line-art frame: the one ink function.
+
+    Transparent line art (lines in alpha) uses alpha. Opaque line art uses darkness measured by the
+    darkest channel, so colored lines (red, blue shadow boundaries) count as lines as much as black ones.
+    """
     alpha = cv2.extractChannel(lineart, 3)
     if cv2.minMaxLoc(alpha)[0] < 255:
         return alpha

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from colorize.images import over_white
 from colorize.regions.segment import segment
 
 MULTIPLE = 64
@@ -128,8 +129,7 @@ class AnimeSegmenter:
     def __call__(self, lineart: np.ndarray) -> np.ndarray:
         """Foreground (H×W bool) of an RGBA line-art frame composited over white."""
         h, w = lineart.shape[:2]
-        alpha = lineart[..., 3:4].astype(np.float32) / 255.0
-        rgb = lineart[..., :3].astype(np.float32) / 255.0 * alpha + (1.0 - alpha)
+        rgb = over_white(lineart).astype(np.float32) / 255.0
         s = self.image_size
         x = torch.from_numpy(cv2.resize(rgb, (s, s), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
         out = self.net(x.to(self.device))

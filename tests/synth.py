@@ -1,4 +1,4 @@
-"""Generated cel drawings for tests and benchmarks (no real data needed).
+"""Generated cel drawings for tests, benchmarks and the evaluation set (no real data needed).
 
 A drawing is a label map of filled shapes (a "character" with face, eyes, hair strands, a body with a
 shadow and stripes, speckle-sized dots) over a background. Frames move the drawing by an affine
@@ -178,3 +178,21 @@ def make_overlap_frame(
         regions=small,
         masks={"post": who == 1, "cat": who == 2},
     )
+
+
+def finished(frame: SynthFrame, colors: np.ndarray | None = None) -> np.ndarray:
+    """The finished frame (what a colored keyframe or the ground truth looks like): the frame's line layer
+    over its colors (`colors`, default the flat ground truth), colored lines painted over, as the flat
+    engine composites its own output."""
+    from colorize.regions.render import render
+    from colorize.regions.segment import segment
+
+    paint = frame.color if colors is None else colors
+    return render(segment(frame.lineart), np.ascontiguousarray(paint), frame.lineart, "keep", "fill")
+
+
+def region_map(frame: SynthFrame) -> np.ndarray:
+    """Ground-truth region ids (shape instance + 1) with every pixel a line touches set to 0 (not counted)."""
+    ids = frame.regions.astype(np.int64) + 1
+    ids[frame.lineart[..., :3].min(axis=-1) < 255] = 0
+    return ids

@@ -1,0 +1,171 @@
+"""Drawing signatures (which drawing is this frame?) and region-level matching where flow votes are weak.
+
+Signatures. Animation reuses drawings: holds, cycles, ping-pong timing, re-scans of the same sheet. A
+frame's signature is the digest of its line-art bytes (exact repeats: same digest, same segmentation,
+same colors) and a small thumbnail of its ink; `similarity` is the best normalised cross-correlation of two
+thumbnails over small shifts, so a drawing re-scanned a few pixels off still scores close to 1.
+
+Region matching. Votes through the flow fail where a region moved far, was cut by lines drawn differently,
+or sits in a part the flow could not follow. For such regions `match_regions` compares every nearby
+source region on what the flow does not need: position after the global motion, area, shape (second
+moments: elongation) and adjacency (how many of the region's already matched neighbours border the
+candidate in the source frame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from colorize.regions.palette import NO_COLOR
+from colorize.regions.segment import Segmentation
+
+THUMB = 96  # thumbnail long side (pixels)
+THUMB_SHIFT = 3  # thumbnail pixels searched either way by `similarity`
+
+
+@dataclass(frozen=True)
+class Signature:
+    digest: bytes  # of the line art's bytes: equal digests = the same drawing, byte for byte
+    thumb: np.ndarray  # float32 ink thumbnail, zero mean, unit norm
+
+
+def signature(lineart: np.ndarray, ink: np.ndarray) -> Signature:
+    h, w = ink.shape
+    f = THUMB / max(h, w)
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+    t = cv2.GaussianBlur(cv2.resize(ink, size, interpolation=cv2.INTER_AREA).astype(np.float32), (0, 0), 1.0)
+    t -= t.mean()
+    norm = float(np.sqrt((t * t).sum()))
+    digest = hashlib.blake2b(np.ascontiguousarray(lineart).data, digest_size=16).digest()
+    return Signature(digest, t / norm if norm > 0 else t)
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """1.0 for the same drawing; normalised cross-correlation of the thumbnails, best over small shifts."""
+    if a.digest == b.digest:
+        return 1.0
+    if a.thumb.shape != b.thumb.shape:
+        return -1.0
+    s = THUMB_SHIFT
+    scores = cv2.matchTemplate(b.thumb, a.thumb[s:-s, s:-s], cv2.TM_CCOEFF_NORMED)
+    return float(np.nan_to_num(scores).max())
+
+
+# -- region statistics ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionStats:
+    area: np.ndarray  # (n,) float64
+    center: np.ndarray  # (n, 2) x, y
+    elongation: np.ndarray  # (n,) sqrt(minor / major second moment), 1 for a disc, 0 for a line
+
+
+def region_stats(seg: Segmentation) -> RegionStats:
+    """Per-label area, centroid and elongation (cached on the segmentation)."""
+    if "stats" in seg.cache:
+        return seg.cache["stats"]
+    n = seg.count + 1
+    h, w = seg.labels.shape
+    lab = seg.labels.ravel()
+    ys, xs = np.divmod(np.arange(lab.size, dtype=np.int64), w)
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    area = np.bincount(lab, minlength=n).astype(np.float64)
+    a = np.maximum(area, 1)
+    cx, cy = np.bincount(lab, xs, n) / a, np.bincount(lab, ys, n) / a
+    sxx = np.bincount(lab, xs * xs, n) / a - cx * cx
+    syy = np.bincount(lab, ys * ys, n) / a - cy * cy
+    sxy = np.bincount(lab, xs * ys, n) / a - cx * cy
+    tr, det = sxx + syy, sxx * syy - sxy * sxy
+    disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0))
+    major, minor = tr / 2 + disc, np.maximum(tr / 2 - disc, 0)
+    elong = np.sqrt(minor / np.maximum(major, 1e-9))
+    stats = RegionStats(area, np.stack([cx, cy], axis=1), elong)
+    seg.cache["stats"] = stats
+    return stats
+
+
+def adjacency(seg: Segmentation, reach: int = 2) -> set[tuple[int, int]]:
+    """Pairs (a < b) of regions that face each other across a line (within `reach` pixels); cached."""
+    if "adjacency" in seg.cache:
+        return seg.cache["adjacency"]
+    labels = seg.labels16 if seg.labels16 is not None else seg.labels.astype(np.float32)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    hi = cv2.dilate(labels, k)
+    top = 65535 if labels.dtype == np.uint16 else float(seg.count + 1)
+    lo = cv2.erode(np.where(labels > 0, labels, labels.dtype.type(top)), k)
+    pts = cv2.findNonZero(cv2.bitwise_and(cv2.compare(lo, hi, cv2.CMP_LT), cv2.compare(lo, top, cv2.CMP_LT)))
+    pairs: set[tuple[int, int]] = set()
+    if pts is not None:
+        pts = pts.reshape(-1, 2)
+        a = lo[pts[:, 1], pts[:, 0]].astype(np.int64)
+        b = hi[pts[:, 1], pts[:, 0]].astype(np.int64)
+        keys = np.unique(a * (seg.count + 1) + b)
+        pairs = {(int(k // (seg.count + 1)), int(k % (seg.count + 1))) for k in keys}
+    seg.cache["adjacency"] = pairs
+    return pairs
+
+
+def match_regions(
+    cur: Segmentation,
+    prev: Segmentation,
+    prev_colors: np.ndarray,
+    affine: np.ndarray,
+    weak: np.ndarray,
+    colors: np.ndarray,
+    source: np.ndarray,
+    min_score: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels matched, their scores, their source labels) for the `weak` labels of `cur`.
+
+    `affine` maps `cur` pixels to `prev` pixels (the global motion); `colors`/`source` are the current
+    frame's confident results so far (NO_COLOR elsewhere), whose neighbours vouch for a candidate.
+    """
+    ids = np.flatnonzero(weak)
+    ids = ids[ids > 0]
+    empty = np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    cands = np.flatnonzero(prev_colors != NO_COLOR)
+    cands = cands[cands > 0]
+    if len(ids) == 0 or len(cands) == 0:
+        return empty
+    sc, sp = region_stats(cur), region_stats(prev)
+    scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
+    at = sc.center[ids] @ affine[:, :2].T + affine[:, 2]  # where the weak regions should be in prev
+    radius = np.sqrt(np.maximum(sc.area[ids][:, None] * scale**2, sp.area[cands][None, :]))
+    dist = np.linalg.norm(at[:, None, :] - sp.center[cands][None, :, :], axis=2) / np.maximum(radius, 1)
+    position = np.exp(-0.5 * (dist / 0.75) ** 2)
+    ac, ap = sc.area[ids][:, None] * scale**2, sp.area[cands][None, :]
+    size = np.minimum(ac, ap) / np.maximum(np.maximum(ac, ap), 1)
+    shape = 1 - np.abs(sc.elongation[ids][:, None] - sp.elongation[cands][None, :])
+    score = position * size * shape
+    # Adjacency: matched neighbours of the weak region whose sources border the candidate (0.5: unknown).
+    neighbours, prev_neighbours = _neighbour_lists(adjacency(cur)), _neighbour_lists(adjacency(prev))
+    column = {int(c): j for j, c in enumerate(cands)}
+    vouch = np.full(score.shape, 0.5)
+    for i, c in enumerate(ids):
+        srcs = [int(source[n]) for n in neighbours.get(int(c), ()) if colors[n] != NO_COLOR and source[n] > 0]
+        if not srcs:
+            continue
+        hits = np.zeros(len(cands))
+        for s_ in srcs:
+            for other in prev_neighbours.get(s_, ()):
+                if other in column:
+                    hits[column[other]] += 1
+        vouch[i] = hits / len(srcs)
+    score = score * (0.6 + 0.4 * vouch)
+    best = score.argmax(axis=1)
+    top = score[np.arange(len(ids)), best]
+    keep = top >= min_score
+    return ids[keep], top[keep].astype(np.float32), cands[best[keep]]
+
+
+def _neighbour_lists(pairs: set[tuple[int, int]]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for a, b in sorted(pairs):
+        out.setdefault(a, []).append(b)
+        out.setdefault(b, []).append(a)
+    return out
