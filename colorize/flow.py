@@ -99,6 +99,7 @@ def warp(image: np.ndarray, maps: np.ndarray, nearest: bool = False) -> np.ndarr
 # -- global motion --------------------------------------------------------------------------------------
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+SMALL_MOTION = 4.0  # flow-image pixels: below this (95th percentile) no global motion is estimated
 
 
 @dataclass(frozen=True)
@@ -175,31 +176,66 @@ def affine_map(affine: np.ndarray, shape: tuple[int, int], flow: np.ndarray | No
     return cv2.transform(points, affine.astype(np.float32))
 
 
+def moves(affine: np.ndarray, shape: tuple[int, int], tolerance: float = 1.5) -> bool:
+    """Whether `affine` moves some corner of a frame of `shape` by more than `tolerance` pixels."""
+    h, w = shape
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64)
+    return bool(np.abs(corners @ affine[:, :2].T + affine[:, 2] - corners).max() > tolerance)
+
+
+def _prefer(target: np.ndarray, source: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """H×W bool: where map `first` aligns `source` with `target` better than map `second`.
+
+    The ink difference of the two is compared in a small window first; where that window holds no line
+    (the inside of a large region) a wider one decides, so a region follows the map its outline follows.
+    Ties go to `first`."""
+    t = target.astype(np.float32)
+    gain = cv2.absdiff(t, warp(source, second).astype(np.float32))
+    gain -= cv2.absdiff(t, warp(source, first).astype(np.float32))
+    decided = np.zeros(target.shape, bool)
+    prefer = np.ones(target.shape, bool)
+    for size in (9, 41, 161):
+        d = cv2.blur(gain, (size, size))
+        sure = ~decided & (np.abs(d) > 0.5)
+        prefer[sure] = d[sure] > 0
+        decided |= sure
+    return prefer
+
+
 def correspondence(
     ink_to: np.ndarray,
     ink_from: np.ndarray,
     work: int = 1024,
-    motion: Motion | None = None,
     to_image: np.ndarray | None = None,
-) -> tuple[np.ndarray, Motion]:
+    from_image: np.ndarray | None = None,
+) -> tuple[np.ndarray, Motion | None]:
     """Map (H×W×2 float32) from the target frame into the source frame, and the global motion used.
 
-    Global motion first (`global_motion`, or `motion` when already known), then DIS on the residual between
-    the target and the source warped by it, at about `work` pixels along the long side (1024 keeps 1-px
-    lines of a 1080p frame visible). `to_image`: the target's `flow_image` at that scale, when cached.
+    DIS works at about `work` pixels along the long side (1024 keeps 1-px lines of a 1080p frame
+    visible); `to_image` / `from_image` are the frames' `flow_image`s at that scale, when cached. Small
+    motion (95 % of the flow under SMALL_MOTION pixels at that scale) ends there (motion None). Otherwise
+    the global motion of the ink is estimated (`global_motion`) and, when it moves the frame, DIS runs
+    again on the residual after it; each pixel keeps the answer that aligns the ink better around it, so
+    a character that moves far and a background that stays both find their match.
     """
     h, w = ink_to.shape
-    motion = global_motion(ink_to, ink_from) if motion is None else motion
     scale = flow_scale((h, w), work)
     target = flow_image(ink_to, scale) if to_image is None else to_image
+    source = flow_image(ink_from, scale) if from_image is None else from_image
     sh, sw = target.shape
-    if np.allclose(motion.affine, IDENTITY):
-        source = flow_image(ink_from, scale)
-    else:
-        small = cv2.resize(ink_from, (sw, sh), interpolation=cv2.INTER_AREA) if scale > 1 else ink_from
-        a = motion.affine.copy()
-        a[:, 2] /= scale  # the same transform in small-image pixels (scale is uniform)
-        moved = cv2.warpAffine(small, a, (sw, sh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        source = cv2.normalize(cv2.GaussianBlur(moved, (0, 0), 1.5), None, 0, 255, cv2.NORM_MINMAX)
-    residual = upscale_flow(dis_flow(target, source), (h, w))
-    return affine_map(motion.affine, (h, w), residual), motion
+    flow = dis_flow(target, source)
+    motion = None
+    if np.percentile(np.abs(flow[::4, ::4]).max(axis=-1), 95) > SMALL_MOTION:
+        motion = global_motion(ink_to, ink_from)
+        if moves(motion.affine, (h, w)):
+            plain = cv2.add(grid(sh, sw), flow)
+            small = cv2.resize(ink_from, (sw, sh), interpolation=cv2.INTER_AREA) if scale > 1 else ink_from
+            a = motion.affine.copy()
+            a[:, 2] /= scale  # the same transform in small-image pixels (scale is uniform)
+            moved = cv2.warpAffine(small, a, (sw, sh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            moved = cv2.normalize(cv2.GaussianBlur(moved, (0, 0), 1.5), None, 0, 255, cv2.NORM_MINMAX)
+            carried = affine_map(a, (sh, sw), dis_flow(target, moved))
+            better = _prefer(target, source, carried, plain)
+            plain[better] = carried[better]
+            flow = cv2.subtract(plain, grid(sh, sw))
+    return cv2.add(grid(h, w), upscale_flow(flow, (h, w))), motion

@@ -48,7 +48,7 @@ import numpy as np
 from colorize import images
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
-from colorize.flow import correspondence, flow_image, flow_scale, global_motion
+from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
@@ -181,7 +181,7 @@ class FlatEngine:
             conf = np.ones(seg.count + 1, np.float32)
             paint = paint_layer(seg, self._finish_colors(seg, colors), alpha)
             if self.flat.fill != "flat":
-                paste_off_lines(paint, seg, self._paint_source(key, alpha), seg.labels > 0)
+                paste_off_lines(paint, seg, self._paint_source(key, alpha))
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
             if not shot.keyframes or fi.masks:
@@ -286,29 +286,35 @@ class FlatEngine:
         src_state = self._source_state(key, src)
         src_seg = self._segmentation(src)
         scale = flow_scale(seg.labels.shape, FLOW_WORK)
-        motion = global_motion(seg.ink, src_seg.ink)
-        maps, _ = correspondence(
-            seg.ink, src_seg.ink, FLOW_WORK, motion, to_image=self._flow_image(seg, scale)
+        maps, motion = correspondence(
+            seg.ink, src_seg.ink, FLOW_WORK, self._flow_image(seg, scale), self._flow_image(src_seg, scale)
         )
         owners = self._owner_pair(p, seg, src, src_seg)
         colors, conf, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
+        # A region inherits at most the confidence of where its color came from (weak links stay weak).
+        conf = np.minimum(conf, np.where(prev_label > 0, src_state.conf[prev_label], conf))
         how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
-        weak = (conf < self.flat.match_threshold) & (seg.areas >= max(1, self.flat.min_region))
+        # Where the votes are weak, match regions on position, size, shape and neighbours instead.
+        weak = (conf < LOW_CONFIDENCE) & (seg.areas >= max(1, self.flat.min_region))
         weak[0] = False
         if weak.any():
-            ok = conf >= self.flat.match_threshold
+            ok = conf >= LOW_CONFIDENCE
             ids, score, found = match_regions(
                 seg,
                 src_seg,
-                src_state.colors,
-                motion.affine,
+                np.where(src_state.conf >= self.flat.match_threshold, src_state.colors, NO_COLOR),
+                IDENTITY if motion is None else motion.affine,
                 weak,
                 np.where(ok, colors, NO_COLOR),
                 prev_label,
+                maps,
+                owners,
             )
+            score = np.minimum(score, src_state.conf[found])
+            better = score > conf[ids]
+            ids, score, found = ids[better], score[better], found[better]
             colors[ids], conf[ids], prev_label[ids] = src_state.colors[found], score, found
             how[ids] = MATCHED
-        # A region inherits at most the confidence of where its color came from (weak links stay weak).
         colors[conf < self.flat.match_threshold] = NO_COLOR
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
         return _State(colors, conf, origin, how, src_state.origin_key)
@@ -369,7 +375,14 @@ class FlatEngine:
             wanted[0] = False
             if not wanted.any():
                 continue
-            maps, _ = correspondence(seg.ink, key.seg.ink, FLOW_WORK)
+            scale = flow_scale(seg.labels.shape, FLOW_WORK)
+            maps, _ = correspondence(
+                seg.ink,
+                key.seg.ink,
+                FLOW_WORK,
+                self._flow_image(seg, scale),
+                self._flow_image(key.seg, scale),
+            )
             carry_texture(paint, seg, wanted, origin, maps, key.seg, self._paint_source(key, alpha))
 
     # -- masks -------------------------------------------------------------------------------------------

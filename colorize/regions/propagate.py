@@ -3,8 +3,8 @@
 A map (`colorize.flow.correspondence`: global motion of the ink, then optical flow on the residual) says
 where each pixel of the current frame came from in the previous frame. Every pixel of a region votes for
 the color of the region it came from; a region takes the color with most votes. Confidence is the winning
-share of the votes, scaled down when most of the region's pixels land on lines (a region that appeared or
-was split/merged).
+share of the votes, scaled down when most of the region's pixels land on lines, and when the region takes
+only a small share of its source region (a part that appeared inside a larger area: ornaments, pockets).
 
 With owners (per region: 0 = background, 1.. = a character, from the shot's character masks), a region
 only counts votes from previous-frame pixels of its own owner, so colors cannot cross from one character
@@ -20,6 +20,8 @@ from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
 _PAIR_BINS = 1 << 22  # (cur regions) x (prev regions) histograms up to this size (16 MB float32)
+LOST = 0.6  # confidence factor of votes from the nearest same-owner pixels (the flow fell on another owner)
+SPLIT_SHARE = 0.25  # a region with less than this share of its source region's pixels is less certain
 
 
 def propagate(
@@ -82,6 +84,7 @@ def propagate(
             )
             same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
             votes = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    lost = np.zeros(nc, bool)
     if owners is not None:
         # Regions whose every vote fell on another owner (cut off by an occluder, or the flow followed the
         # occluder): votes from the nearest previous pixels of their own owner, else from everything.
@@ -89,12 +92,12 @@ def propagate(
         lost[0] = False
         if lost.any():
             votes[lost] = _nearest_owner_votes(cur, prev, owners, maps, lost, idx_of_label, bins)[lost]
-            lost &= votes[:, 1:].sum(axis=1) == 0
-            if lost.any():
-                votes[lost] = (
-                    all_votes[lost]
+            none = lost & (votes[:, 1:].sum(axis=1) == 0)
+            if none.any():
+                votes[none] = (
+                    all_votes[none]
                     if all_votes is not None
-                    else _color_votes(pairs[lost], idx_of_label, bins)
+                    else _color_votes(pairs[none], idx_of_label, bins)
                 )
     counted = votes[:, 1:].sum(axis=1)
     colors = np.full(nc, NO_COLOR, np.int64)
@@ -112,11 +115,22 @@ def propagate(
     # (Votes that fell on another owner's regions were dropped as occlusion, not as "no match".)
     coverage = (counted if owners is None else np.maximum(counted, landed)) / np.maximum(cur.areas, 1)
     conf *= np.clip(coverage * 2.0, 0.0, 1.0).astype(np.float32)
+    if owners is not None:
+        # Few same-owner votes among many that fell on another owner: the flow may have followed the
+        # occluder, or the region was hidden; either way the few votes say little.
+        conf *= np.clip(2.0 * counted / np.maximum(landed, 1), 0.0, 1.0).astype(np.float32)
+    # Votes from guessed positions (the nearest pixels of the owner) are a guess too.
+    conf[lost] *= np.float32(LOST)
     if pairs is not None:
         # The prev region that gave most votes to the winning color (for texture carried region by region).
         same_color = idx_of_label[None, :] == (best + 1).astype(np.uint16)[:, None]
         source = np.where(same_color, pairs, np.float32(-1)).argmax(axis=1).astype(np.int32)
         source[~ok] = 0
+        # A region that takes a small share of its source region's pixels is a part that was not there
+        # (a new enclosure inside a larger area, a pocket): its color is a guess from around it.
+        landed_on = pairs.sum(axis=0)
+        share = pairs[np.arange(nc), source] / np.maximum(landed_on[source], 1)
+        conf[ok] *= (0.5 + 0.5 * np.clip(share[ok] / SPLIT_SHARE, 0, 1)).astype(np.float32)
     return colors, conf, source
 
 

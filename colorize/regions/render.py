@@ -28,10 +28,14 @@ def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np
     return rgb
 
 
-def paste_off_lines(paint: np.ndarray, seg: Segmentation, source: np.ndarray, where: np.ndarray) -> None:
-    """Copy `source` pixels (same layout as `paint`) into `paint` where `where` (H×W bool) and there is no
-    ink at all: the pixels a line layer will not touch keep exactly the source's values."""
-    mask = cv2.bitwise_and(where.view(np.uint8), cv2.compare(seg.ink, 0, cv2.CMP_EQ))
+def paste_off_lines(
+    paint: np.ndarray, seg: Segmentation, source: np.ndarray, where: np.ndarray | None = None
+) -> None:
+    """Copy `source` pixels (same layout as `paint`) into `paint` where `where` (H×W bool, default
+    everywhere) and there is no ink at all: pixels the line layer does not touch keep the source's values."""
+    mask = cv2.compare(seg.ink, 0, cv2.CMP_EQ)
+    if where is not None:
+        mask = cv2.bitwise_and(mask, where.view(np.uint8))
     cv2.copyTo(source, mask, paint)
 
 
