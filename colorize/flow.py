@@ -99,7 +99,7 @@ def warp(image: np.ndarray, maps: np.ndarray, nearest: bool = False) -> np.ndarr
 # -- global motion --------------------------------------------------------------------------------------
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-SMALL_MOTION = 4.0  # flow-image pixels: below this (95th percentile) no global motion is estimated
+SMALL_MOTION = 3.0  # coarse flow pixels on the lines: below this (75th percentile) no global motion
 
 
 @dataclass(frozen=True)
@@ -206,32 +206,43 @@ def correspondence(
     ink_to: np.ndarray,
     ink_from: np.ndarray,
     work: int = 1024,
-    to_image: np.ndarray | None = None,
-    from_image: np.ndarray | None = None,
+    coarse: int = 512,
+    images: dict[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
 ) -> tuple[np.ndarray, Motion | None]:
     """Map (H×W×2 float32) from the target frame into the source frame, and the global motion used.
 
-    DIS works at about `work` pixels along the long side (1024 keeps 1-px lines of a 1080p frame
-    visible); `to_image` / `from_image` are the frames' `flow_image`s at that scale, when cached. Small
-    motion (95 % of the flow under SMALL_MOTION pixels at that scale) ends there (motion None). Otherwise
-    the global motion of the ink is estimated (`global_motion`) and, when it moves the frame, DIS runs
-    again on the residual after it; each pixel keeps the answer that aligns the ink better around it, so
-    a character that moves far and a background that stays both find their match.
+    Plain DIS at about `coarse` pixels along the long side first. Small motion (75 % of the flow on the
+    lines under SMALL_MOTION pixels there) ends there (motion None): cheap, and enough to vote regions.
+    Otherwise the global motion of the ink is estimated (`global_motion`); when it moves the frame, DIS runs
+    at about `work` pixels (1024 keeps 1-px lines of a 1080p frame) on the residual after it and plainly,
+    and each pixel keeps the answer that aligns the ink better around it, so a character that moves far and
+    a background that stays both find their match. `images`: {scale: (target, source) `flow_image`s}
+    already computed (None where not).
     """
     h, w = ink_to.shape
-    scale = flow_scale((h, w), work)
-    target = flow_image(ink_to, scale) if to_image is None else to_image
-    source = flow_image(ink_from, scale) if from_image is None else from_image
-    sh, sw = target.shape
+    images = images or {}
+
+    def pair(scale: int) -> tuple[np.ndarray, np.ndarray]:
+        t, s = images.get(scale, (None, None))
+        return (flow_image(ink_to, scale) if t is None else t), (
+            flow_image(ink_from, scale) if s is None else s
+        )
+
+    scale = flow_scale((h, w), coarse)
+    target, source = pair(scale)
     flow = dis_flow(target, source)
     motion = None
-    if np.percentile(np.abs(flow[::4, ::4]).max(axis=-1), 95) > SMALL_MOTION:
+    on_lines = target[::4, ::4] > 64
+    if on_lines.any() and np.percentile(np.abs(flow[::4, ::4][on_lines]).max(axis=-1), 75) > SMALL_MOTION:
         motion = global_motion(ink_to, ink_from)
         if moves(motion.affine, (h, w)):
-            plain = cv2.add(grid(sh, sw), flow)
-            small = cv2.resize(ink_from, (sw, sh), interpolation=cv2.INTER_AREA) if scale > 1 else ink_from
+            fine = flow_scale((h, w), work)
+            target, source = pair(fine)
+            sh, sw = target.shape
+            plain = cv2.add(grid(sh, sw), dis_flow(target, source))
+            small = cv2.resize(ink_from, (sw, sh), interpolation=cv2.INTER_AREA) if fine > 1 else ink_from
             a = motion.affine.copy()
-            a[:, 2] /= scale  # the same transform in small-image pixels (scale is uniform)
+            a[:, 2] /= fine  # the same transform in small-image pixels (the scale is uniform)
             moved = cv2.warpAffine(small, a, (sw, sh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             moved = cv2.normalize(cv2.GaussianBlur(moved, (0, 0), 1.5), None, 0, 255, cv2.NORM_MINMAX)
             carried = affine_map(a, (sh, sw), dis_flow(target, moved))

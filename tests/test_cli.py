@@ -150,3 +150,16 @@ def test_subprocess_usage_error_exit_2(shot):
     proc = run_cli("shot", str(shot), "--engine", "magic")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "magic" in proc.stderr
+
+
+def test_shot_qa_folder_and_preview(shot, tmp_path):
+    qa = tmp_path / "qa"
+    result = runner.invoke(app, ["shot", str(shot), "--frames", "1001-1004", "--qa", str(qa)])
+    assert result.exit_code == 0, result.output
+    index = json.loads((qa / "qa.json").read_text())["frames"]
+    assert sorted(index) == ["1001", "1002", "1003", "1004"]
+    overlay = np.asarray(Image.open(qa / index["1002"]["overlay"]))
+    assert overlay.shape[1] == 384 and overlay.shape[0] > 256  # the frame and its legend
+    preview = runner.invoke(app, ["preview", str(shot / "color"), "--qa", str(qa), "--fps", "4"])
+    assert preview.exit_code == 0, preview.output
+    assert (shot / "color" / "preview.mp4").stat().st_size > 0

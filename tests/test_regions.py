@@ -148,3 +148,49 @@ def test_neighbour_regions_prefer_the_same_owner():
     assert neighbour_regions(seg, ask, owner=owner)[pocket] == left
     owner[left] = 2  # no neighbour of the same owner: the most common one, as without owners
     assert neighbour_regions(seg, ask, owner=owner)[pocket] == right
+
+
+def test_signatures_tell_repeats_near_repeats_and_other_drawings():
+    from colorize.regions.match import signature, similarity
+
+    def sig(frame):
+        return signature(frame.lineart, segment(frame.lineart).ink)
+
+    a = make_frame(120, 200, dots=4)
+    same = make_frame(120, 200, dots=4)
+    rescan = make_frame(120, 200, shift=(1.0, -1.0), dots=4)
+    other = make_frame(120, 200, shift=(20.0, 6.0), angle=8.0, dots=4)
+    assert sig(a).digest == sig(same).digest and similarity(sig(a), sig(same)) == 1.0
+    assert sig(a).digest != sig(rescan).digest
+    assert similarity(sig(a), sig(rescan)) > 0.97 > similarity(sig(a), sig(other))
+
+
+def test_region_matching_prefers_the_same_place_and_shape():
+    from colorize.regions.match import match_regions
+    from colorize.regions.palette import NO_COLOR
+
+    # Two boxes; in the next frame the right one is cut by a new line (occluded in part) and its votes
+    # are weak: position, shape and neighbours still point at the right box of the previous frame.
+    prev_img = _two_boxes(gap=0)
+    cur_img = _two_boxes(gap=0)
+    cv2.line(cur_img, (100, 40), (190, 40), (0, 0, 0, 255), 2)
+    prev, cur = segment(prev_img, gap_close=0), segment(cur_img, gap_close=0)
+    left_p, right_p = prev.labels[60, 50], prev.labels[60, 150]
+    prev_colors = np.full(prev.count + 1, NO_COLOR, np.int64)
+    prev_colors[left_p], prev_colors[right_p] = 0xFF0000FF, 0xFF00FF00
+    prev_colors[prev.labels[5, 5]] = 0xFFFFFFFF
+    weak = np.zeros(cur.count + 1, bool)
+    lower_right = cur.labels[80, 150]
+    weak[lower_right] = True
+    maps = np.dstack(np.meshgrid(np.arange(200, dtype=np.float32), np.arange(120, dtype=np.float32)))
+    ids, conf, found = match_regions(
+        cur,
+        prev,
+        prev_colors,
+        np.eye(2, 3),
+        weak,
+        np.full(cur.count + 1, NO_COLOR),
+        np.zeros(cur.count + 1, int),
+        maps,
+    )
+    assert ids.tolist() == [lower_right] and found.tolist() == [right_p] and conf[0] >= 0.5

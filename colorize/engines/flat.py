@@ -53,16 +53,17 @@ from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
 from colorize.regions.propagate import propagate
-from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
+from colorize.regions.render import carry_texture, colored_lines_of, paint_layer, paste_off_lines, render
 from colorize.regions.segment import Segmentation, neighbour_regions, segment
 from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
 _KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
-FLOW_WORK = 1024  # residual flow resolution (long side): keeps 1-px lines of a 1080p frame
+COARSE_WORK = 512  # flow resolution (long side) of small motion; large motion works at 1024 (colorize.flow)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
+NEIGHBOUR_SHARE = 1e-4  # unresolved regions under this share of the frame take a neighbour's color
 
 SOURCES = ("keyframe", "forward", "backward", "reused", "matched", "reference", "neighbour", "unresolved")
 KEYFRAME, FORWARD, BACKWARD, REUSED, MATCHED, REFERENCE, NEIGHBOUR, UNRESOLVED = range(len(SOURCES))
@@ -156,10 +157,14 @@ class FlatEngine:
             self._pending[fi.frame] = pool.submit(self._segment, fi.lineart)
 
     def _segment(self, lineart: np.ndarray) -> Segmentation:
+        """Segmentation and what else depends on the line art alone (runs in the worker thread)."""
         f = self.flat
         seg = segment(lineart, f.gap_close, f.min_region, f.line_threshold)
         seg.cache["signature"] = signature(lineart, seg.ink)
         seg.cache["alpha"] = images.has_transparency(lineart)
+        _ = seg.filled, seg.labels16
+        if f.lines == "keep" and f.colored_lines == "fill":
+            colored_lines_of(seg, lineart)
         return seg
 
     # -- per frame ---------------------------------------------------------------------------------------
@@ -202,6 +207,7 @@ class FlatEngine:
         }
         chained = (source == FORWARD) | (source == BACKWARD) | (source == REUSED) | (source == MATCHED)
         low = chained & (conf < LOW_CONFIDENCE)
+        low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
         info["low_confidence"] = int(low.sum())
         qa = qa_overlay(image, seg, source, low, SOURCES) if self.qa else None
         image = images.output_array(image, self.settings.output_alpha, self.settings.output_depth)
@@ -285,17 +291,15 @@ class FlatEngine:
         src = self._most_similar(sig, keys + earlier, adjacent, p)
         src_state = self._source_state(key, src)
         src_seg = self._segmentation(src)
-        scale = flow_scale(seg.labels.shape, FLOW_WORK)
-        maps, motion = correspondence(
-            seg.ink, src_seg.ink, FLOW_WORK, self._flow_image(seg, scale), self._flow_image(src_seg, scale)
-        )
+        maps, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
         owners = self._owner_pair(p, seg, src, src_seg)
         colors, conf, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
         conf = np.minimum(conf, np.where(prev_label > 0, src_state.conf[prev_label], conf))
         how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
-        # Where the votes are weak, match regions on position, size, shape and neighbours instead.
-        weak = (conf < LOW_CONFIDENCE) & (seg.areas >= max(1, self.flat.min_region))
+        # Where the votes are weak, match regions on position, size, shape and neighbours instead (regions
+        # too small for shape statistics are left to the neighbour fallback).
+        weak = (conf < LOW_CONFIDENCE) & (seg.areas >= 4 * max(1, self.flat.min_region))
         weak[0] = False
         if weak.any():
             ok = conf >= LOW_CONFIDENCE
@@ -375,14 +379,7 @@ class FlatEngine:
             wanted[0] = False
             if not wanted.any():
                 continue
-            scale = flow_scale(seg.labels.shape, FLOW_WORK)
-            maps, _ = correspondence(
-                seg.ink,
-                key.seg.ink,
-                FLOW_WORK,
-                self._flow_image(seg, scale),
-                self._flow_image(key.seg, scale),
-            )
+            maps, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
             carry_texture(paint, seg, wanted, origin, maps, key.seg, self._paint_source(key, alpha))
 
     # -- masks -------------------------------------------------------------------------------------------
@@ -431,13 +428,16 @@ class FlatEngine:
     def _small_from_neighbours(
         self, seg: Segmentation, colors: np.ndarray, source: np.ndarray, owner: np.ndarray | None = None
     ) -> None:
-        """Small regions (under min_region px) left unresolved take their most common neighbour's color.
+        """Small regions left unresolved (under min_region px, or NEIGHBOUR_SHARE of the frame) take their
+        most common neighbour's color.
 
-        Tiny enclosures (pockets where lines meet, 1-px holes) are kept as regions but often do not exist
-        in the previous frame; the color around them beats the unresolved color. With owners (masks), a
-        neighbour of the same owner comes first.
+        Tiny enclosures (pockets where lines meet, 1-px holes) and small new parts (a mouth corner that
+        opens, an eye pocket) often have nothing to match in the frames before; the color around them
+        beats the unresolved color (QA marks those above min_region as low confidence). With owners
+        (masks), a neighbour of the same owner comes first.
         """
-        small = (colors == NO_COLOR) & (seg.areas < max(1, self.flat.min_region))
+        limit = max(1, self.flat.min_region, int(NEIGHBOUR_SHARE * seg.labels.size))
+        small = (colors == NO_COLOR) & (seg.areas < limit)
         small[0] = False
         if not small.any():
             return
@@ -507,11 +507,14 @@ class FlatEngine:
             self._segmentation(frame)
         return self._sigs[frame]
 
-    def _flow_image(self, seg: Segmentation, scale: int) -> np.ndarray:
-        key = ("flow_image", scale)
-        if key not in seg.cache:
-            seg.cache[key] = flow_image(seg.ink, scale)
-        return seg.cache[key]
+    def _flow_images(self, target: Segmentation, source: Segmentation) -> dict:
+        """The coarse flow images of two frames (each frame's is computed once: it is a target once and a
+        source once)."""
+        scale = flow_scale(target.labels.shape, COARSE_WORK)
+        for seg in (target, source):
+            if ("flow_image", scale) not in seg.cache:
+                seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
+        return {scale: (target.cache[("flow_image", scale)], source.cache[("flow_image", scale)])}
 
     def _key(self, frame: int, image: np.ndarray | None = None) -> _Key:
         key = self._keys.get(frame)

@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 
 from colorize.flow import warp
-from colorize.regions.segment import Segmentation, colored_line_u8, fill_lines
+from colorize.regions.segment import Segmentation, colored_line_u8
 
 
 def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np.ndarray:
     """H×W×3 RGB (or ×4 RGBA) uint8 from packed per-label colors; line pixels take a neighbour region's."""
-    packed = np.take(region_colors.astype(np.int64).astype(np.uint32), fill_lines(seg.labels))
+    packed = np.take(region_colors.astype(np.int64).astype(np.uint32), seg.filled)
     # Little-endian 0xAARRGGBB reads as bytes B, G, R, A.
     bgra = packed.view(np.uint8).reshape(*packed.shape, 4)
     if alpha:
@@ -80,6 +80,13 @@ def carry_texture(
     return int(valid.sum())
 
 
+def colored_lines_of(seg: Segmentation, lineart: np.ndarray) -> np.ndarray:
+    """`colored_line_u8` of the line art `seg` was made from (cached on the segmentation)."""
+    if "colored" not in seg.cache:
+        seg.cache["colored"] = colored_line_u8(lineart, seg.ink)
+    return seg.cache["colored"]
+
+
 def render(
     seg: Segmentation,
     paint: np.ndarray,
@@ -98,7 +105,7 @@ def render(
     ink = seg.ink
     colored = None
     if colored_lines == "fill":
-        colored = colored_line_u8(lineart, ink)
+        colored = colored_lines_of(seg, lineart)
         if cv2.countNonZero(colored):
             ink = cv2.subtract(ink, colored)  # 0 on colored lines
         else:
