@@ -288,6 +288,15 @@ def evaluate_case(
             figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
     if chunks > 1:
         figures["chunks_identical"] = _chunks_identical(case, out, plan, overrides, chunks)
+    if worst is None and len(plan.frames) > 1:
+        # Nothing to score against: show the results (line | result) of a few frames instead.
+        picks = [f for f in plan.frames if f not in plan.keyframe_paths][:6]
+        rows = [
+            [images.read_rgba(plan.lineart_paths[f]), images.read_image(plan.output.path(f))] for f in picks
+        ]
+        sheet = out / f"{case.name}_sheet.png"
+        _write(sheet, contact_sheet(rows, [f"frame {f} (line | result)" for f in picks], tile=400))
+        report.sheets.append(sheet)
     if worst is not None:
         sheet = out / f"{case.name}_sheet.png"
         caption = (

@@ -69,6 +69,15 @@ def upscale_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / flow.shape[1])
 
 
+def flow_to_map(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The map (absolute positions, full size) of a flow computed at any size: grid + upscaled flow."""
+    h, w = shape
+    if flow.shape[:2] == (h, w):
+        return cv2.add(grid(h, w), flow)
+    up = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.scaleAdd(up, w / flow.shape[1], grid(h, w))  # one pass: scale and add the grid
+
+
 def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:
     """Plain dense flow (H×W×2 float32, full-size pixels) with ink_to(x) ≈ ink_from(x + flow(x))."""
     scale = flow_scale(ink_to.shape, work)
@@ -249,4 +258,4 @@ def correspondence(
             better = _prefer(target, source, carried, plain)
             plain[better] = carried[better]
             flow = cv2.subtract(plain, grid(sh, sw))
-    return cv2.add(grid(h, w), upscale_flow(flow, (h, w))), motion
+    return flow_to_map(flow, (h, w)), motion

@@ -14,7 +14,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from colorize.errors import ManifestError, MissingInputError
-from colorize.settings import OUTPUT_ALPHA, OUTPUT_DEPTH, DiffusionSettings, FlatSettings, StrictModel
+from colorize.settings import (
+    OUTPUT_ALPHA,
+    OUTPUT_DEPTH,
+    DiffusionSettings,
+    FlatSettings,
+    OutputAlpha,
+    StrictModel,
+)
 
 # A settings layer: every field optional, "not set" = None. Presets and manifests are layers; the CLI is
 # the last one. Resolution lives in colorize.shot.
@@ -30,7 +37,7 @@ class SettingsLayer(StrictModel):
         None, description="Temporal seeding of the diffusion engine."
     )
     model: str | None = Field(None, description="Diffusion model folder (relative to this file).")
-    output_alpha: Literal["auto", "on", "off"] | None = Field(None, description=OUTPUT_ALPHA.description)
+    output_alpha: OutputAlpha | None = Field(None, description=OUTPUT_ALPHA.description)
     output_depth: Literal[8, 16] | None = Field(None, description=OUTPUT_DEPTH.description)
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None

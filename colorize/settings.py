@@ -6,10 +6,17 @@ Unknown keys are rejected everywhere so a typo never silently falls back to a de
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+
+def _on_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare `on` / `off` as true / false: take them as the words they were."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+OutputAlpha = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 OUTPUT_ALPHA = Field(
     "auto",
     description="auto: RGBA output when the line art or the keyframes have transparency (transparent "
@@ -116,7 +123,7 @@ class Settings(StrictModel):
     batch: int = Field(4, ge=1, le=256)
     temporal: Literal["none", "locked", "warp"] = "warp"
     model: str | None = Field(None, description="Model folder for the diffusion engine.")
-    output_alpha: Literal["auto", "on", "off"] = OUTPUT_ALPHA
+    output_alpha: OutputAlpha = OUTPUT_ALPHA
     output_depth: Literal[8, 16] = OUTPUT_DEPTH
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()

@@ -118,3 +118,24 @@ def test_unknown_preset_names_the_manifest_key(shot):
     )
     with pytest.raises(UsageError, match="--preset 'nope'"):
         plan_shot(shot / "refs.yaml", preset="nope")
+
+
+def test_output_format_and_fill_settings(tmp_path):
+    # A bare YAML `on` is a boolean to YAML 1.1: it still means "on".
+    text = (
+        GOOD.replace("  gap_close: 3\n", "  gap_close: 3\n  fill: texture\n")
+        + "output_alpha: on\noutput_depth: 16\n"
+    )
+    m = load_manifest(write(tmp_path, text))
+    assert m.as_layer() == {
+        "seed": 7,
+        "output_alpha": "on",
+        "output_depth": 16,
+        "flat": {"gap_close": 3, "fill": "texture"},
+    }
+    path = write(tmp_path, GOOD + "output_depth: 12\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert any(p.startswith(f"{path}:9: output_depth:") for p in info.value.problems)
+    props = manifest_schema()["properties"]
+    assert {"output_alpha", "output_depth"} <= set(props)

@@ -154,7 +154,7 @@ def test_signatures_tell_repeats_near_repeats_and_other_drawings():
     from colorize.regions.match import signature, similarity
 
     def sig(frame):
-        return signature(frame.lineart, segment(frame.lineart).ink)
+        return signature(segment(frame.lineart).ink)
 
     a = make_frame(120, 200, dots=4)
     same = make_frame(120, 200, dots=4)

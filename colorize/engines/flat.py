@@ -6,8 +6,8 @@ keyframe (or the shot's first frame) to the next keyframe (or the shot's last fr
 
 Color sources per region, in order:
 1. a keyframe frame outputs the keyframe itself: its pixels off the lines, one color per region under
-   the lines (`flat.fill: flat` paints every region flat instead); a frame whose line art is byte-identical
-   to a keyframe of its span is rendered exactly as that keyframe;
+   the lines (`flat.fill: flat` paints every region flat instead); a frame with the same drawing (the same
+   ink) as a keyframe of its span is rendered exactly as that keyframe;
 2. chains: from the keyframe before f forward and from the keyframe after f backward, frame by frame
    through the span. At each step the frame's drawing is compared with the drawings already colored on
    the chain and with the span's keyframes (`regions.match.signature`): an exact repeat (hold, cycle,
@@ -50,7 +50,7 @@ from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
 from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
-from colorize.regions.match import Signature, match_regions, signature, similarity
+from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
 from colorize.regions.propagate import propagate
 from colorize.regions.render import carry_texture, colored_lines_of, paint_layer, paste_off_lines, render
@@ -61,6 +61,8 @@ _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse sourc
 _KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
 COARSE_WORK = 512  # flow resolution (long side) of small motion; large motion works at 1024 (colorize.flow)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
+NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
+SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
 NEIGHBOUR_SHARE = 1e-4  # unresolved regions under this share of the frame take a neighbour's color
@@ -160,7 +162,7 @@ class FlatEngine:
         """Segmentation and what else depends on the line art alone (runs in the worker thread)."""
         f = self.flat
         seg = segment(lineart, f.gap_close, f.min_region, f.line_threshold)
-        seg.cache["signature"] = signature(lineart, seg.ink)
+        seg.cache["signature"] = signature(seg.ink)
         seg.cache["alpha"] = images.has_transparency(lineart)
         _ = seg.filled, seg.labels16
         if f.lines == "keep" and f.colored_lines == "fill":
@@ -179,7 +181,7 @@ class FlatEngine:
         digest = self._signature(fi.frame).digest
         same = [k for k in keys if self._signature(k).digest == digest]
         if fi.frame in shot.keyframes or same:
-            # The keyframe itself, or a drawing byte-identical to a keyframe of the span: the keyframe's look.
+            # The keyframe itself, or the same drawing as a keyframe of the span: the keyframe's look.
             k = fi.frame if fi.frame in shot.keyframes else same[0]
             key = self._key(k, fi.keyframe if k == fi.frame else None)
             colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
@@ -324,15 +326,21 @@ class FlatEngine:
         return _State(colors, conf, origin, how, src_state.origin_key)
 
     def _most_similar(self, sig: Signature, candidates: list[int], adjacent: int, frame: int) -> int:
-        """The drawing to propagate from: the most similar candidate when it beats the adjacent frame by
-        REUSE_MARGIN (ties: keyframes, then the nearest in time), else the adjacent frame."""
+        """The drawing to propagate from: the most similar candidate when it is a near repeat (NEAR_REPEAT)
+        and beats the adjacent frame by REUSE_MARGIN (ties: keyframes, then the nearest in time), else the
+        adjacent frame."""
         if len(candidates) == 1:
             return adjacent
-        sims = {q: similarity(sig, self._signature(q)) for q in candidates}
+        # A quick unshifted correlation picks a few; the shift-tolerant similarity decides among them.
+        quick = {q: quick_similarity(sig, self._signature(q)) for q in candidates}
+        few = sorted(candidates, key=lambda q: -quick[q])[:SIMILAR_CANDIDATES]
+        sims = {q: similarity(sig, self._signature(q)) for q in dict.fromkeys([adjacent, *few])}
+        candidates = list(sims)
         keyframes = self._require_shot().keyframes
         pos = self._position(frame)
         best = max(candidates, key=lambda q: (sims[q], q in keyframes, -abs(self._position(q) - pos)))
-        return best if sims[best] > sims[adjacent] + REUSE_MARGIN else adjacent
+        near = sims[best] >= NEAR_REPEAT and sims[best] > sims[adjacent] + REUSE_MARGIN
+        return best if near else adjacent
 
     def _span(self, frame: int) -> tuple[int | None, int | None]:
         """The keyframes bounding `frame`'s span: the last one <= frame and the first one >= frame."""

@@ -1,8 +1,7 @@
 """Drawing signatures (which drawing is this frame?) and region-level matching where flow votes are weak.
 
 Signatures. Animation reuses drawings: holds, cycles, ping-pong timing, re-scans of the same sheet. A
-frame's signature is the digest of its line-art bytes (exact repeats: same digest, same segmentation,
-same colors) and a small thumbnail of its ink; `similarity` is the best normalised cross-correlation of two
+frame's signature is the digest of its ink (exact repeats: same digest, same segmentation, same colors) and a small thumbnail of its ink; `similarity` is the best normalised cross-correlation of two
 thumbnails over small shifts, so a drawing re-scanned a few pixels off still scores close to 1.
 
 Region matching. Votes through the flow fail where a region moved far, was cut by lines drawn differently,
@@ -23,36 +22,64 @@ import numpy as np
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
-THUMB = 96  # thumbnail long side (pixels)
-THUMB_SHIFT = 3  # thumbnail pixels searched either way by `similarity`
+THUMB = 192  # thumbnail long side (pixels): big enough to tell a blink or an open mouth
+QUICK = 64  # long side of the thumbnail whose Fourier magnitudes give the quick first pick
 
 
 @dataclass(frozen=True)
 class Signature:
-    digest: bytes  # of the line art's bytes: equal digests = the same drawing, byte for byte
-    thumb: np.ndarray  # float32 ink thumbnail, zero mean, unit norm
+    digest: bytes  # of the ink: equal digests = the same drawing, the same regions
+    thumb: np.ndarray  # uint8 ink thumbnail (blurred a little)
+    spectrum: np.ndarray  # Fourier magnitudes of a smaller one, zero mean, unit norm: blind to position
 
 
-def signature(lineart: np.ndarray, ink: np.ndarray) -> Signature:
+def signature(ink: np.ndarray) -> Signature:
+    """The signature of a frame from its ink (`segment.ink_u8`)."""
+    # The segmentation is a function of the ink alone: equal ink, equal regions (line colors are the
+    # frame's own when rendered), so the digest covers the ink (a quarter of the RGBA bytes).
+    digest = hashlib.sha1(np.ascontiguousarray(ink).data).digest()
+    thumb = cv2.GaussianBlur(_shrink(ink, THUMB), (0, 0), 1.0)
+    small = _shrink(ink, QUICK).astype(np.float32)
+    spectrum = cv2.magnitude(*cv2.split(cv2.dft(small - small.mean(), flags=cv2.DFT_COMPLEX_OUTPUT)))
+    return Signature(digest, thumb, _unit(np.log1p(spectrum)))
+
+
+def _shrink(ink: np.ndarray, long_side: int) -> np.ndarray:
     h, w = ink.shape
-    f = THUMB / max(h, w)
-    size = (max(8, round(w * f)), max(8, round(h * f)))
-    t = cv2.GaussianBlur(cv2.resize(ink, size, interpolation=cv2.INTER_AREA).astype(np.float32), (0, 0), 1.0)
-    t -= t.mean()
-    norm = float(np.sqrt((t * t).sum()))
-    digest = hashlib.blake2b(np.ascontiguousarray(lineart).data, digest_size=16).digest()
-    return Signature(digest, t / norm if norm > 0 else t)
+    f = min(1.0, long_side / max(h, w))
+    return cv2.resize(ink, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean()
+    norm = float(np.sqrt((x * x).sum()))
+    return x / norm if norm > 0 else x
+
+
+def quick_similarity(a: Signature, b: Signature) -> float:
+    """Correlation of the small thumbnails' Fourier magnitudes: blind to where the drawing is in the frame,
+    and cheap (a first pick among many drawings)."""
+    if a.digest == b.digest:
+        return 1.0
+    return float(np.vdot(a.spectrum, b.spectrum)) if a.spectrum.shape == b.spectrum.shape else -1.0
 
 
 def similarity(a: Signature, b: Signature) -> float:
-    """1.0 for the same drawing; normalised cross-correlation of the thumbnails, best over small shifts."""
+    """1.0 for the same drawing; else the normalised cross-correlation of the thumbnails once the overall
+    shift between them (a camera move, a re-scan off by some pixels; phase correlation) is taken out."""
     if a.digest == b.digest:
         return 1.0
     if a.thumb.shape != b.thumb.shape:
         return -1.0
-    s = THUMB_SHIFT
-    scores = cv2.matchTemplate(b.thumb, a.thumb[s:-s, s:-s], cv2.TM_CCOEFF_NORMED)
-    return float(np.nan_to_num(scores).max())
+    ta, tb = a.thumb.astype(np.float32), b.thumb.astype(np.float32)
+    h, w = ta.shape
+    (dx, dy), _ = cv2.phaseCorrelate(tb, ta, cv2.createHanningWindow((w, h), cv2.CV_32F))
+    if not (np.isfinite(dx) and np.isfinite(dy)) or abs(dx) > w / 3 or abs(dy) > h / 3:
+        dx = dy = 0.0
+    moved = cv2.warpAffine(tb, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_LINEAR)
+    mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
+    x, y = _unit(ta[my : h - my, mx : w - mx]), _unit(moved[my : h - my, mx : w - mx])
+    return float(np.vdot(x, y))
 
 
 # -- region statistics ----------------------------------------------------------------------------------

@@ -26,16 +26,6 @@ def pack_color(image: np.ndarray) -> np.ndarray:
     return packed
 
 
-def unpack_color(packed: np.ndarray, alpha: bool) -> np.ndarray:
-    """Packed colors (any shape) -> (..., 4) RGBA or (..., 3) RGB uint8 (transparent shows as white in RGB)."""
-    p = np.asarray(packed, np.int64)
-    rgba = np.stack([(p >> 16) & 255, (p >> 8) & 255, p & 255, (p >> 24) & 255], axis=-1).astype(np.uint8)
-    if alpha:
-        return rgba
-    rgba[..., :3][rgba[..., 3] == 0] = 255
-    return rgba[..., :3]
-
-
 def parse_hex(color: str) -> int:
     """'#rrggbb' -> packed opaque color."""
     return OPAQUE | int(color.lstrip("#"), 16)
