@@ -53,7 +53,9 @@ def eval_set_cmd(
         (out / "table.md").write_text(text)
         (out / "results.json").write_text(
             json.dumps(
-                {r.name: {"figures": r.figures, "frames": r.frames} for r in reports}, indent=1, default=float
+                {r.name: vars(r) for r in reports},
+                indent=1,
+                default=str,
             )
         )
         typer.echo(text)

@@ -347,21 +347,30 @@ def table(reports: list[CaseReport]) -> str:
     """A Markdown table of the case figures (engine vs baseline)."""
     head = (
         "| case | frames (scored) | region acc engine / baseline | pixel acc engine / baseline "
-        "| PSNR dB engine / baseline | alpha IoU engine / baseline | unresolved | repeats identical |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "| PSNR dB engine / baseline | alpha IoU engine / baseline | unresolved | repeats identical "
+        "| chunks = whole |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in reports:
         f = r.figures
         same = f"{f['repeats'] - f['repeats_not_identical']}/{f['repeats']}" if f["repeats"] else "–"
+
+        def pair(key: str, digits: int, f: dict = f) -> str:
+            if not f["scored"]:
+                return "–"
+            return f"{f[f'engine_{key}']:.{digits}f} / {f[f'baseline_{key}']:.{digits}f}"
+
         rows.append(
             f"| {r.name}{' (shaded)' if r.shaded else ''} | {f['frames']} ({f['scored']}) "
-            f"| **{f['engine_region_acc']:.3f}** / {f['baseline_region_acc']:.3f} "
-            f"| {f['engine_pixel_acc']:.3f} / {f['baseline_pixel_acc']:.3f} "
-            f"| {f['engine_psnr']:.2f} / {f['baseline_psnr']:.2f} "
-            f"| {f['engine_alpha_iou']:.3f} / {f['baseline_alpha_iou']:.3f} | {f['unresolved']} | {same} |"
+            f"| {pair('region_acc', 3)} | {pair('pixel_acc', 3)} | {pair('psnr', 2)} | {pair('alpha_iou', 3)} "
+            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "–" if value is None else "yes" if value else "**no**"
 
 
 # -- transforms and real-data protocols ---------------------------------------------------------------------

@@ -66,6 +66,7 @@ SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, 
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
 NEIGHBOUR_SHARE = 1e-4  # unresolved regions under this share of the frame take a neighbour's color
+NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
 
 SOURCES = ("keyframe", "forward", "backward", "reused", "matched", "reference", "neighbour", "unresolved")
 KEYFRAME, FORWARD, BACKWARD, REUSED, MATCHED, REFERENCE, NEIGHBOUR, UNRESOLVED = range(len(SOURCES))
@@ -295,13 +296,13 @@ class FlatEngine:
         src_seg = self._segmentation(src)
         maps, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
         owners = self._owner_pair(p, seg, src, src_seg)
-        colors, conf, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
+        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
-        conf = np.minimum(conf, np.where(prev_label > 0, src_state.conf[prev_label], conf))
+        conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
         how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
-        # Where the votes are weak, match regions on position, size, shape and neighbours instead (regions
-        # too small for shape statistics are left to the neighbour fallback).
-        weak = (conf < LOW_CONFIDENCE) & (seg.areas >= 4 * max(1, self.flat.min_region))
+        # Where this step's votes are weak, match regions on position, size, shape and neighbours instead
+        # (small regions are left to the neighbour fallback).
+        weak = (votes < LOW_CONFIDENCE) & (seg.areas >= self._neighbour_limit(seg))
         weak[0] = False
         if weak.any():
             ok = conf >= LOW_CONFIDENCE
@@ -444,16 +445,24 @@ class FlatEngine:
         beats the unresolved color (QA marks those above min_region as low confidence). With owners
         (masks), a neighbour of the same owner comes first.
         """
-        limit = max(1, self.flat.min_region, int(NEIGHBOUR_SHARE * seg.labels.size))
-        small = (colors == NO_COLOR) & (seg.areas < limit)
+        small = (colors == NO_COLOR) & (seg.areas < self._neighbour_limit(seg))
         small[0] = False
         if not small.any():
             return
-        nb = neighbour_regions(seg, small, owner=owner)
-        take = small & (nb > 0)
-        take[take] &= colors[nb[take]] != NO_COLOR
-        colors[take] = colors[nb[take]]
-        source[take] = NEIGHBOUR
+        for reach in NEIGHBOUR_REACH:  # pockets inside thick ink look further
+            nb = neighbour_regions(seg, small, reach=reach, owner=owner)
+            take = small & (nb > 0)
+            take[take] &= colors[nb[take]] != NO_COLOR
+            colors[take] = colors[nb[take]]
+            source[take] = NEIGHBOUR
+            small &= ~take
+            if not small.any():
+                return
+
+    def _neighbour_limit(self, seg: Segmentation) -> int:
+        """Regions under this many pixels take a neighbour's color when unresolved; larger weak ones are
+        matched region to region (shape statistics need some pixels)."""
+        return max(4 * max(1, self.flat.min_region), int(NEIGHBOUR_SHARE * seg.labels.size))
 
     def _reference_fill(
         self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
