@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from colorize import images
+from colorize.errors import OutputError
 from colorize.regions.segment import Segmentation
 
 TINTS = {
@@ -145,14 +146,20 @@ class QAWriter:
         }
         if overlay is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         path = self.folder / (Path(output).stem + ".png")
         images.write_image(path, overlay)
         self.paths[frame] = path
 
+    def _mkdir(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{self.folder}: cannot create the QA folder ({error.strerror})") from None
+
     def finish(self) -> list[Path]:
         """Write qa.json and worst_frames.png (merged with what an earlier run of the shot wrote)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         index = self.folder / QA_JSON
         frames = {}
         if index.is_file():

@@ -65,7 +65,7 @@ NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that 
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
-NEIGHBOUR_SHARE = 1e-4  # unresolved regions under this share of the frame take a neighbour's color
+NEIGHBOUR_SHARE = 2e-4  # unresolved regions under this share of the frame (0.02 %) take a neighbour's color
 NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
 
 SOURCES = ("keyframe", "forward", "backward", "reused", "matched", "reference", "neighbour", "unresolved")
