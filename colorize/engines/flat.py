@@ -53,7 +53,7 @@ from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
 from colorize.regions.propagate import propagate
-from colorize.regions.render import carry_texture, colored_lines_of, paint_layer, paste_off_lines, render
+from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
 from colorize.regions.segment import Segmentation, neighbour_regions, segment
 from colorize.settings import Settings
 
@@ -165,9 +165,6 @@ class FlatEngine:
         seg = segment(lineart, f.gap_close, f.min_region, f.line_threshold)
         seg.cache["signature"] = signature(seg.ink)
         seg.cache["alpha"] = images.has_transparency(lineart)
-        _ = seg.filled, seg.labels16
-        if f.lines == "keep" and f.colored_lines == "fill":
-            colored_lines_of(seg, lineart)
         return seg
 
     # -- per frame ---------------------------------------------------------------------------------------
