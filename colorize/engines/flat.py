@@ -347,12 +347,16 @@ class FlatEngine:
         return (keys[i - 1] if i else None), (keys[j] if j < len(keys) else None)
 
     def _forget_other_spans(self, k0: int | None, k1: int | None) -> None:
-        """Drop chain states of other spans (frames run in order; a state dropped is recomputed if asked)."""
+        """Drop chain states and signatures of other spans (frames run in order; what is dropped is
+        recomputed if asked again)."""
         lo = self._position(k0) if k0 is not None else 0
         hi = self._position(k1) if k1 is not None else len(self._require_shot().frames) - 1
         for state_key in list(self._states):
             if not lo <= self._position(state_key[1]) <= hi:
                 del self._states[state_key]
+        for frame in list(self._sigs):  # signatures too (tens of KB each): memory stays flat in long shots
+            if not lo <= self._position(frame) <= hi:
+                del self._sigs[frame]
 
     # -- painting ----------------------------------------------------------------------------------------
 
@@ -518,7 +522,7 @@ class FlatEngine:
 
     def _signature(self, frame: int) -> Signature:
         if frame not in self._sigs:
-            self._segmentation(frame)
+            self._sigs[frame] = self._segmentation(frame).cache["signature"]
         return self._sigs[frame]
 
     def _flow_images(self, target: Segmentation, source: Segmentation) -> dict:
