@@ -76,6 +76,9 @@ def shot(
     progress_every: float = typer.Option(
         5.0, "--progress-every", min=0, help="Seconds between progress lines (lines, openjd); 0: every frame."
     ),
+    qa: Path | None = typer.Option(
+        None, "--qa", help="Write QA overlays (flat engine), qa.json and worst_frames.png into this folder."
+    ),
     *,
     options: RunOptions,
 ) -> None:
@@ -102,7 +105,7 @@ def shot(
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
         make = functools.partial(create_engine, plan.engine, plan.settings)
-        summary = run_shot(plan, make, events, size=size, overwrite=overwrite)
+        summary = run_shot(plan, make, events, size=size, overwrite=overwrite, qa_dir=qa)
     events.close()
     _debug(summary)
     if summary.exit_code != ExitCode.OK:

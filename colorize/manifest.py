@@ -14,7 +14,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from colorize.errors import ManifestError, MissingInputError
-from colorize.settings import DiffusionSettings, FlatSettings, StrictModel
+from colorize.settings import (
+    OUTPUT_ALPHA,
+    OUTPUT_DEPTH,
+    DiffusionSettings,
+    FlatSettings,
+    OutputAlpha,
+    StrictModel,
+)
 
 # A settings layer: every field optional, "not set" = None. Presets and manifests are layers; the CLI is
 # the last one. Resolution lives in colorize.shot.
@@ -36,6 +43,8 @@ class SettingsLayer(StrictModel):
     max_unresolved: int | None = Field(
         None, ge=0, description="Quality gate: frames with more unresolved regions fail (exit code 3)."
     )
+    output_alpha: OutputAlpha | None = Field(None, description=OUTPUT_ALPHA.description)
+    output_depth: Literal[8, 16] | None = Field(None, description=OUTPUT_DEPTH.description)
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
 

@@ -49,7 +49,9 @@ from colorize.errors import (
 )
 from colorize.events import SCHEMA, Events, Stopwatch
 from colorize.provenance import Freshness, OutputState
+from colorize.qa import QAWriter
 from colorize.sequences import frame_range_text
+from colorize.settings import Settings
 from colorize.shot import ShotPlan
 
 WRITERS = max(1, min(4, os.cpu_count() or 1))
@@ -91,7 +93,7 @@ class _Stop(Exception):
         self.error = error
 
 
-def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
+def shot_context(plan: ShotPlan, size: tuple[int, int], qa: bool = False) -> ShotContext:
     """What engines may know of the whole shot; references are decoded here, once."""
 
     def load_masks(frame: int) -> dict[str, np.ndarray]:
@@ -113,8 +115,9 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,
         load_lineart=lambda f: images.read_rgba(plan.lineart_paths[f]),
-        load_keyframe=lambda f: images.read_rgb(plan.keyframe_paths[f]),
+        load_keyframe=lambda f: images.read_rgba(plan.keyframe_paths[f]),
         load_masks=load_masks,
+        qa=qa,
     )
 
 
@@ -125,6 +128,7 @@ def run_shot(
     *,
     size: tuple[int, int],
     overwrite: bool = False,
+    qa_dir: Path | None = None,
 ) -> Summary:
     """Color the plan's selected frames that are missing or stale (all with `overwrite`).
 
@@ -151,7 +155,7 @@ def run_shot(
         )
         if plan.settings.engine == "auto":
             events.emit("message", text=f"engine {plan.engine} ({plan.engine_reason})")
-        _Stream(plan, events, summary, size).run(engine, overwrite)
+        _Stream(plan, events, summary, size, qa_dir).run(engine, overwrite)
     except KeyboardInterrupt:
         summary.stop(ExitCode.INTERRUPTED, "interrupted")
     except OutputClosed as error:
@@ -205,7 +209,14 @@ class _Entry:
 
 
 class _Stream:
-    def __init__(self, plan: ShotPlan, events: Events, summary: Summary, size: tuple[int, int]):
+    def __init__(
+        self,
+        plan: ShotPlan,
+        events: Events,
+        summary: Summary,
+        size: tuple[int, int],
+        qa_dir: Path | None = None,
+    ):
         self.plan = plan
         self.events = events
         self.summary = summary
@@ -214,6 +225,7 @@ class _Stream:
         self.freshness = Freshness(plan)
         self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
         self.write_failed: ColorizeError | None = None
+        self.qa = QAWriter(qa_dir) if qa_dir is not None else None
 
     def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
         images.remove_stale_temps(list(self.outputs.values()))
@@ -232,8 +244,12 @@ class _Stream:
         _make_folders({self.outputs[f].parent for f, _ in todo})
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
-        colorizer.prepare(shot_context(self.plan, self.size))
-        self._stream(colorizer, todo)
+        colorizer.prepare(shot_context(self.plan, self.size, qa=self.qa is not None))
+        try:
+            self._stream(colorizer, todo)
+        finally:
+            if self.qa is not None and self.qa.figures:
+                self.qa.finish()
 
     # -- the stream --------------------------------------------------------------------------------------
 
@@ -307,15 +323,10 @@ class _Stream:
                 raise _Stop(error)
             return
         per_frame = clock.seconds / len(batch)
-        compression = self.plan.settings.output_compression
         for result in results:
             record = self.freshness.expected(result.frame).with_unresolved(result.info.get("unresolved"))
             write = writer.submit(
-                images.write_image,
-                self.outputs[result.frame],
-                result.image,
-                compression=compression,
-                metadata=record.to_text(),
+                _write_output, self.outputs[result.frame], result.image, self.plan.settings, record.to_text()
             )
             seconds = result.seconds if result.seconds is not None else per_frame
             self.out.append(_Entry(result.frame, reasons[result.frame], result, seconds, write))
@@ -349,6 +360,13 @@ class _Stream:
             self.write_failed = self.write_failed or bug
             return
         info = entry.result.info
+        if self.qa is not None:
+            try:
+                self.qa.add(entry.frame, path, entry.result.qa, info)
+            except ColorizeError as error:
+                self._fail(entry.frame, error)
+                self.write_failed = self.write_failed or error
+                return
         gate = self._gate(entry.frame, info.get("unresolved"))
         if gate is not None:
             self._fail(entry.frame, gate, {"output": str(path), **info})
@@ -458,6 +476,12 @@ def _internal(error: BaseException, doing: str) -> InternalError:
     return bug
 
 
+def _write_output(path: Path, image: np.ndarray, settings: Settings, provenance: str) -> None:
+    """Convert an engine's frame to the output alpha and depth, and write it atomically with its record."""
+    converted = images.output_array(image, settings.output_alpha, settings.output_depth)
+    images.write_image(path, converted, compression=settings.output_compression, metadata=provenance)
+
+
 def _make_folders(folders: set[Path]) -> None:
     for folder in folders:
         try:
@@ -472,5 +496,5 @@ def _read_frame(plan: ShotPlan, frame: int) -> FrameInput:
         frame=frame,
         lineart=images.read_rgba(fp.lineart),
         masks={name: images.read_mask(path) for name, path in fp.masks.items()},
-        keyframe=images.read_rgb(fp.keyframe) if fp.keyframe else None,
+        keyframe=images.read_rgba(fp.keyframe) if fp.keyframe else None,
     )

@@ -8,9 +8,9 @@ import fileseq
 import yaml
 
 from colorize.errors import MissingInputError, OutputError
+from colorize.images import IMAGE_EXTS
 from colorize.sequences import PAD_STYLE
 
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".exr", ".webp", ".bmp")
 LINE_DIRS = ("lineart", "line", "lines", "sketch", "sketches", "ink")
 KEY_DIRS = ("keys", "keyframes", "key", "color_keys")
 

@@ -18,8 +18,8 @@ recomputes a..f-1 in memory first; it never reads predecessors from the output f
 output there may be stale (other settings) or not yet written by this run's writer thread. The result is
 a pure function of (inputs, settings, f), as the engine contract asks.
 
-Warping. Flow is computed between the line-art frames (DIS on blurred ink, the only signal line art has),
-backward from the current frame to the previous one; a forward-backward consistency check marks
+Warping. Flow is computed between the line-art frames (`colorize.flow.line_flow`: DIS on blurred ink, the
+only signal line art has), backward from the current frame to the previous one; a forward-backward consistency check marks
 occluded pixels (newly visible or flow that does not round-trip within `occlusion_threshold` pixels),
 which are inpainted from their surroundings instead of smearing the previous frame's colors.
 """
@@ -32,6 +32,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
+
+from colorize.flow import grid, line_flow, occlusion_mask, warp
 
 SHOT_KEY = "shot"  # the key of `temporal: locked`'s single noise field
 
@@ -61,62 +63,26 @@ def chain_start(frame: int, frames: Sequence[int], keyframes: Sequence[int], anc
     return frames[i]
 
 
-def _prepare(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    small = cv2.resize(ink, size, interpolation=cv2.INTER_AREA) if size != ink.shape[::-1] else ink
-    # Lines are thin and sparse: blur so that DIS has gradients to lock on, then stretch the contrast.
-    blurred = cv2.GaussianBlur(small, (0, 0), 1.5)
-    return cv2.normalize(blurred, None, 0, 255, cv2.NORM_MINMAX)
-
-
-def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:
-    """Dense flow (H×W×2 float32, full-resolution pixels) with ink_to(x) ≈ ink_from(x + flow(x))."""
-    h, w = ink_to.shape
-    scale = max(1, round(max(h, w) / work))
-    size = (max(8, w // scale), max(8, h // scale))
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(_prepare(ink_to, size), _prepare(ink_from, size), None)
-    if scale > 1:
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / size[0])
-    return flow
-
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-
-
-def occlusion_mask(backward: np.ndarray, forward: np.ndarray, threshold: float) -> np.ndarray:
-    """Pixels of the current frame whose flow does not round-trip within `threshold` pixels.
-
-    backward: cur(x) ≈ prev(x + backward(x)); forward: prev(y) ≈ cur(y + forward(y)).
-    """
-    h, w = backward.shape[:2]
-    gx, gy = _grid(h, w)
-    mx, my = gx + backward[..., 0], gy + backward[..., 1]
-    back = cv2.remap(forward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    error = np.linalg.norm(backward + back, axis=-1)
-    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    return (error > threshold) | outside
-
-
 def warp_previous(
     previous: np.ndarray,
     ink_cur: np.ndarray,
     ink_prev: np.ndarray,
     occlusion_threshold: float = 1.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Warp the previous frame's RGB result onto the current line art; (warped uint8, occluded bool)."""
+    """Warp the previous frame's RGB (or RGBA) result onto the current line art; (warped uint8, occluded).
+
+    Occluded pixels are inpainted from their surroundings (color and alpha separately)."""
     backward = line_flow(ink_cur, ink_prev)
     forward = line_flow(ink_prev, ink_cur)
     occluded = occlusion_mask(backward, forward, occlusion_threshold)
     h, w = ink_cur.shape
-    gx, gy = _grid(h, w)
-    warped = cv2.remap(
-        previous,
-        gx + backward[..., 0],
-        gy + backward[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    warped = warp(previous, cv2.add(backward, grid(h, w)))
     if occluded.any():
-        warped = cv2.inpaint(warped, occluded.view(np.uint8), 3, cv2.INPAINT_TELEA)
+        mask = occluded.view(np.uint8)
+        rgb = cv2.inpaint(np.ascontiguousarray(warped[..., :3]), mask, 3, cv2.INPAINT_TELEA)
+        if warped.shape[2] == 4:
+            rgb = np.dstack(
+                [rgb, cv2.inpaint(np.ascontiguousarray(warped[..., 3]), mask, 3, cv2.INPAINT_TELEA)]
+            )
+        warped = rgb
     return warped, occluded

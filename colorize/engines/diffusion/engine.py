@@ -43,6 +43,7 @@ import torch
 
 from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
 from colorize.errors import MissingInputError, UsageError
+from colorize.images import over_white
 from colorize.regions.segment import ink_u8
 from colorize.settings import Settings
 from colorize.temporal import SHOT_KEY, chain_start, frame_noise, warp_previous
@@ -255,7 +256,7 @@ class DiffusionEngine:
                 images, infos = self._run([fi], noise)
                 infos[0]["temporal"] = "warp anchor (noise)"
             else:
-                images, infos = self._run([fi], noise, init=[keyframe])
+                images, infos = self._run([fi], noise, init=[over_white(keyframe)])
                 infos[0]["temporal"] = "warp anchor (keyframe)"
         else:
             previous = frames[index - 1]
