@@ -166,9 +166,7 @@ def test_check_and_shot_agree_on_frames_read_outside_the_range(shot):
 def test_check_says_which_other_frames_a_range_reads(shot):
     result = runner.invoke(app, ["check", str(shot), "--frames", "1010-1012"])
     assert result.exit_code == 0, result.output
-    assert (
-        "3 frames 1010-1012" in result.output and "also reads 21 frames 1001-1009,1013-1024" in result.output
-    )
+    assert "3 frames 1010-1012" in result.output and "also reads 9 frames 1001-1009" in result.output
 
 
 def test_status_counts_done_stale_missing(shot):

@@ -17,7 +17,7 @@ from synth import (
 
 from colorize import images
 from colorize.engines.base import Character, FrameInput, ShotContext
-from colorize.engines.flat import FlatEngine
+from colorize.engines.flat import FlatEngine, depends_on
 from colorize.regions.segment import segment
 from colorize.settings import FlatSettings, Settings
 
@@ -321,6 +321,9 @@ def test_a_frame_depends_only_on_its_span():
     for which in ([2], [1, 2, 3], list(range(8))):
         res = next(r for r in _shot(other, keys, Settings(), which=which) if r.frame == 2)
         assert np.array_equal(res.image, whole[2].image), which
+    # After the last keyframe only the forward chain counts: frame 5 ignores frame 6 (depends_on: 4..5).
+    assert np.array_equal(_shot(other, keys, Settings(), which=[5])[0].image, whole[5].image)
+    assert depends_on(5, range(8), [0, 4], Settings()) == (4, 5)
 
 
 def test_qa_overlay_marks_unresolved_regions():

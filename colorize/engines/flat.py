@@ -1,8 +1,9 @@
 """The flat engine: cel "paint bucket" filling of line-enclosed regions, no model weights.
 
 Spans. A frame f depends only on the line-art frames (with their masks and keyframes) from the previous
-keyframe (or the shot's first frame) to the next keyframe (or the shot's last frame), inclusive: its
-*span*. Nothing else (not the frames a chunk happens to start at, not the output folder) changes its bytes.
+keyframe to the next keyframe, inclusive (without a keyframe on one side, from or to f itself): its
+*span* (`depends_on`). Nothing else (not the frames a chunk happens to start at, not the output folder)
+changes its bytes.
 
 Color sources per region, in order:
 1. a keyframe frame outputs the keyframe itself: its pixels off the lines, one color per region under
@@ -600,16 +601,17 @@ def depends_on(
 ) -> tuple[int, ...]:
     """The line-art frames (their line art, masks and keyframes) the output of `frame` is made from.
 
-    The frames from the nearest keyframe at or before `frame` (else the shot's first frame) to the nearest
-    keyframe at or after it (else the shot's last frame), inclusive: the chains this engine may walk. A
-    keyframe depends on itself only. Known without reading pixels; `frames` is the whole sorted sequence.
+    The frames from the nearest keyframe at or before `frame` to the nearest keyframe at or after it,
+    inclusive: the chains this engine walks. Without a keyframe on one side the span stops at `frame` on
+    that side (no chain comes from there); a keyframe depends on itself only, and so does a frame of a shot
+    without keyframes. Known without reading pixels; `frames` is the whole sorted sequence.
     """
     i = bisect.bisect_left(frames, frame)
     if i == len(frames) or frames[i] != frame:
         raise ValueError(f"frame {frame} is not in the shot")
-    if frame in keyframes:
-        return (frame,)
     k = bisect.bisect_left(keyframes, frame)
-    start = bisect.bisect_left(frames, keyframes[k - 1]) if k > 0 else 0
-    end = bisect.bisect_left(frames, keyframes[k]) if k < len(keyframes) else len(frames) - 1
+    if k < len(keyframes) and keyframes[k] == frame:
+        return (frame,)
+    start = bisect.bisect_left(frames, keyframes[k - 1]) if k > 0 else i
+    end = bisect.bisect_left(frames, keyframes[k]) if k < len(keyframes) else i
     return tuple(frames[start : end + 1])
