@@ -9,6 +9,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from colorize_cli.common import (
@@ -48,7 +49,12 @@ class Progress(str, Enum):
 
 
 def _plan(
-    shot_dir: Path, refs: Path | None, frames: str | None, out: Path | None, options: RunOptions, **kw
+    shot_dir: Path,
+    refs: Path | None,
+    frames: str | None,
+    out: Path | None,
+    options: RunOptions,
+    **kw: Any,
 ) -> ShotPlan:
     manifest_path = find_manifest(shot_dir, refs)
     return plan_shot(
@@ -213,7 +219,7 @@ def status(
         if s.reason:
             reasons.setdefault(s.reason, []).append(s.frame)
     if json_out:
-        doc = {
+        doc: dict[str, Any] = {
             "manifest": str(plan.manifest_path),
             "output": plan.output.text,
             "engine": plan.engine,

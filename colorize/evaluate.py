@@ -238,10 +238,11 @@ def evaluate_case(
         line = images.read_rgba(plan.lineart_paths[f])
         result = images.read_image(plan.output.path(f))
         digest = line.tobytes()
-        if digest in digests:  # a drawing identical to an earlier frame's: the output must be too
+        if digest in digests:  # a drawing identical to an earlier frame's: its pixels must be too
             repeats += 1
-            first = plan.output.path(digests[digest]).read_bytes()
-            repeat_mismatch += plan.output.path(f).read_bytes() != first
+            # Pixels, not files: each file's freshness record names its own frame's inputs.
+            first = images.read_image(plan.output.path(digests[digest]))
+            repeat_mismatch += not np.array_equal(result, first)
             repeat_unresolved += done[f].get("unresolved", 0)
         else:
             digests[digest] = f

@@ -57,7 +57,7 @@ def flow_image(ink: np.ndarray, scale: int, sigma: float = 1.5) -> np.ndarray:
 
 def dis_flow(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     """DIS flow (h×w×2 float32) with target(x) ≈ source(x + flow(x)), between two `flow_image`s."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     return dis.calc(target, source, None)
 
 

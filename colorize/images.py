@@ -164,7 +164,7 @@ def _is_16bit_color(path: Path, im: Image.Image) -> bool:
             head = f.read(26)
         return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)  # RGB, gray+alpha, RGBA
     if im.format == "TIFF":
-        bits = im.tag_v2.get(258, (8,))
+        bits = getattr(im, "tag_v2", {}).get(258, (8,))  # TIFF BitsPerSample
         bits = bits if isinstance(bits, tuple) else (bits,)
         return max(bits) == 16 and len(bits) >= 2
     return False

@@ -81,7 +81,7 @@ def write_preview(
             if rgb.shape[:2] != (h, w):
                 raise InputDataError(f"{frames[f]}: size {rgb.shape[1]}x{rgb.shape[0]} differs from {w}x{h}")
             overlay = qa.get(f, {}).get("overlay")
-            if qa:
+            if qa_dir is not None and qa:
                 side = images.read_rgb(Path(qa_dir) / overlay)[:h] if overlay else np.full_like(rgb, 128)
                 side = (
                     cv2.resize(side, (w, h), interpolation=cv2.INTER_AREA)

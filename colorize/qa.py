@@ -10,6 +10,7 @@ figures per frame) and `worst_frames.png`, a contact sheet of the frames with mo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -96,14 +97,16 @@ def _tile(img: np.ndarray, width: int) -> np.ndarray:
     return out if out.ndim == 3 else cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
 
 
-def contact_sheet(rows: list[list[np.ndarray | None]], labels: list[str], tile: int = 400) -> np.ndarray:
+def contact_sheet(
+    rows: Sequence[Sequence[np.ndarray | None]], labels: list[str], tile: int = 400
+) -> np.ndarray:
     """Grid of images (RGB or RGBA over white; None = blank tile), one row per frame, a caption per row."""
     out_rows = []
     for row, label in zip(rows, labels, strict=True):
-        tiles = [None if img is None else _tile(img, tile) for img in row]
-        height = max((t.shape[0] for t in tiles if t is not None), default=tile)
-        tiles = [t if t is not None else np.full((height, tile, 3), 128, np.uint8) for t in tiles]
-        tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=40) for t in tiles]
+        made = [None if img is None else _tile(img, tile) for img in row]
+        height = max((t.shape[0] for t in made if t is not None), default=tile)
+        filled = [t if t is not None else np.full((height, tile, 3), 128, np.uint8) for t in made]
+        tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=40) for t in filled]
         strip = np.concatenate(
             [np.pad(t, ((0, 0), (2, 2), (0, 0)), constant_values=40) for t in tiles], axis=1
         )

@@ -148,5 +148,5 @@ def find_sequence(folder: Path, extensions: tuple[str, ...]) -> dict[int, Path]:
     ]
     if not found:
         return {}
-    best = max(found, key=lambda s: (len(s.frameSet()), s.basename()))
-    return {int(f): Path(best.frame(f)) for f in best.frameSet()}
+    best = max(found, key=lambda s: (len(s.frameSet() or ()), s.basename()))
+    return {int(f): Path(best.frame(f)) for f in best.frameSet() or ()}

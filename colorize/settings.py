@@ -17,12 +17,11 @@ def _on_off(value: Any) -> Any:
 
 
 OutputAlpha = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
-OUTPUT_ALPHA = Field(
-    "auto",
-    description="auto: RGBA output when the line art or the keyframes have transparency (transparent "
-    "regions stay transparent, lines keep their alpha); on: always RGBA; off: RGB over white.",
+OUTPUT_ALPHA_HELP = (
+    "auto: RGBA output when the line art or the keyframes have transparency (transparent regions stay "
+    "transparent, lines keep their alpha); on: always RGBA; off: RGB over white."
 )
-OUTPUT_DEPTH = Field(8, description="Bits per channel of the written frames: 8 or 16 (PNG and TIFF).")
+OUTPUT_DEPTH_HELP = "Bits per channel of the written frames: 8 or 16 (PNG and TIFF)."
 
 
 class StrictModel(BaseModel):
@@ -147,8 +146,8 @@ class Settings(StrictModel):
         description="Quality gate: a frame with more unresolved regions than this is written, then reported "
         "as failed (exit code 3) so the shot can go to a painter. None: no gate.",
     )
-    output_alpha: OutputAlpha = OUTPUT_ALPHA
-    output_depth: Literal[8, 16] = OUTPUT_DEPTH
+    output_alpha: OutputAlpha = Field("auto", description=OUTPUT_ALPHA_HELP)
+    output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
 

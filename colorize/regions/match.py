@@ -77,7 +77,7 @@ def similarity(a: Signature, b: Signature) -> float:
     (dx, dy), _ = cv2.phaseCorrelate(tb, ta, cv2.createHanningWindow((w, h), cv2.CV_32F))
     if not (np.isfinite(dx) and np.isfinite(dy)) or abs(dx) > w / 3 or abs(dy) > h / 3:
         dx = dy = 0.0
-    moved = cv2.warpAffine(tb, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_LINEAR)
+    moved = cv2.warpAffine(tb, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (w, h), flags=cv2.INTER_LINEAR)
     mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
     x, y = _unit(ta[my : h - my, mx : w - mx]), _unit(moved[my : h - my, mx : w - mx])
     return float(np.vdot(x, y))

@@ -48,8 +48,9 @@ def propagate(
 
     cur16, prev16 = cur.labels16, prev.labels16
     nc, np_ = cur.count + 1, prev.count + 1
-    all_votes = None  # with owners: unconstrained votes (per-pixel path), else from `pairs`
-    pairs = None
+    # With owners: the unconstrained votes (per-pixel path), else computed from `pairs`.
+    all_votes: np.ndarray | None = None
+    pairs: np.ndarray | None = None
     if cur16 is not None and prev16 is not None and nc * np_ <= _PAIR_BINS and cur.labels.size < 1 << 24:
         # Votes per (cur label, prev label) in one 2-D histogram (no full-frame gathers), then per color.
         warped = cv2.remap(
@@ -94,11 +95,11 @@ def propagate(
             votes[lost] = _nearest_owner_votes(cur, prev, owners, maps, lost, idx_of_label, bins)[lost]
             none = lost & (votes[:, 1:].sum(axis=1) == 0)
             if none.any():
-                votes[none] = (
-                    all_votes[none]
-                    if all_votes is not None
-                    else _color_votes(pairs[none], idx_of_label, bins)
-                )
+                if all_votes is not None:
+                    votes[none] = all_votes[none]
+                else:
+                    assert pairs is not None  # the pair-histogram path ran
+                    votes[none] = _color_votes(pairs[none], idx_of_label, bins)
     counted = votes[:, 1:].sum(axis=1)
     colors = np.full(nc, NO_COLOR, np.int64)
     conf = np.zeros(nc, np.float32)
