@@ -30,11 +30,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from synth import make_frame  # tests/synth.py: generated cel drawings
+
 from colorize import images
 from colorize.engines.base import FrameInput
 from colorize.engines.flat import FlatEngine
 from colorize.events import Events
-from colorize.regions.synth import make_frame
 from colorize.runner import run_shot, shot_context
 from colorize.shot import plan_shot
 

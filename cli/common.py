@@ -103,7 +103,8 @@ class RunOptions:
         """The same options as `colorize shot` arguments."""
         args: list[str] = []
         for name, value in self._given():
-            args += [RUN_OPTIONS[name][1].param_decls[0], str(value)]
+            flags = RUN_OPTIONS[name][1].param_decls or (f"--{name.replace('_', '-')}",)
+            args += [flags[0], str(value)]
         return args
 
 

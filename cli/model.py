@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from colorize_cli.common import errors_to_exit
 
 from colorize.errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 app = typer.Typer(
     help="Diffusion model folders: convert official checkpoints, describe, check parity.\n\n"
@@ -19,12 +23,13 @@ app = typer.Typer(
 _DTYPES = {"keep": None, "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def _dtype(name: str):
+def _dtype(name: str) -> torch.dtype | None:
     import torch
 
     if name not in _DTYPES:
         raise UsageError(f"--dtype {name!r}: choose one of {', '.join(_DTYPES)}")
-    return getattr(torch, _DTYPES[name]) if _DTYPES[name] else None
+    torch_name = _DTYPES[name]
+    return getattr(torch, torch_name) if torch_name else None
 
 
 @app.command()

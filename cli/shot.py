@@ -9,6 +9,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from colorize_cli.common import (
@@ -23,7 +24,7 @@ from colorize_cli.common import (
 )
 
 from colorize.engines import create_engine
-from colorize.errors import ColorizeError, ExitCode
+from colorize.errors import ColorizeError, ExitCode, UsageError
 from colorize.events import Events, HumanReporter
 from colorize.farm import shot_command
 from colorize.manifest import schema_json
@@ -50,7 +51,12 @@ class Progress(str, Enum):
 
 
 def _plan(
-    shot_dir: Path, refs: Path | None, frames: str | None, out: Path | None, options: RunOptions, **kw
+    shot_dir: Path,
+    refs: Path | None,
+    frames: str | None,
+    out: Path | None,
+    options: RunOptions,
+    **kw: Any,
 ) -> ShotPlan:
     manifest_path = find_manifest(shot_dir, refs)
     return plan_shot(
@@ -77,6 +83,9 @@ def shot(
     ),
     progress_every: float = typer.Option(
         5.0, "--progress-every", min=0, help="Seconds between progress lines (lines, openjd); 0: every frame."
+    ),
+    qa: Path | None = typer.Option(
+        None, "--qa", help="Write QA overlays (flat engine), qa.json and worst_frames.png into this folder."
     ),
     devices: str | None = typer.Option(
         None,
@@ -113,6 +122,8 @@ def shot(
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
         if devices:
+            if qa is not None:
+                raise UsageError("--qa and --devices cannot be combined yet: run the QA pass on one device")
             diffusion_device = plan.settings.diffusion.device if plan.engine == "diffusion" else None
             targets = parse_devices(devices, diffusion_device)
             given = options.argv() + (["--out", str(out.resolve())] if out else [])
@@ -120,7 +131,7 @@ def shot(
             summary = run_on_devices(plan, targets, events, size=size, worker_args=args, overwrite=overwrite)
         else:
             make = functools.partial(create_engine, plan.engine, plan.settings)
-            summary = run_shot(plan, make, events, size=size, overwrite=overwrite)
+            summary = run_shot(plan, make, events, size=size, overwrite=overwrite, qa_dir=qa)
     events.close()
     _debug(summary)
     if summary.exit_code != ExitCode.OK:
@@ -228,7 +239,7 @@ def status(
         if s.reason:
             reasons.setdefault(s.reason, []).append(s.frame)
     if json_out:
-        doc = {
+        doc: dict[str, Any] = {
             "manifest": str(plan.manifest_path),
             "output": plan.output.text,
             "engine": plan.engine,

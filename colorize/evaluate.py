@@ -1,17 +1,33 @@
-"""Evaluation of flat colorization: region metrics, PSNR/SSIM, contact sheets, real-data protocols.
+"""Evaluation of the flat engine against ground truth, beside a plain flow-warp baseline.
 
-Metrics
-- segmentation recovery: share of ground-truth regions (a region index map) matched by one of our
-  regions with IoU >= 0.9;
-- region accuracy: share of ground-truth regions whose dominant result color equals their dominant
-  ground-truth color;
-- PSNR and SSIM (Gaussian-window SSIM on luma, OpenCV only) against ground-truth frames.
+A *case* is a shot folder that the real runner colors (`run_shot`, the same reading, engine and writing
+as `colorize shot`), with the answers beside it:
 
-The real-data protocols (`eval_pbc`, `eval_sequence`) take paths; the data is never copied.
+    CASE/refs.yaml            the manifest (line art, keyframes, output, settings)
+    CASE/line/, CASE/keys/    the line-art and keyframe sequences the manifest names
+    CASE/gt/NAME.####.png     ground truth: the finished frames (colors with the line layer), RGB or RGBA
+    CASE/regions/NAME.####.png  region index maps (one RGB value per region; black: lines, not counted)
+    CASE/case.json            {"description": ..., "shaded": bool}
+
+`bench/make_eval_set.py` writes such folders (generated drawings, and transforms of ../shared/realdata).
+
+Metrics per frame with ground truth (keyframe frames excluded), averaged per case:
+- region accuracy: share of ground-truth regions (of at least MIN_AREA pixels off the lines: smaller ones
+  are slivers a transform leaves, not paint-bucket areas) most of whose pixels are within TOLERANCE of
+  the truth (flat: the region has the right color; shaded: its shading follows; RGBA: a transparent
+  region must come out transparent);
+- pixel accuracy: share of region pixels (off the lines) within 8/255 of the ground truth per channel;
+- PSNR over the whole frame, both composited over white; alpha IoU of the opaque (alpha >= 128) pixels.
+Baseline: the nearest keyframe warped onto the frame by plain optical flow between the two line-art frames
+(`colorize.temporal.warp_previous`, the diffusion engine's temporal warp) with the frame's line layer on
+top, rendered like the engine's output. SSIM (Gaussian window, OpenCV) is kept for `eval folder`.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,58 +35,37 @@ from typing import Any
 import cv2
 import numpy as np
 
-from colorize.engines.base import FrameInput, ShotContext
+from colorize import images
 from colorize.engines.flat import FlatEngine
 from colorize.errors import InputDataError, MissingInputError, OutputError
-from colorize.regions.palette import pack_rgb
-from colorize.regions.segment import segment
+from colorize.events import Events
+from colorize.qa import contact_sheet
+from colorize.regions.render import render
+from colorize.regions.segment import ink_u8, segment
+from colorize.runner import run_shot
+from colorize.sequences import find_sequence
 from colorize.settings import Settings
+from colorize.shot import plan_shot, validate_plan
+from colorize.temporal import warp_previous
 
-# -- image IO -----------------------------------------------------------------------------------------------
-
-
-def read_image(path: Path) -> np.ndarray:
-    """PNG/any image as RGBA uint8 (gray and RGB get an opaque alpha)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"{path}: file not found")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InputDataError(f"{path}: not a readable image")
-    if img.dtype != np.uint8:
-        img = (img / 257).astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGBA)
-    if img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGBA)
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-
-
-def over_white(rgba: np.ndarray) -> np.ndarray:
-    """RGBA -> RGB composited over white (transparent ground-truth backgrounds become paper)."""
-    a = rgba[..., 3:4].astype(np.uint16)
-    return ((rgba[..., :3].astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"{path.parent}: cannot create folder ({error.strerror})") from None
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OutputError(f"{path}: cannot write image")
-
+TOLERANCE = 8  # pixel accuracy: largest difference per channel that still counts as right
+MIN_AREA = 12  # region accuracy counts regions with at least this many pixels off the lines
 
 # -- metrics ------------------------------------------------------------------------------------------------
 
 
 def region_ids(region_map: np.ndarray) -> np.ndarray:
     """RGB(A) region index map -> H×W int ids, 0 for black (lines)."""
-    packed = pack_rgb(region_map[..., :3])
+    rgb = region_map[..., :3].astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     uniq, inv = np.unique(packed, return_inverse=True)
-    ids = inv.reshape(packed.shape) + (0 if uniq[0] == 0 else 1)
-    return ids
+    return inv.reshape(packed.shape) + (0 if uniq[0] == 0 else 1)
+
+
+def encode_ids(ids: np.ndarray) -> np.ndarray:
+    """H×W int ids -> H×W×3 uint8 region index map (the inverse of `region_ids` up to renumbering)."""
+    ids = ids.astype(np.int64)
+    return np.dstack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255]).astype(np.uint8)
 
 
 def segmentation_recovery(labels: np.ndarray, gt_ids: np.ndarray, iou: float = 0.9) -> tuple[int, int]:
@@ -86,11 +81,20 @@ def segmentation_recovery(labels: np.ndarray, gt_ids: np.ndarray, iou: float = 0
     return int((best[present] >= iou).sum()), int(present.sum())
 
 
-def _dominant(ids: np.ndarray, rgb: np.ndarray, n: int) -> np.ndarray:
-    packed = pack_rgb(rgb).ravel()
-    uniq, inv = np.unique(packed, return_inverse=True)
-    votes = np.bincount(ids.ravel().astype(np.int64) * len(uniq) + inv, minlength=n * len(uniq))
-    return uniq[votes.reshape(n, len(uniq)).argmax(axis=1)]
+def _rgba(image: np.ndarray) -> np.ndarray:
+    image = images.to_uint8(image)
+    if image.shape[2] == 4:
+        return image
+    return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+
+
+def _close(result: np.ndarray, gt: np.ndarray, tolerance: int) -> np.ndarray:
+    """H×W bool: within `tolerance` in every channel (RGBA; the color of pixels transparent in both and
+    of RGB results against RGB truth compare as is)."""
+    a, b = _rgba(result).astype(np.int16), _rgba(gt).astype(np.int16)
+    close = np.abs(a - b) <= tolerance
+    clear = (a[..., 3] == 0) & (b[..., 3] == 0)
+    return close.all(axis=-1) | (clear & close[..., 3])
 
 
 def region_accuracy(
@@ -99,13 +103,19 @@ def region_accuracy(
     gt_ids: np.ndarray,
     min_area: int = 1,
     counted: np.ndarray | None = None,
+    tolerance: int = TOLERANCE,
 ) -> tuple[float, np.ndarray]:
     """(share of regions colored right, H×W bool mask of wrong regions) over gt regions (id > 0).
 
-    Only regions with at least `min_area` pixels of `counted` (default: all pixels) take part.
+    A region is right when most of its pixels are within `tolerance` of the truth (for flat colors: it
+    has the truth's color; for shaded ones: its shading follows). RGBA compares alpha too: a region that
+    should be transparent must come out transparent. Only regions with at least `min_area` pixels of
+    `counted` (default: all pixels) take part.
     """
     n = int(gt_ids.max()) + 1
-    ok = _dominant(gt_ids, result, n) == _dominant(gt_ids, gt, n)
+    ids = gt_ids.ravel()
+    good = np.bincount(ids, weights=_close(result, gt, tolerance).ravel(), minlength=n)
+    ok = good * 2 > np.bincount(ids, minlength=n)
     sel = gt_ids if counted is None else gt_ids[counted]
     present = np.bincount(sel.ravel(), minlength=n) >= max(1, min_area)
     present[0] = False
@@ -113,15 +123,32 @@ def region_accuracy(
     return float(ok[present].mean()) if present.any() else 1.0, wrong[gt_ids]
 
 
+def pixel_accuracy(
+    result: np.ndarray, gt: np.ndarray, where: np.ndarray, tolerance: int = TOLERANCE
+) -> float:
+    """Share of `where` pixels within `tolerance` of the ground truth in every channel (see `_close`)."""
+    return float(_close(result, gt, tolerance)[where].mean()) if where.any() else 1.0
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """PSNR in dB of two images composited over white (8 bits)."""
+    x = images.to_uint8(images.over_white(a)).astype(np.float64)
+    y = images.to_uint8(images.over_white(b)).astype(np.float64)
+    mse = float(np.mean((x - y) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def alpha_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the opaque (alpha >= 128) pixels of two images; RGB images are opaque everywhere."""
+    ma, mb = _rgba(a)[..., 3] >= 128, _rgba(b)[..., 3] >= 128
+    union = int((ma | mb).sum())
+    return float((ma & mb).sum() / union) if union else 1.0
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM on luma with the usual 11×11 Gaussian window (sigma 1.5), K1=0.01, K2=0.03."""
-    x = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    y = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    """SSIM on luma (of RGB over white) with the usual 11×11 Gaussian window (sigma 1.5), K1=0.01, K2=0.03."""
+    x = cv2.cvtColor(images.over_white(a), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    y = cv2.cvtColor(images.over_white(b), cv2.COLOR_RGB2GRAY).astype(np.float64)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
     def blur(z: np.ndarray) -> np.ndarray:
@@ -130,93 +157,224 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(m.mean())
-
-
-# -- contact sheet ------------------------------------------------------------------------------------------
-
-
-def _tile(img: np.ndarray, width: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    out = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    return out if out.ndim == 3 else cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
-
-
-def contact_sheet(rows: list[list[np.ndarray | None]], labels: list[str], tile: int = 400) -> np.ndarray:
-    """Grid of RGB images (None = blank tile), one row per frame, a caption per row."""
-    out_rows = []
-    for row, label in zip(rows, labels, strict=True):
-        tiles = []
-        height = None
-        for img in row:
-            if img is not None:
-                t = _tile(img, tile)
-                height = t.shape[0]
-                tiles.append(t)
-            else:
-                tiles.append(None)
-        height = height or tile
-        tiles = [t if t is not None else np.full((height, tile, 3), 128, np.uint8) for t in tiles]
-        strip = np.concatenate(
-            [np.pad(t, ((0, 0), (2, 2), (0, 0)), constant_values=40) for t in tiles], axis=1
-        )
-        band = np.full((28, strip.shape[1], 3), 40, np.uint8)
-        cv2.putText(band, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        out_rows.append(np.concatenate([band, strip], axis=0))
-    width = max(r.shape[1] for r in out_rows)
-    out_rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=40) for r in out_rows]
-    return np.concatenate(out_rows, axis=0)
-
-
-def line_preview(lineart: np.ndarray) -> np.ndarray:
-    return over_white(lineart)
+    return float(m[5:-5, 5:-5].mean())  # the window's reach (5 px) off each border, as scikit-image does
 
 
 def error_image(result: np.ndarray, gt: np.ndarray, wrong: np.ndarray | None = None) -> np.ndarray:
     """Dimmed ground truth; pixels that differ in red, whole wrongly colored regions in magenta."""
-    base = cv2.cvtColor(cv2.cvtColor(gt, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) // 2 + 64
-    base[(result != gt).any(axis=-1)] = (255, 0, 0)
+    gt_rgb = images.over_white(images.to_uint8(gt))
+    base = cv2.cvtColor(cv2.cvtColor(gt_rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) // 2 + 64
+    base[~_close(result, gt, TOLERANCE)] = (255, 0, 0)
     if wrong is not None:
         base[wrong] = (255, 0, 255)
     return base
 
 
-# -- protocols ----------------------------------------------------------------------------------------------
+# -- the baseline -------------------------------------------------------------------------------------------
+
+
+def flow_warp_baseline(
+    keyframe: np.ndarray, line_key: np.ndarray, line: np.ndarray, settings: Settings
+) -> np.ndarray:
+    """The keyframe warped onto `line` by plain optical flow between the line-art frames, with `line`'s
+    line layer on top (rendered as the engine renders its own output)."""
+    warped, _ = warp_previous(keyframe, ink_u8(line), ink_u8(line_key))
+    fs = settings.flat
+    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold)
+    return render(seg, np.ascontiguousarray(warped), line, fs.lines, fs.colored_lines)
+
+
+# -- cases --------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class EvalReport:
-    figures: dict[str, Any] = field(default_factory=dict)
+class CaseReport:
+    name: str
+    description: str
+    shaded: bool
+    figures: dict[str, Any] = field(default_factory=dict)  # engine and baseline means, counts
+    frames: list[dict[str, Any]] = field(default_factory=list)  # per-frame figures
     sheets: list[Path] = field(default_factory=list)
 
 
-def run_flat(
-    linearts: list[np.ndarray], keyframes: dict[int, np.ndarray], settings: Settings, batch: int = 4
-) -> list[Any]:
-    """Run the flat engine over an in-memory shot (frames 0..n-1); returns FrameResults."""
-    h, w = linearts[0].shape[:2]
-    shot = ShotContext(
-        frames=tuple(range(len(linearts))),
-        keyframes=tuple(sorted(keyframes)),
-        size=(h, w),
-        characters=(),
-        background=None,
-        settings=settings,
-        load_lineart=lambda f: linearts[f],
-        load_keyframe=lambda f: keyframes[f],
-        load_masks=lambda f: {},
+def run_case(
+    case: Path, out: Path, overrides: dict[str, Any] | None = None, frames: str | None = None
+) -> list[dict]:
+    """Color a case with the flat engine through the real runner into `out`; the `frame_done` events."""
+    plan = plan_shot(
+        case / "refs.yaml", out_dir=out, frames=frames, overrides={"engine": "flat", **(overrides or {})}
     )
-    engine = FlatEngine(settings)
-    engine.prepare(shot)
-    results = []
-    for s in range(0, len(linearts), batch):
-        results += engine.colorize(
-            [
-                FrameInput(f, linearts[f], {}, keyframes.get(f))
-                for f in range(s, min(len(linearts), s + batch))
-            ]
+    size = validate_plan(plan, deep=False)
+    stream = io.StringIO()
+    summary = run_shot(plan, FlatEngine(plan.settings), Events(json_stream=stream), size=size, overwrite=True)
+    if summary.failures:
+        raise summary.failures[0][1]
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [e for e in events if e["event"] == "frame_done"]
+
+
+def evaluate_case(
+    case: Path, out: Path, overrides: dict[str, Any] | None = None, chunks: int = 0
+) -> CaseReport:
+    """Run one case (engine and baseline), score both against its ground truth, write a contact sheet.
+
+    `chunks` > 1 also colors the shot in that many `--frames` chunks (in reverse order) and reports whether
+    every output is byte-identical to the whole run.
+    """
+    case, out = Path(case), Path(out)
+    meta = json.loads((case / "case.json").read_text()) if (case / "case.json").is_file() else {}
+    report = CaseReport(case.name, meta.get("description", ""), bool(meta.get("shaded", False)))
+    plan = plan_shot(
+        case / "refs.yaml", out_dir=out / "engine", overrides={"engine": "flat", **(overrides or {})}
+    )
+    done = {e["frame"]: e for e in run_case(case, out / "engine", overrides)}
+    keys = sorted(plan.keyframe_paths)
+    gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
+    regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
+    digests: dict[bytes, int] = {}
+    repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
+    worst: tuple[float, int, list] | None = None
+    for f in plan.frames:
+        line = images.read_rgba(plan.lineart_paths[f])
+        result = images.read_image(plan.output.path(f))
+        digest = line.tobytes()
+        if digest in digests:  # a drawing identical to an earlier frame's: its pixels must be too
+            repeats += 1
+            # Pixels, not files: each file's freshness record names its own frame's inputs.
+            first = images.read_image(plan.output.path(digests[digest]))
+            repeat_mismatch += not np.array_equal(result, first)
+            repeat_unresolved += done[f].get("unresolved", 0)
+        else:
+            digests[digest] = f
+        if f in plan.keyframe_paths or f not in gts or f not in regions:
+            continue
+        gt = images.read_image(gts[f])
+        ids = region_ids(images.read_rgba(regions[f]))
+        k = min(keys, key=lambda k: (abs(k - f), k))
+        base = flow_warp_baseline(
+            images.read_rgba(plan.keyframe_paths[k]),
+            images.read_rgba(plan.lineart_paths[k]),
+            line,
+            plan.settings,
         )
-    return results
+        row: dict[str, Any] = {"frame": f, "unresolved": done[f].get("unresolved", 0)}
+        wrong_e = None
+        for who, img in (("engine", result), ("baseline", base)):
+            acc, wrong = region_accuracy(img, gt, ids, min_area=MIN_AREA)
+            row[f"{who}_region_acc"] = acc
+            row[f"{who}_pixel_acc"] = pixel_accuracy(img, gt, ids > 0)
+            row[f"{who}_psnr"] = psnr(img, gt)
+            row[f"{who}_alpha_iou"] = alpha_iou(img, gt)
+            wrong_e = wrong if who == "engine" else wrong_e
+            if who == "baseline":
+                wrong_b = wrong
+        report.frames.append(row)
+        score = row["engine_region_acc"] - row["baseline_region_acc"]
+        if worst is None or (row["engine_region_acc"], score) < worst[:2]:
+            worst = (
+                row["engine_region_acc"],
+                score,
+                [line, result, base, gt, error_image(result, gt, wrong_e), error_image(base, gt, wrong_b)],
+            )
+    figures = report.figures
+    figures["frames"] = len(plan.frames)
+    figures["scored"] = len(report.frames)
+    figures["unresolved"] = sum(e.get("unresolved", 0) for e in done.values())
+    figures["repeats"] = repeats
+    figures["repeats_not_identical"] = int(repeat_mismatch)
+    figures["repeats_unresolved"] = int(repeat_unresolved)
+    for key in ("region_acc", "pixel_acc", "psnr", "alpha_iou"):
+        for who in ("engine", "baseline"):
+            values = [r[f"{who}_{key}"] for r in report.frames]
+            figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
+    if chunks > 1:
+        figures["chunks_identical"] = _chunks_identical(case, out, plan, overrides, chunks)
+    if worst is None and len(plan.frames) > 1:
+        # Nothing to score against: show the results (line | result) of a few frames instead.
+        picks = [f for f in plan.frames if f not in plan.keyframe_paths][:6]
+        rows = [
+            [images.read_rgba(plan.lineart_paths[f]), images.read_image(plan.output.path(f))] for f in picks
+        ]
+        sheet = out / f"{case.name}_sheet.png"
+        _write(sheet, contact_sheet(rows, [f"frame {f} (line | result)" for f in picks], tile=400))
+        report.sheets.append(sheet)
+    if worst is not None:
+        sheet = out / f"{case.name}_sheet.png"
+        caption = (
+            f"{case.name}: worst frame, engine region acc {worst[0]:.3f}  "
+            "(line | engine | baseline | truth | engine errors | baseline errors)"
+        )
+        _write(sheet, contact_sheet([worst[2]], [caption], tile=320))
+        report.sheets.append(sheet)
+    return report
+
+
+def _chunks_identical(case: Path, out: Path, plan: Any, overrides: dict | None, chunks: int) -> bool:
+    frames = list(plan.frames)
+    size = -(-len(frames) // chunks)
+    parts = [frames[i : i + size] for i in range(0, len(frames), size)]
+    for part in reversed(parts):
+        run_case(case, out / "chunks", overrides, frames=f"{part[0]}-{part[-1]}")
+    return all(
+        (out / "chunks" / plan.output.path(f).name).read_bytes() == plan.output.path(f).read_bytes()
+        for f in frames
+    )
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{path.parent}: cannot create folder ({error.strerror})") from None
+    images.write_image(path, image)
+
+
+def evaluate_set(
+    root: Path, out: Path, overrides: dict[str, Any] | None = None, chunks: int = 0
+) -> list[CaseReport]:
+    """Every case folder under `root` (those with a refs.yaml), in name order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingInputError(f"{root}: evaluation set folder not found")
+    cases = sorted(p for p in root.iterdir() if (p / "refs.yaml").is_file())
+    if not cases:
+        raise MissingInputError(
+            f"{root}: no case folders (folders with a refs.yaml); make them with bench/make_eval_set.py"
+        )
+    return [evaluate_case(c, Path(out) / c.name, overrides, chunks) for c in cases]
+
+
+def table(reports: list[CaseReport]) -> str:
+    """A Markdown table of the case figures (engine vs baseline)."""
+    head = (
+        "| case | frames (scored) | region acc engine / baseline | pixel acc engine / baseline "
+        "| PSNR dB engine / baseline | alpha IoU engine / baseline | unresolved | repeats identical "
+        "| chunks = whole |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in reports:
+        f = r.figures
+        same = f"{f['repeats'] - f['repeats_not_identical']}/{f['repeats']}" if f["repeats"] else "–"
+
+        def pair(key: str, digits: int, f: dict = f) -> str:
+            if not f["scored"]:
+                return "–"
+            return f"{f[f'engine_{key}']:.{digits}f} / {f[f'baseline_{key}']:.{digits}f}"
+
+        rows.append(
+            f"| {r.name}{' (shaded)' if r.shaded else ''} | {f['frames']} ({f['scored']}) "
+            f"| {pair('region_acc', 3)} | {pair('pixel_acc', 3)} | {pair('psnr', 2)} | {pair('alpha_iou', 3)} "
+            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "–" if value is None else "yes" if value else "**no**"
+
+
+# -- transforms and real-data protocols ---------------------------------------------------------------------
 
 
 def moved(img: np.ndarray, shift: tuple[float, float], angle: float, linear: bool = False) -> np.ndarray:
@@ -224,116 +382,154 @@ def moved(img: np.ndarray, shift: tuple[float, float], angle: float, linear: boo
 
     Nearest sampling for label and color maps; `linear` for line art, as a redrawn frame would be
     anti-aliased (nearest sampling of a rotated 1-px line breaks it into diagonal steps that leak).
+    Edges are replicated: drawings are cut by the frame, and lines and regions that reach the edge go on
+    beyond it; a blank border would open every region cut by the frame into its neighbours.
     """
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     m[:, 2] += shift
     flags = cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST
-    # Replicated edges: drawings are cut by the frame, and the lines and regions that reach the edge go on
-    # beyond it; a blank border would open every region cut by the frame into its neighbours.
     return cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def moved_lineart(line: np.ndarray, shift: tuple[float, float], angle: float) -> np.ndarray:
+    """Line art moved like a redrawn frame: bilinear, then binarised conservatively where the lines are in
+    alpha and binary (every touched pixel is line)."""
+    out = moved(line, shift, angle, linear=True)
+    if images.has_transparency(line) and len(np.unique(line[..., 3])) <= 2:
+        out[..., 3] = np.where(out[..., 3] > 0, 255, 0).astype(np.uint8)
+    return out
+
+
+def moved_truth(
+    gt: np.ndarray, moved_line: np.ndarray, shift: tuple[float, float], angle: float
+) -> np.ndarray:
+    """Ground truth of a moved frame: the truth moved like the drawing, with the moved line art's own line
+    layer on top (the moved line art is what the frame shows, thickened where it was rasterised)."""
+    seg = segment(moved_line)
+    return render(seg, moved(gt, shift, angle), moved_line, "keep", "fill")
+
+
+MANIFEST = """version: 1
+lineart: line/f.####.png
+keyframes: keys/f.####.png
+output: out/f.####.png
+engine: flat
+preset: default
+seed: 0
+"""
+
+
+def write_case(
+    folder: Path,
+    lines: list[np.ndarray],
+    keys: dict[int, np.ndarray],
+    gts: dict[int, np.ndarray],
+    regions: dict[int, np.ndarray],
+    description: str,
+    shaded: bool = False,
+    masks: dict[str, list[np.ndarray]] | None = None,
+) -> Path:
+    """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps."""
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    for sub in ("line", "keys", "gt", "regions"):
+        (folder / sub).mkdir(parents=True)
+    for i, line in enumerate(lines):
+        images.write_image(folder / "line" / f"f.{i + 1:04d}.png", line)
+    for group, items in (("keys", keys), ("gt", gts)):
+        for i, img in items.items():
+            images.write_image(folder / group / f"f.{i + 1:04d}.png", img)
+    for i, ids in regions.items():
+        images.write_image(folder / "regions" / f"f.{i + 1:04d}.png", encode_ids(ids))
+    manifest = MANIFEST
+    if masks:
+        manifest += "characters:\n"
+        for name, seq in masks.items():
+            (folder / "masks" / name).mkdir(parents=True)
+            for i, mask in enumerate(seq):
+                images.write_image(
+                    folder / "masks" / name / f"f.{i + 1:04d}.png", mask.astype(np.uint8) * 255
+                )
+            images.write_image(folder / "masks" / f"{name}_ref.png", np.full((8, 8, 3), 128, np.uint8))
+            manifest += f"  {name}:\n    reference: masks/{name}_ref.png\n    mask: masks/{name}/f.####.png\n"
+    (folder / "refs.yaml").write_text(manifest)
+    (folder / "case.json").write_text(json.dumps({"description": description, "shaded": shaded}, indent=1))
+    return folder
 
 
 def eval_pbc(
     folder: Path,
     out_dir: Path,
-    settings: Settings,
-    shift: tuple[float, float] = (6.0, 4.0),
-    angle: float = 2.0,
-) -> EvalReport:
-    """(a) segmentation recovery on seg.png; (b) propagation to a moved + rotated copy; contact sheet."""
-    folder = Path(folder)
-    line = read_image(folder / "line.png")
-    gt = over_white(read_image(folder / "gt.png"))
-    seg_map = read_image(folder / "seg.png")
+    overrides: dict[str, Any] | None = None,
+    shift: tuple[float, float] = (40.0, 0.0),
+    angle: float = 3.0,
+) -> tuple[dict[str, Any], CaseReport]:
+    """(a) segmentation recovery on seg.png; (b) the case "keyframe, then the drawing moved by `shift`
+    and rotated by `angle`" (engine and baseline)."""
+    folder, out_dir = Path(folder), Path(out_dir)
+    line = images.read_rgba(folder / "line.png")
+    gt = images.read_rgba(folder / "gt.png")
+    seg_map = images.read_rgba(folder / "seg.png")
     if not (line.shape[:2] == gt.shape[:2] == seg_map.shape[:2]):
         raise InputDataError(f"{folder}: line.png, gt.png and seg.png differ in size")
-    gt_ids = region_ids(seg_map)
+    ids = region_ids(seg_map)
+    settings = Settings.model_validate({"engine": "flat", **(overrides or {})})
     fs = settings.flat
     seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold)
-    rec, total = segmentation_recovery(seg.labels, gt_ids)
-    report = EvalReport()
-    report.figures["a_regions_recovered"] = f"{rec}/{total} ({100 * rec / total:.1f} %)"
-
-    # The next frame is the line art moved bilinearly, then binarised conservatively (every touched pixel
-    # is line), like a redrawn binary frame: nearest sampling would break rotated 1-px lines into leaks.
-    line1 = moved(line, shift, angle, linear=True)
-    line1[..., 3] = np.where(line1[..., 3] > 0, 255, 0).astype(np.uint8)
-    gt1 = moved(gt, shift, angle)
-    ids1 = moved(gt_ids.astype(np.float32), shift, angle).astype(np.int64)
-    r0, r1 = run_flat([line, line1], {0: gt}, settings)
-    acc0, wrong0 = region_accuracy(r0.image, gt, gt_ids)
-    acc1, wrong1 = region_accuracy(r1.image, gt1, ids1)
-    report.figures["keyframe_region_accuracy"] = f"{100 * acc0:.1f} %"
-    report.figures["b_propagated_region_accuracy"] = f"{100 * acc1:.1f} %"
-    # Moving 1-px line art by a rotation thickens lines (conservative rasterisation) and swallows the
-    # smallest regions: also count only regions that still exist off the lines of the moved frame
-    # (>= 1 pixel), and those with >= 12 / >= 50 such pixels.
-    paper1 = line1[..., 3] == 0
-    for area in (1, 12, 50):
-        acc, _ = region_accuracy(r1.image, gt1, ids1, min_area=area, counted=paper1)
-        report.figures[f"b_propagated_region_accuracy_regions_ge{area}px"] = f"{100 * acc:.1f} %"
-    report.figures["b_motion"] = f"shift {shift} px, rotation {angle} deg"
-    report.figures["b_unresolved_regions"] = r1.info["unresolved"]
-    report.figures["b_psnr"] = round(psnr(r1.image, gt1), 2)
-    report.figures["b_ssim"] = round(ssim(r1.image, gt1), 4)
-    sheet = contact_sheet(
-        [
-            [line_preview(line), r0.image, gt, error_image(r0.image, gt, wrong0)],
-            [line_preview(line1), r1.image, gt1, error_image(r1.image, gt1, wrong1)],
-        ],
-        [
-            f"pbc0242 keyframe fill: region acc {100 * acc0:.1f} %   (line | result | gt | error)",
-            f"moved {shift} px, {angle} deg: region acc {100 * acc1:.1f} %, unresolved {r1.info['unresolved']}",
-        ],
+    rec, total = segmentation_recovery(seg.labels, ids)
+    figures: dict[str, Any] = {"regions_recovered": f"{rec}/{total} ({100 * rec / total:.1f} %)"}
+    line1 = moved_lineart(line, shift, angle)
+    ids1 = moved(ids.astype(np.float32), shift, angle).astype(np.int64)
+    ids1[line1[..., 3] > 0] = 0  # pixels under the moved lines are not counted
+    case = write_case(
+        out_dir / "case",
+        [line, line1],
+        {0: gt},
+        {1: moved_truth(gt, line1, shift, angle)},
+        {1: ids1},
+        f"pbc0242 moved {shift} px, rotated {angle} deg",
     )
-    path = Path(out_dir) / "pbc0242_sheet.png"
-    write_png(path, sheet)
-    report.sheets.append(path)
-    return report
+    report = evaluate_case(case, out_dir / "result", overrides)
+    figures["motion"] = f"shift {shift} px, rotation {angle} deg"
+    figures.update(
+        {k: v for k, v in report.figures.items() if "acc" in k or "psnr" in k or k == "unresolved"}
+    )
+    return figures, report
 
 
-def eval_sequence(
-    line_dir: Path, key_dir: Path, out_dir: Path, settings: Settings, gt_dir: Path | None = None
-) -> EvalReport:
-    """Color a line-art folder from the colored keyframes found in `key_dir` (same file names).
-
-    Writes the results and a contact sheet (line | result | ground truth or keyframe | error); PSNR/SSIM per
-    frame where `gt_dir` (default: `key_dir`) has that frame.
-    """
+def case_from_folders(
+    line_dir: Path, key_dir: Path, out_dir: Path, gt_dir: Path | None = None, region_dir: Path | None = None
+) -> Path:
+    """A case folder for a line-art folder, colored keyframes with the same frame numbers (and ground truth
+    and region maps where given). Frames are found with fileseq; the files are copied, never modified."""
     line_dir, key_dir = Path(line_dir), Path(key_dir)
-    gt_dir = Path(gt_dir) if gt_dir else key_dir
-    if not line_dir.is_dir():
-        raise MissingInputError(f"{line_dir}: folder not found")
-    names = sorted(p.name for p in line_dir.glob("*.png"))
-    if not names:
-        raise MissingInputError(f"{line_dir}: no PNG line-art frames")
-    linearts = [read_image(line_dir / n) for n in names]
-    keyframes = {
-        i: over_white(read_image(key_dir / n)) for i, n in enumerate(names) if (key_dir / n).is_file()
-    }
-    if not keyframes:
-        raise MissingInputError(f"{key_dir}: no keyframe with the name of a line-art frame")
-    results = run_flat(linearts, keyframes, settings)
-    report = EvalReport()
-    rows, captions = [], []
-    out_dir = Path(out_dir)
-    for name, line, res in zip(names, linearts, results, strict=True):
-        write_png(out_dir / "frames" / name, res.image)
-        gt = over_white(read_image(gt_dir / name)) if (gt_dir / name).is_file() else None
-        caption = f"{name}: {res.info['regions']} regions, {res.info['unresolved']} unresolved"
-        if gt is not None:
-            p, s = psnr(res.image, gt), ssim(res.image, gt)
-            report.figures[f"{name}_psnr"] = round(p, 2)
-            report.figures[f"{name}_ssim"] = round(s, 4)
-            caption += f", PSNR {p:.2f} dB, SSIM {s:.4f}"
-        report.figures[f"{name}_unresolved"] = res.info["unresolved"]
-        ref = gt if gt is not None else keyframes[min(keyframes, key=lambda k: abs(k - names.index(name)))]
-        rows.append(
-            [line_preview(line), res.image, ref, error_image(res.image, gt) if gt is not None else None]
-        )
-        captions.append(caption + ("" if gt is not None else "  (no ground truth: keyframe shown)"))
-    path = out_dir / "sequence_sheet.png"
-    write_png(path, contact_sheet(rows, captions))
-    report.sheets.append(path)
-    return report
+    lines = find_sequence(line_dir, images.IMAGE_EXTS)
+    if not lines:
+        raise MissingInputError(f"{line_dir}: no numbered line-art frames")
+    keys = {f: p for f, p in find_sequence(key_dir, images.IMAGE_EXTS).items() if f in lines}
+    if not keys:
+        raise MissingInputError(f"{key_dir}: no keyframe with the frame number of a line-art frame")
+    order = sorted(lines)
+    gts = find_sequence(Path(gt_dir), images.IMAGE_EXTS) if gt_dir else keys
+    regs = find_sequence(Path(region_dir), images.IMAGE_EXTS) if region_dir else {}
+    settings = Settings()
+    region_maps = {}
+    for f in order:
+        if f in gts and f not in regs:
+            # No region maps: the line-enclosed regions of the line art stand in for them.
+            fs = settings.flat
+            region_maps[order.index(f)] = segment(
+                images.read_rgba(lines[f]), fs.gap_close, fs.min_region, fs.line_threshold
+            ).labels
+        elif f in regs:
+            region_maps[order.index(f)] = region_ids(images.read_rgba(regs[f]))
+    return write_case(
+        Path(out_dir) / "case",
+        [images.read_image(lines[f]) for f in order],
+        {order.index(f): images.read_image(p) for f, p in keys.items()},
+        {order.index(f): images.read_image(p) for f, p in gts.items() if f in lines},
+        region_maps,
+        f"{line_dir} colored from {key_dir}",
+    )

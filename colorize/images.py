@@ -1,7 +1,10 @@
-"""Read and write frames: every input normalised to 8-bit RGBA, every output written atomically.
+"""Read and write frames: the one image I/O module of production, evaluation and previews.
 
-Reading goes through Pillow, whose errors are Python exceptions (a truncated PNG never prints library
-noise on stderr); writing goes through OpenCV, whose PNG encoder is fast and byte-stable.
+Every input is normalised to RGBA (8-bit for the engines; `read_image` keeps 16 bits), every output is
+written atomically. Reading goes through Pillow, whose errors are Python exceptions (a truncated PNG never
+prints library noise on stderr), except 16-bit color PNG/TIFF, which Pillow reduces to 8 bits and OpenCV
+decodes at full depth; writing goes through OpenCV, whose PNG encoder is fast and byte-stable.
+Formats: PNG, TIFF, JPEG, WebP, BMP (what Pillow reads); EXR is not supported.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from colorize.errors import InputDataError, IOFailure, MissingInputError, Output
 Image.MAX_IMAGE_PIXELS = None
 
 TMP_MARK = ".colorize-tmp-"
+# File types frames may have (what `read_image` decodes); EXR is not among them.
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def _open(path: Path) -> Image.Image:
@@ -63,53 +68,136 @@ def verify_image(path: Path) -> tuple[int, int]:
     return h, w
 
 
-def read_rgba(path: Path) -> np.ndarray:
-    """Decode any supported image to H×W×4 uint8 RGBA (16-bit reduced, gray/palette expanded)."""
+def read_image(path: Path) -> np.ndarray:
+    """Decode any supported image to H×W×4 RGBA at its own depth: uint8, or uint16 for 16-bit files.
+
+    Gray, gray+alpha and palette images (with their transparency) are expanded to RGBA. 16-bit color
+    PNG/TIFF, which Pillow reduces to 8 bits, are decoded by OpenCV at full depth.
+    """
+    path = Path(path)
     with _open(path) as im:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if _is_16bit_color(path, im):
+                    return _decode_16bit(path)
                 im.load()
                 return _to_rgba(im)
         except (OSError, ValueError, SyntaxError) as error:
             raise InputDataError(f"{path}: damaged or truncated image ({_reason(error)})") from None
 
 
+def read_rgba(path: Path) -> np.ndarray:
+    """Decode any supported image to H×W×4 uint8 RGBA (16-bit rounded to 8, gray/palette expanded)."""
+    return to_uint8(read_image(path))
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Decode to H×W×3 uint8 RGB; transparent pixels are composited over white."""
-    return rgba_over_white(read_rgba(path))
+    return over_white(read_rgba(path))
 
 
 def read_mask(path: Path) -> np.ndarray:
     """Decode a mask to H×W bool: alpha where the image has transparency, else brightness > 50 %."""
     rgba = read_rgba(path)
-    alpha = rgba[..., 3]
-    if alpha.min() < 255:
-        return alpha >= 128
+    if has_transparency(rgba):
+        return rgba[..., 3] >= 128
     return rgba[..., :3].max(axis=-1) >= 128
 
 
-def rgba_over_white(rgba: np.ndarray) -> np.ndarray:
-    rgb = rgba[..., :3]
-    alpha = rgba[..., 3:4]
-    if alpha.min() == 255:
+def has_transparency(rgba: np.ndarray) -> bool:
+    """Whether an RGBA image has any pixel that is not fully opaque."""
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        return False
+    return cv2.minMaxLoc(cv2.extractChannel(rgba, 3))[0] < np.iinfo(rgba.dtype).max
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8 by rounding (v * 255 / 65535); uint8 unchanged."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    """uint8 -> uint16 exactly (v * 257: 255 becomes 65535); uint16 unchanged."""
+    if image.dtype == np.uint16:
+        return image
+    return image.astype(np.uint16) * np.uint16(257)
+
+
+def over_white(image: np.ndarray) -> np.ndarray:
+    """RGBA (uint8 or uint16) composited over white -> RGB of the same depth; RGB is returned as is.
+
+    The one compositing function: evaluation, previews, the engines and JPEG output all use it.
+    """
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    rgb, alpha = image[..., :3], image[..., 3:4]
+    top = np.iinfo(image.dtype).max
+    if alpha.min() == top:
         return np.ascontiguousarray(rgb)
-    a = alpha.astype(np.uint16)
-    return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    wide = np.uint64 if image.dtype == np.uint16 else np.uint32
+    a = alpha.astype(wide)
+    out = (rgb.astype(wide) * a + top * (top - a) + top // 2) // top
+    return out.astype(image.dtype)
+
+
+def output_array(image: np.ndarray, alpha: str = "auto", depth: int = 8) -> np.ndarray:
+    """Convert an engine's frame to what gets written under `output_alpha` and `output_depth`.
+
+    alpha: "auto" keeps what the engine made (RGBA when the inputs had transparency), "on" adds an opaque
+    alpha channel to RGB, "off" composites RGBA over white. depth: 8 or 16 bits per channel.
+    """
+    if alpha == "off":
+        image = over_white(image)
+    elif alpha == "on" and image.shape[2] == 3:
+        top = np.iinfo(image.dtype).max
+        image = np.dstack([image, np.full(image.shape[:2], top, image.dtype)])
+    return to_uint16(image) if depth == 16 else to_uint8(image)
+
+
+def _is_16bit_color(path: Path, im: Image.Image) -> bool:
+    """16 bits per channel with color or alpha (Pillow would reduce it to 8 bits)."""
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            head = f.read(26)
+        return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)  # RGB, gray+alpha, RGBA
+    if im.format == "TIFF":
+        bits = getattr(im, "tag_v2", {}).get(258, (8,))  # TIFF BitsPerSample
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(bits) == 16 and len(bits) >= 2
+    return False
+
+
+def _decode_16bit(path: Path) -> np.ndarray:
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype != np.uint16:
+        raise InputDataError(f"{path}: damaged or truncated 16-bit image")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGBA)
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGBA)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return image
 
 
 def _to_rgba(im: Image.Image) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit (or 32-bit) grayscale: scale to 8 bits by the range the format can hold.
+        # 16-bit (or 32-bit) grayscale: kept at 16 bits (32-bit values above 65535 are clipped).
         arr = np.asarray(im, dtype=np.uint32)
-        top = 65535 if mode.startswith("I;16") or arr.max() > 255 else 255
-        gray = ((arr * 255 + top // 2) // top).astype(np.uint8)
-        return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+        if mode == "I" and arr.max() <= 255:
+            gray = arr.astype(np.uint8)
+            return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+        gray = np.minimum(arr, 65535).astype(np.uint16)
+        return np.dstack([gray, gray, gray, np.full_like(gray, 65535)])
     if mode == "F":
         arr = np.clip(np.asarray(im, dtype=np.float32), 0, 1)
-        gray = np.round(arr * 255).astype(np.uint8)
-        return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+        gray = np.round(arr * 65535).astype(np.uint16)
+        return np.dstack([gray, gray, gray, np.full_like(gray, 65535)])
     if mode != "RGBA":
         im = im.convert("RGBA")  # palette (with tRNS), L, LA, RGB, CMYK, 1-bit
     return np.asarray(im, dtype=np.uint8).copy()
@@ -130,11 +218,14 @@ def is_temp_file(name: str) -> bool:
 
 
 def encode_image(image: np.ndarray, suffix: str, compression: int = 1) -> bytes:
-    """Encode RGB/RGBA/gray (uint8 or uint16) to the format named by `suffix` (".png", ".tif", ".jpg", …).
+    """Encode RGB/RGBA/gray, uint8 or uint16, to the format named by `suffix` (".png", ".tif", ".jpg", …).
 
+    PNG and TIFF keep alpha and 16 bits; JPEG takes neither: RGBA is composited over white, 16 bits rounded.
     `compression` is the PNG zlib level (0-9): it changes the file size and the time to write, never the
     pixels.
     """
+    if suffix.lower() in (".jpg", ".jpeg"):
+        image = to_uint8(over_white(image))
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim == 3 and image.shape[2] == 4:

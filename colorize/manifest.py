@@ -12,9 +12,17 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from colorize.errors import ManifestError, MissingInputError
-from colorize.settings import DiffusionSettings, FlatSettings, StrictModel
+from colorize.settings import (
+    OUTPUT_ALPHA_HELP,
+    OUTPUT_DEPTH_HELP,
+    DiffusionSettings,
+    FlatSettings,
+    OutputAlpha,
+    StrictModel,
+)
 
 # A settings layer: every field optional, "not set" = None. Presets and manifests are layers; the CLI is
 # the last one. Resolution lives in colorize.shot.
@@ -36,6 +44,8 @@ class SettingsLayer(StrictModel):
     max_unresolved: int | None = Field(
         None, ge=0, description="Quality gate: frames with more unresolved regions fail (exit code 3)."
     )
+    output_alpha: OutputAlpha | None = Field(None, description=OUTPUT_ALPHA_HELP)
+    output_depth: Literal[8, 16] | None = Field(None, description=OUTPUT_DEPTH_HELP)
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
 
@@ -160,7 +170,7 @@ def validation_problems(error: ValidationError, path: Path, lines: dict[tuple, i
     return problems
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key"

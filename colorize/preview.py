@@ -1,46 +1,74 @@
-"""Preview of a rendered shot: an H.264 mp4 (imageio-ffmpeg) and a contact sheet PNG."""
+"""Preview of a rendered shot: an H.264 mp4 (imageio-ffmpeg) and a contact sheet PNG.
+
+With a QA folder (`colorize shot --qa DIR`), each frame of the mp4 shows the result beside its QA overlay
+and the contact sheet shows the frames with most unresolved / low-confidence regions.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from colorize import images
 from colorize.errors import InputDataError, MissingInputError, OutputError
-from colorize.evaluate import contact_sheet, read_image, write_png
+from colorize.qa import QA_JSON, badness, grid_sheet
+from colorize.sequences import find_sequence
 
 PREVIEW_NAMES = ("preview.mp4", "contact_sheet.png")
 
 
-def rendered_frames(out_dir: Path) -> list[Path]:
-    """The frame PNGs of a rendered shot folder (its own preview files excluded), in name order."""
+def rendered_frames(out_dir: Path) -> dict[int, Path]:
+    """The frames of a rendered shot folder, {frame: path} in frame order (the longest numbered image
+    sequence there, else in its subfolders)."""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise MissingInputError(f"{out_dir}: folder not found")
-    frames = sorted(p for p in out_dir.glob("*.png") if p.name not in PREVIEW_NAMES)
+    frames = find_sequence(out_dir, images.IMAGE_EXTS)
     if not frames:
-        frames = sorted(p for p in out_dir.glob("*/*.png") if p.name not in PREVIEW_NAMES)
+        subs = [find_sequence(p, images.IMAGE_EXTS) for p in sorted(out_dir.iterdir()) if p.is_dir()]
+        frames = max(subs, key=len, default={})
     if not frames:
-        raise MissingInputError(f"{out_dir}: no rendered PNG frames")
+        raise MissingInputError(f"{out_dir}: no rendered numbered frames")
     return frames
 
 
+def _qa_frames(qa_dir: Path) -> dict[int, dict]:
+    index = Path(qa_dir) / QA_JSON
+    if not index.is_file():
+        raise MissingInputError(f"{index}: not found (make a QA folder with `colorize shot --qa DIR`)")
+    try:
+        return {int(f): v for f, v in json.loads(index.read_text())["frames"].items()}
+    except (ValueError, KeyError, TypeError):
+        raise InputDataError(f"{index}: not a QA index written by colorize") from None
+
+
 def write_preview(
-    out_dir: Path, fps: float = 24.0, max_width: int = 1280, sheet_frames: int = 12
+    out_dir: Path,
+    fps: float = 24.0,
+    max_width: int = 1280,
+    sheet_frames: int = 12,
+    qa_dir: Path | None = None,
 ) -> list[Path]:
     """Write OUT_DIR/preview.mp4 and OUT_DIR/contact_sheet.png; returns their paths."""
     import imageio.v2 as imageio  # lazy: only the preview needs ffmpeg
 
     out_dir = Path(out_dir)
     frames = rendered_frames(out_dir)
-    first = read_image(frames[0])
-    h, w = first.shape[:2]
-    scale = min(1.0, max_width / w)
+    qa = _qa_frames(qa_dir) if qa_dir is not None else {}
+    order = list(frames)
+    h, w = images.image_size(frames[order[0]])
+    width = 2 * w if qa else w
+    scale = min(1.0, max_width / width)
     # H.264 in yuv420p needs even sizes.
-    size = (max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2))
+    size = (max(2, int(width * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2))
+    if qa:
+        ranked = sorted((f for f in order if f in qa), key=lambda f: (tuple(-x for x in badness(qa[f])), f))
+        picks = set(ranked[:sheet_frames])
+    else:
+        idx = np.linspace(0, len(order) - 1, min(sheet_frames, len(order))).round().astype(int)
+        picks = {order[i] for i in idx}
     mp4 = out_dir / PREVIEW_NAMES[0]
-    picks = set(np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames))).round().astype(int).tolist())
     sheet_imgs: list[np.ndarray] = []
     sheet_names: list[str] = []
     try:
@@ -48,21 +76,26 @@ def write_preview(
     except Exception as error:  # noqa: BLE001 - ffmpeg missing or folder unwritable: one line, no traceback
         raise OutputError(f"{mp4}: cannot start the video writer ({error})") from None
     with writer:
-        for i, path in enumerate(frames):
-            rgba = read_image(path)
-            if rgba.shape[:2] != (h, w):
-                raise InputDataError(f"{path}: size {rgba.shape[1]}x{rgba.shape[0]} differs from {w}x{h}")
-            rgb = np.ascontiguousarray(rgba[..., :3])
+        for f in order:
+            rgb = images.read_rgb(frames[f])
+            if rgb.shape[:2] != (h, w):
+                raise InputDataError(f"{frames[f]}: size {rgb.shape[1]}x{rgb.shape[0]} differs from {w}x{h}")
+            overlay = qa.get(f, {}).get("overlay")
+            if qa_dir is not None and qa:
+                side = images.read_rgb(Path(qa_dir) / overlay)[:h] if overlay else np.full_like(rgb, 128)
+                side = (
+                    cv2.resize(side, (w, h), interpolation=cv2.INTER_AREA)
+                    if side.shape[:2] != (h, w)
+                    else side
+                )
+                rgb = np.concatenate([rgb, side], axis=1)
             writer.append_data(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
-            if i in picks:
+            if f in picks:
                 sheet_imgs.append(rgb)
-                sheet_names.append(path.name)
-    cols = 4
-    rows = [
-        sheet_imgs[i : i + cols] + [None] * (cols - len(sheet_imgs[i : i + cols]))
-        for i in range(0, len(sheet_imgs), cols)
-    ]
-    captions = [", ".join(sheet_names[i : i + cols]) for i in range(0, len(sheet_names), cols)]
+                u, low = badness(qa.get(f, {}))
+                sheet_names.append(f"{frames[f].name}" + (f" ({u} unresolved, {low} low)" if qa else ""))
     sheet = out_dir / PREVIEW_NAMES[1]
-    write_png(sheet, contact_sheet(rows, captions, tile=320))
+    images.write_image(
+        sheet, grid_sheet(sheet_imgs, sheet_names, cols=2 if qa else 4, tile=640 if qa else 320)
+    )
     return [mp4, sheet]

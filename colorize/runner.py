@@ -64,7 +64,9 @@ from colorize.errors import (
 )
 from colorize.events import SCHEMA, Events, Stopwatch
 from colorize.provenance import Freshness, OutputState
+from colorize.qa import QAWriter
 from colorize.sequences import frame_range_text
+from colorize.settings import Settings
 from colorize.shot import ShotPlan
 from colorize.workers import (
     STOP_SECONDS,
@@ -117,7 +119,7 @@ class _Stop(Exception):
         self.error = error
 
 
-def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
+def shot_context(plan: ShotPlan, size: tuple[int, int], qa: bool = False) -> ShotContext:
     """What engines may know of the whole shot; references are decoded here, once."""
 
     def load_masks(frame: int) -> dict[str, np.ndarray]:
@@ -139,8 +141,9 @@ def shot_context(plan: ShotPlan, size: tuple[int, int]) -> ShotContext:
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,
         load_lineart=lambda f: images.read_rgba(plan.lineart_paths[f]),
-        load_keyframe=lambda f: images.read_rgb(plan.keyframe_paths[f]),
+        load_keyframe=lambda f: images.read_rgba(plan.keyframe_paths[f]),
         load_masks=load_masks,
+        qa=qa,
     )
 
 
@@ -151,6 +154,7 @@ def run_shot(
     *,
     size: tuple[int, int],
     overwrite: bool = False,
+    qa_dir: Path | None = None,
 ) -> Summary:
     """Color the plan's selected frames that are missing or stale (all with `overwrite`).
 
@@ -158,7 +162,7 @@ def run_shot(
     rerun with every frame fresh never loads a model). Emits `run_start` ... `summary`; never raises for
     what happens after `run_start` (the summary says it), so the caller only maps `exit_code`.
     """
-    return _run(plan, events, size, lambda stream: stream.run(engine, overwrite))
+    return _run(plan, events, size, lambda stream: stream.run(engine, overwrite), qa_dir)
 
 
 def run_on_devices(
@@ -181,7 +185,13 @@ def run_on_devices(
     )
 
 
-def _run(plan: ShotPlan, events: Events, size: tuple[int, int], body: Callable[[_Stream], None]) -> Summary:
+def _run(
+    plan: ShotPlan,
+    events: Events,
+    size: tuple[int, int],
+    body: Callable[[_Stream], None],
+    qa_dir: Path | None = None,
+) -> Summary:
     clock = Stopwatch()
     summary = Summary(total=len(plan.selected))
     try:
@@ -201,7 +211,7 @@ def _run(plan: ShotPlan, events: Events, size: tuple[int, int], body: Callable[[
         )
         if plan.settings.engine == "auto":
             events.emit("message", text=f"engine {plan.engine} ({plan.engine_reason})")
-        body(_Stream(plan, events, summary, size))
+        body(_Stream(plan, events, summary, size, qa_dir))
     except KeyboardInterrupt:
         summary.stop(ExitCode.INTERRUPTED, "interrupted")
     except OutputClosed as error:
@@ -255,7 +265,14 @@ class _Entry:
 
 
 class _Stream:
-    def __init__(self, plan: ShotPlan, events: Events, summary: Summary, size: tuple[int, int]):
+    def __init__(
+        self,
+        plan: ShotPlan,
+        events: Events,
+        summary: Summary,
+        size: tuple[int, int],
+        qa_dir: Path | None = None,
+    ):
         self.plan = plan
         self.events = events
         self.summary = summary
@@ -264,6 +281,7 @@ class _Stream:
         self.freshness = Freshness(plan)
         self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
         self.write_failed: ColorizeError | None = None
+        self.qa = QAWriter(qa_dir) if qa_dir is not None else None
 
     def _todo(self, overwrite: bool) -> list[tuple[int, str]]:
         """(frame, reason) of the frames to color; fresh ones are reported as skipped."""
@@ -288,7 +306,7 @@ class _Stream:
             return
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
-        colorizer.prepare(shot_context(self.plan, self.size))
+        colorizer.prepare(shot_context(self.plan, self.size, qa=self.qa is not None))
         self._notes(colorizer)
         plan = self.plan
         batches = batches_of(
@@ -299,7 +317,11 @@ class _Stream:
             plan.settings,
         )
         _check_schedule(batches, [f for f, _ in todo])
-        self._stream(colorizer, batches, dict(todo))
+        try:
+            self._stream(colorizer, batches, dict(todo))
+        finally:
+            if self.qa is not None and self.qa.figures:
+                self.qa.finish()
 
     # -- worker processes, one per device -----------------------------------------------------------------
 
@@ -450,6 +472,7 @@ class _Stream:
         frames = [fi.frame for fi in batch]
         clock = Stopwatch()
         fatal = True
+        error: ColorizeError | None
         try:
             results = engine.colorize(batch)
             error = _result_problem(engine, results, frames, self.size)
@@ -468,18 +491,13 @@ class _Stream:
                 raise _Stop(error)
             return
         per_frame = clock.seconds / len(batch)
-        compression = self.plan.settings.output_compression
         for result in results:
-            if result.error is not None:
+            if result.error is not None or result.image is None:  # (no image without an error: checked)
                 self.out.append(_Entry(result.frame, error=result.error))
                 continue
             record = self.freshness.expected(result.frame).with_unresolved(result.info.get("unresolved"))
             write = writer.submit(
-                images.write_image,
-                self.outputs[result.frame],
-                result.image,
-                compression=compression,
-                metadata=record.to_text(),
+                _write_output, self.outputs[result.frame], result.image, self.plan.settings, record.to_text()
             )
             seconds = result.seconds if result.seconds is not None else per_frame
             self.out.append(_Entry(result.frame, reasons[result.frame], result, seconds, write))
@@ -519,6 +537,13 @@ class _Stream:
             self.write_failed = self.write_failed or bug
             return
         info = entry.result.info
+        if self.qa is not None:
+            try:
+                self.qa.add(entry.frame, path, entry.result.qa, info)
+            except ColorizeError as error:
+                self._fail(entry.frame, error)
+                self.write_failed = self.write_failed or error
+                return
         gate = self._gate(entry.frame, info.get("unresolved"))
         if gate is not None:
             self._fail(entry.frame, gate, {"output": str(path), **info})
@@ -630,6 +655,12 @@ def _internal(error: BaseException, doing: str) -> InternalError:
     return bug
 
 
+def _write_output(path: Path, image: np.ndarray, settings: Settings, provenance: str) -> None:
+    """Convert an engine's frame to the output alpha and depth, and write it atomically with its record."""
+    converted = images.output_array(image, settings.output_alpha, settings.output_depth)
+    images.write_image(path, converted, compression=settings.output_compression, metadata=provenance)
+
+
 def _make_folders(folders: set[Path]) -> None:
     for folder in folders:
         try:
@@ -646,7 +677,7 @@ def _read_frame(
         frame=frame,
         lineart=images.read_rgba(fp.lineart),
         masks={name: images.read_mask(path) for name, path in fp.masks.items()},
-        keyframe=images.read_rgb(fp.keyframe) if fp.keyframe else None,
+        keyframe=images.read_rgba(fp.keyframe) if fp.keyframe else None,
     )
     return preprocess(frame_input) if preprocess is not None else frame_input
 

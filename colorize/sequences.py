@@ -134,3 +134,19 @@ def chunk_frames(frames: Sequence[int], size: int) -> list[str]:
         raise UsageError(f"--chunk {size}: must be at least 1")
     frame_set = fileseq.FrameSet(sorted(frames))
     return [str(frame_set[i : i + size]) for i in range(0, len(frame_set), size)]
+
+
+def find_sequence(folder: Path, extensions: tuple[str, ...]) -> dict[int, Path]:
+    """The longest numbered frame sequence in `folder` with one of `extensions`: {frame: path}, in frame
+    order (fileseq: frame 10000 of a `####` sequence comes after 9999). Empty when there is none."""
+    if not folder.is_dir():
+        raise MissingInputError(f"{folder}: folder not found")
+    found = [
+        s
+        for s in fileseq.findSequencesOnDisk(str(folder), pad_style=PAD_STYLE)
+        if s.extension().lower() in extensions and s.frameSet() is not None
+    ]
+    if not found:
+        return {}
+    best = max(found, key=lambda s: (len(s.frameSet() or ()), s.basename()))
+    return {int(f): Path(best.frame(f)) for f in best.frameSet() or ()}

@@ -6,9 +6,22 @@ Unknown keys are rejected everywhere so a typo never silently falls back to a de
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+
+def _on_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare `on` / `off` as true / false: take them as the words they were."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+OutputAlpha = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
+OUTPUT_ALPHA_HELP = (
+    "auto: RGBA output when the line art or the keyframes have transparency (transparent regions stay "
+    "transparent, lines keep their alpha); on: always RGBA; off: RGB over white."
+)
+OUTPUT_DEPTH_HELP = "Bits per channel of the written frames: 8 or 16 (PNG and TIFF)."
 
 
 class StrictModel(BaseModel):
@@ -43,6 +56,13 @@ class FlatSettings(StrictModel):
     )
     match_threshold: float = Field(
         0.5, ge=0, le=1, description="Least vote share for a propagated region color; below it is unresolved."
+    )
+    fill: Literal["auto", "flat", "texture"] = Field(
+        "auto",
+        description="How a region is painted from its source: flat: one color (keyframe frames included); "
+        "texture: the source region's pixels carried over (shading, texture), never across a line; auto: "
+        "texture where the source region is not flat. Keyframe frames keep the keyframe's pixels off the "
+        "lines unless flat.",
     )
 
 
@@ -138,6 +158,8 @@ class Settings(StrictModel):
         description="Quality gate: a frame with more unresolved regions than this is written, then reported "
         "as failed (exit code 3) so the shot can go to a painter. None: no gate.",
     )
+    output_alpha: OutputAlpha = Field("auto", description=OUTPUT_ALPHA_HELP)
+    output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
 

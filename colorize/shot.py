@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pydantic import ValidationError
 
@@ -221,10 +221,10 @@ def plan_shot(
     if not line_paths:
         raise MissingInputError(f"{lineart.folder}: no frame matches lineart pattern {manifest.lineart!r}")
     all_frames = sorted(line_paths)
-    for missing in gaps(all_frames):
+    for gap in gaps(all_frames):
         problems.append(
             MissingInputError(
-                f"{lineart.path(missing)}: frame {missing} is missing from lineart sequence "
+                f"{lineart.path(gap)}: frame {gap} is missing from lineart sequence "
                 f"{frame_range_text(all_frames)}"
             )
         )
@@ -372,6 +372,18 @@ def _output_pattern(
     return out if out_dir is None else out.with_folder(out_dir)
 
 
+@overload
+def validate_plan(
+    plan: ShotPlan, *, deep: bool, frames: tuple[int, ...] | None = None, problems: None = None
+) -> tuple[int, int]: ...
+
+
+@overload
+def validate_plan(
+    plan: ShotPlan, *, deep: bool, frames: tuple[int, ...] | None = None, problems: list[ColorizeError]
+) -> tuple[int, int] | None: ...
+
+
 def validate_plan(
     plan: ShotPlan,
     *,
@@ -385,14 +397,14 @@ def validate_plan(
     depend on). Checks that every line-art frame, mask and keyframe has the shot's size and every
     reference reads.
     Raises CheckFailed with one problem per file, or appends them to `problems` when given (files already
-    known to be missing are skipped there).
+    known to be missing are skipped there; the size is then None if no line-art frame could be read).
     """
     read = verify_image if deep else image_size
     frames = plan.reads if frames is None else frames
     collect = problems is not None
     problems = [] if problems is None else problems
     size: tuple[int, int] | None = None
-    first: Path | None = None
+    first = Path()  # the file `size` came from (set with it)
 
     def same_size(path: Path, what: str) -> None:
         nonlocal size, first
@@ -453,6 +465,7 @@ def validate_plan(
             )
     if not collect:
         raise_problems(problems)
+        assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
     return size
 
 

@@ -8,9 +8,9 @@ import fileseq
 import yaml
 
 from colorize.errors import MissingInputError, OutputError
+from colorize.images import IMAGE_EXTS
 from colorize.sequences import PAD_STYLE
 
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".exr", ".webp", ".bmp")
 LINE_DIRS = ("lineart", "line", "lines", "sketch", "sketches", "ink")
 KEY_DIRS = ("keys", "keyframes", "key", "color_keys")
 
@@ -20,10 +20,8 @@ def _sequences(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     found = fileseq.findSequencesOnDisk(str(folder), pad_style=PAD_STYLE)
-    seqs = [
-        s for s in found if s.extension().lower() in IMAGE_EXTS and s.frameSet() and len(s.frameSet()) > 1
-    ]
-    seqs.sort(key=lambda s: -len(s.frameSet()))
+    seqs = [s for s in found if s.extension().lower() in IMAGE_EXTS and len(s.frameSet() or ()) > 1]
+    seqs.sort(key=lambda s: -len(s.frameSet() or ()))
     return [s.basename() + "#" * s.zfill() + s.extension() for s in seqs]
 
 

@@ -18,8 +18,8 @@ recomputes a..f-1 in memory first; it never reads predecessors from the output f
 output there may be stale (other settings) or not yet written by this run's writer thread. The result is
 a pure function of (inputs, settings, f), as the engine contract asks.
 
-Warping. Flow is computed between the line-art frames (DIS on blurred ink, the only signal line art has),
-backward from the current frame to the previous one; a forward-backward consistency check marks
+Warping. Flow is computed between the line-art frames (`colorize.flow.line_flow`: DIS on blurred ink, the
+only signal line art has), backward from the current frame to the previous one; a forward-backward consistency check marks
 occluded pixels (newly visible or flow that does not round-trip within `occlusion_threshold` pixels),
 which are inpainted from their surroundings instead of smearing the previous frame's colors. The flow
 and the occlusion depend on the line art only (`line_art_warp`, computable ahead of time, before the
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+
+from colorize.flow import grid, line_flow, occlusion_mask, warp
 
 SHOT_KEY = "shot"  # the key of `temporal: locked`'s single noise field
 
@@ -64,43 +66,6 @@ def chain_start(frame: int, frames: Sequence[int], keyframes: Sequence[int], anc
     return frames[i]
 
 
-def _prepare(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    small = cv2.resize(ink, size, interpolation=cv2.INTER_AREA) if size != ink.shape[::-1] else ink
-    # Lines are thin and sparse: blur so that DIS has gradients to lock on, then stretch the contrast.
-    blurred = cv2.GaussianBlur(small, (0, 0), 1.5)
-    return cv2.normalize(blurred, None, 0, 255, cv2.NORM_MINMAX)
-
-
-def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:
-    """Dense flow (H×W×2 float32, full-resolution pixels) with ink_to(x) ≈ ink_from(x + flow(x))."""
-    h, w = ink_to.shape
-    scale = max(1, round(max(h, w) / work))
-    size = (max(8, w // scale), max(8, h // scale))
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(_prepare(ink_to, size), _prepare(ink_from, size), None)
-    if scale > 1:
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / size[0])
-    return flow
-
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-
-
-def occlusion_mask(backward: np.ndarray, forward: np.ndarray, threshold: float) -> np.ndarray:
-    """Pixels of the current frame whose flow does not round-trip within `threshold` pixels.
-
-    backward: cur(x) ≈ prev(x + backward(x)); forward: prev(y) ≈ cur(y + forward(y)).
-    """
-    h, w = backward.shape[:2]
-    gx, gy = _grid(h, w)
-    mx, my = gx + backward[..., 0], gy + backward[..., 1]
-    back = cv2.remap(forward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    error = np.linalg.norm(backward + back, axis=-1)
-    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    return (error > threshold) | outside
-
-
 @dataclass(frozen=True)
 class LineArtWarp:
     """How frame f's line art maps onto frame f-1's: the line-art-only half of a warp, computable ahead
@@ -117,19 +82,19 @@ def line_art_warp(ink_cur: np.ndarray, ink_prev: np.ndarray, occlusion_threshold
     return LineArtWarp(backward, occlusion_mask(backward, forward, occlusion_threshold))
 
 
-def apply_warp(previous: np.ndarray, warp: LineArtWarp) -> np.ndarray:
-    """The previous frame's RGB result (uint8) moved onto the current line art, occluded pixels inpainted."""
-    h, w = warp.occluded.shape
-    gx, gy = _grid(h, w)
-    warped = cv2.remap(
-        previous,
-        gx + warp.backward[..., 0],
-        gy + warp.backward[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    if warp.occluded.any():
-        warped = cv2.inpaint(warped, warp.occluded.view(np.uint8), 3, cv2.INPAINT_TELEA)
+def apply_warp(previous: np.ndarray, line_warp: LineArtWarp) -> np.ndarray:
+    """The previous frame's RGB (or RGBA) result (uint8) moved onto the current line art; occluded pixels
+    inpainted from their surroundings (color and alpha separately)."""
+    h, w = line_warp.occluded.shape
+    warped = warp(previous, cv2.add(line_warp.backward, grid(h, w)))
+    if line_warp.occluded.any():
+        mask = line_warp.occluded.view(np.uint8)
+        rgb = cv2.inpaint(np.ascontiguousarray(warped[..., :3]), mask, 3, cv2.INPAINT_TELEA)
+        if warped.shape[2] == 4:
+            rgb = np.dstack(
+                [rgb, cv2.inpaint(np.ascontiguousarray(warped[..., 3]), mask, 3, cv2.INPAINT_TELEA)]
+            )
+        warped = rgb
     return warped
 
 
@@ -139,6 +104,6 @@ def warp_previous(
     ink_prev: np.ndarray,
     occlusion_threshold: float = 1.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Warp the previous frame's RGB result onto the current line art; (warped uint8, occluded bool)."""
-    warp = line_art_warp(ink_cur, ink_prev, occlusion_threshold)
-    return apply_warp(previous, warp), warp.occluded
+    """Warp the previous frame's RGB (or RGBA) result onto the current line art; (warped uint8, occluded)."""
+    line_warp = line_art_warp(ink_cur, ink_prev, occlusion_threshold)
+    return apply_warp(previous, line_warp), line_warp.occluded

@@ -1,15 +1,26 @@
-"""Evaluation metrics, contact sheets, preview and the real-data protocols (skipped without the data)."""
+"""Evaluation: metrics (SSIM against scikit-image), cases through the real runner, preview, real data."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from synth import finished, make_frame, region_map
 
-from colorize.evaluate import contact_sheet, psnr, region_accuracy, segmentation_recovery, ssim
-from colorize.settings import Settings
+from colorize import images
+from colorize.evaluate import (
+    alpha_iou,
+    evaluate_case,
+    pixel_accuracy,
+    psnr,
+    region_accuracy,
+    segmentation_recovery,
+    ssim,
+    write_case,
+)
+from colorize.qa import contact_sheet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL = SHARED / "realdata"
@@ -18,38 +29,95 @@ REAL = SHARED / "realdata"
 def test_metrics_on_toy_images():
     ids = np.zeros((20, 20), np.int64)
     ids[:, :10], ids[:, 11:] = 1, 2
-    gt = np.zeros((20, 20, 3), np.uint8)
-    gt[ids == 1] = (255, 0, 0)
-    gt[ids == 2] = (0, 255, 0)
+    gt = np.zeros((20, 20, 4), np.uint8)
+    gt[ids == 1] = (255, 0, 0, 255)
+    gt[ids == 2] = (0, 255, 0, 255)
     res = gt.copy()
-    assert region_accuracy(res, gt, ids)[0] == 1.0
-    assert psnr(res, gt) == float("inf") and abs(ssim(res, gt) - 1) < 1e-9
-    res[ids == 2] = (0, 0, 255)
+    assert region_accuracy(res, gt, ids)[0] == 1.0 and pixel_accuracy(res, gt, ids > 0) == 1.0
+    assert psnr(res, gt) == float("inf") and alpha_iou(res, gt) == 1.0
+    res[ids == 2] = (0, 0, 255, 255)
     acc, wrong = region_accuracy(res, gt, ids)
     assert acc == 0.5 and wrong[0, 15] and not wrong[0, 5]
+    assert pixel_accuracy(res, gt, ids > 0) == pytest.approx(10 / 19)
+    # A region that should be transparent but came out opaque is wrong, whatever its RGB.
+    clear = gt.copy()
+    clear[ids == 2] = (7, 7, 7, 0)
+    res = gt.copy()
+    res[ids == 2, 3] = 255
+    assert region_accuracy(res, clear, ids)[0] == 0.5 and alpha_iou(res, clear) == pytest.approx(10 / 19)
+    res[ids == 2] = (99, 1, 1, 0)  # transparent with another RGB: right
+    assert region_accuracy(res, clear, ids)[0] == 1.0 and pixel_accuracy(res, clear, ids > 0) == 1.0
     assert segmentation_recovery(ids, ids) == (2, 2)
-    sheet = contact_sheet([[gt, None, res]], ["row"], tile=40)
+    sheet = contact_sheet([[gt, None, res[..., :3]]], ["row"], tile=40)
     assert sheet.shape[1] == 3 * 44 and sheet.dtype == np.uint8
 
 
-def test_preview_writes_mp4_and_sheet(tmp_path):
-    from colorize.preview import write_preview
+def test_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
 
-    for i in range(3):
-        img = np.full((64, 96, 3), 40 * i, np.uint8)
-        cv2.imwrite(str(tmp_path / f"{i:04d}.png"), img)
-    mp4, sheet = write_preview(tmp_path, fps=4)
-    assert mp4.stat().st_size > 0 and cv2.imread(str(sheet)) is not None
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (48, 64, 3), np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+    gray = [np.asarray(x @ [0.299, 0.587, 0.114]) for x in (a, b)]
+    ref = structural_similarity(
+        *gray, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
+    assert abs(ssim(a, b) - ref) < 2e-3 and abs(ssim(a, a) - 1) < 1e-9
+
+
+def _case(tmp_path: Path, motion: list[tuple[float, float, float]], keys=(0,), size=(90, 160)) -> Path:
+    h, w = size
+    frames = [make_frame(h, w, shift=(dx, dy), angle=a, dots=4) for dx, dy, a in motion]
+    return write_case(
+        tmp_path / "case",
+        [f.lineart for f in frames],
+        {k: finished(frames[k]) for k in keys},
+        {i: finished(f) for i, f in enumerate(frames)},
+        {i: region_map(f) for i, f in enumerate(frames)},
+        "test case",
+    )
+
+
+def test_case_runs_through_the_runner_with_baseline_and_chunks(tmp_path):
+    # A drawing moving far and turning, then holding: repeats byte-identical, chunks equal whole runs.
+    motion = [(0, 0, 0), (12, 4, 3), (24, 8, 6), (36, 12, 9), (36, 12, 9)]
+    report = evaluate_case(_case(tmp_path, motion), tmp_path / "out", chunks=2)
+    f = report.figures
+    assert f["frames"] == 5 and f["scored"] == 4
+    assert f["repeats"] == 1 and f["repeats_not_identical"] == 0
+    assert f["chunks_identical"] is True
+    assert f["engine_region_acc"] > f["baseline_region_acc"]
+    assert f["engine_region_acc"] >= 0.95 and f["unresolved"] == 0
+    assert (tmp_path / "out" / "engine" / "f.0005.png").is_file() and report.sheets[0].is_file()
+
+
+def test_preview_orders_frames_by_number_and_shows_qa(tmp_path):
+    from colorize.preview import write_preview
+    from colorize.qa import QAWriter
+
+    out = tmp_path / "color"
+    out.mkdir()
+    for f in (9998, 9999, 10000):
+        images.write_image(out / f"s.{f}.png", np.full((64, 96, 3), f % 7 * 30, np.uint8))
+    qa = QAWriter(tmp_path / "qa")
+    for f in (9998, 9999, 10000):
+        bad = 3 if f == 10000 else 0
+        qa.add(f, out / f"s.{f}.png", np.full((70, 96, 3), 200, np.uint8), {"unresolved": bad, "regions": 5})
+    written = qa.finish()
+    assert [p.name for p in written] == ["qa.json", "worst_frames.png"]
+    assert json.loads((tmp_path / "qa" / "qa.json").read_text())["frames"]["10000"]["unresolved"] == 3
+    mp4, sheet = write_preview(out, fps=4, qa_dir=tmp_path / "qa")
+    assert mp4.stat().st_size > 0
+    assert images.read_rgb(sheet).shape[1] > 2 * 96  # frames beside their overlays
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "pbc0242").is_dir(), reason=f"{REAL / 'pbc0242'} not present")
-def test_pbc0242_segmentation_and_propagation(tmp_path):
+def test_pbc0242_large_move(tmp_path):
     from colorize.evaluate import eval_pbc
-    from colorize.settings import FlatSettings
 
-    report = eval_pbc(REAL / "pbc0242", tmp_path, Settings(flat=FlatSettings(min_region=1)))
-    recovered = report.figures["a_regions_recovered"]
-    rec, total = (int(v) for v in recovered.split()[0].split("/"))
+    figures, report = eval_pbc(REAL / "pbc0242", tmp_path, shift=(40.0, 0.0), angle=3.0)
+    rec, total = (int(v) for v in figures["regions_recovered"].split()[0].split("/"))
     assert rec / total >= 0.95
-    assert float(report.figures["b_propagated_region_accuracy_regions_ge12px"].split()[0]) >= 95
+    assert report.figures["engine_region_acc"] >= 0.97
+    assert report.figures["engine_alpha_iou"] >= 0.98  # the transparent background stays transparent

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synth import (
+    PALETTE,
+    alpha_lines,
+    finished,
+    make_frame,
+    make_overlap_frame,
+    shaded,
+    shading,
+    transparent_background,
+)
 
+from colorize import images
 from colorize.engines.base import Character, FrameInput, ShotContext
-from colorize.engines.flat import FlatEngine
-from colorize.regions.synth import PALETTE, make_frame, make_overlap_frame
+from colorize.engines.flat import FlatEngine, depends_on
+from colorize.regions.segment import segment
 from colorize.settings import FlatSettings, Settings
 
 H, W = 180, 320
@@ -187,3 +198,140 @@ def test_masked_chunks_give_identical_bytes(overlap):
     whole = {r.frame: r.image for r in _run_masked(overlap, range(ON), batch=5)}
     for res in _run_masked(overlap, range(9, 13), batch=3):
         assert np.array_equal(res.image, whole[res.frame]), res.frame
+
+
+# -- reused drawings, large motion, painted keyframes, alpha, spans ---------------------------------------
+
+
+def _shot(
+    lines: list[np.ndarray], keys: dict[int, np.ndarray], settings: Settings, which=None, batch=3, qa=False
+):
+    """Run the engine over an in-memory shot (frames 0..n-1) with RGBA keyframes `keys`."""
+    ctx = ShotContext(
+        frames=tuple(range(len(lines))),
+        keyframes=tuple(sorted(keys)),
+        size=lines[0].shape[:2],
+        characters=(),
+        background=None,
+        settings=settings,
+        load_lineart=lambda f: lines[f],
+        load_keyframe=lambda f: keys[f],
+        load_masks=lambda f: {},
+        qa=qa,
+    )
+    engine = FlatEngine(settings)
+    engine.prepare(ctx)
+    which = list(range(len(lines))) if which is None else which
+    inputs = [FrameInput(f, lines[f], {}, keys.get(f)) for f in which]
+    return [r for i in range(0, len(inputs), batch) for r in engine.colorize(inputs[i : i + batch])]
+
+
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+
+
+SH, SW = 90, 160
+
+
+def test_repeated_drawings_are_byte_identical_and_never_drift():
+    # Four drawings ping-pong (0 1 2 3 2 1 0 1 ...) from one keyframe, as in a laughing loop.
+    drawings = [make_frame(SH, SW, shift=(3.0 * i, 1.0 * i), angle=1.5 * i, dots=4) for i in range(4)]
+    order = [0, 1, 2, 3, 2, 1] * 3
+    lines = [drawings[d].lineart for d in order]
+    results = _shot(lines, {0: _opaque(finished(drawings[0]))}, Settings())
+    first: dict[int, np.ndarray] = {}
+    for d, res in zip(order, results, strict=True):
+        if d in first:
+            assert np.array_equal(res.image, first[d]), res.frame
+            assert res.info["unresolved"] == 0
+        else:
+            first[d] = res.image
+    assert results[6].info["sources"] == {"keyframe": results[0].info["regions"]}  # drawing 0 again
+    assert "reused" in results[4].info["sources"]
+    chunk = _shot(lines, {0: _opaque(finished(drawings[0]))}, Settings(), which=list(range(9, 14)), batch=2)
+    for res in chunk:
+        assert np.array_equal(res.image, results[res.frame].image), res.frame
+
+
+def test_near_repeat_reuses_the_most_similar_drawing():
+    # A cycle drawn again 1 px off: frames of the second cycle come from the first cycle's drawings.
+    poses = [(0.0, 0.0, 0.0), (8.0, 2.0, 3.0), (16.0, 0.0, 6.0)]
+    lines = [make_frame(SH, SW, shift=(x, y), angle=a, dots=4).lineart for x, y, a in poses]
+    lines += [make_frame(SH, SW, shift=(x + 1, y), angle=a, dots=4).lineart for x, y, a in poses[1:]]
+    key = _opaque(finished(make_frame(SH, SW, dots=4)))
+    results = _shot(lines, {0: key}, Settings())
+    assert "reused" in results[3].info["sources"] and "reused" in results[4].info["sources"]
+    for res, (x, y, a) in zip(results[3:], poses[1:], strict=True):
+        truth = make_frame(SH, SW, shift=(x + 1, y), angle=a, dots=4)
+        assert _accuracy(res, truth) > 0.99
+
+
+def test_large_move_and_rotation():
+    # 10 % of the width and 4 degrees between two frames.
+    a, b = make_frame(H, W, dots=6), make_frame(H, W, shift=(0.1 * W, 0.03 * H), angle=4.0, dots=6)
+    _, res = _shot([a.lineart, b.lineart], {0: _opaque(finished(a))}, Settings())
+    assert _accuracy(res, b) > 0.99 and res.info["unresolved"] == 0
+
+
+def test_keyframe_frame_keeps_the_painted_keyframe_and_texture_follows():
+    a = make_frame(SH, SW, dots=4)
+    b = make_frame(SH, SW, shift=(6.0, 2.0), angle=2.0, dots=4)
+    key = _opaque(finished(a, shaded(a.color, shading(SH, SW))))
+    truth_b = finished(b, shaded(b.color, shading(SH, SW, (6.0, 2.0), 2.0)))
+    paper = _paper(a)
+    for fill in ("auto", "texture"):
+        r0, r1 = _shot([a.lineart, b.lineart], {0: key}, Settings(flat=FlatSettings(fill=fill)))
+        assert np.array_equal(r0.image[paper], key[..., :3][paper])  # pixel-exact off the lines
+        err = np.abs(r1.image.astype(int) - truth_b)[_paper(b)].mean()
+        assert err < 3.0, (fill, err)
+    f0, f1 = _shot([a.lineart, b.lineart], {0: key}, Settings(flat=FlatSettings(fill="flat")))
+    labels = segment(a.lineart).labels
+    for region in range(1, labels.max() + 1):  # one color per region
+        assert len(np.unique(f0.image[paper & (labels == region)], axis=0)) <= 1
+    assert np.abs(f1.image.astype(int) - truth_b)[_paper(b)].mean() > 4.0
+
+
+def test_transparent_cels_stay_transparent():
+    a = make_frame(SH, SW, dots=4)
+    b = make_frame(SH, SW, shift=(5.0, 1.0), angle=1.0, dots=4)
+    la, lb = alpha_lines(a.lineart), alpha_lines(b.lineart)
+    key = finished(a, transparent_background(a.color))
+    assert key.shape[2] == 4 and (key[..., 3] == 0).any()
+    r0, r1 = _shot([la, lb], {0: key}, Settings())
+    assert r1.image.shape == (SH, SW, 4)
+    background = (b.color == PALETTE[0]).all(axis=-1) & (lb[..., 3] == 0)
+    assert (r1.image[background, 3] == 0).mean() > 0.99
+    assert (r1.image[lb[..., 3] == 255, 3] == 255).all()  # lines keep their alpha
+    assert (r1.image[~background & (lb[..., 3] == 0), 3] == 255).mean() > 0.99
+    # What the runner writes for output_alpha off / output_depth 16 (images.output_array, every engine).
+    off = images.output_array(r1.image, "off", 8)
+    assert off.shape == (SH, SW, 3) and (off[background] == 255).all()
+    deep = images.output_array(r1.image, "auto", 16)
+    assert deep.dtype == np.uint16 and np.array_equal(deep, r1.image.astype(np.uint16) * 257)
+
+
+def test_a_frame_depends_only_on_its_span():
+    # Keyframes 0 and 4: frame 2 must not change when frames outside 0..4 change, whatever the chunk.
+    frames = [make_frame(SH, SW, shift=(2.0 * i, 1.0 * i), angle=0.5 * i, dots=4) for i in range(8)]
+    lines = [f.lineart for f in frames]
+    keys = {0: _opaque(finished(frames[0])), 4: _opaque(finished(frames[4]))}
+    whole = _shot(lines, keys, Settings())
+    other = list(lines)
+    other[6] = make_frame(SH, SW, shift=(-9.0, 4.0), angle=-5.0, dots=9).lineart
+    for which in ([2], [1, 2, 3], list(range(8))):
+        res = next(r for r in _shot(other, keys, Settings(), which=which) if r.frame == 2)
+        assert np.array_equal(res.image, whole[2].image), which
+    # After the last keyframe only the forward chain counts: frame 5 ignores frame 6 (depends_on: 4..5).
+    assert np.array_equal(_shot(other, keys, Settings(), which=[5])[0].image, whole[5].image)
+    assert depends_on(5, range(8), [0, 4], Settings()) == (4, 5)
+
+
+def test_qa_overlay_marks_unresolved_regions():
+    frames = _shot_frames(2)
+    settings = Settings(flat=FlatSettings(unresolved_color="#00ff00"))
+    (res,) = _shot([f.lineart for f in frames], {}, settings, which=[1], qa=True)
+    assert res.info["unresolved"] == res.info["regions"]
+    qa = res.qa
+    assert qa is not None and qa.shape[1] == W and qa.shape[0] > H  # the frame and a legend band
+    paper = _paper(frames[1])
+    assert (qa[:H][paper] == (255, 0, 255)).all(axis=-1).mean() > 0.95  # unresolved: solid magenta

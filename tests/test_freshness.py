@@ -81,8 +81,10 @@ def test_flat_dependency_rule():
     frames, keys = ALL, [1001, 1008, 1016]
     assert flat_depends_on(1005, frames, keys, Settings()) == tuple(range(1001, 1009))
     assert flat_depends_on(1008, frames, keys, Settings()) == (1008,)  # a keyframe: itself only
-    assert flat_depends_on(1020, frames, keys, Settings()) == tuple(range(1016, 1025))  # to the last frame
-    assert flat_depends_on(1003, frames, [1010], Settings()) == tuple(range(1001, 1011))  # from the first
+    # No keyframe after 1020: only the forward chain 1016 -> 1020; none before 1003: 1003 <- 1010.
+    assert flat_depends_on(1020, frames, keys, Settings()) == tuple(range(1016, 1021))
+    assert flat_depends_on(1003, frames, [1010], Settings()) == tuple(range(1003, 1011))
+    assert flat_depends_on(1003, frames, [], Settings()) == (1003,)  # no keyframe: the frame alone
 
 
 def test_a_repainted_keyframe_makes_exactly_its_chains_stale(keyed):

@@ -63,3 +63,42 @@ def test_stale_temps_of_other_outputs_are_kept(tmp_path):
     busy.write_bytes(b"being written by another chunk")
     assert images.remove_stale_temps([mine]) == [stale]
     assert busy.exists() and not stale.exists()
+
+
+def test_16bit_color_is_read_at_full_depth(tmp_path):
+    import cv2
+
+    rgba = np.zeros((6, 7, 4), np.uint16)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 1000, 40000, 65535, 30000
+    cv2.imwrite(str(tmp_path / "c16.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    cv2.imwrite(str(tmp_path / "c16.tif"), cv2.cvtColor(rgba[..., :3], cv2.COLOR_RGB2BGR))
+    full = images.read_image(tmp_path / "c16.png")
+    assert full.dtype == np.uint16 and full[0, 0].tolist() == [1000, 40000, 65535, 30000]
+    assert images.read_image(tmp_path / "c16.tif")[0, 0].tolist() == [1000, 40000, 65535, 65535]
+    # 8-bit readers round (Pillow alone would truncate these files to their high byte).
+    assert images.read_rgba(tmp_path / "c16.png")[0, 0].tolist() == [4, 156, 255, 117]
+
+
+def test_over_white_and_output_conversion():
+    rgba = np.array([[[200, 0, 0, 255], [0, 0, 0, 0], [0, 0, 200, 128]]], np.uint8)
+    assert images.over_white(rgba).tolist() == [[[200, 0, 0], [255, 255, 255], [127, 127, 227]]]
+    wide = images.to_uint16(rgba)
+    assert wide.dtype == np.uint16 and wide[0, 0, 0] == 200 * 257
+    # The same blend at 16 bits (within the rounding of 8 bits).
+    assert np.abs(images.to_uint8(images.over_white(wide)).astype(int) - images.over_white(rgba)).max() <= 1
+    assert np.array_equal(images.to_uint8(wide), rgba)
+    assert images.output_array(rgba, "off", 8).shape == (1, 3, 3)
+    on = images.output_array(rgba[..., :3], "on", 16)
+    assert on.dtype == np.uint16 and on.shape == (1, 3, 4) and (on[..., 3] == 65535).all()
+    assert images.output_array(rgba, "auto", 8) is rgba
+
+
+def test_alpha_and_16bit_outputs_round_trip(tmp_path):
+    rgba = np.array([[[200, 10, 0, 255], [1, 2, 3, 0]]], np.uint8)
+    images.write_image(tmp_path / "a.png", rgba)
+    assert images.read_rgba(tmp_path / "a.png").tolist() == rgba.tolist()
+    images.write_image(tmp_path / "b.png", images.to_uint16(rgba))
+    assert np.array_equal(images.read_image(tmp_path / "b.png"), images.to_uint16(rgba))
+    clear = np.zeros((16, 16, 4), np.uint16)  # transparent, 16 bits: JPEG gets white, 8 bits
+    images.write_image(tmp_path / "c.jpg", clear)
+    assert images.read_rgb(tmp_path / "c.jpg").min() > 250

@@ -140,3 +140,24 @@ def test_run_settings_in_the_manifest(tmp_path):
     assert m.as_layer()["max_unresolved"] == 5 and m.as_layer()["output_compression"] == 6
     with pytest.raises(ManifestError, match="output_compression"):
         load_manifest(write(tmp_path, GOOD + "output_compression: 12\n"))
+
+
+def test_output_format_and_fill_settings(tmp_path):
+    # A bare YAML `on` is a boolean to YAML 1.1: it still means "on".
+    text = (
+        GOOD.replace("  gap_close: 3\n", "  gap_close: 3\n  fill: texture\n")
+        + "output_alpha: on\noutput_depth: 16\n"
+    )
+    m = load_manifest(write(tmp_path, text))
+    assert m.as_layer() == {
+        "seed": 7,
+        "output_alpha": "on",
+        "output_depth": 16,
+        "flat": {"gap_close": 3, "fill": "texture"},
+    }
+    path = write(tmp_path, GOOD + "output_depth: 12\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert any(p.startswith(f"{path}:9: output_depth:") for p in info.value.problems)
+    props = manifest_schema()["properties"]
+    assert {"output_alpha", "output_depth"} <= set(props)

@@ -81,11 +81,20 @@ class Sixteen:
         return out
 
 
-def test_runner_passes_16_bit_rgba_results_through(shot):
-    plan = plan_shot(shot / "refs.yaml", frames="1001-1002")
-    size = validate_plan(plan, deep=False)
-    summary = run_shot(plan, Sixteen(), Events(json_stream=io.StringIO()), size=size)
-    assert summary.exit_code == 0 and summary.done == 2
-    back = cv2.imread(str(shot / "color" / "sh001.1002.png"), cv2.IMREAD_UNCHANGED)
+def test_runner_writes_engine_results_at_the_output_depth(shot):
+    # A 16-bit RGBA result is written at `output_depth`: 16 bits exactly, or rounded to 8 (the default).
     expected = images.read_rgba(shot / "lineart" / "sh001.1002.png").astype(np.uint16) * 257
-    assert back.dtype == np.uint16 and np.array_equal(cv2.cvtColor(back, cv2.COLOR_BGRA2RGBA), expected)
+    for depth, out in ((16, shot / "c16"), (8, shot / "c8")):
+        plan = plan_shot(
+            shot / "refs.yaml", frames="1001-1002", out_dir=out, overrides={"output_depth": depth}
+        )
+        size = validate_plan(plan, deep=False)
+        summary = run_shot(plan, Sixteen(), Events(json_stream=io.StringIO()), size=size)
+        assert summary.exit_code == 0 and summary.done == 2
+        back = cv2.cvtColor(
+            cv2.imread(str(out / "sh001.1002.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA
+        )
+        if depth == 16:
+            assert back.dtype == np.uint16 and np.array_equal(back, expected)
+        else:
+            assert back.dtype == np.uint8 and np.array_equal(back, (expected // 257).astype(np.uint8))

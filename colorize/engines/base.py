@@ -56,26 +56,30 @@ class ShotContext:
     background: np.ndarray | None  # H×W×3 uint8 RGB background reference, or None
     settings: Settings
     load_lineart: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA line art
-    load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×3 uint8 RGB colored keyframe
+    load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA colored keyframe
     load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
+    qa: bool = False  # the run asks for QA overlays (FrameResult.qa) from engines that make them
 
 
 @dataclass
 class FrameInput:
     frame: int
-    lineart: np.ndarray  # H×W×4 uint8 RGBA; lines are dark and/or opaque (see regions.ink)
+    lineart: np.ndarray  # H×W×4 uint8 RGBA; lines are dark and/or opaque (see regions.segment.ink_u8)
     masks: dict[str, np.ndarray]  # character -> H×W bool (only characters with a mask in the manifest)
-    keyframe: np.ndarray | None  # H×W×3 uint8 RGB colored version of this very drawing, if any
+    keyframe: np.ndarray | None  # H×W×4 uint8 RGBA colored version of this very drawing, if any
     prepared: Any = None  # the engine's own `preprocess` output for this frame, if it has one
 
 
 @dataclass
 class FrameResult:
     frame: int
-    image: np.ndarray | None  # H×W×3 RGB or H×W×4 RGBA, uint8 or uint16, the line art's size; written as is
+    # H×W×3 RGB or H×W×4 RGBA, uint8 or uint16, the line art's size (see images.output_array); None when
+    # `error` says why this frame could not be made
+    image: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)  # reported in the frame's event (`unresolved`: int)
     seconds: float | None = None  # engine time of this frame, when the engine can tell (else batch / n)
-    error: ColorizeError | None = None  # this frame alone could not be made (then `image` is None)
+    qa: np.ndarray | None = None  # H×W×3 uint8 QA overlay, when the shot asks for one (ShotContext.qa)
+    error: ColorizeError | None = None  # this frame alone could not be made (the rest of its batch could)
 
 
 class Engine(Protocol):
@@ -86,15 +90,3 @@ class Engine(Protocol):
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color one batch of frames; results in the same order."""
-
-
-def line_ink(lineart: np.ndarray) -> np.ndarray:
-    """Line strength in [0, 1] per pixel of an RGBA line-art frame.
-
-    Transparent line art (lines in alpha) uses alpha. Opaque line art uses darkness measured by the
-    darkest channel, so colored lines (red, blue shadow boundaries) count as lines as much as black ones.
-    """
-    alpha = lineart[..., 3]
-    if alpha.min() < 255:
-        return alpha.astype(np.float32) / 255.0
-    return 1.0 - lineart[..., :3].min(axis=-1).astype(np.float32) / 255.0

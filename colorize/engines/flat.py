@@ -1,23 +1,38 @@
 """The flat engine: cel "paint bucket" filling of line-enclosed regions, no model weights.
 
+Spans. A frame f depends only on the line-art frames (with their masks and keyframes) from the previous
+keyframe to the next keyframe, inclusive (without a keyframe on one side, from or to f itself): its
+*span* (`depends_on`). Nothing else (not the frames a chunk happens to start at, not the output folder)
+changes its bytes.
+
 Color sources per region, in order:
-1. the colored keyframe of this very drawing (dominant keyframe color of the region);
-2. propagation along the shot from the nearest keyframe before and after the frame (region votes through
-   optical flow on the line art, frame by frame); the more confident of the two wins;
+1. a keyframe frame outputs the keyframe itself: its pixels off the lines, one color per region under
+   the lines (`flat.fill: flat` paints every region flat instead); a frame with the same drawing (the same
+   ink) as a keyframe of its span is rendered exactly as that keyframe;
+2. chains: from the keyframe before f forward and from the keyframe after f backward, frame by frame
+   through the span. At each step the frame's drawing is compared with the drawings already colored on
+   the chain and with the span's keyframes (`regions.match.signature`): an exact repeat (hold, cycle,
+   ping-pong) copies that frame's colors unchanged, so repeats never drift and come out byte-identical; a
+   near repeat (a re-scan, a cycle redrawn) propagates from the most similar drawing, time-adjacent or
+   not; otherwise from the previous frame. Propagation: global motion of the ink, flow on the residual
+   (`colorize.flow.correspondence`), region votes (`regions.propagate`), then region-level matching where
+   the votes are weak (`regions.match.match_regions`). The more confident chain wins per region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
-4. otherwise the visible `unresolved_color`, and the frame's `info["unresolved"]` counts those regions.
+4. small regions left over take a neighbour's color; otherwise the visible `unresolved_color`, and the
+   frame's `info["unresolved"]` counts those regions.
+
+Painting (`flat.fill`): flat regions take one color; `texture` (and `auto` where the source region is not
+flat: shading, texture) carries the keyframe's pixels into each region through a direct correspondence
+with the keyframe, never across a line. Alpha (`output_alpha`): with `auto`, the output is RGBA when the
+frame's line art or a keyframe of its span has transparency; transparent keyframe regions stay
+transparent and lines keep their alpha.
 
 Character masks (when the manifest gives them) make every region "owned" by the character covering most
-of its pixels, or by the background. Propagation votes only count previous-frame pixels of the same
-owner (a region with none votes from the nearest same-owner pixels, then from all), and the tiny-region
-neighbour fallback prefers a neighbour of the same owner, so colors stay with their character where
-characters pass in front of each other. Shots without masks take exactly the unconstrained path.
+of its pixels, or by the background; votes only count pixels of the same owner (see `regions.propagate`).
 
-Determinism: a frame's colors depend only on the chain keyframe -> ... -> frame, which is always walked
-from the keyframe through every line-art frame in between. Chain states (one color per region, a few KB)
-are cached so frames run in order cost one segmentation and one flow each; segmentations (full-size
-label maps) live in a small LRU, so memory does not grow with shot length.
+Memory: chain states (one color per region, a few KB) are kept for the span being worked on; full-size
+segmentations live in a small LRU and are recomputed (a pure function of the line art) when needed again.
 """
 
 from __future__ import annotations
@@ -26,25 +41,66 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
+from colorize import images
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
+from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
+from colorize.qa import qa_overlay
+from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
-from colorize.regions.propagate import flow_between, flow_scale, propagate, seg_flow_image
-from colorize.regions.render import render
+from colorize.regions.propagate import propagate
+from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
 from colorize.regions.segment import Segmentation, neighbour_regions, segment
 from colorize.settings import Settings
 
-_SEG_CACHE = 4  # full-size segmentations kept (current, previous, a little slack)
+_SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
+_KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
+COARSE_WORK = 512  # flow resolution (long side) of small motion; large motion works at 1024 (colorize.flow)
+REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
+NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
+SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
+FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
+LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
+NEIGHBOUR_SHARE = 2e-4  # unresolved regions under this share of the frame (0.02 %) take a neighbour's color
+NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
 
-SOURCE_KEYFRAME, SOURCE_FORWARD, SOURCE_BACKWARD, SOURCE_REFERENCE, SOURCE_UNRESOLVED, SOURCE_NEIGHBOUR = (
-    range(6)
-)
-SOURCE_NAMES = ("keyframe", "forward", "backward", "reference", "unresolved", "neighbour")
+SOURCES = ("keyframe", "forward", "backward", "reused", "matched", "reference", "neighbour", "unresolved")
+KEYFRAME, FORWARD, BACKWARD, REUSED, MATCHED, REFERENCE, NEIGHBOUR, UNRESOLVED = range(len(SOURCES))
+_PROPAGATED = -1  # chain-state marker: propagated from the previous frame (forward/backward by chain)
+
+
+@dataclass(frozen=True)
+class _State:
+    """Colors of one frame's regions as one chain sees them."""
+
+    colors: np.ndarray  # (n,) int64 packed colors, NO_COLOR where unresolved
+    conf: np.ndarray  # (n,) float32
+    origin: np.ndarray  # (n,) int64 region of the origin keyframe the color came from (0: unknown)
+    how: np.ndarray  # (n,) int8: _PROPAGATED, REUSED, MATCHED or KEYFRAME
+    origin_key: int  # the keyframe `origin` refers to
+
+
+@dataclass
+class _Key:
+    """A keyframe as the engine uses it (decoded once, kept in a small LRU)."""
+
+    seg: Segmentation
+    image: np.ndarray  # H×W×4 uint8 RGBA keyframe
+    colors: np.ndarray  # dominant color per region (line-free pixels first)
+    flat: np.ndarray  # (n,) bool: the region is flat in the keyframe
+    alpha: bool  # the keyframe has transparency
+
+    def state(self, key: int) -> _State:
+        n = self.seg.count + 1
+        return _State(
+            self.colors.copy(), np.ones(n, np.float32), np.arange(n), np.full(n, KEYFRAME, np.int8), key
+        )
 
 
 class FlatEngine:
@@ -55,9 +111,12 @@ class FlatEngine:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.flat = settings.flat
+        self.qa = False  # also return a QA overlay per frame (FrameResult.qa): ShotContext.qa
         self._shot: ShotContext | None = None
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
-        self._states: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._keys: OrderedDict[int, _Key] = OrderedDict()
+        self._sigs: dict[int, Signature] = {}
+        self._states: dict[tuple[int, int], _State] = {}
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
@@ -69,7 +128,10 @@ class FlatEngine:
     def prepare(self, shot: ShotContext) -> None:
         """Reset caches; reference palettes of the characters."""
         self._shot = shot
+        self.qa = shot.qa
         self._segs.clear()
+        self._keys.clear()
+        self._sigs.clear()
         self._states.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
@@ -98,162 +160,239 @@ class FlatEngine:
 
     def _prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
         if fi.frame not in self._segs and fi.frame not in self._pending:
-            f = self.flat
-            self._pending[fi.frame] = pool.submit(
-                segment, fi.lineart, f.gap_close, f.min_region, f.line_threshold
-            )
+            self._pending[fi.frame] = pool.submit(self._segment, fi.lineart)
+
+    def _segment(self, lineart: np.ndarray) -> Segmentation:
+        """Segmentation and what else depends on the line art alone (runs in the worker thread)."""
+        f = self.flat
+        seg = segment(lineart, f.gap_close, f.min_region, f.line_threshold)
+        seg.cache["signature"] = signature(seg.ink)
+        seg.cache["alpha"] = images.has_transparency(lineart)
+        return seg
 
     # -- per frame ---------------------------------------------------------------------------------------
 
     def _one(self, fi: FrameInput) -> FrameResult:
         shot = self._require_shot()
         seg = self._segmentation(fi.frame, fi.lineart)
-        n = seg.count + 1
-        source = np.full(n, SOURCE_UNRESOLVED, np.int8)
-        keyframe = fi.keyframe
-        if keyframe is None and fi.frame in shot.keyframes:
-            keyframe = shot.load_keyframe(fi.frame)
-        if keyframe is not None:
-            colors, _ = dominant_colors(seg.labels, seg.count, keyframe, valid=seg.labels > 0)
-            source[colors != NO_COLOR] = SOURCE_KEYFRAME
-            if fi.frame in shot.keyframes:
-                # The start of this keyframe's chains (the same function of the same inputs).
-                self._states[(fi.frame, fi.frame)] = (colors.copy(), np.ones(seg.count + 1, np.float32))
+        k0, k1 = self._span(fi.frame)
+        self._forget_other_spans(k0, k1)
+        keys = [k for k in dict.fromkeys((k0, k1)) if k is not None]
+        alpha = self._alpha(seg, keys)
+        digest = self._signature(fi.frame).digest
+        same = [k for k in keys if self._signature(k).digest == digest]
+        if fi.frame in shot.keyframes or same:
+            # The keyframe itself, or the same drawing as a keyframe of the span: the keyframe's look.
+            k = fi.frame if fi.frame in shot.keyframes else same[0]
+            key = self._key(k, fi.keyframe if k == fi.frame else None)
+            colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
+            conf = np.ones(seg.count + 1, np.float32)
+            paint = paint_layer(seg, self._finish_colors(seg, colors), alpha)
+            if self.flat.fill != "flat":
+                paste_off_lines(paint, seg, self._paint_source(key, alpha))
         else:
-            colors = np.full(n, NO_COLOR, np.int32)
-            conf = np.zeros(n, np.float32)
-            before = [k for k in shot.keyframes if k < fi.frame]
-            after = [k for k in shot.keyframes if k > fi.frame]
-            pos = self._position(fi.frame)
-            # Backward chain first so ties (equal confidence) go to the nearer keyframe, forward on equal distance.
-            chains = []
-            if before:
-                chains.append((pos - self._position(before[-1]), 0, before[-1], SOURCE_FORWARD))
-            if after:
-                chains.append((self._position(after[0]) - pos, 1, after[0], SOURCE_BACKWARD))
-            for _, _, key, src in sorted(chains, reverse=True):
-                c, q = self._chain_state(key, fi.frame)
-                better = (c != NO_COLOR) & (q >= conf)
-                colors[better] = c[better]
-                conf[better] = q[better]
-                source[better] = src
-            weak = conf < self.flat.match_threshold
-            colors[weak] = NO_COLOR
-            source[weak] = SOURCE_UNRESOLVED
+            colors, conf, source, winners = self._combine(fi.frame, k0, k1)
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
             self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
-        source[0] = SOURCE_KEYFRAME  # label 0 = lines, not a region
+            paint = paint_layer(seg, self._finish_colors(seg, colors), alpha)
+            self._texture(fi.frame, seg, paint, alpha, colors, winners)
+        source[0] = KEYFRAME  # label 0 = lines, not a region
         unresolved = colors == NO_COLOR
         unresolved[0] = False
-        colors[unresolved] = parse_hex(self.flat.unresolved_color)
-        colors[0] = colors[1] if n > 1 else parse_hex(self.flat.unresolved_color)
-        image = render(seg, colors, fi.lineart, self.flat.lines, self.flat.colored_lines)
-        counts = np.bincount(source[1:], minlength=len(SOURCE_NAMES))
+        source[unresolved] = UNRESOLVED
+        image = render(seg, paint, fi.lineart, self.flat.lines, self.flat.colored_lines)
+        counts = np.bincount(source[1:], minlength=len(SOURCES))
         info: dict[str, Any] = {
             "regions": int(seg.count),
             "unresolved": int(unresolved.sum()),
-            "sources": {name: int(k) for name, k in zip(SOURCE_NAMES, counts, strict=True) if k},
+            "sources": {name: int(k) for name, k in zip(SOURCES, counts, strict=True) if k},
         }
-        return FrameResult(frame=fi.frame, image=image, info=info)
+        chained = (source == FORWARD) | (source == BACKWARD) | (source == REUSED) | (source == MATCHED)
+        low = chained & (conf < LOW_CONFIDENCE)
+        low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
+        info["low_confidence"] = int(low.sum())
+        qa = qa_overlay(image, seg, source, low, SOURCES) if self.qa else None
+        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa)
 
-    def _small_from_neighbours(
-        self, seg: Segmentation, colors: np.ndarray, source: np.ndarray, owner: np.ndarray | None = None
-    ) -> None:
-        """Small regions (under min_region px) left unresolved take their most common neighbour's color.
+    def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
+        """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""
+        out = colors.copy()
+        out[out == NO_COLOR] = parse_hex(self.flat.unresolved_color)
+        out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
+        return out
 
-        Tiny enclosures (pockets where lines meet, 1-px holes) are kept as regions but often do not exist
-        in the previous frame; the color around them beats the unresolved color. With owners (masks), a
-        neighbour of the same owner comes first.
-        """
-        small = (colors == NO_COLOR) & (seg.areas < max(1, self.flat.min_region))
-        small[0] = False
-        if not small.any():
-            return
-        nb = neighbour_regions(seg, small, owner=owner)
-        take = small & (nb > 0)
-        take[take] &= colors[nb[take]] != NO_COLOR
-        colors[take] = colors[nb[take]]
-        source[take] = SOURCE_NEIGHBOUR
+    def _combine(
+        self, frame: int, k0: int | None, k1: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, _State]]]:
+        """Per region: color, confidence and source from the chains of the span's keyframes.
 
-    def _reference_fill(
-        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
-    ) -> None:
-        """Best-effort colors for unresolved regions from references (masks, background, palette rank)."""
-        shot = self._require_shot()
-        todo = colors == NO_COLOR
-        todo[0] = False
-        if not todo.any():
-            return
-        areas = seg.areas.astype(np.float64)
-        covered = np.zeros(seg.count + 1, bool)
-        for name, mask in sorted(fi.masks.items()):
-            palette = self._palettes.get(name)
-            if palette is None or len(palette) == 0:
-                continue
-            inside = np.bincount(seg.labels[mask], minlength=seg.count + 1) / np.maximum(areas, 1)
-            mine = todo & (inside > 0.5)
-            covered |= inside > 0.5
-            _rank_fill(colors, source, mine, areas, palette)
-            todo &= ~mine
-        if shot.background is not None and todo.any():
-            outside = todo & ~covered
-            bg, _ = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
-            take = outside & (bg != NO_COLOR)
-            colors[take] = bg[take]
-            source[take] = SOURCE_REFERENCE
-            todo &= ~take
-        if todo.any() and not fi.masks and not shot.keyframes and shot.characters:
-            # No keyframe, no mask, no background: the first character's palette by region size.
-            palette = self._palettes.get(shot.characters[0].name)
-            if palette is not None and len(palette):
-                _rank_fill(colors, source, todo, areas, palette)
+        Returns also, per chain, the regions it won and its state (for carrying texture)."""
+        seg = self._segmentation(frame)
+        n = seg.count + 1
+        colors = np.full(n, NO_COLOR, np.int64)
+        conf = np.zeros(n, np.float32)
+        source = np.full(n, UNRESOLVED, np.int8)
+        pos = self._position(frame)
+        chains = []
+        if k0 is not None:
+            chains.append((pos - self._position(k0), 0, k0, k1, FORWARD))
+        if k1 is not None:
+            chains.append((self._position(k1) - pos, 1, k1, k0, BACKWARD))
+        # The farther keyframe first, so ties (equal confidence) go to the nearer one, forward on equal distance.
+        won = np.full(n, -1, np.int64)
+        states = []
+        for i, (_, _, key, other, direction) in enumerate(sorted(chains, reverse=True)):
+            state = self._chain_state(key, other, frame)
+            better = (state.colors != NO_COLOR) & (state.conf >= conf)
+            colors[better] = state.colors[better]
+            conf[better] = state.conf[better]
+            how = state.how[better]
+            source[better] = np.where(how == _PROPAGATED, direction, how)
+            won[better] = i
+            states.append(state)
+        weak = conf < self.flat.match_threshold
+        colors[weak] = NO_COLOR
+        source[weak] = UNRESOLVED
+        winners = [((won == i) & ~weak, s) for i, s in enumerate(states)]
+        return colors, conf, source, winners
 
     # -- chains ------------------------------------------------------------------------------------------
 
-    def _chain_state(self, key: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """(colors, confidence) per region of `frame`, propagated from keyframe `key` frame by frame."""
-        shot = self._require_shot()
-        frames = shot.frames
+    def _chain_state(self, key: int, other: int | None, frame: int) -> _State:
+        """The state of `frame` on the chain from keyframe `key` (the span's other keyframe: `other`)."""
+        frames = self._require_shot().frames
         a, b = self._position(key), self._position(frame)
         step = 1 if b > a else -1
-        # Nearest cached state on the path key -> frame (the keyframe itself is always computable).
         start = a
         for p in range(b, a, -step):
             if (key, frames[p]) in self._states:
                 start = p
                 break
-        if start == b:
-            return self._states[(key, frame)]
-        if start == a and (key, key) in self._states:
-            state = self._states[(key, key)]
-        elif start == a:
-            seg = self._segmentation(key)
-            kf = shot.load_keyframe(key)
-            colors, _ = dominant_colors(seg.labels, seg.count, kf, valid=seg.labels > 0)
-            state = (colors, np.ones(seg.count + 1, np.float32))
-        else:
-            state = self._states[(key, frames[start])]
-        prev_seg = self._segmentation(frames[start])
         for p in range(start + step, b + step, step):
-            seg = self._segmentation(frames[p])
-            scale = flow_scale(seg.labels.shape)
-            flow = flow_between(seg_flow_image(seg, scale), seg_flow_image(prev_seg, scale))
-            owners = self._owner_pair(frames[p], seg, frames[p - step], prev_seg)
-            colors, conf = propagate(seg, prev_seg, state[0], flow, scale, owners)
-            # A region inherits at most the confidence of where its color came from (weak links stay weak).
-            colors[conf < self.flat.match_threshold] = NO_COLOR
-            state = (colors, conf)
-            self._states[(key, frames[p])] = state
-            prev_seg = seg
-        self._prune(key, frame)
-        return state
+            earlier = [frames[q] for q in range(p - step, a, -step)]  # chain frames before p, nearest first
+            self._states[(key, frames[p])] = self._step(key, other, frames[p], earlier)
+        return self._states[(key, frame)]
 
-    def _prune(self, key: int, frame: int) -> None:
-        # Frames run in order: a forward chain only needs its newest state, a backward chain the states
-        # between `frame` and its keyframe (a few KB each). Anything dropped is recomputed if asked again.
-        for state_key in [s for s in self._states if s[0] == key and s[1] < frame]:
-            del self._states[state_key]
+    def _source_state(self, key: int, q: int) -> _State:
+        keyframes = self._require_shot().keyframes
+        return self._key(q).state(q) if q in keyframes else self._states[(key, q)]
+
+    def _step(self, key: int, other: int | None, p: int, earlier: list[int]) -> _State:
+        """One chain step: the state of frame `p` from the best already colored drawing of the chain."""
+        seg = self._segmentation(p)
+        sig = self._signature(p)
+        keys = [key] + ([other] if other is not None and other != key else [])
+        # Exact repeats: the keyframes first, then the chain's frames, nearest first.
+        for q in keys + earlier:
+            if self._signature(q).digest == sig.digest:
+                state = self._source_state(key, q)
+                how = np.where(state.how == KEYFRAME, KEYFRAME, REUSED).astype(np.int8)
+                return replace(state, how=how)
+        adjacent = earlier[0] if earlier else key
+        src = self._most_similar(sig, keys + earlier, adjacent, p)
+        src_state = self._source_state(key, src)
+        src_seg = self._segmentation(src)
+        maps, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
+        owners = self._owner_pair(p, seg, src, src_seg)
+        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
+        # A region inherits at most the confidence of where its color came from (weak links stay weak).
+        conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
+        how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
+        # Where this step's votes are weak, match regions on position, size, shape and neighbours instead
+        # (small regions are left to the neighbour fallback).
+        weak = (votes < LOW_CONFIDENCE) & (seg.areas >= self._neighbour_limit(seg))
+        weak[0] = False
+        if weak.any():
+            ok = conf >= LOW_CONFIDENCE
+            ids, score, found = match_regions(
+                seg,
+                src_seg,
+                np.where(src_state.conf >= self.flat.match_threshold, src_state.colors, NO_COLOR),
+                IDENTITY if motion is None else motion.affine,
+                weak,
+                np.where(ok, colors, NO_COLOR),
+                prev_label,
+                maps,
+                owners,
+            )
+            score = np.minimum(score, src_state.conf[found])
+            better = score > conf[ids]
+            ids, score, found = ids[better], score[better], found[better]
+            colors[ids], conf[ids], prev_label[ids] = src_state.colors[found], score, found
+            how[ids] = MATCHED
+        colors[conf < self.flat.match_threshold] = NO_COLOR
+        origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
+        return _State(colors, conf, origin, how, src_state.origin_key)
+
+    def _most_similar(self, sig: Signature, candidates: list[int], adjacent: int, frame: int) -> int:
+        """The drawing to propagate from: the most similar candidate when it is a near repeat (NEAR_REPEAT)
+        and beats the adjacent frame by REUSE_MARGIN (ties: keyframes, then the nearest in time), else the
+        adjacent frame."""
+        if len(candidates) == 1:
+            return adjacent
+        # A quick unshifted correlation picks a few; the shift-tolerant similarity decides among them.
+        quick = {q: quick_similarity(sig, self._signature(q)) for q in candidates}
+        few = sorted(candidates, key=lambda q: -quick[q])[:SIMILAR_CANDIDATES]
+        sims = {q: similarity(sig, self._signature(q)) for q in dict.fromkeys([adjacent, *few])}
+        candidates = list(sims)
+        keyframes = self._require_shot().keyframes
+        pos = self._position(frame)
+        best = max(candidates, key=lambda q: (sims[q], q in keyframes, -abs(self._position(q) - pos)))
+        near = sims[best] >= NEAR_REPEAT and sims[best] > sims[adjacent] + REUSE_MARGIN
+        return best if near else adjacent
+
+    def _span(self, frame: int) -> tuple[int | None, int | None]:
+        """The keyframes bounding `frame`'s span: the last one <= frame and the first one >= frame."""
+        keys = self._require_shot().keyframes
+        i, j = bisect.bisect_right(keys, frame), bisect.bisect_left(keys, frame)
+        return (keys[i - 1] if i else None), (keys[j] if j < len(keys) else None)
+
+    def _forget_other_spans(self, k0: int | None, k1: int | None) -> None:
+        """Drop chain states and signatures of other spans (frames run in order; what is dropped is
+        recomputed if asked again)."""
+        lo = self._position(k0) if k0 is not None else 0
+        hi = self._position(k1) if k1 is not None else len(self._require_shot().frames) - 1
+        for state_key in list(self._states):
+            if not lo <= self._position(state_key[1]) <= hi:
+                del self._states[state_key]
+        for frame in list(self._sigs):  # signatures too (tens of KB each): memory stays flat in long shots
+            if not lo <= self._position(frame) <= hi:
+                del self._sigs[frame]
+
+    # -- painting ----------------------------------------------------------------------------------------
+
+    def _alpha(self, seg: Segmentation, keys: list[int]) -> bool:
+        mode = self.settings.output_alpha
+        if mode != "auto":
+            return mode == "on"
+        return bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys)
+
+    def _paint_source(self, key: _Key, alpha: bool) -> np.ndarray:
+        return key.image if alpha else images.over_white(key.image)
+
+    def _texture(
+        self,
+        frame: int,
+        seg: Segmentation,
+        paint: np.ndarray,
+        alpha: bool,
+        colors: np.ndarray,
+        winners: list[tuple[np.ndarray, _State]],
+    ) -> None:
+        """Carry keyframe pixels into the regions whose source region is textured (per `flat.fill`)."""
+        if self.flat.fill == "flat":
+            return
+        for won, state in winners:
+            key = self._key(state.origin_key)
+            origin = np.where(won & (colors != NO_COLOR), state.origin, 0)
+            big = key.seg.areas[origin] >= max(4, self.flat.min_region)
+            wanted = (origin > 0) & big & (True if self.flat.fill == "texture" else ~key.flat[origin])
+            wanted[0] = False
+            if not wanted.any():
+                continue
+            maps, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
+            carry_texture(paint, seg, wanted, origin, maps, key.seg, self._paint_source(key, alpha))
 
     # -- masks -------------------------------------------------------------------------------------------
 
@@ -296,6 +435,73 @@ class FlatEngine:
         cur, prev = self._owners(frame, seg), self._owners(prev_frame, prev_seg)
         return None if cur is None or prev is None else (cur, prev)
 
+    # -- fallbacks ---------------------------------------------------------------------------------------
+
+    def _small_from_neighbours(
+        self, seg: Segmentation, colors: np.ndarray, source: np.ndarray, owner: np.ndarray | None = None
+    ) -> None:
+        """Small regions left unresolved (under min_region px, or NEIGHBOUR_SHARE of the frame) take their
+        most common neighbour's color.
+
+        Tiny enclosures (pockets where lines meet, 1-px holes) and small new parts (a mouth corner that
+        opens, an eye pocket) often have nothing to match in the frames before; the color around them
+        beats the unresolved color (QA marks those above min_region as low confidence). With owners
+        (masks), a neighbour of the same owner comes first.
+        """
+        small = (colors == NO_COLOR) & (seg.areas < self._neighbour_limit(seg))
+        small[0] = False
+        if not small.any():
+            return
+        for reach in NEIGHBOUR_REACH:  # pockets inside thick ink look further
+            nb = neighbour_regions(seg, small, reach=reach, owner=owner)
+            take = small & (nb > 0)
+            take[take] &= colors[nb[take]] != NO_COLOR
+            colors[take] = colors[nb[take]]
+            source[take] = NEIGHBOUR
+            small &= ~take
+            if not small.any():
+                return
+
+    def _neighbour_limit(self, seg: Segmentation) -> int:
+        """Regions under this many pixels take a neighbour's color when unresolved; larger weak ones are
+        matched region to region (shape statistics need some pixels)."""
+        return max(4 * max(1, self.flat.min_region), int(NEIGHBOUR_SHARE * seg.labels.size))
+
+    def _reference_fill(
+        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
+    ) -> None:
+        """Best-effort colors for unresolved regions from references (masks, background, palette rank)."""
+        shot = self._require_shot()
+        todo = colors == NO_COLOR
+        todo[0] = False
+        if not todo.any():
+            return
+        areas = seg.areas.astype(np.float64)
+        covered = np.zeros(seg.count + 1, bool)
+        for name, mask in sorted(fi.masks.items()):
+            palette = self._palettes.get(name)
+            if palette is None or len(palette) == 0:
+                continue
+            inside = np.bincount(seg.labels[mask], minlength=seg.count + 1) / np.maximum(areas, 1)
+            mine = todo & (inside > 0.5)
+            covered |= inside > 0.5
+            _rank_fill(colors, source, mine, areas, palette)
+            todo &= ~mine
+        if shot.background is not None and todo.any():
+            outside = todo & ~covered
+            bg, _ = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
+            take = outside & (bg != NO_COLOR)
+            colors[take] = bg[take]
+            source[take] = REFERENCE
+            todo &= ~take
+        if todo.any() and not fi.masks and not shot.keyframes and shot.characters:
+            # No keyframe, no mask, no background: the first character's palette by region size.
+            palette = self._palettes.get(shot.characters[0].name)
+            if palette is not None and len(palette):
+                _rank_fill(colors, source, todo, areas, palette)
+
+    # -- caches ------------------------------------------------------------------------------------------
+
     def _segmentation(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
         seg = self._segs.get(frame)
         if seg is not None:
@@ -309,11 +515,52 @@ class FlatEngine:
                 lineart = self._batch_lineart.get(frame)
             if lineart is None:
                 lineart = self._require_shot().load_lineart(frame)
-            seg = segment(lineart, self.flat.gap_close, self.flat.min_region, self.flat.line_threshold)
+            seg = self._segment(lineart)
         self._segs[frame] = seg
+        self._sigs[frame] = seg.cache["signature"]
         while len(self._segs) > _SEG_CACHE:
             self._segs.popitem(last=False)
         return seg
+
+    def _signature(self, frame: int) -> Signature:
+        if frame not in self._sigs:
+            self._sigs[frame] = self._segmentation(frame).cache["signature"]
+        return self._sigs[frame]
+
+    def _flow_images(self, target: Segmentation, source: Segmentation) -> dict:
+        """The coarse flow images of two frames (each frame's is computed once: it is a target once and a
+        source once)."""
+        scale = flow_scale(target.labels.shape, COARSE_WORK)
+        for seg in (target, source):
+            if ("flow_image", scale) not in seg.cache:
+                seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
+        return {scale: (target.cache[("flow_image", scale)], source.cache[("flow_image", scale)])}
+
+    def _key(self, frame: int, image: np.ndarray | None = None) -> _Key:
+        key = self._keys.get(frame)
+        if key is not None:
+            self._keys.move_to_end(frame)
+            return key
+        if image is None:
+            image = self._require_shot().load_keyframe(frame)
+        if image.shape[2] == 3:
+            image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+        seg = self._segmentation(frame)
+        # Region colors from the pixels no line touches (anti-aliased edges are tinted by the line).
+        clean = seg.labels > 0
+        clean &= seg.ink == 0
+        colors, share = dominant_colors(seg.labels, seg.count, image, valid=clean)
+        missing = colors == NO_COLOR
+        missing[0] = False
+        if missing.any():
+            fallback, _ = dominant_colors(seg.labels, seg.count, image, valid=seg.labels > 0)
+            colors[missing] = fallback[missing]
+            share[missing] = 1.0
+        key = _Key(seg, image, colors, share >= FLAT_SHARE, images.has_transparency(image))
+        self._keys[frame] = key
+        while len(self._keys) > _KEY_CACHE:
+            self._keys.popitem(last=False)
+        return key
 
     def _position(self, frame: int) -> int:
         frames = self._require_shot().frames
@@ -341,12 +588,12 @@ def _rank_fill(
     colors: np.ndarray, source: np.ndarray, which: np.ndarray, areas: np.ndarray, palette: np.ndarray
 ) -> None:
     """Largest regions take the most frequent reference colors (cycling): a crude but stable guess."""
-    ids = np.nonzero(which)[0]
+    ids = np.flatnonzero(which)
     if len(ids) == 0:
         return
     order = ids[np.lexsort((ids, -areas[ids]))]
     colors[order] = palette[np.arange(len(order)) % len(palette)]
-    source[order] = SOURCE_REFERENCE
+    source[order] = REFERENCE
 
 
 def depends_on(
@@ -354,16 +601,17 @@ def depends_on(
 ) -> tuple[int, ...]:
     """The line-art frames (their line art, masks and keyframes) the output of `frame` is made from.
 
-    The frames from the nearest keyframe at or before `frame` (else the shot's first frame) to the nearest
-    keyframe at or after it (else the shot's last frame), inclusive: the chains this engine may walk. A
-    keyframe depends on itself only. Known without reading pixels; `frames` is the whole sorted sequence.
+    The frames from the nearest keyframe at or before `frame` to the nearest keyframe at or after it,
+    inclusive: the chains this engine walks. Without a keyframe on one side the span stops at `frame` on
+    that side (no chain comes from there); a keyframe depends on itself only, and so does a frame of a shot
+    without keyframes. Known without reading pixels; `frames` is the whole sorted sequence.
     """
     i = bisect.bisect_left(frames, frame)
     if i == len(frames) or frames[i] != frame:
         raise ValueError(f"frame {frame} is not in the shot")
-    if frame in keyframes:
-        return (frame,)
     k = bisect.bisect_left(keyframes, frame)
-    start = bisect.bisect_left(frames, keyframes[k - 1]) if k > 0 else 0
-    end = bisect.bisect_left(frames, keyframes[k]) if k < len(keyframes) else len(frames) - 1
+    if k < len(keyframes) and keyframes[k] == frame:
+        return (frame,)
+    start = bisect.bisect_left(frames, keyframes[k - 1]) if k > 0 else i
+    end = bisect.bisect_left(frames, keyframes[k]) if k < len(keyframes) else i
     return tuple(frames[start : end + 1])

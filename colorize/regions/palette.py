@@ -1,7 +1,7 @@
-"""Region colors: dominant color of each region in a colored image, reference palettes, rendering.
+"""Region colors: dominant color of each region in a colored image, reference palettes.
 
-Colors travel as packed 24-bit ints (0xRRGGBB, int32) so per-region statistics are bincounts, and -1 means
-"no color" (unresolved).
+Colors travel as packed ints (0xAARRGGBB in int64) so per-region statistics are bincounts; every fully
+transparent pixel packs to 0 (TRANSPARENT) whatever its RGB, and -1 means "no color" (unresolved).
 """
 
 from __future__ import annotations
@@ -9,39 +9,42 @@ from __future__ import annotations
 import numpy as np
 
 NO_COLOR = -1
+TRANSPARENT = 0
+OPAQUE = 0xFF000000
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 RGB -> H×W int32 0xRRGGBB."""
-    rgb = rgb.astype(np.int32, copy=False)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """int32 0xRRGGBB (any shape) -> (..., 3) uint8 RGB."""
-    p = np.asarray(packed, dtype=np.int64)
-    return np.stack([(p >> 16) & 255, (p >> 8) & 255, p & 255], axis=-1).astype(np.uint8)
+def pack_color(image: np.ndarray) -> np.ndarray:
+    """H×W×3 RGB or H×W×4 RGBA uint8 -> H×W int64 0xAARRGGBB (RGB is opaque; alpha 0 packs to 0)."""
+    view = np.ascontiguousarray(image)
+    if view.shape[-1] == 3:
+        rgb = view.astype(np.int64)
+        return OPAQUE | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    # Little-endian bytes R, G, B, A read as one uint32 are 0xAABBGGRR: swap R and B.
+    abgr = view.view(np.uint32)[..., 0].astype(np.int64)
+    packed = (abgr & 0xFF00FF00) | ((abgr & 0xFF) << 16) | ((abgr >> 16) & 0xFF)
+    packed[packed < 0x01000000] = TRANSPARENT
+    return packed
 
 
 def parse_hex(color: str) -> int:
-    """'#rrggbb' -> packed int."""
-    return int(color.lstrip("#"), 16)
+    """'#rrggbb' -> packed opaque color."""
+    return OPAQUE | int(color.lstrip("#"), 16)
 
 
 def dominant_colors(
     labels: np.ndarray, count: int, image: np.ndarray, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Most frequent color of `image` (H×W×3 RGB) inside each region 1..count.
+    """Most frequent color of `image` (H×W×3 RGB or ×4 RGBA) inside each region 1..count.
 
     Returns (colors, share): packed colors per label (index 0 and empty regions: NO_COLOR) and the share of
     the region's counted pixels that have that color. `valid` limits which pixels count.
     """
-    packed = pack_rgb(image).ravel()
+    packed = pack_color(image).ravel()
     lab = labels.ravel()
     sel = lab > 0 if valid is None else (lab > 0) & valid.ravel()
     lab = lab[sel]
     packed = packed[sel]
-    colors = np.full(count + 1, NO_COLOR, np.int32)
+    colors = np.full(count + 1, NO_COLOR, np.int64)
     share = np.zeros(count + 1, np.float32)
     if lab.size == 0:
         return colors, share
@@ -81,12 +84,12 @@ def reference_palette(reference: np.ndarray, size: int = 8, mask: np.ndarray | N
     """
     rgb = reference.reshape(-1, 3) if mask is None else reference[mask]
     if len(rgb) == 0:
-        return np.zeros(0, np.int32)
+        return np.zeros(0, np.int64)
     q = rgb.astype(np.int32) >> 3
     bins = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
     cnt = np.bincount(bins, minlength=32768)
     sums = np.stack([np.bincount(bins, weights=rgb[:, c], minlength=32768) for c in range(3)], axis=1)
     order = np.argsort(-cnt, kind="stable")
     order = order[cnt[order] > 0][:size]
-    mean = np.round(sums[order] / cnt[order, None]).astype(np.int32)
-    return (mean[:, 0] << 16) | (mean[:, 1] << 8) | mean[:, 2]
+    mean = np.round(sums[order] / cnt[order, None]).astype(np.int64)
+    return OPAQUE | (mean[:, 0] << 16) | (mean[:, 1] << 8) | mean[:, 2]

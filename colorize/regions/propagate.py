@@ -1,10 +1,10 @@
 """Region color propagation between two frames of a shot.
 
-Optical flow is computed on the line art itself (OpenCV DIS at reduced resolution on blurred ink, so the
-sparse lines give the flow something to lock on). Every pixel of a region in the current frame looks up
-where it came from in the previous frame and votes for that region's color; a region takes the color
-with most votes. Confidence is the winning share of the votes, scaled down when the region's size changed
-much against the matched source area (a region that appeared or was split/merged).
+A map (`colorize.flow.correspondence`: global motion of the ink, then optical flow on the residual) says
+where each pixel of the current frame came from in the previous frame. Every pixel of a region votes for
+the color of the region it came from; a region takes the color with most votes. Confidence is the winning
+share of the votes, scaled down when most of the region's pixels land on lines, and when the region takes
+only a small share of its source region (a part that appeared inside a larger area: ornaments, pockets).
 
 With owners (per region: 0 = background, 1.. = a character, from the shot's character masks), a region
 only counts votes from previous-frame pixels of its own owner, so colors cannot cross from one character
@@ -19,68 +19,24 @@ import numpy as np
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
-_GRIDS: dict[tuple[int, int], np.ndarray] = {}
 _PAIR_BINS = 1 << 22  # (cur regions) x (prev regions) histograms up to this size (16 MB float32)
-
-
-def _grid(h: int, w: int) -> np.ndarray:
-    """H×W×2 float32 pixel coordinates (x, y)."""
-    key = (h, w)
-    if key not in _GRIDS:
-        if len(_GRIDS) > 4:
-            _GRIDS.clear()
-        xs = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
-        ys = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))
-        _GRIDS[key] = cv2.merge([np.ascontiguousarray(xs), np.ascontiguousarray(ys)])
-    return _GRIDS[key]
-
-
-def flow_scale(shape: tuple[int, int], work: int = 512) -> int:
-    """Downscale factor so the flow works on about `work` pixels along the long side."""
-    return max(1, round(max(shape) / work))
-
-
-def flow_image(ink: np.ndarray, scale: int) -> np.ndarray:
-    """The image DIS sees: ink at 1/scale, blurred, stretched to the full range (lines are faint there)."""
-    h, w = ink.shape
-    size = (max(8, w // scale), max(8, h // scale))
-    a = cv2.GaussianBlur(cv2.resize(ink, size, interpolation=cv2.INTER_AREA), (0, 0), 1.5)
-    return cv2.normalize(a, None, 0, 255, cv2.NORM_MINMAX)
-
-
-def seg_flow_image(seg: Segmentation, scale: int) -> np.ndarray:
-    """`flow_image` of a segmentation's ink, computed once (a frame is "current" once and "previous" once)."""
-    key = ("flow_image", scale)
-    if key not in seg.cache:
-        seg.cache[key] = flow_image(seg.ink, scale)
-    return seg.cache[key]
-
-
-def line_flow(ink_cur: np.ndarray, ink_prev: np.ndarray, scale: int) -> np.ndarray:
-    """Flow at 1/scale resolution: cur(x) ≈ prev(x + flow(x)), in small-image pixels (h×w×2 float32)."""
-    return flow_between(flow_image(ink_cur, scale), flow_image(ink_prev, scale))
-
-
-def flow_between(cur_image: np.ndarray, prev_image: np.ndarray) -> np.ndarray:
-    """DIS flow between two `flow_image`s."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(cur_image, prev_image, None)
+LOST = 0.6  # confidence factor of votes from the nearest same-owner pixels (the flow fell on another owner)
+SPLIT_SHARE = 0.25  # a region with less than this share of its source region's pixels is less certain
 
 
 def propagate(
     cur: Segmentation,
     prev: Segmentation,
     prev_colors: np.ndarray,
-    flow: np.ndarray,
-    scale: int,
+    maps: np.ndarray,
     owners: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Colors and confidences (per label of `cur`) voted from `prev`'s region colors through `flow`.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colors, confidences and source regions (per label of `cur`) voted from `prev`'s region colors.
 
-    `owners`: (owner per label of `cur`, owner per label of `prev`), small non-negative ints; see the
-    module docstring.
+    `maps`: H×W×2 float32 positions in `prev` of every pixel of `cur`. `owners`: (owner per label of `cur`,
+    owner per label of `prev`), small non-negative ints; see the module docstring. The source region of a
+    label is the `prev` label that gave most votes to its color (0 where unknown).
     """
-    h, w = cur.labels.shape
     valid_prev = prev_colors != NO_COLOR
     palette = np.unique(prev_colors[valid_prev])
     n_pal = len(palette)
@@ -90,12 +46,11 @@ def propagate(
     idx_of_label[valid_prev] = (np.searchsorted(palette, prev_colors[valid_prev]) + 1).astype(np.uint16)
     bins = n_pal + 2
 
-    # Where each pixel of cur came from in prev (full resolution, nearest).
-    small = flow * np.float32(scale) if scale != 1 else flow
-    maps = cv2.add(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), _grid(h, w))
     cur16, prev16 = cur.labels16, prev.labels16
     nc, np_ = cur.count + 1, prev.count + 1
-    all_votes = None  # with owners: unconstrained votes (per-pixel path), else from `pairs`
+    # With owners: the unconstrained votes (per-pixel path), else computed from `pairs`.
+    all_votes: np.ndarray | None = None
+    pairs: np.ndarray | None = None
     if cur16 is not None and prev16 is not None and nc * np_ <= _PAIR_BINS and cur.labels.size < 1 << 24:
         # Votes per (cur label, prev label) in one 2-D histogram (no full-frame gathers), then per color.
         warped = cv2.remap(
@@ -130,6 +85,7 @@ def propagate(
             )
             same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
             votes = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    lost = np.zeros(nc, bool)
     if owners is not None:
         # Regions whose every vote fell on another owner (cut off by an occluder, or the flow followed the
         # occluder): votes from the nearest previous pixels of their own owner, else from everything.
@@ -137,18 +93,19 @@ def propagate(
         lost[0] = False
         if lost.any():
             votes[lost] = _nearest_owner_votes(cur, prev, owners, maps, lost, idx_of_label, bins)[lost]
-            lost &= votes[:, 1:].sum(axis=1) == 0
-            if lost.any():
-                votes[lost] = (
-                    all_votes[lost]
-                    if all_votes is not None
-                    else _color_votes(pairs[lost], idx_of_label, bins)
-                )
+            none = lost & (votes[:, 1:].sum(axis=1) == 0)
+            if none.any():
+                if all_votes is not None:
+                    votes[none] = all_votes[none]
+                else:
+                    assert pairs is not None  # the pair-histogram path ran
+                    votes[none] = _color_votes(pairs[none], idx_of_label, bins)
     counted = votes[:, 1:].sum(axis=1)
-    colors = np.full(nc, NO_COLOR, np.int32)
+    colors = np.full(nc, NO_COLOR, np.int64)
     conf = np.zeros(nc, np.float32)
+    source = np.zeros(nc, np.int32)
     if n_pal == 0:
-        return colors, conf
+        return colors, conf, source
     best = votes[:, 1 : n_pal + 1].argmax(axis=1)
     top = votes[np.arange(nc), best + 1]
     ok = top > 0
@@ -159,7 +116,23 @@ def propagate(
     # (Votes that fell on another owner's regions were dropped as occlusion, not as "no match".)
     coverage = (counted if owners is None else np.maximum(counted, landed)) / np.maximum(cur.areas, 1)
     conf *= np.clip(coverage * 2.0, 0.0, 1.0).astype(np.float32)
-    return colors, conf
+    if owners is not None:
+        # Few same-owner votes among many that fell on another owner: the flow may have followed the
+        # occluder, or the region was hidden; either way the few votes say little.
+        conf *= np.clip(2.0 * counted / np.maximum(landed, 1), 0.0, 1.0).astype(np.float32)
+    # Votes from guessed positions (the nearest pixels of the owner) are a guess too.
+    conf[lost] *= np.float32(LOST)
+    if pairs is not None:
+        # The prev region that gave most votes to the winning color (for texture carried region by region).
+        same_color = idx_of_label[None, :] == (best + 1).astype(np.uint16)[:, None]
+        source = np.where(same_color, pairs, np.float32(-1)).argmax(axis=1).astype(np.int32)
+        source[~ok] = 0
+        # A region that takes a small share of its source region's pixels is a part that was not there
+        # (a new enclosure inside a larger area, a pocket): its color is a guess from around it.
+        landed_on = pairs.sum(axis=0)
+        share = pairs[np.arange(nc), source] / np.maximum(landed_on[source], 1)
+        conf[ok] *= (0.5 + 0.5 * np.clip(share[ok] / SPLIT_SHARE, 0, 1)).astype(np.float32)
+    return colors, conf, source
 
 
 def _color_votes(pairs: np.ndarray, idx_of_label: np.ndarray, bins: int) -> np.ndarray:

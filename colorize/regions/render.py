@@ -1,52 +1,146 @@
-"""Rendering a filled frame: region colors, line pixels from a neighbour region, line layer on top."""
+"""Rendering a filled frame: a paint layer (flat region colors, or pixels carried region by region from a
+colored source), then the line layer on top.
+
+The paint layer is RGB (opaque output) or RGBA (output with alpha: transparent regions stay transparent).
+Full-frame arithmetic on the opaque path is OpenCV on uint8: numpy per-channel math costs several times
+more at 1080p; the RGBA path is float32 numpy (it only runs for shots with transparency).
+"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from colorize.regions.segment import Segmentation, colored_line_u8, fill_lines
+from colorize.flow import warp
+from colorize.regions.segment import Segmentation, colored_line_u8
+
+
+def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np.ndarray:
+    """H×W×3 RGB (or ×4 RGBA) uint8 from packed per-label colors; line pixels take a neighbour region's."""
+    packed = np.take(region_colors.astype(np.int64).astype(np.uint32), seg.filled)
+    # Little-endian 0xAARRGGBB reads as bytes B, G, R, A.
+    bgra = packed.view(np.uint8).reshape(*packed.shape, 4)
+    if alpha:
+        return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+    rgb = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
+    if (region_colors == 0).any():  # transparent regions in an opaque output: paper white
+        rgb[packed == 0] = 255
+    return rgb
+
+
+def paste_off_lines(
+    paint: np.ndarray, seg: Segmentation, source: np.ndarray, where: np.ndarray | None = None
+) -> None:
+    """Copy `source` pixels (same layout as `paint`) into `paint` where `where` (H×W bool, default
+    everywhere) and there is no ink at all: pixels the line layer does not touch keep the source's values."""
+    mask = cv2.compare(seg.ink, 0, cv2.CMP_EQ)
+    if where is not None:
+        mask = cv2.bitwise_and(mask, where.view(np.uint8))
+    cv2.copyTo(source, mask, paint)
+
+
+def carry_texture(
+    paint: np.ndarray,
+    seg: Segmentation,
+    textured: np.ndarray,
+    origin: np.ndarray,
+    maps: np.ndarray,
+    source_seg: Segmentation,
+    source: np.ndarray,
+) -> int:
+    """Carry the source's pixels into each textured region, never across a line: region r of this frame
+    (`textured[r]`) takes only pixels of its matched source region `origin[r]`, found through `maps`
+    (positions in the source frame). Pixels whose mapped position falls outside that region take the
+    nearest carried pixel of the same region, or keep the flat paint. Returns the pixels carried."""
+    labels = seg.labels
+    want = np.take(textured.view(np.uint8), labels) > 0
+    if not want.any():
+        return 0
+    src_labels = (
+        source_seg.labels16 if source_seg.labels16 is not None else source_seg.labels.astype(np.float32)
+    )
+    landed = warp(src_labels, maps, nearest=True).astype(np.int64)
+    valid = want & (landed == np.take(origin, labels))
+    if not valid.any():
+        return 0
+    sampled = warp(source, maps, nearest=True)
+    fill = want & ~valid
+    if fill.any():
+        # Nearest carried pixel (raster index among valid pixels), kept only when it is in the same region.
+        _, nearest = cv2.distanceTransformWithLabels(
+            (~valid).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        vy, vx = np.nonzero(valid)
+        fy, fx = np.nonzero(fill)
+        k = nearest[fy, fx] - 1
+        same = labels[vy[k], vx[k]] == labels[fy, fx]
+        sampled[fy[same], fx[same]] = sampled[vy[k[same]], vx[k[same]]]
+        valid[fy[same], fx[same]] = True
+    paste_off_lines(paint, seg, sampled, valid)
+    return int(valid.sum())
+
+
+def colored_lines_of(seg: Segmentation, lineart: np.ndarray) -> np.ndarray:
+    """`colored_line_u8` of the line art `seg` was made from (cached on the segmentation)."""
+    if "colored" not in seg.cache:
+        seg.cache["colored"] = colored_line_u8(lineart, seg.ink)
+    return seg.cache["colored"]
 
 
 def render(
     seg: Segmentation,
-    region_colors: np.ndarray,
+    paint: np.ndarray,
     lineart: np.ndarray,
     lines: str = "keep",
     colored_lines: str = "fill",
 ) -> np.ndarray:
-    """H×W×3 uint8 RGB frame from packed per-label colors (`region_colors`, (count+1,) int32 0xRRGGBB).
+    """The finished frame: the line layer of `lineart` over `paint` (RGB or RGBA, which sets the output).
 
-    lines="fill": the flat layer only (line pixels take a neighbouring region's color).
+    lines="fill": the paint layer only (line pixels already carry a neighbouring region's color).
     lines="keep": the original line layer is composited over it, except colored lines when
     colored_lines="fill" (cel finishing paints shadow/highlight boundary lines over).
-    All full-frame arithmetic is OpenCV on uint8: numpy per-channel math costs several times more at 1080p.
     """
-    packed = np.take(region_colors.astype(np.int32), fill_lines(seg.labels))
-    # Little-endian 0x00RRGGBB reads as bytes B, G, R, 0.
-    flat = cv2.cvtColor(packed.view(np.uint8).reshape(*packed.shape, 4), cv2.COLOR_BGRA2RGB)
     if lines == "fill":
-        return flat
+        return paint
     ink = seg.ink
     colored = None
     if colored_lines == "fill":
-        colored = colored_line_u8(lineart, ink)
+        colored = colored_lines_of(seg, lineart)
         if cv2.countNonZero(colored):
             ink = cv2.subtract(ink, colored)  # 0 on colored lines
         else:
             colored = None
+    alpha_lines = cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255
+    if paint.shape[2] == 4:
+        return _over_rgba(paint, lineart, ink, alpha_lines)
     rgb = cv2.cvtColor(lineart, cv2.COLOR_RGBA2RGB)
-    if cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255:
+    if alpha_lines:
         # Lines in alpha: plain "over" of the line layer.
         a3 = cv2.merge([ink, ink, ink])
-        under = cv2.multiply(flat, cv2.bitwise_not(a3), scale=1 / 255)
+        under = cv2.multiply(paint, cv2.bitwise_not(a3), scale=1 / 255)
         return cv2.add(under, cv2.multiply(rgb, a3, scale=1 / 255))
-    # Opaque lines on white paper: un-composite from white, then over the flat colors:
-    # out = p - (255 - fill) * (1 - ink). Colored lines painted over (ink set to 0) take the flat color.
+    # Opaque lines on white paper: un-composite from white, then over the paint:
+    # out = p - (255 - fill) * (1 - ink). Colored lines painted over (ink set to 0) take the paint.
     paper = cv2.bitwise_not(ink)
     out = cv2.subtract(
-        rgb, cv2.multiply(cv2.bitwise_not(flat), cv2.merge([paper, paper, paper]), scale=1 / 255)
+        rgb, cv2.multiply(cv2.bitwise_not(paint), cv2.merge([paper, paper, paper]), scale=1 / 255)
     )
     if colored is not None:
-        cv2.copyTo(flat, colored, out)
+        cv2.copyTo(paint, colored, out)
+    return out
+
+
+def _over_rgba(paint: np.ndarray, lineart: np.ndarray, ink: np.ndarray, alpha_lines: bool) -> np.ndarray:
+    """Line layer (color, alpha = ink) over an RGBA paint layer; lines keep their alpha."""
+    la = ink.astype(np.float32)[..., None] / 255
+    p = lineart[..., :3].astype(np.float32)
+    # Premultiplied line color: the line art's RGB for lines in alpha; for opaque line art on white paper,
+    # what is left after taking the white paper out (p = c * a + 255 * (1 - a)).
+    line = p * la if alpha_lines else np.maximum(p - 255 * (1 - la), 0)
+    pa = paint[..., 3:4].astype(np.float32) / 255
+    under = paint[..., :3].astype(np.float32) * pa * (1 - la)
+    out_a = la + pa * (1 - la)
+    rgb = (line + under) / np.maximum(out_a, 1e-6)
+    out = np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(out_a * 255 + 0.5, 0, 255)]).astype(np.uint8)
+    out[out[..., 3] == 0, :3] = 0
     return out

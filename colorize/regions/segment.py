@@ -35,6 +35,13 @@ class Segmentation:
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived images (see propagate)
 
     @property
+    def filled(self) -> np.ndarray:
+        """`labels` with line pixels given a neighbouring region's label (`fill_lines`); cached."""
+        if "filled" not in self.cache:
+            self.cache["filled"] = fill_lines(self.labels)
+        return self.cache["filled"]
+
+    @property
     def labels16(self) -> np.ndarray | None:
         """`labels` as uint16 (what OpenCV histograms and remaps take), None from 65535 regions on."""
         if self.count >= 65535:
@@ -45,7 +52,11 @@ class Segmentation:
 
 
 def ink_u8(lineart: np.ndarray) -> np.ndarray:
-    """Line strength as uint8; same rule as `engines.base.line_ink`, without the float round trip."""
+    """Line strength (0 = paper, 255 = full line) of an RGBA line-art frame: the one ink function.
+
+    Transparent line art (lines in alpha) uses alpha. Opaque line art uses darkness measured by the
+    darkest channel, so colored lines (red, blue shadow boundaries) count as lines as much as black ones.
+    """
     alpha = cv2.extractChannel(lineart, 3)
     if cv2.minMaxLoc(alpha)[0] < 255:
         return alpha
@@ -142,7 +153,8 @@ def neighbour_regions(
     seg: Segmentation, which: np.ndarray, reach: int = 3, owner: np.ndarray | None = None
 ) -> np.ndarray:
     """For each label with `which[label]`, the most common other region within `reach` pixels across the
-    lines (0 where none); labels not asked for get 0. Full-frame work only when something is asked.
+    lines (0 where none); labels not asked for get 0. The work is done in each asked region's own box
+    (asked regions are small), so it costs little however large the frame.
 
     `owner` (per label, e.g. the character whose mask covers it): a neighbour of the same owner comes
     first; others only when there is none."""
@@ -152,27 +164,31 @@ def neighbour_regions(
     if not which.any():
         return out
     labels = seg.labels
+    h, w = labels.shape
     mask = np.take(which.view(np.uint8), labels)
-    wide = seg.count >= 65535
-    asked = cv2.copyTo(labels.astype(np.float32 if wide else np.uint16), mask)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    near = cv2.dilate(asked, disc)
-    # Pixels of other regions (not asked, not line) within reach of an asked region.
-    other = cv2.bitwise_and(cv2.compare(near, 0, cv2.CMP_GT), cv2.compare(mask, 0, cv2.CMP_EQ))
-    other = cv2.bitwise_and(other, cv2.compare(labels, 0, cv2.CMP_GT))
-    pts = cv2.findNonZero(other)
+    pts = cv2.findNonZero(mask)
     if pts is None:
         return out
     pts = pts.reshape(-1, 2)
-    a = near[pts[:, 1], pts[:, 0]].astype(np.int64)
-    b = labels[pts[:, 1], pts[:, 0]].astype(np.int64)
-    key, cnt = np.unique(a * (seg.count + 1) + b, return_counts=True)
-    ka, kb = key // (seg.count + 1), key % (seg.count + 1)
-    other_owner = np.zeros(len(ka), bool) if owner is None else owner[ka] != owner[kb]
-    # Per asked label: same owner first, then most pixels, then lowest label.
-    order = np.lexsort((kb, -cnt, other_owner, ka))
-    first = order[np.r_[True, ka[order][1:] != ka[order][:-1]]]
-    out[ka[first]] = kb[first]
+    lab = labels[pts[:, 1], pts[:, 0]]
+    order = np.argsort(lab, kind="stable")
+    lab, pts = lab[order], pts[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
+    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    for i, label in enumerate(lab[starts]):
+        ys = slice(max(0, y0[i] - reach), min(h, y1[i] + reach + 1))
+        xs = slice(max(0, x0[i] - reach), min(w, x1[i] + reach + 1))
+        box = labels[ys, xs]
+        near = cv2.dilate((box == label).view(np.uint8), disc)
+        # Pixels of other regions (not asked, not line) within reach of this one.
+        other = box[(near > 0) & (mask[ys, xs] == 0) & (box > 0)]
+        if other.size == 0:
+            continue
+        cand, cnt = np.unique(other, return_counts=True)
+        foreign = np.zeros(len(cand), bool) if owner is None else owner[cand] != owner[label]
+        out[label] = cand[np.lexsort((cand, -cnt, foreign))[0]]
     return out
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -62,6 +62,7 @@ import torch
 
 from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError, InputDataError, MissingInputError, UsageError
+from colorize.images import over_white
 from colorize.regions.segment import ink_u8
 from colorize.settings import Settings
 from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, line_art_warp
@@ -328,7 +329,7 @@ class DiffusionEngine:
             if key is None:
                 info["temporal"] = "warp anchor (noise)"
             else:
-                init = self._work_image(key)
+                init = self._work_image(over_white(key))  # an RGBA keyframe, over white
                 info["temporal"] = "warp anchor (keyframe)"
         else:
             previous = shot.frames[self._index[f] - 1]
@@ -540,12 +541,15 @@ class DiffusionEngine:
         noise = stack([frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs])
         sketch = stack([j.prep.sketch for j in jobs])[:, None].expand(-1, 3, -1, -1).contiguous()
         names = branches(o.ref_scale, o.sketch_scale)
+        region_masks = None
+        if cache.conditioning.split:  # every frame has its masks then
+            region_masks = stack([j.prep.regions for j in jobs if j.prep.regions is not None])
         inputs = batch_inputs(
             m,
             cache.conditioning,
             hints=m.encode_sketch(sketch),
             blank_hints=cache.blank_hints,
-            region_masks=stack([j.prep.regions for j in jobs]) if cache.conditioning.split else None,
+            region_masks=region_masks,
             names=names,
         )
         scheduler = make_scheduler(o.sampler, m.scheduler_config)
@@ -562,7 +566,7 @@ class DiffusionEngine:
             latents = sample(denoise, latents, scheduler, timesteps, disable=True)
         return pp.from_model_image(m.decode_latent(latents)[:b])  # decoded at the fixed batch shape too
 
-    def _model_call(self, inputs: BatchInputs):
+    def _model_call(self, inputs: BatchInputs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """`model_call(x, t)` of this batch: eager, or the shot's CUDA graph fed the batch's inputs."""
         _, cache = self._require_cache()
         if self.graphs:

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 import torch
 
+from colorize.images import over_white
 from colorize.regions.segment import segment
 
 MULTIPLE = 64
@@ -162,9 +163,7 @@ class AnimeSegmenter:
 
     def __call__(self, lineart: np.ndarray) -> np.ndarray:
         """Foreground (H×W bool) of an RGBA line-art frame composited over white."""
-        alpha = lineart[..., 3:4].astype(np.float32) / 255.0
-        rgb = lineart[..., :3].astype(np.float32) / 255.0 * alpha + (1.0 - alpha)
-        return self.probability(rgb) > 0.5
+        return self.probability(over_white(lineart)) > 0.5
 
 
 # ---- references --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Generated cel drawings for tests and benchmarks (no real data needed).
+"""Generated cel drawings for tests, benchmarks and the evaluation set (no real data needed).
 
 A drawing is a label map of filled shapes (a "character" with face, eyes, hair strands, a body with a
 shadow and stripes, speckle-sized dots) over a background. Frames move the drawing by an affine
@@ -178,3 +178,54 @@ def make_overlap_frame(
         regions=small,
         masks={"post": who == 1, "cat": who == 2},
     )
+
+
+def finished(frame: SynthFrame, colors: np.ndarray | None = None) -> np.ndarray:
+    """The finished frame (what a colored keyframe or the ground truth looks like): the frame's line layer
+    over its colors (`colors`, default the flat ground truth), colored lines painted over, as the flat
+    engine composites its own output."""
+    from colorize.regions.render import render
+    from colorize.regions.segment import segment
+
+    paint = frame.color if colors is None else colors
+    return render(segment(frame.lineart), np.ascontiguousarray(paint), frame.lineart, "keep", "fill")
+
+
+def region_map(frame: SynthFrame) -> np.ndarray:
+    """Ground-truth region ids (shape instance + 1) with every pixel a line touches set to 0 (not counted)."""
+    ids = frame.regions.astype(np.int64) + 1
+    ids[frame.lineart[..., :3].min(axis=-1) < 255] = 0
+    return ids
+
+
+def shading(h: int, w: int, shift: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> np.ndarray:
+    """A smooth multiplicative shading field (H×W float32, about 0.55..1.15) drawn in the drawing's own
+    coordinates and moved with it: light from the top left, a soft round shadow, fine paper grain."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    s = min(h, w)
+    field = 1.1 - 0.35 * (xs / w * 0.4 + ys / h * 0.6)
+    field -= 0.25 * np.exp(-(((xs - 0.62 * w) ** 2 + (ys - 0.58 * h) ** 2) / (2 * (0.12 * s) ** 2)))
+    field += 0.03 * np.sin(xs / 3.0) * np.sin(ys / 4.0)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    m[:, 2] += shift
+    return cv2.warpAffine(field, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def shaded(color: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Flat colors times a shading field (a painted keyframe)."""
+    return np.clip(color.astype(np.float32) * field[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def alpha_lines(lineart: np.ndarray) -> np.ndarray:
+    """The same line art with the lines in alpha over full transparency (as ink-and-paint packages export)."""
+    rgb = lineart[..., :3].astype(np.float32)
+    ink = 255 - rgb.min(axis=-1)
+    a = np.maximum(ink / 255, 1e-6)[..., None]
+    color = np.clip((rgb - 255 * (1 - a)) / a + 0.5, 0, 255)  # the line's own color, un-composited
+    return np.dstack([color, ink]).astype(np.uint8)
+
+
+def transparent_background(color: np.ndarray) -> np.ndarray:
+    """RGBA colors with the background (PALETTE[0]) transparent, as a production cel."""
+    bg = (color == PALETTE[0]).all(axis=-1)
+    return np.dstack([color, np.where(bg, 0, 255).astype(np.uint8)])

@@ -1,0 +1,236 @@
+"""Write the flat engine's evaluation set: case folders for `colorize eval set`.
+
+    python bench/make_eval_set.py OUT_DIR [--realdata ../shared/realdata] [--size 360x640]
+
+Every case is a shot folder (line art, keyframes, refs.yaml) with its answers (finished ground-truth
+frames, region id maps); see `colorize.evaluate`. Nothing here is third-party data: the synthetic cases are
+generated drawings (tests/synth.py), the real-data cases are transforms of the frames in --realdata
+(read in place, written only into OUT_DIR; skipped when the folder is absent).
+
+Synthetic cases (generated cel drawings, --size):
+  syn_move_rotate   moves of 6 % of the frame width and 3 degrees per frame, there and back
+  syn_cycle_hold    a 4-drawing cycle on twos (holds), three times; the later cycles re-drawn 1-2 px off
+  syn_occlusion     a cat walking in front of a post (character masks given)
+  syn_new_parts     ornaments appearing one by one while the drawing moves; keyframes first and last
+  syn_shaded        a painted (shaded, textured) keyframe, the drawing moving
+  syn_rgba          lines in alpha, keyframe with a transparent background (a production cel)
+Real-data cases (transforms of --realdata):
+  pbc_move          pbc0242 panned 40 px and turned 3 degrees per frame
+  pbc_cycle         pbc0242 on a cycle of four positions, three times (exact repeats)
+  lg_pan            laughing_girl frame 0 moved 80 px and turned 3 degrees per frame, there and back
+  lg_pingpong_shake laughing_girl's four drawings ping-pong under a camera shake; truth on drawing 0
+  lg_pingpong       the four drawings ping-pong (0 1 2 3 2 1 ...) for 96 frames from one keyframe;
+                    truth only for the keyframe, so it checks the repeats (byte-identical, 0 unresolved)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synth import (  # noqa: E402  tests/synth.py: generated cel drawings
+    alpha_lines,
+    finished,
+    make_frame,
+    make_overlap_frame,
+    region_map,
+    shaded,
+    shading,
+    transparent_background,
+)
+
+from colorize import images  # noqa: E402
+from colorize.evaluate import moved, moved_lineart, moved_truth, region_ids, write_case  # noqa: E402
+from colorize.regions.palette import pack_color  # noqa: E402
+
+
+def syn_move_rotate(out: Path, h: int, w: int) -> None:
+    steps = [0, 1, 2, 3, 4, 3, 2, 1, 0, -1, -2]
+    frames = [make_frame(h, w, shift=(0.06 * w * k, 0.02 * h * k), angle=3.0 * k, dots=10) for k in steps]
+    _synthetic(out / "syn_move_rotate", frames, [0], "moves of 6 % of the width and 3 deg per frame")
+
+
+def syn_cycle_hold(out: Path, h: int, w: int) -> None:
+    poses = [(0.0, 0.0, 0.0), (0.05, 0.01, 2.5), (0.1, 0.0, 5.0), (0.05, -0.01, 2.5)]
+    frames = []
+    for cycle in range(3):
+        jitter = (0.0, 0.0) if cycle == 0 else (1.0 * cycle, -0.5 * cycle)  # re-drawn a little off
+        for dx, dy, a in poses:
+            f = make_frame(h, w, shift=(dx * w + jitter[0], dy * h + jitter[1]), angle=a, dots=10)
+            frames += [f, f]  # on twos: every drawing held for two frames
+    _synthetic(out / "syn_cycle_hold", frames, [0], "a 4-drawing cycle on twos, three times, re-drawn off")
+
+
+def syn_occlusion(out: Path, h: int, w: int) -> None:
+    n = 16
+    frames = [make_overlap_frame(h, w, i / (n - 1), post_speed=0.1, tail=6) for i in range(n)]
+    masks = {name: [f.masks[name] for f in frames] for name in ("post", "cat")}
+    _synthetic(out / "syn_occlusion", frames, [0], "a cat walking in front of a post (masks)", masks=masks)
+
+
+def syn_new_parts(out: Path, h: int, w: int) -> None:
+    n = 9
+    frames = [
+        make_frame(h, w, shift=(0.03 * w * i, 0.01 * h * i), angle=1.0 * i, dots=2 * i) for i in range(n)
+    ]
+    _synthetic(out / "syn_new_parts", frames, [0, n - 1], "ornaments appear one by one; keys first and last")
+
+
+def syn_shaded(out: Path, h: int, w: int) -> None:
+    steps = [0, 1, 2, 3, 4, 5, 4, 3]
+    motion = [((0.05 * w * k, 0.015 * h * k), 2.0 * k) for k in steps]
+    frames = [make_frame(h, w, shift=s, angle=a, dots=10) for s, a in motion]
+    colors = [shaded(f.color, shading(h, w, s, a)) for f, (s, a) in zip(frames, motion, strict=True)]
+    _synthetic(
+        out / "syn_shaded", frames, [0], "a painted (shaded) keyframe, the drawing moving", colors, True
+    )
+
+
+def syn_rgba(out: Path, h: int, w: int) -> None:
+    steps = [0, 1, 2, 3, 2, 1, 0, -1]
+    frames = [make_frame(h, w, shift=(0.05 * w * k, -0.02 * h * k), angle=2.5 * k, dots=10) for k in steps]
+    for f in frames:
+        f.lineart = alpha_lines(f.lineart)
+    colors = [transparent_background(f.color) for f in frames]
+    _synthetic(out / "syn_rgba", frames, [0], "lines in alpha, transparent background", colors)
+
+
+def _synthetic(
+    folder: Path,
+    frames: list,
+    keys: list[int],
+    description: str,
+    colors: list[np.ndarray] | None = None,
+    is_shaded: bool = False,
+    masks: dict | None = None,
+) -> None:
+    colors = colors or [f.color for f in frames]
+    truth = {i: finished(f, c) for i, (f, c) in enumerate(zip(frames, colors, strict=True))}
+    write_case(
+        folder,
+        [f.lineart for f in frames],
+        {k: truth[k] for k in keys},
+        truth,
+        {i: region_map(f) for i, f in enumerate(frames)},
+        description,
+        shaded=is_shaded,
+        masks=masks,
+    )
+
+
+# -- real data ----------------------------------------------------------------------------------------------
+
+
+def _moved_frame(line, gt, ids, shift, angle):
+    """(line art, truth, region ids) of the drawing moved by `shift` and turned by `angle`."""
+    line1 = moved_lineart(line, shift, angle)
+    ids1 = moved(ids.astype(np.float32), shift, angle).astype(np.int64)
+    ids1[line1[..., 3] > 0] = 0  # pixels under the moved lines are not counted
+    return line1, moved_truth(gt, line1, shift, angle), ids1
+
+
+def _real_case(folder: Path, line, gt, ids, path, keys, description, truth_for=None) -> None:
+    lines, gts, regs = [], {}, {}
+    for i, (shift, angle) in enumerate(path):
+        l1, g1, r1 = (
+            _moved_frame(line, gt, ids, shift, angle) if (shift, angle) != ((0, 0), 0) else (line, gt, ids)
+        )
+        lines.append(l1)
+        if truth_for is None or i in truth_for:
+            gts[i], regs[i] = g1, r1
+    write_case(folder, lines, {k: gts[k] for k in keys}, gts, regs, description)
+
+
+def color_regions(gt: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Region ids of a finished frame without a region map: connected areas of one color off the lines."""
+    packed = pack_color(gt)
+    off = line[..., 3] == 0 if images.has_transparency(line) else line[..., :3].min(axis=-1) == 255
+    ids = np.zeros(packed.shape, np.int64)
+    n = 0
+    for color in np.unique(packed[off]):
+        count, comp = cv2.connectedComponents((off & (packed == color)).astype(np.uint8), connectivity=4)
+        ids[comp > 0] = comp[comp > 0] + n
+        n += count - 1
+    return ids
+
+
+def real_cases(out: Path, realdata: Path) -> None:
+    pbc = realdata / "pbc0242"
+    if pbc.is_dir():
+        line, gt = images.read_rgba(pbc / "line.png"), images.read_rgba(pbc / "gt.png")
+        ids = region_ids(images.read_rgba(pbc / "seg.png"))
+        path = [((40.0 * k, 12.0 * k), 3.0 * k) for k in range(6)]
+        _real_case(
+            out / "pbc_move", line, gt, ids, path, [0], "pbc0242 panned 40 px and turned 3 deg per frame"
+        )
+        cycle = [((40.0 * k, 0.0), 3.0 * k) for k in (0, 1, 2, 3)] * 3
+        _real_case(out / "pbc_cycle", line, gt, ids, cycle, [0], "pbc0242 on a cycle of 4 positions, 3 times")
+    girl = realdata / "laughing_girl"
+    if girl.is_dir():
+        drawings = [images.read_rgba(girl / "line" / f"{i:04d}.png") for i in range(4)]
+        gt = images.read_rgba(girl / "gt" / "0000.png")
+        ids = color_regions(gt, drawings[0])
+        steps = [0, 1, 2, 3, 2, 1, 0, -1]
+        path = [((80.0 * k, 25.0 * k), 3.0 * k) for k in steps]
+        _real_case(
+            out / "lg_pan", drawings[0], gt, ids, path, [0], "laughing_girl moved 80 px, 3 deg per frame"
+        )
+        order = [0, 1, 2, 3, 2, 1]
+        rng = np.random.default_rng(11)
+        shake = [((0.0, 0.0), 0.0)] + [
+            ((float(x), float(y)), float(a))
+            for x, y, a in zip(
+                rng.uniform(-60, 60, 23), rng.uniform(-40, 40, 23), rng.uniform(-2, 2, 23), strict=True
+            )
+        ]
+        lines, gts, regs = [], {}, {}
+        for i, (shift, angle) in enumerate(shake):
+            d = order[i % len(order)]
+            line1 = drawings[d] if i == 0 else moved_lineart(drawings[d], shift, angle)
+            lines.append(line1)
+            if d == 0:
+                gts[i] = gt if i == 0 else moved_truth(gt, line1, shift, angle)
+                r = ids if i == 0 else moved(ids.astype(np.float32), shift, angle).astype(np.int64)
+                r[line1[..., 3] > 0] = 0
+                regs[i] = r
+        write_case(
+            out / "lg_pingpong_shake",
+            lines,
+            {0: gt},
+            gts,
+            regs,
+            "laughing_girl ping-pong under a camera shake",
+        )
+        pingpong = [drawings[order[i % len(order)]] for i in range(96)]
+        write_case(
+            out / "lg_pingpong", pingpong, {0: gt}, {0: gt}, {0: ids}, "laughing_girl ping-pong, 96 frames"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument(
+        "--realdata", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "realdata"
+    )
+    ap.add_argument("--size", default="360x640", help="HxW of the synthetic cases")
+    args = ap.parse_args()
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for make in (syn_move_rotate, syn_cycle_hold, syn_occlusion, syn_new_parts, syn_shaded, syn_rgba):
+        make(args.out, h, w)
+        print(f"wrote {args.out / make.__name__}")
+    if args.realdata.is_dir():
+        real_cases(args.out, args.realdata)
+        print(f"wrote the real-data cases from {args.realdata}")
+    else:
+        print(f"{args.realdata} not found: real-data cases skipped")
+
+
+if __name__ == "__main__":
+    main()
