@@ -144,7 +144,7 @@ def _profile(root: Path, frames: int) -> None:
     prof.disable()
     n = max(1, len(inputs) - 1)
     print(f"engine: {1000 * (time.perf_counter() - t0) / n:.1f} ms/frame over {n} propagated frames")
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(prof).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
 
 
 def main() -> None:
