@@ -229,7 +229,7 @@ class Bench:
                 names=names,
             )
             width = batch * len(names)
-            x = torch.randn(width, m.unet.config.in_channels, *cache.latent, device=m.device)
+            x = torch.randn(width, m.unet.config["in_channels"], *cache.latent, device=m.device)
             t = torch.full((width,), 500, device=m.device, dtype=torch.long)
 
             def call() -> Any:

@@ -74,7 +74,9 @@ def _heads_attention(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch
     return out.transpose(1, 2).reshape(b, -1, attn.heads * head_dim)
 
 
-def _project(attn: Attention, x: torch.Tensor, context: torch.Tensor, lora: QKVLoRA | None):
+def _project(
+    attn: Attention, x: torch.Tensor, context: torch.Tensor, lora: QKVLoRA | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     q, k, v = attn.to_q(x), attn.to_k(context), attn.to_v(context)
     if lora is not None:
         q = q + lora.to_q(x)

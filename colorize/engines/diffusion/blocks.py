@@ -7,8 +7,8 @@ and `DownPath.iter_input_blocks` walks them in the official order, so callers ca
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from diffusers.models.downsampling import Downsample2D
@@ -64,7 +64,13 @@ def make_time_embedding(model_channels: int) -> tuple[Timesteps, TimestepEmbeddi
 class DownBlock(nn.Module):
     """One resolution level of the encoder half."""
 
-    def __init__(self, resnets: list[nn.Module], attentions: list[nn.Module], downsampler: nn.Module | None):
+    resnets: nn.ModuleList
+    attentions: nn.ModuleList
+    downsamplers: nn.ModuleList
+
+    def __init__(
+        self, resnets: Sequence[nn.Module], attentions: Sequence[nn.Module], downsampler: nn.Module | None
+    ):
         super().__init__()
         self.resnets = nn.ModuleList(resnets)
         self.attentions = nn.ModuleList(attentions)
@@ -144,7 +150,7 @@ class DownPath:
 
         h = finish(self.conv_in(x))
         layer = 0
-        for block in self.down_blocks:
+        for block in cast("list[DownBlock]", self.down_blocks):
             for i, resnet in enumerate(block.resnets):
                 h = resnet(h, temb)
                 if len(block.attentions):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from colorize.errors import ModelError
 
 from .config import ModelConfig
 from .loading import read_checkpoint
+
+if TYPE_CHECKING:
+    from .modeling import ColorizeDiffusionModel
 
 # Official checkpoint prefix of each of our components.
 PREFIXES = {
@@ -174,20 +178,24 @@ def _sketch_rules() -> _Rules:
     return rules
 
 
+def _vae_part_rules(rules: _Rules, p: str) -> None:
+    """Rules shared by the VAE's encoder and decoder (`p`): convs in and out, norm out, middle block."""
+    rules.add(rf"{p}\.(conv_in|conv_out)\.(.+)", lambda m: f"{p}.{m[1]}.{m[2]}")
+    rules.add(rf"{p}\.conv_norm_out\.(.+)", lambda m: f"{p}.norm_out.{m[1]}")
+    rules.add(
+        rf"{p}\.mid_block\.resnets\.(\d)\.(.+)",
+        lambda m: f"{p}.mid.block_{int(m[1]) + 1}.{_sub(m[2], _VAE_RESNET)}",
+    )
+    rules.add(
+        rf"{p}\.mid_block\.attentions\.0\.(.+)", lambda m: f"{p}.mid.attn_1.{_sub(m[1], _VAE_ATTENTION)}"
+    )
+
+
 def _vae_rules(c: dict) -> _Rules:
     n_levels = len(c["block_out_channels"])
     rules = _Rules()
     for part in ("encoder", "decoder"):
-        rules.add(rf"{part}\.(conv_in|conv_out)\.(.+)", lambda m, p=part: f"{p}.{m[1]}.{m[2]}")
-        rules.add(rf"{part}\.conv_norm_out\.(.+)", lambda m, p=part: f"{p}.norm_out.{m[1]}")
-        rules.add(
-            rf"{part}\.mid_block\.resnets\.(\d)\.(.+)",
-            lambda m, p=part: f"{p}.mid.block_{int(m[1]) + 1}.{_sub(m[2], _VAE_RESNET)}",
-        )
-        rules.add(
-            rf"{part}\.mid_block\.attentions\.0\.(.+)",
-            lambda m, p=part: f"{p}.mid.attn_1.{_sub(m[1], _VAE_ATTENTION)}",
-        )
+        _vae_part_rules(rules, part)
     rules.add(
         r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)",
         lambda m: f"encoder.down.{m[1]}.block.{m[2]}.{_sub(m[3], _VAE_RESNET)}",
@@ -208,7 +216,7 @@ def _vae_rules(c: dict) -> _Rules:
     return rules
 
 
-def _rules(model: torch.nn.Module) -> dict[str, _Rules]:
+def _rules(model: ColorizeDiffusionModel) -> dict[str, _Rules]:
     """Key rules of every component, from the components' own configs."""
     return {
         "unet": _unet_rules(model.unet.config),
@@ -227,7 +235,7 @@ def _is_vae_attention_weight(component: str, key: str) -> bool:
     return component == "vae" and _VAE_ATTENTION_WEIGHT.search(key) is not None
 
 
-def official_key_map(model: torch.nn.Module) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+def official_key_map(model: ColorizeDiffusionModel) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """official key -> (component, our key, official shape), for every parameter of `model`'s components."""
     rules = _rules(model)
     mapping: dict[str, tuple[str, str, tuple[int, ...]]] = {}
@@ -364,7 +372,9 @@ def convert_state_dict(
     return state, betas, notes
 
 
-def convert_checkpoint(path: str | Path, config: ModelConfig, dtype: torch.dtype | None = None):
+def convert_checkpoint(
+    path: str | Path, config: ModelConfig, dtype: torch.dtype | None = None
+) -> tuple[ColorizeDiffusionModel, list[str]]:
     """Read and convert an official checkpoint: (`ColorizeDiffusionModel` on CPU, notes for the user)."""
     from .modeling import ColorizeDiffusionModel
 

@@ -10,6 +10,8 @@ emit one output per input block, returned in decoder order (index i feeds decode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding
@@ -19,12 +21,12 @@ from torch import nn
 from .blocks import DownPath, make_time_embedding
 
 
-def decoder_channels(model_channels: int, channel_mult: list[int], num_res_blocks: int) -> list[int]:
+def decoder_channels(model_channels: int, channel_mult: Sequence[int], num_res_blocks: int) -> list[int]:
     """Output width of each decoder block, in decoder order."""
     return [m * model_channels for m in reversed(channel_mult) for _ in range(num_res_blocks + 1)]
 
 
-class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
+class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # diffusers: config_name str vs None
     """Background (`style_modulation=False`) or style encoder; `__init__` arguments are its config."""
 
     @register_to_config
@@ -32,9 +34,9 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
         self,
         in_channels: int = 4,
         model_channels: int = 320,
-        channel_mult: list[int] = (1, 2, 4, 4),
+        channel_mult: Sequence[int] = (1, 2, 4, 4),
         num_res_blocks: int = 2,
-        attention_resolutions: list[int] = (4, 2, 1),
+        attention_resolutions: Sequence[int] = (4, 2, 1),
         num_head_channels: int = 64,
         transformer_depth: int = 1,
         context_dim: int = 1024,
@@ -48,7 +50,7 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
         if style_modulation:
             widths = decoder_channels(model_channels, list(channel_mult), num_res_blocks)
             # input block j feeds decoder block (n-1-j): its head emits that block's scale and shift
-            heads = [
+            heads: list[nn.Module] = [
                 nn.Linear(ch, 2 * widths[len(widths) - 1 - j]) for j, ch in enumerate(self.skip_channels)
             ]
         else:
@@ -70,7 +72,7 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):
         hidden = self.run(latent.to(self.dtype), temb, context.to(self.dtype))
         outputs = []
         for head, h in zip(self.heads, hidden, strict=True):
-            if self.config.style_modulation:
+            if self.config["style_modulation"]:
                 outputs.append(head(h.mean(dim=(2, 3))))
             else:
                 outputs.append(head(h).flatten(2).transpose(1, 2))

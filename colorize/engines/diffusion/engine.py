@@ -217,7 +217,7 @@ class DiffusionEngine:
         if self.device.type == "cuda":  # reproducible kernels; CPU kernels already are
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-        self.factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        self.factor = 2 ** (len(self.model.vae.config["block_out_channels"]) - 1)
         self.counts = {"unet_batches": 0, "frames": 0, "padding": 0}  # UNet batches run (benches, tests)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
         self._shot: ShotContext | None = None
@@ -376,7 +376,7 @@ class DiffusionEngine:
         given = [c.name for c in shot.characters if c.name in fi.masks]
         sources = {name: "manifest" for name in given}
         missing = [c.name for c in shot.characters if c.name not in fi.masks]
-        derived = None
+        derived = np.zeros(shot.size, bool)  # the characters without a mask share what is left
         if missing:
             if self.segmenter is not None:
                 derived, how = self.segmenter(fi.lineart), "anime_seg"
@@ -389,7 +389,7 @@ class DiffusionEngine:
             taken = np.zeros(shot.size, bool)
             for name in given:
                 taken |= fi.masks[name].astype(bool)
-            derived = derived & ~taken
+            derived &= ~taken
             sources.update({name: how for name in missing})
         masks = [fi.masks.get(c.name, derived) for c in shot.characters]
         merged = pp.merge_character_masks(masks, self.options.mask_dilation)
@@ -537,7 +537,7 @@ class DiffusionEngine:
                 t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
             return _to_device(t, m.device)
 
-        shape = (m.unet.config.in_channels, *cache.latent)
+        shape = (m.unet.config["in_channels"], *cache.latent)
         noise = stack([frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs])
         sketch = stack([j.prep.sketch for j in jobs])[:, None].expand(-1, 3, -1, -1).contiguous()
         names = branches(o.ref_scale, o.sketch_scale)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,6 +16,9 @@ from colorize.errors import MissingInputError, ModelError
 from .config import ModelConfig, vae_config
 from .modeling import CLIP, COMPONENTS, INDEX, WEIGHTS, ColorizeDiffusionModel, read_index
 from .reference import ClipReferenceEncoder
+
+if TYPE_CHECKING:
+    from transformers import CLIPVisionConfig
 
 
 def describe_model_folder(folder: str | Path) -> list[str]:
@@ -117,7 +121,7 @@ def tiny_config() -> ModelConfig:
     )
 
 
-def clip_vision_config(size: str, projection_dim: int):
+def clip_vision_config(size: str, projection_dim: int) -> CLIPVisionConfig:
     from transformers import CLIPVisionConfig
 
     if size == "tiny":

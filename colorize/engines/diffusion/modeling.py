@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from colorize.errors import MissingInputError, ModelError, OutputError
@@ -56,7 +57,7 @@ CLIP = "clip"
 
 # Component name -> its class, as model_index.json names it: [library, class]. Loading takes only these
 # classes (a model folder never makes us import a module it names).
-COMPONENTS: dict[str, type] = {
+COMPONENTS: dict[str, type[ModelMixin]] = {
     "unet": ColorizeUNet,
     "sketch_encoder": SketchEncoder,
     "background_encoder": ReferenceEncoder,
@@ -76,6 +77,8 @@ def _library(cls: type) -> list[str]:
 
 class ColorizeDiffusionModel(nn.Module):
     """UNet, sketch encoder, background and style encoders, VAE, (optionally) CLIP, and the scales."""
+
+    clip: ClipReferenceEncoder | None
 
     def __init__(
         self,
@@ -120,7 +123,7 @@ class ColorizeDiffusionModel(nn.Module):
     def from_config(cls, config: ModelConfig, *, meta: bool = False) -> ColorizeDiffusionModel:
         """Freshly initialised components (on the meta device with `meta`: shapes only, no memory)."""
         with torch.device("meta") if meta else torch.device("cpu"):
-            parts = {name: COMPONENTS[name](**getattr(config, name)) for name in COMPONENTS}
+            parts: dict[str, Any] = {name: COMPONENTS[name](**getattr(config, name)) for name in COMPONENTS}
         return cls(**parts, scales=config.scales, scheduler_config=config.scheduler)
 
     @classmethod
@@ -195,7 +198,7 @@ class ColorizeDiffusionModel(nn.Module):
         missing = missing_parts(folder, index, clip=load_clip and CLIP in index)
         if missing:
             raise MissingInputError(f"{folder}: incomplete model folder, missing {', '.join(missing)}")
-        parts = {}
+        parts: dict[str, Any] = {}
         for name, component in COMPONENTS.items():
             if index.get(name) != _library(component):
                 raise ModelError(
@@ -224,7 +227,7 @@ class ColorizeDiffusionModel(nn.Module):
     @property
     def size_embed_dim(self) -> int:
         """Width of one ratio's sinusoidal embedding: the size embedding is two of them, concatenated."""
-        return self.background_encoder.config.adm_in_channels // 2
+        return self.background_encoder.config["adm_in_channels"] // 2
 
     def size_embedding(self, ratio_h: float | torch.Tensor, ratio_w: float | torch.Tensor) -> torch.Tensor:
         """Size embedding (B, adm_in_channels) of reference-to-output ratios (float32)."""
@@ -264,12 +267,12 @@ class ColorizeDiffusionModel(nn.Module):
         """Scaled latent (posterior mean × scaling factor, float32) of [-1, 1] images."""
         self._use("vae")
         mean = self.vae.encode(image.to(self.device, self.vae.dtype)).latent_dist.mean
-        return mean.float() * self.vae.config.scaling_factor
+        return mean.float() * self.vae.config["scaling_factor"]
 
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """[-1, 1] images (float32, not clamped) from scaled latents."""
         self._use("vae")
-        z = latent.to(self.device, self.vae.dtype) / self.vae.config.scaling_factor
+        z = latent.to(self.device, self.vae.dtype) / self.vae.config["scaling_factor"]
         return self.vae.decode(z).sample.float()
 
     # ---- per step --------------------------------------------------------------------------------------
@@ -396,7 +399,11 @@ def read_scheduler_config(folder: Path) -> dict[str, Any]:
 
 
 def _load_component(
-    component: type, folder: Path, name: str, dtype: torch.dtype | None, device: str | torch.device
+    component: type[ModelMixin],
+    folder: Path,
+    name: str,
+    dtype: torch.dtype | None,
+    device: str | torch.device,
 ) -> nn.Module:
     """One component with diffusers' loader, straight in `dtype` (no float32 copy) and onto `device`."""
     try:
@@ -407,4 +414,4 @@ def _load_component(
         raise ModelError(
             f"{folder / name}: corrupt, truncated or not a {component.__name__} ({short_error(error)})"
         ) from None
-    return module.to(device)
+    return nn.Module.to(module, device)

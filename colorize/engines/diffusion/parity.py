@@ -34,8 +34,9 @@ from colorize.errors import MissingInputError, ModelError
 from .config import ConditioningScales, ModelConfig, load_official_config
 from .convert import convert_checkpoint, official_key_shapes
 from .modeling import ColorizeDiffusionModel
-from .pipeline import encode_references, make_model_call
+from .pipeline import Mode, encode_references, make_model_call
 from .sampling import (
+    BranchPredictor,
     branch_predictor,
     branches,
     guided_denoiser,
@@ -306,7 +307,7 @@ def fake_clip(spec: dict[str, Any], weight: torch.Tensor) -> Callable[[torch.Ten
     return tokens
 
 
-def _e2e_mode(settings: dict[str, Any], where: Path) -> str:
+def _e2e_mode(settings: dict[str, Any], where: Path) -> Mode:
     """The engine mode of the official enhancement switches (only the combinations the engine has)."""
     style, background = settings.get("style_enhance", True), settings.get("bg_enhance", True)
     unsupported = []
@@ -387,7 +388,10 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
             first: dict[str, torch.Tensor] = {}
 
             def recording(
-                x: torch.Tensor, t: torch.Tensor, _predict=predict, _first=first
+                x: torch.Tensor,
+                t: torch.Tensor,
+                _predict: BranchPredictor = predict,
+                _first: dict[str, torch.Tensor] = first,
             ) -> dict[str, torch.Tensor]:
                 out = _predict(x, t)
                 if not _first:
@@ -398,9 +402,14 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
             timesteps = set_steps(scheduler, int(sampling["steps"]))
             got["timesteps"] = timesteps
             x = start_latents(scheduler, inputs["x0"], timesteps)
-            vs, latents = [], []
+            vs: list[torch.Tensor] = []
+            latents: list[torch.Tensor] = []
 
-            def record(state: dict[str, Any], _vs=vs, _latents=latents) -> None:
+            def record(
+                state: dict[str, Any],
+                _vs: list[torch.Tensor] = vs,
+                _latents: list[torch.Tensor] = latents,
+            ) -> None:
                 _vs.append(state["v"])
                 _latents.append(state["x"])
 

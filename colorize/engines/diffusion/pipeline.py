@@ -65,7 +65,8 @@ def resize_reference(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 def size_ratios(image: torch.Tensor, output: tuple[int, int]) -> torch.Tensor:
     """(2,) float32 reference-to-output ratios (h, w) of an image batch (B, 3, h, w)."""
-    return torch.tensor(reference_size_ratios(*image.shape[-2:], *output), dtype=torch.float32)
+    height, width = image.shape[-2:]
+    return torch.tensor(reference_size_ratios(height, width, *output), dtype=torch.float32)
 
 
 @dataclass
@@ -115,15 +116,17 @@ def encode_references(
             model.size_embedding(*ratios),
         )
 
-    if not characters and background is None:
-        raise ValueError("encode_references needs a character or a background reference")
-    if mode == "plain":  # the references' tokens are the whole context
-        context = torch.cat([tokens(image) for image in characters] or [tokens(background)], dim=1)
-        return Conditioning(context, None, None, split=False, steps=steps)
     if not characters:  # the background alone: no split attention, no background injection
+        if background is None:
+            raise ValueError("encode_references needs a character or a background reference")
+        if mode == "plain":
+            return Conditioning(tokens(background), None, None, split=False, steps=steps)
         bg_tokens, z_bg, bg_emb = encode(background)
         return Conditioning(bg_tokens, None, model.style_vectors(z_bg, bg_tokens, bg_emb), split=False)
 
+    if mode == "plain":  # the references' tokens are the whole context
+        context = torch.cat([tokens(image) for image in characters], dim=1)
+        return Conditioning(context, None, None, split=False, steps=steps)
     encoded = [encode(image) for image in characters]
     ref_tokens, z_ref, size_emb = encoded[0]
     steps.update(ref_tokens=ref_tokens, z_ref=z_ref, size_emb=size_emb)

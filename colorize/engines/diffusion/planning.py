@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from colorize.errors import MissingInputError, ModelError
 from colorize.settings import Settings
@@ -146,7 +147,7 @@ def model_fingerprint(folder: str | Path | None) -> str:
     return digest.hexdigest()
 
 
-def _safetensors_header(f, path: Path) -> bytes:
+def _safetensors_header(f: BinaryIO, path: Path) -> bytes:
     f.seek(0)
     raw = f.read(8)
     if len(raw) < 8:

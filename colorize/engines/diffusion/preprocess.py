@@ -69,7 +69,7 @@ def merge_character_masks(masks: list[np.ndarray], dilation: int) -> MergedMasks
         grown = np.stack([cv2.dilate(m.view(np.uint8), _disc(dilation)).astype(bool) for m in raw])
     else:
         grown = raw.copy()
-    foreground = grown.any(axis=0)
+    foreground = np.asarray(grown.any(axis=0))
     # Owner of each pixel: first character whose own mask holds it, else the nearest own mask.
     inside = raw.any(axis=0)
     owner = np.where(inside, raw.argmax(axis=0), -1)

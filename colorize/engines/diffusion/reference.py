@@ -11,11 +11,16 @@ visual-tower keys onto transformers' (`openclip_to_transformers`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import CLIPVisionModelWithProjection
 
 from colorize.errors import MissingInputError, ModelError
 
@@ -29,7 +34,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ClipReferenceEncoder(nn.Module):
     """Wraps a `CLIPVisionModelWithProjection`; `forward(images)` gives the local tokens (B, N, proj)."""
 
-    def __init__(self, vision_model: nn.Module):
+    model: CLIPVisionModelWithProjection
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, vision_model: CLIPVisionModelWithProjection):
         super().__init__()
         self.model = vision_model
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, -1, 1, 1), persistent=False)
@@ -37,7 +46,10 @@ class ClipReferenceEncoder(nn.Module):
 
     @property
     def image_size(self) -> int:
-        return int(self.model.config.image_size)
+        size = self.model.config.image_size
+        if not isinstance(size, int):
+            raise ModelError(f"CLIP vision config: image_size {size!r} is not one number")
+        return size
 
     @property
     def projection_dim(self) -> int:
@@ -69,7 +81,7 @@ def load_clip(
     if not source.exists():
         raise MissingInputError(f"{source}: CLIP model not found (a transformers folder or an OpenCLIP file)")
     vision = openclip_to_transformers(read_checkpoint(source), str(source))
-    return ClipReferenceEncoder(vision.to(device=device, dtype=dtype).eval())
+    return ClipReferenceEncoder(nn.Module.to(vision, device=device, dtype=dtype).eval())
 
 
 def _from_transformers_folder(
@@ -87,17 +99,25 @@ def _from_transformers_folder(
         )
     except (OSError, ValueError, RuntimeError) as error:
         raise ModelError(f"{folder}: cannot load the CLIP vision model ({short_error(error)})") from None
-    return ClipReferenceEncoder(model.to(device).eval())
+    return ClipReferenceEncoder(nn.Module.to(model, device).eval())
 
 
 # ---- OpenCLIP -> transformers -----------------------------------------------------------------------------
+
+
+def _third(j: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Part j of OpenCLIP's fused q/k/v projection (3·width rows)."""
+    return lambda t: t.chunk(3)[j]
+
 
 # Head width of OpenCLIP's ViT towers: 64, except these widths (ViT-H/14: 1280 wide, 16 heads of 80;
 # ViT-g/14: 1408, heads of 88; ViT-bigG/14: 1664, heads of 104). The file holds no head count.
 _HEAD_WIDTH = {1280: 80, 1408: 88, 1664: 104}
 
 
-def openclip_to_transformers(tensors: dict[str, torch.Tensor], source: str = "OpenCLIP file"):
+def openclip_to_transformers(
+    tensors: dict[str, torch.Tensor], source: str = "OpenCLIP file"
+) -> CLIPVisionModelWithProjection:
     """A `CLIPVisionModelWithProjection` holding an OpenCLIP state dict's visual tower.
 
     Every size comes from the tensors' shapes (the head count from OpenCLIP's head-width convention).
@@ -129,7 +149,7 @@ def openclip_to_transformers(tensors: dict[str, torch.Tensor], source: str = "Op
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
 
-    def take(ours: str, theirs: str, fn=lambda t: t) -> None:
+    def take(ours: str, theirs: str, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> None:
         if theirs not in visual:
             raise ModelError(f"{source}: OpenCLIP visual tower lacks visual.{theirs}")
         state[ours] = fn(visual[theirs]).contiguous()
@@ -149,12 +169,12 @@ def openclip_to_transformers(tensors: dict[str, torch.Tensor], source: str = "Op
             take(
                 f"{ours}self_attn.{q}_proj.weight",
                 theirs + "attn.in_proj_weight",
-                lambda t, j=index: t.chunk(3)[j],
+                _third(index),
             )
             take(
                 f"{ours}self_attn.{q}_proj.bias",
                 theirs + "attn.in_proj_bias",
-                lambda t, j=index: t.chunk(3)[j],
+                _third(index),
             )
         for part in ("weight", "bias"):
             take(f"{ours}self_attn.out_proj.{part}", f"{theirs}attn.out_proj.{part}")

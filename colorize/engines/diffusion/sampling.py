@@ -30,10 +30,13 @@ import torch
 SAMPLERS = ("dpmpp", "ddim", "euler")
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A diffusers scheduler: the SchedulerMixin classes share set_timesteps / step / add_noise / scale_model_input
+# and init_noise_sigma by convention, not through a typed interface.
+Scheduler = Any
 BranchPredictor = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
-def make_scheduler(name: str, config: dict[str, Any]):
+def make_scheduler(name: str, config: dict[str, Any]) -> Scheduler:
     """A fresh diffusers scheduler (they keep per-run state) from the model folder's scheduler config."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
@@ -46,7 +49,7 @@ def make_scheduler(name: str, config: dict[str, Any]):
     raise ValueError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
 
 
-def set_steps(scheduler, steps: int, strength: float = 1.0) -> torch.Tensor:
+def set_steps(scheduler: Scheduler, steps: int, strength: float = 1.0) -> torch.Tensor:
     """Timesteps to run: all `steps`, or the last `strength` fraction of them (img2img)."""
     scheduler.set_timesteps(steps)
     start = min(steps - 1, int(round(steps * (1.0 - strength)))) if strength < 1.0 else 0
@@ -56,7 +59,10 @@ def set_steps(scheduler, steps: int, strength: float = 1.0) -> torch.Tensor:
 
 
 def start_latents(
-    scheduler, noise: torch.Tensor, timesteps: torch.Tensor, image_latents: torch.Tensor | None = None
+    scheduler: Scheduler,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+    image_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Initial latents: pure noise (scaled by the scheduler), or `image_latents` noised to the first step."""
     if image_latents is None:
@@ -69,7 +75,7 @@ def start_latents(
 def sample(
     denoise: Denoiser,
     latents: torch.Tensor,
-    scheduler,
+    scheduler: Scheduler,
     timesteps: torch.Tensor,
     *,
     callback: Callable[[dict[str, Any]], None] | None = None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
-class SketchEncoder(ModelMixin, ConfigMixin):
+class SketchEncoder(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers: config_name str vs None
     """A strided conv stem down to latent resolution, then one level per `channel_mult` entry.
 
     Hints: a 1x1 conv of the stem output, then a 1x1 conv of each level's output (every level halves the
@@ -21,9 +23,17 @@ class SketchEncoder(ModelMixin, ConfigMixin):
         self,
         in_channels: int = 3,
         model_channels: int = 320,
-        channel_mult: list[int] = (1, 2, 4, 4),
+        channel_mult: Sequence[int] = (1, 2, 4, 4),
         # (out_channels, stride) of each stem conv before the final conv to model_channels; SiLU between all.
-        stem_layers: list[list[int]] = ((16, 1), (16, 1), (32, 2), (32, 1), (96, 2), (96, 1), (256, 2)),
+        stem_layers: Sequence[Sequence[int]] = (
+            (16, 1),
+            (16, 1),
+            (32, 2),
+            (32, 1),
+            (96, 2),
+            (96, 1),
+            (256, 2),
+        ),
     ):
         super().__init__()
         widths = [m * model_channels for m in channel_mult]
@@ -54,7 +64,7 @@ class SketchEncoder(ModelMixin, ConfigMixin):
 
     def forward(self, sketch: torch.Tensor) -> list[torch.Tensor]:
         """Hints (not yet multiplied by the control scale)."""
-        x = self.stem(sketch.to(self.hint_convs[0].weight.dtype))
+        x = self.stem(sketch.to(self.dtype))
         hints = [self.hint_convs[0](x)]
         for level, conv in zip(self.levels, self.hint_convs[1:], strict=True):
             x = level(x)

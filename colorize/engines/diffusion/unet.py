@@ -14,11 +14,15 @@ the v2 additions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention_processor import Attention
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
@@ -40,7 +44,7 @@ class SkipInjector(nn.Module):
             heads=heads,
             dim_head=channels // heads,
             bias=False,
-            processor=SelfAttnProcessor(),
+            processor=SelfAttnProcessor(),  # type: ignore[arg-type]  # diffusers types processors loosely
         )
         self.norm2 = nn.LayerNorm(channels)
         self.ff = nn.Sequential(
@@ -72,18 +76,36 @@ class StyleModulation(nn.Module):
 
 
 class MidBlock(nn.Module):
-    def __init__(self, resnets: list[nn.Module], attentions: list[nn.Module]):
+    """The middle block: resnet, transformer, resnet."""
+
+    resnets: nn.ModuleList
+    attentions: nn.ModuleList
+
+    def __init__(self, resnets: Sequence[nn.Module], attentions: Sequence[nn.Module]):
         super().__init__()
         self.resnets = nn.ModuleList(resnets)
         self.attentions = nn.ModuleList(attentions)
 
 
 class UpBlock(nn.Module):
-    def __init__(self, resnets: list[nn.Module], attentions: list[nn.Module], upsampler: nn.Module | None):
+    """One resolution level of the decoder half."""
+
+    resnets: nn.ModuleList
+    attentions: nn.ModuleList
+    upsamplers: nn.ModuleList
+
+    def __init__(
+        self, resnets: Sequence[nn.Module], attentions: Sequence[nn.Module], upsampler: nn.Module | None
+    ):
         super().__init__()
         self.resnets = nn.ModuleList(resnets)
         self.attentions = nn.ModuleList(attentions)
         self.upsamplers = nn.ModuleList([upsampler] if upsampler is not None else [])
+
+
+def _hw(x: torch.Tensor) -> tuple[int, int]:
+    """(h, w) of an (…, h, w) tensor."""
+    return int(x.shape[-2]), int(x.shape[-1])
 
 
 def resize_masks(
@@ -98,7 +120,7 @@ def resize_masks(
     return F.interpolate(masks, size=tuple(size), mode="bicubic")
 
 
-class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
+class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # diffusers: config_name str vs None
     """The v2 UNet; the `__init__` arguments are its config (`unet/config.json` of a model folder)."""
 
     @register_to_config
@@ -106,9 +128,9 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         self,
         in_channels: int = 4,
         model_channels: int = 320,
-        channel_mult: list[int] = (1, 2, 4, 4),
+        channel_mult: Sequence[int] = (1, 2, 4, 4),
         num_res_blocks: int = 2,
-        attention_resolutions: list[int] = (4, 2, 1),
+        attention_resolutions: Sequence[int] = (4, 2, 1),
         num_head_channels: int = 64,
         transformer_depth: int = 1,
         context_dim: int = 1024,
@@ -123,7 +145,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         lora_rank_bg: int = 4,
         # Mask resize factor of each cross-attention layer in forward order (encoder, middle, decoder).
         # None: 1 / downsampling factor of the layer, which is what the official table encodes.
-        attention_scale_factors: list[float] | None = None,
+        attention_scale_factors: Sequence[float] | None = None,
     ):
         super().__init__()
         self.build_down_path(self.config)
@@ -167,10 +189,10 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         self.style_modulators = nn.ModuleList(modulators)
 
         if lora_rank_fg or lora_rank_bg:
-            for block in self.up_blocks:
-                for transformer_model in block.attentions:
+            for block in cast("list[UpBlock]", self.up_blocks):
+                for transformer_model in cast("list[Transformer2DModel]", block.attentions):
                     for tb in transformer_model.transformer_blocks:
-                        attn2 = tb.attn2
+                        attn2 = cast(Attention, tb.attn2)
                         attn2.split_lora = SplitLoRA(
                             attn2.query_dim,
                             attn2.cross_attention_dim,
@@ -235,7 +257,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         def attention_kwargs(layer: int, h: torch.Tensor) -> dict | None:
             if region_masks is None:
                 return None
-            resized = resize_masks(region_masks, h.shape[-2:], self.attention_scale_factors[layer])
+            resized = resize_masks(region_masks, _hw(h), self.attention_scale_factors[layer])
             return {"region_masks": resized.flatten(2).transpose(1, 2), "split": split or SplitSettings()}
 
         def add_hint(index: int, h: torch.Tensor) -> torch.Tensor:
@@ -258,7 +280,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
         layer += 1
 
         k = 0  # decoder block index (official output_blocks index)
-        for block in self.up_blocks:
+        for block in cast("list[UpBlock]", self.up_blocks):
             for i, resnet in enumerate(block.resnets):
                 skip = skips.pop()
                 if (
@@ -266,9 +288,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):
                     and skip_threshold is not None
                     and background_features is not None
                 ):
-                    keep = (
-                        resize_masks(region_masks, skip.shape[-2:]).amax(dim=1, keepdim=True) > skip_threshold
-                    )
+                    keep = resize_masks(region_masks, _hw(skip)).amax(dim=1, keepdim=True) > skip_threshold
                     skip = torch.where(keep, skip, self.skip_injectors[k](skip, background_features[k]))
                 h = resnet(torch.cat([h, skip], dim=1), temb)
                 if len(block.attentions):
