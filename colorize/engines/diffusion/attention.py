@@ -103,10 +103,11 @@ def _plain_attention(attn: Attention, hidden_states: torch.Tensor, context: torc
 
 
 class SelfAttnProcessor:
-    """Plain self-attention for `attn1`.
+    """Plain self-attention for `attn1`, and the calling convention of every processor here.
 
-    diffusers hands a transformer block's `cross_attention_kwargs` to both of its attention layers, so this
-    processor names the split-attention inputs too (and ignores them) instead of letting diffusers warn.
+    diffusers hands a transformer block's `cross_attention_kwargs` to both of its attention layers, so the
+    processors name the split-attention inputs (`region_masks`, `split`) and pass them to `attend`, which
+    this one ignores, instead of letting diffusers warn.
     """
 
     def __call__(
@@ -120,10 +121,20 @@ class SelfAttnProcessor:
         split: SplitSettings | None = None,
     ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        return self.attend(attn, hidden_states, context, region_masks, split)
+
+    def attend(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        context: torch.Tensor,
+        region_masks: torch.Tensor | None,
+        split: SplitSettings | None,
+    ) -> torch.Tensor:
         return _plain_attention(attn, hidden_states, context)
 
 
-class SplitCrossAttnProcessor:
+class SplitCrossAttnProcessor(SelfAttnProcessor):
     """Cross-attention (`attn2`) with the N-character mask-guided split.
 
     Without `region_masks` it is ordinary cross-attention over the whole context and no LoRA (the official
@@ -131,17 +142,14 @@ class SplitCrossAttnProcessor:
     child, so they live (and load) with the UNet's state dict; the processor itself holds no state.
     """
 
-    def __call__(
+    def attend(
         self,
         attn: Attention,
         hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        region_masks: torch.Tensor | None = None,
-        split: SplitSettings | None = None,
+        context: torch.Tensor,
+        region_masks: torch.Tensor | None,
+        split: SplitSettings | None,
     ) -> torch.Tensor:
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if region_masks is None:
             return _plain_attention(attn, hidden_states, context)
         out = self.split_attention(attn, hidden_states, context, region_masks, split or SplitSettings())
