@@ -74,9 +74,10 @@ def flow_to_map(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     if flow.shape[:2] == (h, w):
         return cv2.add(grid(h, w), flow)
-    # Scaling commutes with linear resizing: scale the small flow, resize, add the grid.
+    # Scaling commutes with linear resizing: scale the small flow, resize, add the grid (in place).
     small = flow * np.float32(w / flow.shape[1])
-    return cv2.add(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), grid(h, w))
+    maps = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.add(maps, grid(h, w), dst=maps)
 
 
 def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:

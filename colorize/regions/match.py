@@ -223,7 +223,7 @@ def _mean_of_labels(seg: Segmentation, maps: np.ndarray, ids: np.ndarray) -> np.
     """(len(ids), 2) mean of `maps` over the pixels of each label in `ids` (few, small regions)."""
     which = np.zeros(seg.count + 1, np.uint8)
     which[ids] = 1
-    pts = cv2.findNonZero(np.take(which, seg.labels)).reshape(-1, 2)
+    pts = cv2.findNonZero(seg.per_pixel(which)).reshape(-1, 2)
     lab = seg.labels[pts[:, 1], pts[:, 0]]
     at = maps[pts[:, 1], pts[:, 0]]
     area = np.maximum(np.bincount(lab, minlength=seg.count + 1), 1)
