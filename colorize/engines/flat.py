@@ -54,7 +54,7 @@ from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
-from colorize.regions.propagate import propagate
+from colorize.regions.propagate import propagate, vote_pixels
 from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
 from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
 from colorize.settings import Settings
@@ -183,6 +183,8 @@ class FlatEngine:
         if f.lines == "keep" and f.colored_lines == "fill":
             seg.cache["colored"] = colored
         _ = seg.filled16
+        if seg.labels16 is not None:
+            vote_pixels(seg)
         self._flow_image(seg)
         return seg
 
@@ -309,9 +311,9 @@ class FlatEngine:
         src = self._most_similar(sig, keys + earlier, adjacent, p)
         src_state = self._source_state(key, src)
         src_seg = self._segmentation(src)
-        maps, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
+        where, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
         owners = self._owner_pair(p, seg, src, src_seg)
-        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
+        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, where, owners)
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
         conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
         how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
@@ -329,7 +331,7 @@ class FlatEngine:
                 weak,
                 np.where(ok, colors, NO_COLOR),
                 prev_label,
-                maps,
+                where,
                 owners,
             )
             score = np.minimum(score, src_state.conf[found])
@@ -407,8 +409,8 @@ class FlatEngine:
             wanted[0] = False
             if not wanted.any():
                 continue
-            maps, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
-            carry_texture(paint, seg, wanted, origin, maps, key.seg, self._paint_source(key, alpha))
+            where, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
+            carry_texture(paint, seg, wanted, origin, where.full(), key.seg, self._paint_source(key, alpha))
 
     # -- masks -------------------------------------------------------------------------------------------
 
