@@ -84,6 +84,9 @@ class _TimedEngine:
     def prepare(self, shot) -> None:
         self.engine.prepare(shot)
 
+    def preprocess(self, frame_input):
+        return self.engine.preprocess(frame_input)  # in the runner's reader threads, as for the bare engine
+
     def colorize(self, batch):
         t0 = time.perf_counter()
         try:

@@ -15,7 +15,9 @@ Two levels of correspondence:
 
 Conventions: a *map* is H×W×2 float32 absolute pixel positions (x, y) in the source frame for every pixel
 of the target frame (what `cv2.remap` takes); a *flow* is the same minus the pixel grid. An affine `A`
-(2×3 float64) maps target coordinates to source coordinates.
+(2×3 float64) maps target coordinates to source coordinates. `correspondence` returns a `Correspondence`:
+the map kept as the reduced-size flow it is made from (a full-size map is 16 MB at 1080p), read in full,
+on a sparse grid or at given pixels.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_GRIDS: dict[tuple[int, int], np.ndarray] = {}
+_GRIDS: dict[tuple[int, int, int], np.ndarray] = {}
 
 
-def grid(h: int, w: int) -> np.ndarray:
-    """H×W×2 float32 pixel coordinates (x, y); cached per size (read-only)."""
-    key = (h, w)
+def grid(h: int, w: int, step: int = 1) -> np.ndarray:
+    """H×W×2 float32 pixel coordinates (x, y) times `step`; cached per size (read-only)."""
+    key = (h, w, step)
     if key not in _GRIDS:
-        if len(_GRIDS) > 4:
+        if len(_GRIDS) > 6:
             _GRIDS.clear()
-        xs = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
-        ys = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))
+        xs = np.broadcast_to(np.arange(0, step * w, step, dtype=np.float32)[None, :], (h, w))
+        ys = np.broadcast_to(np.arange(0, step * h, step, dtype=np.float32)[:, None], (h, w))
         g = cv2.merge([np.ascontiguousarray(xs), np.ascontiguousarray(ys)])
         g.setflags(write=False)
         _GRIDS[key] = g
@@ -74,9 +76,60 @@ def flow_to_map(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     if flow.shape[:2] == (h, w):
         return cv2.add(grid(h, w), flow)
-    # Scaling commutes with linear resizing: scale the small flow, resize, add the grid.
+    # Scaling commutes with linear resizing: scale the small flow, resize, add the grid (in place).
     small = flow * np.float32(w / flow.shape[1])
-    return cv2.add(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), grid(h, w))
+    maps = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.add(maps, grid(h, w), dst=maps)
+
+
+@dataclass(frozen=True)
+class Correspondence:
+    """Where each pixel of a target frame of `shape` is in the source frame: the map `flow_to_map(flow,
+    shape)`, kept as the reduced-size flow (a few hundred KB instead of 16 MB at 1080p) and read where it
+    is needed. Between the flow's samples the map is linear (as `cv2.resize` upscales it)."""
+
+    flow: np.ndarray  # h×w×2 float32 flow at reduced size, in its own (reduced) pixels
+    shape: tuple[int, int]  # (H, W) of the target frame
+
+    def full(self) -> np.ndarray:
+        """The full-size map (H×W×2 float32)."""
+        return flow_to_map(self.flow, self.shape)
+
+    def _scale(self) -> tuple[float, float]:
+        (h, w), (fh, fw) = self.shape, self.flow.shape[:2]
+        return fw / w, fh / h  # reduced pixels per full-size pixel
+
+    def sampled(self, step: int) -> np.ndarray:
+        """The map at the pixels (step·i, step·j): ceil(H/step)×ceil(W/step)×2 float32."""
+        (h, w), (sx, sy) = self.shape, self._scale()
+        size = (-(-w // step), -(-h // step))
+        if self.flow.shape[:2] == (h, w) and step == 1:
+            return self.full()
+        # Reduced-size coordinates of the sampled pixels (pixel centers, as cv2.resize maps them).
+        a = np.array([[step * sx, 0, 0.5 * sx - 0.5], [0, step * sy, 0.5 * sy - 0.5]])
+        flow = cv2.warpAffine(
+            self.flow, a, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
+        flow *= np.array([1 / sx, 1 / sy], np.float32)  # in full-size pixels
+        return cv2.add(flow, grid(size[1], size[0], step), dst=flow)
+
+    def at(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """The map at the pixels (xs[k], ys[k]): (N, 2) float32."""
+        sx, sy = self._scale()
+        n = len(xs)
+        if n == 0:
+            return np.zeros((0, 2), np.float32)
+        # cv2.remap takes maps under 32767 columns and rows: the points as rows of 4096.
+        cols = max(1, min(n, 4096))
+        rows = -(-n // cols)
+        fx = np.zeros(rows * cols, np.float32)
+        fy = np.zeros(rows * cols, np.float32)
+        fx[:n] = (np.asarray(xs) + 0.5) * sx - 0.5
+        fy[:n] = (np.asarray(ys) + 0.5) * sy - 0.5
+        flow = cv2.remap(
+            self.flow, fx.reshape(rows, cols), fy.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).reshape(-1, 2)[:n]
+        return flow / np.array([sx, sy], np.float32) + np.stack([xs, ys], axis=1).astype(np.float32)
 
 
 def line_flow(ink_to: np.ndarray, ink_from: np.ndarray, work: int = 512) -> np.ndarray:
@@ -218,8 +271,8 @@ def correspondence(
     work: int = 1024,
     coarse: int = 512,
     images: dict[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
-) -> tuple[np.ndarray, Motion | None]:
-    """Map (H×W×2 float32) from the target frame into the source frame, and the global motion used.
+) -> tuple[Correspondence, Motion | None]:
+    """The map from the target frame into the source frame (a `Correspondence`), and the global motion used.
 
     Plain DIS at about `coarse` pixels along the long side first. Small motion (75 % of the flow on the
     lines under SMALL_MOTION pixels there) ends there (motion None): cheap, and enough to vote regions.
@@ -259,4 +312,4 @@ def correspondence(
             better = _prefer(target, source, carried, plain)
             plain[better] = carried[better]
             flow = cv2.subtract(plain, grid(sh, sw))
-    return flow_to_map(flow, (h, w)), motion
+    return Correspondence(flow, (h, w)), motion

@@ -35,11 +35,11 @@ def test_global_motion_recovers_a_move_and_turn():
 def test_correspondence_follows_large_motion_and_small_motion_stays_cheap():
     a = make_frame(H, W, dots=6)
     far = make_frame(H, W, shift=(0.15 * W, 0.06 * H), angle=6.0, dots=6)
-    maps, motion = flow.correspondence(ink_u8(far.lineart), ink_u8(a.lineart), work=512)
-    assert motion is not None and _label_agreement(a, far, maps) > 0.99
+    where, motion = flow.correspondence(ink_u8(far.lineart), ink_u8(a.lineart), work=512)
+    assert motion is not None and _label_agreement(a, far, where.full()) > 0.99
     near = make_frame(H, W, shift=(1.0, 0.5), dots=6)
-    maps, motion = flow.correspondence(ink_u8(near.lineart), ink_u8(a.lineart), work=512)
-    assert motion is None and _label_agreement(a, near, maps) > 0.99
+    where, motion = flow.correspondence(ink_u8(near.lineart), ink_u8(a.lineart), work=512)
+    assert motion is None and _label_agreement(a, near, where.full()) > 0.99
 
 
 def test_plain_flow_and_occlusion_mask_are_consistent():

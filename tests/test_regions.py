@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from synth import make_frame
 
+from colorize.flow import Correspondence
 from colorize.regions.palette import dominant_colors, pack_color, reference_palette
 from colorize.regions.render import paint_layer, render
 from colorize.regions.segment import colored_line_mask, neighbour_regions, segment
@@ -182,7 +183,7 @@ def test_region_matching_prefers_the_same_place_and_shape():
     weak = np.zeros(cur.count + 1, bool)
     lower_right = cur.labels[80, 150]
     weak[lower_right] = True
-    maps = np.dstack(np.meshgrid(np.arange(200, dtype=np.float32), np.arange(120, dtype=np.float32)))
+    still = Correspondence(np.zeros((120, 200, 2), np.float32), (120, 200))
     ids, conf, found = match_regions(
         cur,
         prev,
@@ -191,6 +192,6 @@ def test_region_matching_prefers_the_same_place_and_shape():
         weak,
         np.full(cur.count + 1, NO_COLOR),
         np.zeros(cur.count + 1, int),
-        maps,
+        still,
     )
     assert ids.tolist() == [lower_right] and found.tolist() == [right_p] and conf[0] >= 0.5

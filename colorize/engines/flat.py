@@ -54,9 +54,9 @@ from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
-from colorize.regions.propagate import propagate
+from colorize.regions.propagate import propagate, vote_pixels
 from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
-from colorize.regions.segment import Segmentation, neighbour_regions, segment
+from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
 from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
@@ -119,6 +119,7 @@ class FlatEngine:
         self._states: dict[tuple[int, int], _State] = {}
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
+        self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
         self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
@@ -136,38 +137,55 @@ class FlatEngine:
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
+    def preprocess(self, frame_input: FrameInput) -> FrameInput:
+        """The frame with its segmentation (`_segment`) as `prepared`: the runner calls this in its reader
+        threads, ahead of the batch, while the engine colors earlier frames. Thread-safe: a pure function
+        of the line art and the settings."""
+        return replace(frame_input, prepared=self._segment(frame_input.lineart))
+
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color each frame of the batch (in order).
 
-        The next frame's segmentation runs in a worker thread while this frame propagates and renders
-        (OpenCV and large numpy operations release the GIL). Segmentation is a pure function of the line
-        art, so results do not depend on the overlap.
+        Segmentations come made by `preprocess` (the runner); those of frames that come without (an engine
+        driven directly) run in a worker thread, one after the other, while the frames before them
+        propagate and render (OpenCV and large numpy operations release the GIL). Segmentation is a pure
+        function of the line art, so results do not depend on the overlap.
         """
         self._batch_lineart = {fi.frame: fi.lineart for fi in batch}
         self._batch_masks = {fi.frame: fi.masks for fi in batch}
+        self._batch_segs = {fi.frame: fi.prepared for fi in batch if isinstance(fi.prepared, Segmentation)}
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flat-segment") as pool:
-                results = []
-                for i, fi in enumerate(batch):
-                    if i + 1 < len(batch):
-                        self._prefetch(pool, batch[i + 1])
-                    results.append(self._one(fi))
-                return results
+                for fi in batch[1:]:  # the first one the main thread makes, while the worker makes the next
+                    self._prefetch(pool, fi)
+                return [self._one(fi) for fi in batch]
         finally:
             self._batch_lineart = {}
             self._batch_masks = {}
+            self._batch_segs = {}
+            for future in self._pending.values():
+                future.cancel()
             self._pending = {}
 
     def _prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
-        if fi.frame not in self._segs and fi.frame not in self._pending:
+        if fi.frame not in self._segs and fi.frame not in self._pending and fi.frame not in self._batch_segs:
             self._pending[fi.frame] = pool.submit(self._segment, fi.lineart)
 
     def _segment(self, lineart: np.ndarray) -> Segmentation:
-        """Segmentation and what else depends on the line art alone (runs in the worker thread)."""
+        """Segmentation and what else depends on the line art alone (runs in the worker thread, so the
+        main thread finds it done): the drawing's signature, whether it has transparency, its colored
+        lines, the labels with the lines filled in (the paint layer's index) and its coarse flow image."""
         f = self.flat
-        seg = segment(lineart, f.gap_close, f.min_region, f.line_threshold)
-        seg.cache["signature"] = signature(seg.ink)
-        seg.cache["alpha"] = images.has_transparency(lineart)
+        ink, colored, alpha = line_layers(lineart)
+        seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold)
+        seg.cache["signature"] = signature(ink)
+        seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
+        if f.lines == "keep" and f.colored_lines == "fill":
+            seg.cache["colored"] = colored
+        _ = seg.filled16
+        if seg.labels16 is not None:
+            vote_pixels(seg)
+        self._flow_image(seg)
         return seg
 
     # -- per frame ---------------------------------------------------------------------------------------
@@ -293,9 +311,9 @@ class FlatEngine:
         src = self._most_similar(sig, keys + earlier, adjacent, p)
         src_state = self._source_state(key, src)
         src_seg = self._segmentation(src)
-        maps, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
+        where, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
         owners = self._owner_pair(p, seg, src, src_seg)
-        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, maps, owners)
+        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, where, owners)
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
         conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
         how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
@@ -313,7 +331,7 @@ class FlatEngine:
                 weak,
                 np.where(ok, colors, NO_COLOR),
                 prev_label,
-                maps,
+                where,
                 owners,
             )
             score = np.minimum(score, src_state.conf[found])
@@ -391,8 +409,8 @@ class FlatEngine:
             wanted[0] = False
             if not wanted.any():
                 continue
-            maps, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
-            carry_texture(paint, seg, wanted, origin, maps, key.seg, self._paint_source(key, alpha))
+            where, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
+            carry_texture(paint, seg, wanted, origin, where.full(), key.seg, self._paint_source(key, alpha))
 
     # -- masks -------------------------------------------------------------------------------------------
 
@@ -508,7 +526,9 @@ class FlatEngine:
             self._segs.move_to_end(frame)
             return seg
         pending = self._pending.pop(frame, None)
-        if pending is not None:
+        if frame in self._batch_segs:
+            seg = self._batch_segs[frame]
+        elif pending is not None:
             seg = pending.result()
         else:
             if lineart is None:
@@ -528,13 +548,17 @@ class FlatEngine:
         return self._sigs[frame]
 
     def _flow_images(self, target: Segmentation, source: Segmentation) -> dict:
-        """The coarse flow images of two frames (each frame's is computed once: it is a target once and a
-        source once)."""
+        """The coarse flow images of two frames (each frame's is computed once, in the segmentation
+        worker: it is a target once and a source once)."""
         scale = flow_scale(target.labels.shape, COARSE_WORK)
-        for seg in (target, source):
-            if ("flow_image", scale) not in seg.cache:
-                seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
-        return {scale: (target.cache[("flow_image", scale)], source.cache[("flow_image", scale)])}
+        return {scale: (self._flow_image(target), self._flow_image(source))}
+
+    @staticmethod
+    def _flow_image(seg: Segmentation) -> np.ndarray:
+        scale = flow_scale(seg.labels.shape, COARSE_WORK)
+        if ("flow_image", scale) not in seg.cache:
+            seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
+        return seg.cache[("flow_image", scale)]
 
     def _key(self, frame: int, image: np.ndarray | None = None) -> _Key:
         key = self._keys.get(frame)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from colorize.flow import Correspondence
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
@@ -150,7 +151,7 @@ def match_regions(
     weak: np.ndarray,
     colors: np.ndarray,
     source: np.ndarray,
-    maps: np.ndarray,
+    where: Correspondence,
     owners: tuple[np.ndarray, np.ndarray] | None = None,
     min_score: float = 0.15,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,7 +161,7 @@ def match_regions(
     of `min_score` and a confidence (best / (best + best of another color + 0.05)) of 0.5.
 
     Where a region should be in `prev` is tried three ways, the best counting: where its pixels map to
-    (`maps`), where the global motion (`affine`, `cur` pixels to `prev` pixels) puts it, and where it is
+    (`where`), where the global motion (`affine`, `cur` pixels to `prev` pixels) puts it, and where it is
     (still). `colors`/`source` are the current frame's confident results so far (NO_COLOR elsewhere),
     whose neighbours vouch for a candidate; with `owners` only regions of the same owner are candidates.
     """
@@ -174,7 +175,7 @@ def match_regions(
     sc, sp = region_stats(cur), region_stats(prev)
     scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
     radius = np.sqrt(np.maximum(sc.area[ids][:, None] * scale**2, sp.area[cands][None, :]))
-    mapped = _mean_of_labels(cur, maps, ids)
+    mapped = _mean_of_labels(cur, where, ids)
     position = np.zeros((len(ids), len(cands)))
     for at in (mapped, sc.center[ids] @ affine[:, :2].T + affine[:, 2], sc.center[ids]):
         dist = np.linalg.norm(at[:, None, :] - sp.center[cands][None, :, :], axis=2) / np.maximum(radius, 1)
@@ -219,13 +220,14 @@ def _neighbour_lists(pairs: set[tuple[int, int]]) -> dict[int, list[int]]:
     return out
 
 
-def _mean_of_labels(seg: Segmentation, maps: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """(len(ids), 2) mean of `maps` over the pixels of each label in `ids` (few, small regions)."""
+def _mean_of_labels(seg: Segmentation, where: Correspondence, ids: np.ndarray) -> np.ndarray:
+    """(len(ids), 2) mean of the positions `where` gives over the pixels of each label in `ids` (few,
+    small regions)."""
     which = np.zeros(seg.count + 1, np.uint8)
     which[ids] = 1
-    pts = cv2.findNonZero(np.take(which, seg.labels)).reshape(-1, 2)
+    pts = cv2.findNonZero(seg.per_pixel(which)).reshape(-1, 2)
     lab = seg.labels[pts[:, 1], pts[:, 0]]
-    at = maps[pts[:, 1], pts[:, 0]]
+    at = where.at(pts[:, 0], pts[:, 1])
     area = np.maximum(np.bincount(lab, minlength=seg.count + 1), 1)
     mean = np.stack([np.bincount(lab, at[:, c], seg.count + 1) / area for c in range(2)], axis=1)
     return mean[ids]

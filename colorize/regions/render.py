@@ -17,7 +17,7 @@ from colorize.regions.segment import Segmentation, colored_line_u8
 
 def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np.ndarray:
     """H×W×3 RGB (or ×4 RGBA) uint8 from packed per-label colors; line pixels take a neighbour region's."""
-    packed = np.take(region_colors.astype(np.int64).astype(np.uint32), seg.filled)
+    packed = seg.per_pixel(region_colors.astype(np.int64).astype(np.uint32).view(np.int32), filled=True)
     # Little-endian 0xAARRGGBB reads as bytes B, G, R, A.
     bgra = packed.view(np.uint8).reshape(*packed.shape, 4)
     if alpha:
@@ -87,6 +87,13 @@ def colored_lines_of(seg: Segmentation, lineart: np.ndarray) -> np.ndarray:
     return seg.cache["colored"]
 
 
+def lines_in_alpha(seg: Segmentation, lineart: np.ndarray) -> bool:
+    """Whether the line art `seg` was made from has its lines in alpha (any transparency; cached)."""
+    if "alpha" not in seg.cache:
+        seg.cache["alpha"] = bool(cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255)
+    return seg.cache["alpha"]
+
+
 def render(
     seg: Segmentation,
     paint: np.ndarray,
@@ -110,7 +117,7 @@ def render(
             ink = cv2.subtract(ink, colored)  # 0 on colored lines
         else:
             colored = None
-    alpha_lines = cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255
+    alpha_lines = lines_in_alpha(seg, lineart)
     if paint.shape[2] == 4:
         return _over_rgba(paint, lineart, ink, alpha_lines)
     rgb = cv2.cvtColor(lineart, cv2.COLOR_RGBA2RGB)

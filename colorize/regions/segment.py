@@ -11,6 +11,9 @@ Pipeline, all vectorised numpy/OpenCV (no per-region Python loops):
 4. speckles: regions smaller than `min_region` pixels that are enclosed only by specks of ink (8-connected
    ink components under SPECK_INK * min_region pixels: scan noise) become line pixels (they take a
    neighbour's color). Small enclosures drawn by the line network itself are regions like any other.
+
+Label images are uint16 while they have fewer than 65535 labels (every real frame: then OpenCV's 16-bit
+lookup tables, histograms and morphology apply; 65535 stays free as "none"), int32 beyond.
 """
 
 from __future__ import annotations
@@ -22,6 +25,44 @@ import numpy as np
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 SPECK_INK = 4  # an ink component under SPECK_INK * min_region pixels is a speck (noise), not a drawn line
+NARROW = 65535  # label images with fewer labels than this are uint16
+
+
+def _lut16_works() -> bool:
+    """Whether this OpenCV has 16-bit lookup tables (cv2.LUT of uint16 through 65536 entries; 4.x lacks it)."""
+    try:
+        cv2.LUT(np.zeros((1, 1), np.uint16), np.zeros(65536, np.int32))
+    except cv2.error:
+        return False
+    return True
+
+
+_LUT16 = _lut16_works()
+_LUT_TYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+
+
+def lookup(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`table[labels]` for a label image: one value per label spread over the pixels.
+
+    uint16 labels go through OpenCV's 16-bit lookup table (several times faster than `np.take`, which
+    converts every index to 64 bits first); other label types, tables of other types: `np.take`.
+    """
+    if labels.dtype == np.uint16 and _LUT16 and table.dtype.type in _LUT_TYPES:
+        full = np.zeros(65536, table.dtype)
+        full[: len(table)] = table[:65536]
+        return cv2.LUT(labels, full)
+    return np.take(table, labels)
+
+
+def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """(labels, count) of the connected components of a 0/1 uint8 mask: uint16 labels below NARROW
+    components, int32 from there on."""
+    try:
+        n, labels = cv2.connectedComponents(mask, connectivity=connectivity, ltype=cv2.CV_16U)
+    except cv2.error:  # more (provisional) labels than 16 bits hold
+        n, labels = cv2.connectedComponents(mask, connectivity=connectivity, ltype=cv2.CV_32S)
+        return (labels.astype(np.uint16), n) if n < NARROW else (labels, n)
+    return (labels, n) if n < NARROW else (labels.astype(np.int32), n)
 
 
 @dataclass
@@ -36,19 +77,38 @@ class Segmentation:
 
     @property
     def filled(self) -> np.ndarray:
-        """`labels` with line pixels given a neighbouring region's label (`fill_lines`); cached."""
+        """`labels` with line pixels given a neighbouring region's label (`fill_lines`), int32; cached."""
         if "filled" not in self.cache:
-            self.cache["filled"] = fill_lines(self.labels)
+            narrow = self.filled16
+            self.cache["filled"] = fill_lines(self.labels) if narrow is None else narrow.astype(np.int32)
         return self.cache["filled"]
 
     @property
+    def filled16(self) -> np.ndarray | None:
+        """`filled` as uint16, None from 65535 regions on; cached."""
+        labels16 = self.labels16
+        if labels16 is None:
+            return None
+        if "filled16" not in self.cache:
+            self.cache["filled16"] = _fill(labels16)
+        return self.cache["filled16"]
+
+    @property
     def labels16(self) -> np.ndarray | None:
-        """`labels` as uint16 (what OpenCV histograms and remaps take), None from 65535 regions on."""
-        if self.count >= 65535:
+        """`labels` as uint16 (what OpenCV histograms, remaps and lookup tables take), None from 65535
+        regions on."""
+        if self.count >= NARROW:
             return None
         if "labels16" not in self.cache:
             self.cache["labels16"] = self.labels.astype(np.uint16)
         return self.cache["labels16"]
+
+    def per_pixel(self, table: np.ndarray, filled: bool = False) -> np.ndarray:
+        """`table[labels]` (or `table[filled]`): per-label values spread over the frame (`lookup`)."""
+        narrow = self.filled16 if filled else self.labels16
+        if narrow is not None:
+            return lookup(narrow, table)
+        return np.take(table, self.filled if filled else self.labels)
 
 
 def ink_u8(lineart: np.ndarray) -> np.ndarray:
@@ -63,7 +123,7 @@ def ink_u8(lineart: np.ndarray) -> np.ndarray:
     # OpenCV per-channel min: numpy's min(axis=-1) is ~50x slower on interleaved uint8; split the whole
     # RGBA (splitting the [..., :3] view makes OpenCV copy it first, 4x slower).
     r, g, b, _ = cv2.split(lineart)
-    return 255 - cv2.min(cv2.min(r, g), b)
+    return cv2.bitwise_not(cv2.min(cv2.min(r, g), b))
 
 
 def colored_line_mask(lineart: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -73,27 +133,46 @@ def colored_line_mask(lineart: np.ndarray, ink: np.ndarray) -> np.ndarray:
 
 def colored_line_u8(lineart: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """`colored_line_mask` as a 0/255 uint8 mask (what OpenCV masked operations take)."""
+    return line_layers(lineart, ink)[1]
+
+
+# Opaque line art over white paper: pixel chroma = line chroma * ink, so a line is colored where
+# chroma * 255 > ink * 80, i.e. (chroma being an integer) where chroma > floor(ink * 80 / 255).
+_CHROMA_OVER = (np.arange(256) * 80 // 255).astype(np.uint8)
+
+
+def line_layers(lineart: np.ndarray, ink: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(ink, colored, in_alpha) of an RGBA line-art frame from one split of its channels: `ink_u8`,
+    `colored_line_u8` and whether the lines are in alpha (the frame has transparency)."""
     r, g, b, alpha = cv2.split(lineart)  # OpenCV ops on planes: numpy reductions over axis -1 are slow
-    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
-    if cv2.minMaxLoc(alpha)[0] < 255:
+    lo = cv2.min(cv2.min(r, g), b)
+    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), lo)
+    in_alpha = cv2.minMaxLoc(alpha)[0] < 255
+    if ink is None:
+        ink = alpha if in_alpha else cv2.bitwise_not(lo)
+    if in_alpha:
         # Lines in alpha: the RGB is the line's own color.
-        return cv2.bitwise_and(cv2.compare(ink, 0, cv2.CMP_GT), cv2.compare(chroma, 80, cv2.CMP_GT))
-    # Opaque line art over white paper: pixel chroma = line chroma * ink, i.e. chroma * 255 > ink * 80
-    # (exact in 16 bits; it implies ink > 0).
-    return cv2.compare(
-        cv2.multiply(chroma, 255, dtype=cv2.CV_16U), cv2.multiply(ink, 80, dtype=cv2.CV_16U), cv2.CMP_GT
-    )
+        colored = cv2.bitwise_and(cv2.compare(ink, 0, cv2.CMP_GT), cv2.compare(chroma, 80, cv2.CMP_GT))
+    else:
+        colored = cv2.compare(chroma, cv2.LUT(ink, _CHROMA_OVER), cv2.CMP_GT)  # implies ink > 0
+    return ink, colored, bool(in_alpha)
 
 
 def segment(
     lineart: np.ndarray, gap_close: int = 2, min_region: int = 12, line_threshold: float = 0.4
 ) -> Segmentation:
     """Split an RGBA line-art frame into line-enclosed regions; see the module docstring."""
-    ink = ink_u8(lineart)
+    return segment_ink(ink_u8(lineart), gap_close, min_region, line_threshold)
+
+
+def segment_ink(
+    ink: np.ndarray, gap_close: int = 2, min_region: int = 12, line_threshold: float = 0.4
+) -> Segmentation:
+    """`segment` of a frame whose ink (`ink_u8`) is known."""
     thr = max(1, round(line_threshold * 255))
     lines = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY)[1]  # 0/1 uint8: ink >= thr
-    free = 1 - lines
-    n, labels = cv2.connectedComponents(free, connectivity=4, ltype=cv2.CV_32S)
+    free = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY_INV)[1]
+    labels, n = _components(free, 4)
     if gap_close > 0 and n > 1:
         labels, n = _split_leaks(labels, n, lines, free, gap_close)
     areas = _areas(labels, n)
@@ -101,25 +180,30 @@ def segment(
     if drop.any():
         keep = ~drop
         keep[0] = False
-        lut = np.zeros(len(areas), np.int32)
-        lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-        labels = lut[labels]
         count = int(keep.sum())
+        lut = np.zeros(len(areas), labels.dtype)
+        lut[keep] = np.arange(1, count + 1)
+        labels = lookup(labels, lut)
         new_areas = np.zeros(count + 1, np.int64)
         new_areas[1:] = areas[keep]
         new_areas[0] = labels.size - new_areas[1:].sum()
         areas = new_areas
     else:
         count = n - 1
-    return Segmentation(labels=labels, count=count, areas=areas, ink=ink)
+    seg = Segmentation(labels=labels.astype(np.int32), count=count, areas=areas, ink=ink)
+    if count < NARROW:
+        seg.cache["labels16"] = labels if labels.dtype == np.uint16 else labels.astype(np.uint16)
+    return seg
 
 
-def _areas(labels: np.ndarray, n: int) -> np.ndarray:
-    """Pixel count per label 0..n-1 (int64); a 16-bit histogram where exact, it is ~4x faster than bincount."""
-    if n < 65535 and labels.size < 1 << 24:
-        hist = cv2.calcHist([labels.astype(np.uint16)], [0], None, [n], [0, n])
-        return hist.ravel().astype(np.int64)
-    return np.bincount(labels.ravel(), minlength=n).astype(np.int64)
+def _areas(labels: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Pixel count per label 0..n-1 (int64), of the pixels where the uint8 mask `where` is non-zero if
+    given (fewer pixels, less work); a 16-bit histogram where exact, it is ~4x faster than bincount."""
+    if n < NARROW and labels.size < 1 << 24:
+        narrow = labels if labels.dtype == np.uint16 else labels.astype(np.uint16)
+        return cv2.calcHist([narrow], [0], where, [n], [0, n]).ravel().astype(np.int64)
+    flat = labels.ravel() if where is None else labels[where > 0]
+    return np.bincount(flat, minlength=n).astype(np.int64)
 
 
 def _speckles(labels: np.ndarray, areas: np.ndarray, lines: np.ndarray, min_region: int) -> np.ndarray:
@@ -133,12 +217,12 @@ def _speckles(labels: np.ndarray, areas: np.ndarray, lines: np.ndarray, min_regi
     drop[0] = False
     if not drop.any():
         return drop
-    n8, comp = cv2.connectedComponents(lines, connectivity=8, ltype=cv2.CV_32S)
-    comp_area = _areas(comp, n8)
+    comp, n8 = _components(lines, 8)
+    comp_area = _areas(comp, n8, lines)  # counted on line pixels only (the rest is label 0)
     comp_area[0] = 0
-    tiny = np.take(drop.view(np.uint8), labels)  # 0/1 on pixels of small regions
-    wide = len(areas) >= 65535
-    tiny_labels = cv2.copyTo(labels.astype(np.float32 if wide else np.uint16), tiny)  # 0 elsewhere
+    tiny = lookup(labels, drop.view(np.uint8))  # 0/1 on pixels of small regions
+    wide = labels.dtype != np.uint16
+    tiny_labels = cv2.copyTo(labels.astype(np.float32) if wide else labels, tiny)  # 0 elsewhere
     near = cv2.dilate(tiny_labels, _CROSS)  # a line pixel next to a small region: that region's label
     pts = cv2.findNonZero(cv2.bitwise_and(lines, cv2.compare(near, 0, cv2.CMP_GT)))
     biggest = np.zeros(len(areas), np.int64)  # largest ink component touching each small region
@@ -165,7 +249,7 @@ def neighbour_regions(
         return out
     labels = seg.labels
     h, w = labels.shape
-    mask = np.take(which.view(np.uint8), labels)
+    mask = seg.per_pixel(which.view(np.uint8))
     pts = cv2.findNonZero(mask)
     if pts is None:
         return out
@@ -205,33 +289,35 @@ def _split_leaks(
     meeting at a neck are merged back, so closed line art keeps its regions.
 
     Returns (labels, n): a split region keeps its label for the part with the lowest core id, its other
-    parts get the labels n, n+1, ... (so labels stay dense). Work is uint16 below 65535 cores (float32
+    parts get the labels n, n+1, ... (so labels stay dense; uint16 below NARROW labels, else int32; the
+    `labels` given are updated in place when the type stays). Work is uint16 below 65535 cores (float32
     above) and OpenCV on masks, so a frame-sized leaking region costs a few milliseconds at 1080p.
     """
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.subtract(free, cv2.dilate(lines, disc))
-    nb, cores = cv2.connectedComponents(core, connectivity=4, ltype=cv2.CV_32S)
+    cores, nb = _components(core, 4)
     if nb <= 2:
         return labels, n
-    region_of_core = np.zeros(nb, np.int32)
-    region_of_core[cores.ravel()] = labels.ravel()  # a core lies in one region; index 0 is junk
+    region_of_core = _region_of_core(cores, nb, labels)
     per_region = np.bincount(region_of_core[1:], minlength=n)
     per_region[0] = 0
     split = per_region >= 2
     if not split.any():
         return labels, n
-    inside_all = np.take(split.view(np.uint8), labels)
+    inside_all = lookup(labels, split.view(np.uint8))
     x0, y0, bw, bh = cv2.boundingRect(inside_all)
     box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
     inside = inside_all[box]
-    small = nb < 65535
-    seeds = cv2.copyTo(cores[box].astype(np.uint16 if small else np.float32), inside)
+    small = cores.dtype == np.uint16  # nb < NARROW
+    seeds = cv2.copyTo(cores[box] if small else cores[box].astype(np.float32), inside)
     reach = cv2.dilate(seeds, disc)
     hi = cv2.dilate(reach, _CROSS)
     if small:
         # Smallest positive neighbour: erode (reach - 1) with 0 wrapping to 65535 ("none"), then + 1 saturated.
         big = 65535
-        lo = cv2.add(cv2.erode(reach - np.uint16(1), _CROSS), 1)
+        lo = reach - np.uint16(1)
+        cv2.erode(lo, _CROSS, dst=lo)
+        cv2.add(lo, 1, dst=lo)
     else:
         big = nb + 1
         lo = cv2.erode(np.where(reach > 0, reach, np.float32(big)), _CROSS)
@@ -253,7 +339,7 @@ def _split_leaks(
     grown = reach
     pts = cv2.findNonZero(todo)
     if pts is not None:
-        npcs, pcs = cv2.connectedComponents(todo, connectivity=4, ltype=cv2.CV_32S)
+        pcs, npcs = _components(todo, 4)
         pts = pts.reshape(-1, 2)
         px, py = pts[:, 0], pts[:, 1]
         pid = pcs[py, px]
@@ -262,8 +348,7 @@ def _split_leaks(
         pmin = np.full(npcs, big, np.float64)
         np.minimum.at(pmin, pid, lo[py, px])
         pmin[pmin >= big] = pmax[pmin >= big]
-        grown = reach.copy()
-        grown[py, px] = pmin[pid]
+        grown[py, px] = pmin[pid]  # (reach is not needed any more)
         meet = np.flatnonzero((pmin > 0) & (pmin < pmax))
         if len(meet):
             cnt = np.bincount(pid, minlength=npcs)
@@ -300,12 +385,29 @@ def _split_leaks(
     label_of_root[extra] = n + np.arange(len(extra), dtype=np.int32)
     if not len(extra):
         return labels, n  # every split region's cores were merged back: nothing changes
-    core_label = label_of_root[roots]
+    total = n + len(extra)
+    out = labels if total < NARROW else labels.astype(np.int32)
+    core_label = label_of_root[roots].astype(out.dtype)
     core_label[~in_split] = 0
-    new = np.take(core_label, grown if small else grown.astype(np.int64))
-    out = labels.copy()
+    new = lookup(grown, core_label) if small else np.take(core_label, grown.astype(np.int64))
     cv2.copyTo(new, inside, out[box])
-    return out, n + len(extra)
+    return out, total
+
+
+def _region_of_core(cores: np.ndarray, nb: int, labels: np.ndarray) -> np.ndarray:
+    """The region (label in `labels`) of each of the `nb` cores (index 0: none). A core lies inside one
+    region, so one pixel of it tells: a sparse grid finds most cores, the pixels of the others the rest."""
+    out = np.zeros(nb, labels.dtype)
+    step = 4
+    out[cores[::step, ::step].ravel()] = labels[::step, ::step].ravel()
+    found = np.zeros(nb, bool)
+    found[cores[::step, ::step].ravel()] = True
+    found[0] = True
+    if not found.all():  # cores too small for the grid
+        pts = cv2.findNonZero(lookup(cores, (~found).view(np.uint8))).reshape(-1, 2)
+        out[cores[pts[:, 1], pts[:, 0]]] = labels[pts[:, 1], pts[:, 0]]
+    out[0] = 0
+    return out
 
 
 def _ring(r: int) -> np.ndarray:
@@ -327,17 +429,22 @@ def _crossings(lines: np.ndarray, y: int, x: int, ring: np.ndarray) -> int:
 
 
 def fill_lines(labels: np.ndarray, steps: int = 3) -> np.ndarray:
-    """Give line pixels the label of a neighbouring region (nearest region for thick ink areas).
+    """Give line pixels the label of a neighbouring region (nearest region for thick ink areas), int32.
 
     Up to `steps` rounds of "a line pixel takes its largest 4-neighbour label", then the nearest labelled
     pixel (distance transform) for what is left. uint16 OpenCV masked copies below 65535 labels.
     """
-    wide = int(labels.max(initial=0)) >= 65535
+    return _fill(labels, steps).astype(np.int32)
+
+
+def _fill(labels: np.ndarray, steps: int = 3) -> np.ndarray:
+    """`fill_lines` as uint16 below 65535 labels (uint16 labels stay so), float32 above."""
+    wide = labels.dtype != np.uint16 and int(labels.max(initial=0)) >= 65535
     out = labels.astype(np.float32 if wide else np.uint16)
     for _ in range(steps):
         todo = cv2.compare(out, 0, cv2.CMP_EQ)
         if not cv2.countNonZero(todo):
-            return out.astype(np.int32)
+            return out
         cv2.copyTo(cv2.dilate(out, _CROSS), todo, out)  # 0 where no labelled neighbour: stays to do
     todo = cv2.compare(out, 0, cv2.CMP_EQ)
     left = cv2.countNonZero(todo)
@@ -347,4 +454,4 @@ def fill_lines(labels: np.ndarray, steps: int = 3) -> np.ndarray:
         src = out[todo == 0]  # labelled pixels in scan order = DIST_LABEL_PIXEL ids 1..k
         lut = np.concatenate([np.zeros(1, out.dtype), src])
         cv2.copyTo(np.take(lut, nearest), todo, out)
-    return out.astype(np.int32)
+    return out
