@@ -127,7 +127,11 @@ class Correspondence:
         fx[:n] = (np.asarray(xs) + 0.5) * sx - 0.5
         fy[:n] = (np.asarray(ys) + 0.5) * sy - 0.5
         flow = cv2.remap(
-            self.flow, fx.reshape(rows, cols), fy.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            self.flow,
+            fx.reshape(rows, cols),
+            fy.reshape(rows, cols),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
         ).reshape(-1, 2)[:n]
         return flow / np.array([sx, sy], np.float32) + np.stack([xs, ys], axis=1).astype(np.float32)
 

@@ -54,6 +54,16 @@ class Slow(Fake):
         return super().colorize(batch)
 
 
+class Timed(Fake):
+    """Says how long each frame took (frame 1001: 0.001 s, 1002: 0.002 s, ...)."""
+
+    def colorize(self, batch):
+        out = super().colorize(batch)
+        for r in out:
+            r.seconds = (r.frame - 1000) / 1000
+        return out
+
+
 class Float64(Fake):
     """Returns float64 images (a bug)."""
 

@@ -103,6 +103,11 @@ def test_chunks_give_identical_bytes(frames):
         assert np.array_equal(res.image, by_frame[res.frame])
 
 
+def test_each_frame_says_its_own_engine_time(frames):
+    results = _run(frames, (0,), Settings(), range(3), batch=3)
+    assert all(r.seconds is not None and r.seconds > 0 for r in results)
+
+
 def test_unresolved_color_and_count(frames):
     settings = Settings(flat=FlatSettings(unresolved_color="#00ff00"))
     # No keyframe, no references: every region is unresolved and painted the visible color.

@@ -80,6 +80,12 @@ def test_engine_info_keys_never_collide_with_event_fields(shot):
     assert [e["frame"] for e in done] == [1001, 1002, 1003, 1004]
 
 
+def test_frame_events_carry_the_seconds_the_engine_measured(shot):
+    _, events, _ = run(shot, fake_engines.Timed, frames="1001-1004", batch=4)
+    done = {e["frame"]: e["seconds"] for e in events if e["event"] == "frame_done"}
+    assert done == {1001: 0.001, 1002: 0.002, 1003: 0.003, 1004: 0.004}
+
+
 def test_quality_gate_fails_frames_over_the_limit_after_writing_them(shot):
     summary, events, human = run(shot, fake_engines.Unresolved, frames="1001-1010", max_unresolved=2)
     assert_one_summary(events)

@@ -157,7 +157,12 @@ def _pair_votes(cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspo
     nc = cur.count + 1
     sampled, xs, ys = vote_pixels(cur)
     landed = cv2.remap(
-        prev16, where.sampled(VOTE_STEP), None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        prev16,
+        where.sampled(VOTE_STEP),
+        None,
+        cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
     # A 1-D histogram of cur * np_ + prev (uint16 keys when they fit, else float32, exact below 2^24):
     # several times faster than a 2-D calcHist or a bincount of int64 keys.
@@ -175,7 +180,9 @@ def _pair_votes(cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspo
         py = np.clip(pos[:, 1], -1, h).astype(np.intp)
         inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
         prev_label = np.where(inside, prev16[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)], 0)
-        cur_label = cur.labels16[ys, xs].astype(np.intp)
+        cur16 = cur.labels16
+        assert cur16 is not None  # vote_pixels needs uint16 labels
+        cur_label = cur16[ys, xs].astype(np.intp)
         exact = np.bincount(cur_label * np_ + prev_label, minlength=nc * np_).reshape(nc, np_)
         small = np.zeros(nc, bool)
         small[cur_label] = True
