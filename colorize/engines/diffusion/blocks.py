@@ -78,7 +78,8 @@ class DownBlock(nn.Module):
 
 
 class DownPath:
-    """conv_in + down_blocks, as in the UNet's encoder half: a mixin for the UNet and the reference encoders.
+    """Timestep embedding, conv_in and down_blocks, as in the UNet's encoder half: a mixin for the UNet and the
+    reference encoders.
 
     `build_down_path(self.config)` (from the component's `__init__`, after `super().__init__()`) creates the modules
     and sets `skip_channels` (output width of every input block, official order), `attention_downsampling`
@@ -86,17 +87,21 @@ class DownPath:
     downsample), `out_channels` and `out_downsampling`.
     """
 
+    time_proj: Timesteps
+    time_embedding: TimestepEmbedding
     conv_in: nn.Conv2d
     down_blocks: nn.ModuleList
 
     def build_down_path(self, config: Any) -> None:
-        """Create conv_in and down_blocks from a component config (the fields of `config.V2_DOWN_PATH`)."""
+        """Create the timestep embedding, conv_in and down_blocks from a component config (the fields of
+        `config.V2_DOWN_PATH`)."""
         in_channels, model_channels = config.in_channels, config.model_channels
         channel_mult, num_res_blocks = list(config.channel_mult), config.num_res_blocks
         attention_resolutions = list(config.attention_resolutions)
         num_head_channels, context_dim = config.num_head_channels, config.context_dim
         transformer_depth, groups = config.transformer_depth, NORM_GROUPS
         temb = model_channels * 4
+        self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.skip_channels = [model_channels]
         self.attention_downsampling: list[int] = []
@@ -125,6 +130,12 @@ class DownPath:
         self.down_blocks = nn.ModuleList(blocks)
         self.out_channels = ch
         self.out_downsampling = ds
+
+    def time_embed(self, timestep: torch.Tensor | int, batch: int) -> torch.Tensor:
+        """Timestep embedding (batch, 4·model_channels) of a scalar or per-sample timestep."""
+        weight = self.conv_in.weight
+        t = torch.as_tensor(timestep, device=weight.device).reshape(-1).expand(batch)
+        return self.time_embedding(self.time_proj(t).to(weight.dtype))
 
     def run(
         self,

@@ -18,7 +18,7 @@ from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .blocks import DownPath, make_time_embedding
+from .blocks import DownPath
 
 
 def decoder_channels(model_channels: int, channel_mult: Sequence[int], num_res_blocks: int) -> list[int]:
@@ -45,7 +45,6 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]
     ):
         super().__init__()
         self.build_down_path(self.config)
-        self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         self.class_embedding = TimestepEmbedding(adm_in_channels, model_channels * 4)
         if style_modulation:
             widths = decoder_channels(model_channels, list(channel_mult), num_res_blocks)
@@ -66,8 +65,7 @@ class ReferenceEncoder(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]
     ) -> list[torch.Tensor]:
         """Outputs of every input block's head, in decoder order."""
         b = latent.shape[0]
-        t = torch.as_tensor(timestep, device=latent.device).reshape(-1).expand(b)
-        temb = self.time_embedding(self.time_proj(t).to(self.dtype))
+        temb = self.time_embed(timestep, b)
         temb = temb + self.class_embedding(size_embedding.to(self.dtype).expand(b, -1))
         hidden = self.run(latent.to(self.dtype), temb, context.to(self.dtype))
         outputs = []

@@ -27,7 +27,7 @@ from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from .attention import SelfAttnProcessor, SplitLoRA, SplitSettings
-from .blocks import NORM_GROUPS, DownPath, make_resnet, make_time_embedding, make_transformer
+from .blocks import NORM_GROUPS, DownPath, make_resnet, make_transformer
 
 
 class SkipInjector(nn.Module):
@@ -150,7 +150,6 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # 
         super().__init__()
         self.build_down_path(self.config)
         temb = model_channels * 4
-        self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         ch = self.out_channels
         ds = self.out_downsampling
 
@@ -217,14 +216,6 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # 
             self.attention_scale_factors = [float(f) for f in attention_scale_factors]
         else:
             self.attention_scale_factors = [1.0 / d for d in attention_downsampling]
-
-    def time_embed(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
-        """Timestep embedding (B, 4·model_channels)."""
-        timestep = torch.as_tensor(timestep, device=self.conv_in.weight.device)
-        if timestep.ndim == 0:
-            timestep = timestep[None]
-        timestep = timestep.expand(batch)
-        return self.time_embedding(self.time_proj(timestep).to(self.dtype))
 
     def forward(
         self,
