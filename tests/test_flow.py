@@ -49,3 +49,25 @@ def test_plain_flow_and_occlusion_mask_are_consistent():
     backward, forward = flow.line_flow(ib, ia), flow.line_flow(ia, ib)
     assert np.median(backward[..., 0]) < -2.0  # b(x) = a(x - 3): the flow points back
     assert flow.occlusion_mask(backward, forward, 1.5).mean() < 0.1
+
+
+def test_a_correspondence_reads_the_same_map_in_full_on_a_grid_and_at_points():
+    """The reduced-size flow read three ways gives one map: `sampled(step)` and `at(xs, ys)` equal `full()`
+    at those pixels, for an odd-sized frame and a flow at about a third of its size (non-integer ratios).
+    OpenCV's remap/warpAffine place sample positions on a 1/32-pixel lattice, so the reads may differ from
+    `full()` by the flow's change over 1/64 of a (reduced) pixel along each axis, and by no more."""
+    h, w = 181, 323
+    rng = np.random.default_rng(0)
+    coarse = rng.normal(0, 3, (12, 20, 2)).astype(np.float32)
+    small = cv2.resize(coarse, (w // 3, h // 3), interpolation=cv2.INTER_CUBIC)
+    gx = np.abs(np.diff(small, axis=1)).max()
+    gy = np.abs(np.diff(small, axis=0)).max()
+    tol = (gx + gy) / 64 * max(w / small.shape[1], h / small.shape[0]) + 1e-4
+    where = flow.Correspondence(small, (h, w))
+    full = where.full()
+    assert full.shape == (h, w, 2)
+    for step in (1, 2, 3):
+        np.testing.assert_allclose(where.sampled(step), full[::step, ::step], atol=tol, rtol=0)
+    ys, xs = rng.integers(0, h, 5000), rng.integers(0, w, 5000)
+    np.testing.assert_allclose(where.at(xs, ys), full[ys, xs], atol=tol, rtol=0)
+    assert where.at(np.zeros(0, int), np.zeros(0, int)).shape == (0, 2)
