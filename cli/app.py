@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from typing import Any
 
 # Never reach a model hub: everything loads from local folders (set before transformers/diffusers load).
 for _flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "DIFFUSERS_OFFLINE"):
@@ -18,7 +20,8 @@ from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
 from colorize import __version__  # noqa: E402
-from colorize.errors import ExitCode  # noqa: E402
+from colorize.errors import ExitCode, OutputClosed  # noqa: E402
+from colorize.events import Events  # noqa: E402
 
 app = typer.Typer(
     name="colorize",
@@ -56,8 +59,36 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _open_standard_streams() -> None:
+    """Point a closed stdin, stdout or stderr (`colorize shot … 2>&-`) at /dev/null.
+
+    Otherwise Python starts with that stream as None (the first message would crash the run) and the
+    next file opened takes its descriptor, so anything written "to stdout" would land in an output frame.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (lives as long as sys)
+
+
+def _usage_error_event(ctx: Any, message: str) -> None:
+    """`colorize shot … --json`: a command line refused by the parser is an `error` event too (README:
+    a wrapper gets error events or run_start … summary, whatever went wrong)."""
+    command = getattr(ctx, "command", None)
+    if getattr(command, "name", None) == "shot" and "--json" in sys.argv[1:]:
+        with contextlib.suppress(OutputClosed):
+            Events(json_stream=sys.stdout).emit("error", error=message, exit_code=int(ExitCode.USAGE))
+
+
 def main() -> None:
     """Console-script entry point: usage errors exit 2, bugs exit 70 with one line (no traceback)."""
+    _open_standard_streams()
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)
@@ -67,6 +98,7 @@ def main() -> None:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         if message:  # empty when help was shown instead (a command run without arguments)
             sys.stderr.write(f"colorize: error: {message}{hint}\n")
+            _usage_error_event(ctx, message)
         code = getattr(error, "exit_code", int(ExitCode.USAGE))
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("colorize: interrupted\n")

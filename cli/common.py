@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 from typer.models import OptionInfo
 
-from colorize.errors import CheckFailed, ColorizeError, ExitCode, OutputClosed
+from colorize.errors import CheckFailed, ColorizeError, ExitCode, Interrupted, OutputClosed
 from colorize.events import Events
 
 
@@ -152,16 +152,24 @@ def errors_to_exit(events: Events | None = None) -> Iterator[None]:
     try:
         yield
     except ColorizeError as error:
-        if events is None:
-            report_error(error)
-        else:
-            try:
-                for line, code in problem_lines(error):
-                    events.emit("error", error=line, exit_code=int(code))
-            except OutputClosed:
-                pass
-            events.close()
+        _report(error, events)
         raise typer.Exit(int(error.exit_code)) from None
     except KeyboardInterrupt:
-        sys.stderr.write("colorize: interrupted\n")
+        # Before the run started (validating a long shot, loading): an `error` event, so an event stream
+        # still ends in either `error` events or a summary. During the run the runner makes the summary.
+        _report(
+            Interrupted("interrupted" if events is None else "interrupted before the run started"), events
+        )
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+def _report(error: ColorizeError, events: Events | None) -> None:
+    if events is None:
+        report_error(error)
+        return
+    try:
+        for line, code in problem_lines(error):
+            events.emit("error", error=line, exit_code=int(code))
+    except OutputClosed:
+        pass
+    events.close()

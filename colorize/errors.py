@@ -98,6 +98,12 @@ class QualityGateFailed(ColorizeError):
     exit_code = ExitCode.QUALITY
 
 
+class Interrupted(ColorizeError):
+    """Ctrl-C / SIGINT / SIGTERM stopped the command."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class OutputClosed(ColorizeError):
     """The reader of stdout (or stderr) went away; the run stops quietly."""
 

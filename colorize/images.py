@@ -37,6 +37,8 @@ def _open(path: Path) -> Image.Image:
         raise MissingInputError(f"{path}: file not found") from None
     except OSError as error:
         raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
+    if path.is_dir():
+        raise MissingInputError(f"{path}: a folder, not an image file")
     if size == 0:
         raise InputDataError(f"{path}: empty file (0 bytes)")
     try:

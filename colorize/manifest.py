@@ -110,6 +110,8 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[tuple, int]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MissingInputError(f"{path}: manifest not found") from None
+    except IsADirectoryError:
+        raise MissingInputError(f"{path}: a folder, not a manifest file (refs.yaml)") from None
     except UnicodeDecodeError:
         raise ManifestError([f"{path}: not a text file (UTF-8 expected)"]) from None
     except OSError as error:

@@ -105,7 +105,11 @@ def parse_frame_range(text: str) -> list[int]:
     """Frames of a fileseq range such as `1001-1048`, `1001-1048x2`, `1,3,5-7`; sorted, unique."""
     try:
         frames = fileseq.FrameSet(text.strip())
-    except (fileseq.ParseException, fileseq.MaxSizeException, ValueError):
+    except fileseq.MaxSizeException:
+        raise UsageError(
+            f"--frames {text!r}: too many frames (at most {fileseq.constants.MAX_FRAME_SIZE:,})"
+        ) from None
+    except (fileseq.ParseException, ValueError):
         raise UsageError(
             f"--frames {text!r}: not a frame range (examples: 1001-1048, 1001-1048x2, 1001,1005,1010-1012)"
         ) from None

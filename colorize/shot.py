@@ -30,7 +30,7 @@ from colorize.errors import (
     OutputError,
     UsageError,
 )
-from colorize.images import image_size, verify_image
+from colorize.images import IMAGE_EXTS, image_size, verify_image
 from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines
 from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
 from colorize.settings import Settings, merge_layers
@@ -229,7 +229,7 @@ def plan_shot(
             )
         )
 
-    if frames:
+    if frames is not None:  # an empty --frames "" (an unset farm variable) selects nothing, not the shot
         wanted = parse_frame_range(frames)
         outside = [f for f in wanted if f not in line_paths]
         if outside:
@@ -242,6 +242,17 @@ def plan_shot(
         selected = all_frames
 
     output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
+    suffix = os.path.splitext("frame" + output.tail)[1].lower()  # tail: ".png", "_v2.png", ""
+    if suffix not in IMAGE_EXTS:
+        key = "output" if manifest.output else "output (default: the lineart's file type)"
+        problems.append(
+            ManifestError(
+                [
+                    f"{manifest_path}: {key}: {output.text!r}: colorize writes {', '.join(IMAGE_EXTS)} files, "
+                    f"not {suffix or 'files without an extension'}"
+                ]
+            )
+        )
     if (output.folder.resolve(), output.head, output.tail) == (
         lineart.folder.resolve(),
         lineart.head,
@@ -291,8 +302,7 @@ def plan_shot(
     characters = []
     for name, entry in manifest.characters.items():
         ref = base / entry.reference
-        if not ref.is_file():
-            problems.append(MissingInputError(f"{ref}: reference of character {name!r} not found"))
+        _require_file(ref, f"reference of character {name!r}", problems)
         mask = parse_pattern(entry.mask, base) if entry.mask else None
         if mask is not None:
             if mask.is_sequence:
@@ -308,20 +318,17 @@ def plan_shot(
                             f"{mask.path(missing[0])}: mask of {name!r} missing for frames {frame_range_text(missing)}"
                         )
                     )
-            elif not mask.path().is_file():
-                problems.append(MissingInputError(f"{mask.path()}: mask of character {name!r} not found"))
+            else:
+                _require_file(mask.path(), f"mask of character {name!r}", problems)
         reference_mask = base / entry.reference_mask if entry.reference_mask else None
-        if reference_mask is not None and not reference_mask.is_file():
-            problems.append(
-                MissingInputError(f"{reference_mask}: reference_mask of character {name!r} not found")
-            )
+        if reference_mask is not None:
+            _require_file(reference_mask, f"reference_mask of character {name!r}", problems)
         characters.append(CharacterPlan(name, ref, mask, reference_mask))
 
     background = None
     if manifest.background and manifest.background.reference:
         background = base / manifest.background.reference
-        if not background.is_file():
-            problems.append(MissingInputError(f"{background}: background reference not found"))
+        _require_file(background, "background reference", problems)
 
     plan = ShotPlan(
         manifest_path=manifest_path,
@@ -352,6 +359,14 @@ def plan_shot(
     if not collect:
         raise_problems(problems)
     return plan
+
+
+def _require_file(path: Path, what: str, problems: list[ColorizeError]) -> None:
+    """A file the manifest names must be a file: one problem line if it is missing or a folder."""
+    if path.is_dir():
+        problems.append(MissingInputError(f"{path}: {what} is a folder, not an image file"))
+    elif not path.is_file():
+        problems.append(MissingInputError(f"{path}: {what} not found"))
 
 
 def _output_pattern(
@@ -438,18 +453,20 @@ def validate_plan(
         if c.mask.is_sequence:
             for f in frames:
                 same_size(c.mask.path(f), f"mask of {c.name!r} for frame {f}")
-        elif c.name not in single_masks_done:
+        elif c.name not in single_masks_done and not (collect and not c.mask.path().is_file()):
             single_masks_done.add(c.name)
             same_size(c.mask.path(), f"mask of {c.name!r}")
     for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
-        if collect and not ref.exists():
+        if collect and not ref.is_file():  # plan_shot reported it
             continue
         try:
             read(ref)
         except ColorizeError as error:
             problems.append(error)
     for c in plan.characters:
-        if c.reference_mask is None or (collect and not (c.reference_mask.exists() and c.reference.exists())):
+        if c.reference_mask is None or (
+            collect and not (c.reference_mask.is_file() and c.reference.is_file())
+        ):
             continue
         try:
             mask_hw, ref_hw = read(c.reference_mask), image_size(c.reference)

@@ -206,3 +206,42 @@ def test_shot_qa_folder_and_preview(shot, tmp_path):
     preview = runner.invoke(app, ["preview", str(shot / "color"), "--qa", str(qa), "--fps", "4"])
     assert preview.exit_code == 0, preview.output
     assert (shot / "color" / "preview.mp4").stat().st_size > 0
+
+
+def test_a_command_line_the_parser_refuses_is_an_error_event_with_json(shot, monkeypatch, capsys):
+    # The parser (Typer) refuses --batch 0 before the command runs; a wrapper reading --json still gets
+    # its one `error` event, as for every other refusal.
+    from colorize_cli.app import main
+
+    monkeypatch.setattr("sys.argv", ["colorize", "shot", str(shot), "--batch", "0", "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert exit_info.value.code == 2
+    assert [(e["event"], e["exit_code"]) for e in events] == [("error", 2)]
+    assert "--batch" in events[0]["error"] and err.count("colorize: error: ") == 1
+
+
+def test_interrupted_before_the_run_started_is_an_error_event(shot, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C / SIGTERM while a long shot is being validated
+
+    monkeypatch.setattr("colorize_cli.shot.validate_plan", interrupted)
+    result = runner.invoke(app, ["shot", str(shot), "--json"])
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 130
+    assert [(e["event"], e["exit_code"]) for e in events] == [("error", 130)]
+    assert "interrupted" in events[0]["error"]
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_run_with_stdout_or_stderr_closed_still_colors_the_frames(shot, closed):
+    # `colorize shot … 2>&-` (a daemon without a terminal): Python would start with sys.stderr None and
+    # the next file opened (an output frame) would take its descriptor.
+    import os
+
+    proc = run_cli("shot", str(shot), "--json", "--frames", "1001-1003", preexec_fn=lambda: os.close(closed))
+    assert proc.returncode == 0, proc.stderr
+    for f in (1001, 1002, 1003):
+        Image.open(shot / "color" / f"sh001.{f}.png").verify()  # whole PNGs, nothing else written into them
