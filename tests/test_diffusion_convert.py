@@ -274,6 +274,18 @@ def test_other_model(small, tmp_path):
     _one_error_line(_convert(small, tmp_path, path), "not a ColorizeDiffusion checkpoint")
 
 
+def test_a_folder_or_a_file_of_another_kind_is_named_as_such(small, tmp_path):
+    folder = tmp_path / "model"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    result = _convert(small, tmp_path, folder)
+    _one_error_line(result, f"{folder}: a folder, not a checkpoint file", "use it as --model")
+    assert result.exit_code == 66
+    notes = tmp_path / "refs.yaml"
+    notes.write_text("version: 1\n")
+    _one_error_line(_convert(small, tmp_path, notes), f"{notes}: not a checkpoint (neither safetensors nor")
+
+
 def test_missing_checkpoint(small, tmp_path):
     result = _convert(small, tmp_path, tmp_path / "nowhere.safetensors")
     _one_error_line(result, "not found")
@@ -292,3 +304,14 @@ def test_broken_model_folder(tmp_path):
         ColorizeDiffusionModel.from_pretrained(tmp_path / "m")
     _one_error_line(invoke("info", str(tmp_path / "m")), "unet")
     _one_error_line(invoke("info", str(tmp_path / "nothing")), "not found")
+    _one_error_line(invoke("info", str(weights)), "a file, not a model folder", "colorize model convert")
+
+
+def test_model_info_checks_every_weight_file(tmp_path):
+    from fake_engines import fake_model_folder
+
+    folder = fake_model_folder(tmp_path / "m")
+    clip = folder / "clip" / "model.safetensors"
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    clip.write_bytes(len(header).to_bytes(8, "little") + header + bytes(10))  # 6 bytes short
+    _one_error_line(invoke("info", str(folder)), f"{clip}: truncated (", "the header says")

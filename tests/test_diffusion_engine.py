@@ -277,6 +277,35 @@ def test_missing_or_incomplete_model_folder_is_one_line(shot, tiny_model, tmp_pa
     assert "colorize model convert" in result.stderr
 
 
+def test_a_damaged_weight_file_is_refused_before_the_run(shot, tiny_model, tmp_path):
+    # An interrupted copy of the model: `check` names the file and `shot` refuses it before run_start
+    # (a truncated clip/ weight file used to surface as an internal error from the loader).
+    _manifest(shot)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    weights = damaged / "clip" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    runner = CliRunner()
+    check = runner.invoke(app, ["check", str(shot), "--engine", "diffusion", "--model", str(damaged)])
+    assert check.exit_code == 65 and check.stderr.count("\n") == 1
+    assert f"{weights}: truncated (" in check.stderr
+    args = [
+        "shot",
+        str(shot),
+        "--engine",
+        "diffusion",
+        "--model",
+        str(damaged),
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
+    events = [json.loads(line) for line in runner.invoke(app, args).stdout.splitlines()]
+    assert [(e["event"], e["exit_code"]) for e in events] == [("error", 65)]
+    as_file = runner.invoke(app, ["check", str(shot), "--engine", "diffusion", "--model", str(weights)])
+    assert as_file.exit_code == 66 and "a file, not a model folder" in as_file.stderr
+
+
 def test_device_and_dtype_choice():
     import torch
 

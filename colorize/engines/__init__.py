@@ -95,6 +95,9 @@ def _diffusion_check(settings: Settings) -> None:
     from colorize.engines.diffusion.engine import check_model_folder  # torch, no weights
 
     check_model_folder(settings.model or "")
+    from colorize.engines.diffusion.planning import check_weight_files
+
+    check_weight_files(settings.model or "")
 
 
 def _diffusion_fingerprint(settings: Settings) -> str:

@@ -34,6 +34,15 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        already = (
+            " (it is a model folder already: use it as --model)"
+            if (path / "model_index.json").is_file()
+            else ""
+        )
+        raise MissingInputError(
+            f"{path}: a folder, not a checkpoint file (.safetensors, {', '.join(TORCH_SUFFIXES)}){already}"
+        )
     if not path.is_file():
         raise MissingInputError(f"{path}: not a file")
     if path.suffix in TORCH_SUFFIXES:
@@ -44,6 +53,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except SafetensorError as error:
+        if path.suffix != ".safetensors":
+            raise ModelError(
+                f"{path}: not a checkpoint (neither safetensors nor a torch file: {', '.join(TORCH_SUFFIXES)})"
+            ) from None
         raise ModelError(
             f"{path}: not a valid safetensors file, corrupt or truncated ({short_error(error)})"
         ) from None

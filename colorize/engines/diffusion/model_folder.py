@@ -25,8 +25,11 @@ def describe_model_folder(folder: str | Path) -> list[str]:
     """Human-readable lines about a model folder (reads configs and safetensors headers, no tensors)."""
     from safetensors import SafetensorError, safe_open
 
-    folder = Path(folder)
+    from .planning import check_weight_files, require_model_folder
+
+    folder = require_model_folder(folder)  # a checkpoint file given instead says how to convert it
     index = read_index(folder)
+    check_weight_files(folder)  # every weight file whole, clip/ included
 
     def config(name: str) -> dict:
         path = folder / name / "config.json"

@@ -29,6 +29,7 @@ from colorize.settings import Settings
 _SAMPLES, _BLOCK = 16, 64 * 1024
 _TEXT_SUFFIXES = {".json", ".txt", ".yaml", ".yml", ".model", ".merges", ".vocab"}
 _TEXT_LIMIT = 16 * 1024 * 1024
+_HEADER_LIMIT = 100 * 1024 * 1024  # safetensors' own bound on a header
 
 
 def depends_on(
@@ -123,9 +124,40 @@ def require_model_folder(folder: str | Path | None) -> Path:
             f"the manifest ({make})"
         )
     root = Path(folder)
+    if root.is_file():
+        raise MissingInputError(
+            f"{root}: a file, not a model folder; a checkpoint becomes one with "
+            f"`colorize model convert {root.name} --out DIR`"
+        )
     if not root.is_dir():
         raise MissingInputError(f"{root}: model folder not found ({make})")
     return root
+
+
+def check_weight_files(folder: str | Path) -> None:
+    """Raise ModelError unless every `.safetensors` file of a model folder is whole.
+
+    Reads only the headers: the data must end exactly where the header's last tensor ends, so a
+    truncated copy (an interrupted download or rsync) is refused before the run, by `check` too, with
+    the file named, instead of failing inside a loader.
+    """
+    root = require_model_folder(folder)
+    for path in sorted(root.rglob("*.safetensors")):
+        with open(path, "rb") as f:
+            header = _safetensors_header(f, path)
+        try:
+            entries = json.loads(header)
+            end = max(
+                (int(e["data_offsets"][1]) for k, e in entries.items() if k != "__metadata__"), default=0
+            )
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise ModelError(f"{path}: corrupt safetensors header") from None
+        size, expected = path.stat().st_size, 8 + len(header) + end
+        if size != expected:
+            what = "truncated" if size < expected else "longer than its tensors"
+            raise ModelError(
+                f"{path}: {what} ({size:,} bytes, the header says {expected:,}); copy or convert the model again"
+            )
 
 
 def model_fingerprint(folder: str | Path | None) -> str:
@@ -153,6 +185,8 @@ def _safetensors_header(f: BinaryIO, path: Path) -> bytes:
     if len(raw) < 8:
         raise ModelError(f"{path}: truncated safetensors file")
     (length,) = struct.unpack("<Q", raw)
+    if length > _HEADER_LIMIT:
+        raise ModelError(f"{path}: not a safetensors file (header length {length:,})")
     header = f.read(length)
     if len(header) != length:
         raise ModelError(f"{path}: truncated safetensors header")
