@@ -178,7 +178,7 @@ def eval_folder_cmd(
 
 def preview_cmd(
     out_dir: Path = typer.Argument(..., help="A rendered shot folder."),
-    fps: float = typer.Option(24.0, help="Frames per second of the mp4."),
+    fps: float = typer.Option(24.0, min=0.1, help="Frames per second of the mp4."),
     qa: Path | None = typer.Option(
         None,
         "--qa",

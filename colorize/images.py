@@ -257,7 +257,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        if isinstance(error, PermissionError):
+        if isinstance(error, (PermissionError, IsADirectoryError)):  # not the disk's fault: exit 73, not 74
             raise OutputError(f"{path}: cannot write ({error.strerror})") from None
         raise IOFailure(f"{path}: write failed ({error.strerror or error})") from None
 

@@ -12,6 +12,7 @@ user fixes a manifest in one pass.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -221,11 +222,13 @@ def plan_shot(
     if not line_paths:
         raise MissingInputError(f"{lineart.folder}: no frame matches lineart pattern {manifest.lineart!r}")
     all_frames = sorted(line_paths)
-    for gap in gaps(all_frames):
+    # One line per gap, however long (a 500-frame hole is one problem, not 500).
+    for _, run in itertools.groupby(enumerate(gaps(all_frames)), key=lambda item: item[1] - item[0]):
+        hole = [frame for _, frame in run]
+        which = f"frame {hole[0]} is" if len(hole) == 1 else f"frames {frame_range_text(hole)} are"
         problems.append(
             MissingInputError(
-                f"{lineart.path(gap)}: frame {gap} is missing from lineart sequence "
-                f"{frame_range_text(all_frames)}"
+                f"{lineart.path(hole[0])}: {which} missing from lineart sequence {frame_range_text(all_frames)}"
             )
         )
 

@@ -245,3 +245,8 @@ def test_a_run_with_stdout_or_stderr_closed_still_colors_the_frames(shot, closed
     assert proc.returncode == 0, proc.stderr
     for f in (1001, 1002, 1003):
         Image.open(shot / "color" / f"sh001.{f}.png").verify()  # whole PNGs, nothing else written into them
+
+
+def test_preview_refuses_a_frame_rate_of_zero(tmp_path):
+    result = runner.invoke(app, ["preview", str(tmp_path), "--fps", "0"])
+    assert result.exit_code == 2 and "--fps" in result.output

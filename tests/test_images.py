@@ -102,3 +102,12 @@ def test_alpha_and_16bit_outputs_round_trip(tmp_path):
     clear = np.zeros((16, 16, 4), np.uint16)  # transparent, 16 bits: JPEG gets white, 8 bits
     images.write_image(tmp_path / "c.jpg", clear)
     assert images.read_rgb(tmp_path / "c.jpg").min() > 250
+
+
+def test_writing_over_a_folder_is_an_output_error_not_an_io_failure(tmp_path):
+    from colorize.errors import OutputError
+
+    (tmp_path / "f.0001.png").mkdir()  # a folder where an output frame (or `plan --save` file) goes
+    with pytest.raises(OutputError, match="f.0001.png: cannot write"):
+        images.write_atomic(tmp_path / "f.0001.png", b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["f.0001.png"]  # no temporary left behind

@@ -76,3 +76,16 @@ def test_output_type_is_case_insensitive(shot):
 def test_refs_pointing_at_a_folder_says_so(shot):
     with pytest.raises(MissingInputError, match="a folder, not a manifest file"):
         plan_shot(shot / "refs")
+
+
+def test_a_hole_in_the_sequence_is_one_line_however_long(shot):
+    for f in (1005, 1010, 1011, 1012):
+        (shot / "lineart" / f"sh001.{f}.png").unlink()
+    result = runner.invoke(app, ["check", str(shot)])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == ExitCode.NO_INPUT
+    seq = "1001-1004,1006-1009,1013-1024"
+    assert lines == [
+        f"colorize: error: {shot}/lineart/sh001.1005.png: frame 1005 is missing from lineart sequence {seq}",
+        f"colorize: error: {shot}/lineart/sh001.1010.png: frames 1010-1012 are missing from lineart sequence {seq}",
+    ]
