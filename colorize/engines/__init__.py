@@ -93,10 +93,9 @@ def _diffusion_check(settings: Settings) -> None:
 
     require_model_folder(settings.model)
     from colorize.engines.diffusion.engine import check_model_folder  # torch, no weights
+    from colorize.engines.diffusion.planning import check_weight_files  # headers and file sizes only
 
     check_model_folder(settings.model or "")
-    from colorize.engines.diffusion.planning import check_weight_files
-
     check_weight_files(settings.model or "")
 
 
