@@ -64,7 +64,7 @@ class Provenance:
     def stale_reason(self, stored: Provenance | None) -> str | None:
         """Why an output made with `stored` is not what this record describes; None when it is."""
         if stored is None:
-            return "no provenance record (written by an older colorize or another tool)"
+            return "no provenance record (incomplete, or made by another tool or an older colorize)"
         if stored.engine != self.engine:
             return f"made by engine {stored.engine}"
         if stored.colorize != self.colorize:
