@@ -183,10 +183,10 @@ def check(
         h, w = size or (0, 0)
         keys = [f for f in plan.selected if f in plan.keyframe_paths]
         extra = [f for f in plan.reads if f not in set(plan.selected)]
-        reads = f", also reads {len(extra)} frames {frame_range_text(extra)}" if extra else ""
+        reads = f", also reads {_count(len(extra), 'frame')} {frame_range_text(extra)}" if extra else ""
         typer.echo(
-            f"ok: {plan.manifest_path}: {len(plan.selected)} frames {plan.selected_range}, {w}×{h}, "
-            f"{len(plan.characters)} characters, {len(keys)} keyframes, engine {plan.engine} "
+            f"ok: {plan.manifest_path}: {_count(len(plan.selected), 'frame')} {plan.selected_range}, {w}×{h}, "
+            f"{_count(len(plan.characters), 'character')}, {_count(len(keys), 'keyframe')}, engine {plan.engine} "
             f"({plan.engine_reason}){reads}"
         )
         first = plan.characters[0] if plan.characters else None
@@ -295,3 +295,8 @@ def register(app: typer.Typer) -> None:
     app.command(no_args_is_help=True)(status)
     app.command(no_args_is_help=True)(init)
     app.command()(schema)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 keyframe`, `3 keyframes`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
