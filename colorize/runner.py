@@ -51,7 +51,14 @@ import numpy as np
 
 from colorize import __version__, images
 from colorize.engines import batches_of, engine_spec
-from colorize.engines.base import Character, Engine, FrameInput, FrameResult, ShotContext
+from colorize.engines.base import (
+    Character,
+    Engine,
+    FrameInput,
+    FrameResult,
+    ShotContext,
+    reads_native_depth,
+)
 from colorize.errors import (
     ColorizeError,
     ExitCode,
@@ -119,8 +126,12 @@ class _Stop(Exception):
         self.error = error
 
 
-def shot_context(plan: ShotPlan, size: tuple[int, int], qa: bool = False) -> ShotContext:
-    """What engines may know of the whole shot; references are decoded here, once."""
+def shot_context(
+    plan: ShotPlan, size: tuple[int, int], qa: bool = False, native_depth: bool = False
+) -> ShotContext:
+    """What engines may know of the whole shot; references are decoded here, once. `native_depth`: line
+    art and keyframes load at their files' depth (`reads_native_depth`), else as 8-bit."""
+    read = images.read_image if native_depth else images.read_rgba
 
     def load_masks(frame: int) -> dict[str, np.ndarray]:
         return {c.name: images.read_mask(c.mask.path(frame)) for c in plan.characters if c.mask is not None}
@@ -140,8 +151,8 @@ def shot_context(plan: ShotPlan, size: tuple[int, int], qa: bool = False) -> Sho
         ),
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,
-        load_lineart=lambda f: images.read_rgba(plan.lineart_paths[f]),
-        load_keyframe=lambda f: images.read_rgba(plan.keyframe_paths[f]),
+        load_lineart=lambda f: read(plan.lineart_paths[f]),
+        load_keyframe=lambda f: read(plan.keyframe_paths[f]),
         load_masks=load_masks,
         qa=qa,
     )
@@ -282,6 +293,7 @@ class _Stream:
         self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
         self.write_failed: ColorizeError | None = None
         self.qa = QAWriter(qa_dir) if qa_dir is not None else None
+        self.native_depth = False  # the engine takes 16-bit frames at 16 bits (`reads_native_depth`)
 
     def _todo(self, overwrite: bool) -> list[tuple[int, str]]:
         """(frame, reason) of the frames to color; fresh ones are reported as skipped."""
@@ -306,7 +318,8 @@ class _Stream:
             return
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
-        colorizer.prepare(shot_context(self.plan, self.size, qa=self.qa is not None))
+        self.native_depth = reads_native_depth(colorizer, self.plan.settings)
+        colorizer.prepare(shot_context(self.plan, self.size, self.qa is not None, self.native_depth))
         self._notes(colorizer)
         plan = self.plan
         batches = batches_of(
@@ -434,7 +447,7 @@ class _Stream:
                 f = next(pending, None)
                 if f is None:
                     return
-                reads.append((f, reader.submit(_read_frame, self.plan, f, preprocess)))
+                reads.append((f, reader.submit(_read_frame, self.plan, f, preprocess, self.native_depth)))
 
         try:
             read_ahead()
@@ -670,14 +683,18 @@ def _make_folders(folders: set[Path]) -> None:
 
 
 def _read_frame(
-    plan: ShotPlan, frame: int, preprocess: Callable[[FrameInput], FrameInput] | None = None
+    plan: ShotPlan,
+    frame: int,
+    preprocess: Callable[[FrameInput], FrameInput] | None = None,
+    native_depth: bool = False,
 ) -> FrameInput:
     fp = plan.frame(frame)
+    read = images.read_image if native_depth else images.read_rgba
     frame_input = FrameInput(
         frame=frame,
-        lineart=images.read_rgba(fp.lineart),
+        lineart=read(fp.lineart),
         masks={name: images.read_mask(path) for name, path in fp.masks.items()},
-        keyframe=images.read_rgba(fp.keyframe) if fp.keyframe else None,
+        keyframe=read(fp.keyframe) if fp.keyframe else None,
     )
     return preprocess(frame_input) if preprocess is not None else frame_input
 

@@ -229,3 +229,11 @@ def transparent_background(color: np.ndarray) -> np.ndarray:
     """RGBA colors with the background (PALETTE[0]) transparent, as a production cel."""
     bg = (color == PALETTE[0]).all(axis=-1)
     return np.dstack([color, np.where(bg, 0, 255).astype(np.uint8)])
+
+
+def deep_color(frame: SynthFrame) -> np.ndarray:
+    """16-bit flat colors (H×W×3 uint16) that round to the frame's 8-bit colors, each shape instance with
+    its own low bytes (two stripes of one 8-bit color differ at 16 bits), as a 16-bit paint package's."""
+    inst = frame.regions.astype(np.int64)[..., None]
+    offset = (inst * 53 + np.arange(3) * 29) % 201 - 100  # |offset| <= 100 < 257 / 2: same 8-bit color
+    return np.clip(frame.color.astype(np.int64) * 257 + offset, 0, 65535).astype(np.uint16)

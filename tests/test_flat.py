@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from synth import (
     PALETTE,
     alpha_lines,
+    deep_color,
     finished,
     make_frame,
     make_overlap_frame,
@@ -18,8 +21,11 @@ from synth import (
 from colorize import images
 from colorize.engines.base import Character, FrameInput, ShotContext
 from colorize.engines.flat import FlatEngine, depends_on
+from colorize.events import Events
 from colorize.regions.segment import segment
+from colorize.runner import run_shot
 from colorize.settings import FlatSettings, Settings
+from colorize.shot import plan_shot, validate_plan
 
 H, W = 180, 320
 
@@ -340,3 +346,144 @@ def test_qa_overlay_marks_unresolved_regions():
     assert qa is not None and qa.shape[1] == W and qa.shape[0] > H  # the frame and a legend band
     paper = _paper(frames[1])
     assert (qa[:H][paper] == (255, 0, 255)).all(axis=-1).mean() > 0.95  # unresolved: solid magenta
+
+
+# -- 16-bit sources, 16-bit output -------------------------------------------------------------------------
+
+
+def _deep_key(frame) -> np.ndarray:
+    """A 16-bit RGBA keyframe of `frame`: its colors differ from 8-bit ones (and from each other, shape by
+    shape) in the low byte; lines composited at 16 bits."""
+    key = finished(frame, deep_color(frame))
+    return np.dstack([key, np.full(key.shape[:2], 65535, np.uint16)])
+
+
+@pytest.mark.parametrize("fill", ["flat", "auto", "texture"])
+def test_16_bit_keyframe_colors_come_out_exactly(fill):
+    a = make_frame(SH, SW, dots=4)
+    b = make_frame(SH, SW, shift=(6.0, 2.0), angle=2.0, dots=4)
+    key16 = _deep_key(a)
+    settings = Settings(flat=FlatSettings(fill=fill))
+    k16, p16 = _shot([a.lineart, b.lineart], {0: key16}, settings)
+    k8, p8 = _shot([a.lineart, b.lineart], {0: images.to_uint8(key16)}, settings)
+    assert k16.image.dtype == p16.image.dtype == np.uint16
+    pa, pb = _paper(a), _paper(b)
+    # The same decisions as from the keyframe rounded to 8 bits ...
+    assert np.array_equal(images.to_uint8(k16.image)[pa], k8.image[pa])
+    assert np.array_equal(images.to_uint8(p16.image)[pb], p8.image[pb])
+    # ... in the keyframe's own 16-bit colors: its frame pixel-exact off the lines (flat fill: wherever
+    # it is at 8 bits), and each region of the next frame in the exact color of the shape it came from
+    # (stripes of one 8-bit color keep their own low bytes).
+    exact = (k16.image[pa] == key16[pa][:, :3]).all(-1)
+    exact8 = (k8.image[pa] == images.to_uint8(key16)[pa][:, :3]).all(-1)
+    assert exact.all() if fill != "flat" else np.array_equal(exact, exact8)
+    right8 = (p8.image[pb] == b.color[pb]).all(-1)
+    assert right8.mean() > 0.99
+    assert np.array_equal((p16.image[pb] == deep_color(b)[pb]).all(-1), right8)
+
+
+@pytest.mark.parametrize("in_alpha", [False, True])
+def test_16_bit_lines_are_composited_at_16_bits(in_alpha):
+    # A soft line whose strength varies in the low byte, over a 16-bit color: the exact "over", to within
+    # rounding; at 8 bits the same line is off by up to a whole 8-bit step and more.
+    h, w = 40, 64
+    ramp = np.array([3000, 20000, 50000, 65535, 50000, 20000, 3001], np.int64)
+    ink = np.zeros((h, w), np.int64)
+    ink[17:24] = np.minimum(ramp[:, None] + np.arange(w) % 7 * 37, 65535)
+    color = np.array([0x1234, 0x56F0, 0x9ABC])
+    key = np.dstack([np.broadcast_to(color, (h, w, 3)), np.full((h, w), 65535)]).astype(np.uint16)
+    if in_alpha:  # the line's color in RGB, its strength in alpha
+        line = np.array([0x2000, 0x1111, 0x0A0A])
+        lineart = np.dstack([np.broadcast_to(line, (h, w, 3)), ink]).astype(np.uint16)
+    else:  # black on white paper
+        line = np.zeros(3)
+        lineart = np.dstack([65535 - ink] * 3 + [np.full((h, w), 65535)]).astype(np.uint16)
+    strength = ink[..., None] / 65535
+    expected = line * strength + color * (1 - strength)
+    (deep,) = _shot([lineart], {0: key}, Settings())
+    (flat,) = _shot([images.to_uint8(lineart)], {0: images.to_uint8(key)}, Settings())
+    assert deep.image.dtype == np.uint16
+    assert np.abs(deep.image[..., :3] - expected).max() <= 0.51
+    assert np.abs(images.to_uint16(flat.image)[..., :3] - expected).max() > 100
+
+
+MANIFEST16 = """version: 1
+lineart: line/s.####.png
+keyframes: keys/s.####.png
+output: out/s.####.png
+engine: flat
+"""
+
+
+def _deep_shot(root, line16: bool, key16: bool) -> list:
+    """A 4-frame shot on disk, keyframe at frame 0 (its 16-bit version, or that rounded to 8 bits); the
+    line art as 8-bit PNGs or the same values at 16 bits."""
+    frames = [make_frame(SH, SW, shift=(3.0 * i, 1.0 * i), angle=0.8 * i, dots=4) for i in range(4)]
+    (root / "line").mkdir(parents=True)
+    (root / "keys").mkdir()
+    for i, frame in enumerate(frames):
+        lineart = images.to_uint16(frame.lineart) if line16 else frame.lineart
+        images.write_image(root / "line" / f"s.{i:04d}.png", lineart)
+    key = _deep_key(frames[0])
+    images.write_image(root / "keys" / "s.0000.png", key if key16 else images.to_uint8(key))
+    (root / "refs.yaml").write_text(MANIFEST16)
+    return frames
+
+
+def _run_deep(root, out: str, depth: int, frames: str | None = None) -> dict:
+    plan = plan_shot(root / "refs.yaml", frames=frames, out_dir=root / out, overrides={"output_depth": depth})
+    size = validate_plan(plan, deep=False)
+    summary = run_shot(plan, lambda: FlatEngine(plan.settings), Events(json_stream=io.StringIO()), size=size)
+    assert summary.exit_code == 0
+    return {p.name: p.read_bytes() for p in sorted((root / out).iterdir())}
+
+
+def _pixels(root, out: str) -> list[np.ndarray]:
+    """The frames written (opaque: RGB), as read back at their depth."""
+    rgba = [images.read_image(root / out / f"s.{i:04d}.png") for i in range(4)]
+    assert not any(images.has_transparency(x) for x in rgba)
+    return [x[..., :3] for x in rgba]
+
+
+def test_16_bit_shot_through_the_runner(tmp_path):
+    # 8-bit line art, a 16-bit keyframe: 16-bit files out whose colors are the keyframe's, to the bit.
+    frames = _deep_shot(tmp_path / "deep", line16=False, key16=True)
+    whole = _run_deep(tmp_path / "deep", "whole", 16)
+    chunks = _run_deep(tmp_path / "deep", "chunks", 16, "0-1") | _run_deep(
+        tmp_path / "deep", "chunks", 16, "2-3"
+    )
+    assert whole == chunks  # chunked runs are whole runs, byte for byte
+    deep = _pixels(tmp_path / "deep", "whole")
+    key16 = _deep_key(frames[0])
+    assert all(d.dtype == np.uint16 for d in deep)
+    assert np.array_equal(deep[0][_paper(frames[0])], key16[_paper(frames[0])][:, :3])
+    # output_depth 8 reads the same files at 8 bits: what today's 8-bit keyframe gives, to the bit.
+    _run_deep(tmp_path / "deep", "eight", 8)
+    _deep_shot(tmp_path / "rounded", line16=False, key16=False)
+    _run_deep(tmp_path / "rounded", "eight", 8)
+    eight = _pixels(tmp_path / "deep", "eight")
+    assert all(
+        np.array_equal(e, r) for e, r in zip(eight, _pixels(tmp_path / "rounded", "eight"), strict=True)
+    )
+    for frame, d, e in zip(frames[1:], deep[1:], eight[1:], strict=True):
+        paper = _paper(frame)
+        assert np.array_equal(images.to_uint8(d)[paper], e[paper])
+        right8 = (e[paper] == frame.color[paper]).all(-1)
+        assert right8.mean() > 0.98
+        assert np.array_equal((d[paper] == deep_color(frame)[paper]).all(-1), right8)
+
+
+def test_8_bit_keyframe_at_16_bits_is_the_8_bit_result_widened(tmp_path):
+    # All-8-bit inputs: exactly the 8-bit output × 257. 16-bit line art (the same values): the same colors
+    # off the lines, lines composited at 16 bits (within one 8-bit step).
+    _deep_shot(tmp_path / "a", line16=False, key16=False)
+    _run_deep(tmp_path / "a", "eight", 8)
+    _run_deep(tmp_path / "a", "deep", 16)
+    eight, deep = _pixels(tmp_path / "a", "eight"), _pixels(tmp_path / "a", "deep")
+    assert all(np.array_equal(d, images.to_uint16(e)) for d, e in zip(deep, eight, strict=True))
+    frames = _deep_shot(tmp_path / "b", line16=True, key16=False)
+    _run_deep(tmp_path / "b", "deep", 16)
+    for frame, d, e in zip(frames, _pixels(tmp_path / "b", "deep"), eight, strict=True):
+        paper = _paper(frame)
+        assert d.dtype == np.uint16 and np.array_equal(d[paper], images.to_uint16(e)[paper])
+        assert np.abs(d.astype(int) - images.to_uint16(e)).max() <= 257

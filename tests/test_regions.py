@@ -7,7 +7,15 @@ import numpy as np
 from synth import make_frame
 
 from colorize.flow import Correspondence
-from colorize.regions.palette import dominant_colors, pack_color, reference_palette
+from colorize.regions.palette import (
+    deep_colors,
+    dominant_colors,
+    pack_color,
+    pack_color16,
+    reference_palette,
+    unpack_color16,
+    widen,
+)
 from colorize.regions.render import paint_layer, render
 from colorize.regions.segment import colored_line_mask, neighbour_regions, segment
 
@@ -130,6 +138,27 @@ def test_dominant_colors_and_reference_palette():
     ref = np.zeros((10, 10, 3), np.uint8)
     ref[:7] = (200, 100, 50)
     assert reference_palette(ref)[0] == pack_color(np.array([[200, 100, 50]], np.uint8))[0]
+
+
+def test_deep_colors_are_the_16_bit_colors_behind_each_regions_8_bit_color():
+    labels = np.array([[1, 1, 1, 2], [1, 2, 2, 2]], np.int32)
+    img = np.zeros((2, 4, 4), np.uint16)
+    img[..., 3] = 65535
+    img[labels == 1, :3] = (0x1234, 0x12F0, 0xFF80)  # rounds to (18, 19, 254)
+    img[labels == 2, :3] = (0x1240, 0x12F0, 0xFF80)  # a different 16-bit color, the same 8-bit one
+    img[0, 3, :3] = (0x0101, 0x0101, 0x0101)  # another 8-bit color: outvoted in region 2 at 8 bits
+    img[0, 0, 3] = 0  # transparent, whatever its RGB
+    img8 = (img.astype(np.int64) * 255 + 32767) // 65535
+    img8 = img8.astype(np.uint8)
+    colors, _ = dominant_colors(labels, 2, img8)
+    deep = unpack_color16(deep_colors(labels, colors, img8, img, np.ones(labels.shape, bool)))
+    assert deep[1].tolist() == [0x1234, 0x12F0, 0xFF80, 65535]
+    assert deep[2].tolist() == [0x1240, 0x12F0, 0xFF80, 65535]
+    assert deep[0].tolist() == [0, 0, 0, 0]
+    assert pack_color16(img)[0, 0] == 0  # alpha 0 packs to 0, as at 8 bits
+    assert unpack_color16(pack_color16(img[1]))[1].tolist() == img[1, 1].tolist()
+    wide = unpack_color16(widen(np.array([0xFF102030, 0], np.int64)))
+    assert wide.tolist() == [[0x1010, 0x2020, 0x3030, 0xFFFF], [0, 0, 0, 0]]
 
 
 def test_neighbour_regions_prefer_the_same_owner():

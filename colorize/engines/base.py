@@ -11,6 +11,8 @@ Optional parts an engine may have:
   returns (usually the input with `prepared` set) is what `colorize` gets.
 - `notes`: a list of one-line messages for people (a setting ignored on this machine); the runner empties
   it into `message` events after `prepare` and after every batch.
+- `native_depth = True`: with `output_depth: 16` the engine takes line art and keyframes at their files'
+  depth (uint16 for 16-bit files, see `reads_native_depth`); without it every frame comes as 8-bit.
 - A frame that cannot be made while the rest of its batch can (a bad input file read for it alone) comes
   back as a `FrameResult` with `error` set and no image: that frame fails, the others are written.
 
@@ -55,8 +57,8 @@ class ShotContext:
     characters: tuple[Character, ...]
     background: np.ndarray | None  # H×W×3 uint8 RGB background reference, or None
     settings: Settings
-    load_lineart: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA line art
-    load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×4 uint8 RGBA colored keyframe
+    load_lineart: Callable[[int], np.ndarray]  # frame -> H×W×4 RGBA line art (uint8; see native_depth)
+    load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×4 RGBA colored keyframe (likewise)
     load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
     qa: bool = False  # the run asks for QA overlays (FrameResult.qa) from engines that make them
 
@@ -64,9 +66,9 @@ class ShotContext:
 @dataclass
 class FrameInput:
     frame: int
-    lineart: np.ndarray  # H×W×4 uint8 RGBA; lines are dark and/or opaque (see regions.segment.ink_u8)
+    lineart: np.ndarray  # H×W×4 RGBA, uint8 (uint16: native_depth); lines are dark and/or opaque
     masks: dict[str, np.ndarray]  # character -> H×W bool (only characters with a mask in the manifest)
-    keyframe: np.ndarray | None  # H×W×4 uint8 RGBA colored version of this very drawing, if any
+    keyframe: np.ndarray | None  # H×W×4 RGBA colored version of this very drawing (likewise), if any
     prepared: Any = None  # the engine's own `preprocess` output for this frame, if it has one
 
 
@@ -90,3 +92,9 @@ class Engine(Protocol):
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color one batch of frames; results in the same order."""
+
+
+def reads_native_depth(engine: Engine, settings: Settings) -> bool:
+    """Whether the runner hands `engine` 16-bit files at 16 bits: `output_depth: 16` and the engine says
+    it works at 16 bits (`native_depth`); otherwise every frame is read as 8-bit, as the engine expects."""
+    return settings.output_depth == 16 and bool(getattr(engine, "native_depth", False))

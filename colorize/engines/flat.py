@@ -28,6 +28,13 @@ with the keyframe, never across a line. Alpha (`output_alpha`): with `auto`, the
 frame's line art or a keyframe of its span has transparency; transparent keyframe regions stay
 transparent and lines keep their alpha.
 
+Depth. Segmentation, matching and propagation work on 8-bit ink and 8-bit packed colors. With
+`output_depth: 16` the runner hands the engine 16-bit files at 16 bits (`native_depth`); a frame whose
+line art or span keyframes are 16-bit is painted and rendered at 16 bits: each region takes the exact
+16-bit color of the keyframe region its color came from (`_colors16`), texture and the keyframe frame
+carry the 16-bit keyframe pixels, and lines are composited from the 16-bit line art. A frame whose
+inputs are all 8-bit is made at 8 bits, as without the setting (the writer widens it exactly).
+
 Character masks (when the manifest gives them) make every region "owned" by the character covering most
 of its pixels, or by the background; votes only count pixels of the same owner (see `regions.propagate`).
 
@@ -54,9 +61,16 @@ from colorize.errors import ColorizeError
 from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
-from colorize.regions.palette import NO_COLOR, dominant_colors, parse_hex, reference_palette
+from colorize.regions.palette import (
+    NO_COLOR,
+    deep_colors,
+    dominant_colors,
+    parse_hex,
+    reference_palette,
+    widen,
+)
 from colorize.regions.propagate import propagate, vote_pixels
-from colorize.regions.render import carry_texture, paint_layer, paste_off_lines, render
+from colorize.regions.render import carry_texture, paint_layer, paint_layer16, paste_off_lines, render
 from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
 from colorize.settings import Settings
 
@@ -92,10 +106,11 @@ class _Key:
     """A keyframe as the engine uses it (decoded once, kept in a small LRU)."""
 
     seg: Segmentation
-    image: np.ndarray  # H×W×4 uint8 RGBA keyframe
-    colors: np.ndarray  # dominant color per region (line-free pixels first)
+    image: np.ndarray  # H×W×4 RGBA keyframe, uint8 or uint16 (as the file is, with output_depth 16)
+    colors: np.ndarray  # dominant color per region (line-free pixels first), 8-bit packed
     flat: np.ndarray  # (n,) bool: the region is flat in the keyframe
     alpha: bool  # the keyframe has transparency
+    colors16: np.ndarray  # (n,) uint64: the 16-bit color each region's 8-bit color stands for (packed)
 
     def state(self, key: int) -> _State:
         n = self.seg.count + 1
@@ -108,6 +123,7 @@ class FlatEngine:
     """Paint-bucket engine; see the module docstring."""
 
     name = "flat"
+    native_depth = True  # with output_depth 16, frames come at their files' depth (see Depth above)
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -177,7 +193,7 @@ class FlatEngine:
         main thread finds it done): the drawing's signature, whether it has transparency, its colored
         lines, the labels with the lines filled in (the paint layer's index) and its coarse flow image."""
         f = self.flat
-        ink, colored, alpha = line_layers(lineart)
+        ink, colored, alpha = line_layers(images.to_uint8(lineart))
         seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold)
         seg.cache["signature"] = signature(ink)
         seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
@@ -205,7 +221,10 @@ class FlatEngine:
         k0, k1 = self._span(fi.frame)
         self._forget_other_spans(k0, k1)
         keys = [k for k in dict.fromkeys((k0, k1)) if k is not None]
+        if fi.frame in shot.keyframes:
+            self._key(fi.frame, fi.keyframe)  # this frame's keyframe as the batch brings it (not re-read)
         alpha = self._alpha(seg, keys)
+        deep = fi.lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
         digest = self._signature(fi.frame).digest
         same = [k for k in keys if self._signature(k).digest == digest]
         if fi.frame in shot.keyframes or same:
@@ -214,15 +233,15 @@ class FlatEngine:
             key = self._key(k, fi.keyframe if k == fi.frame else None)
             colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
             conf = np.ones(seg.count + 1, np.float32)
-            paint = paint_layer(seg, self._finish_colors(seg, colors), alpha)
+            paint = self._paint(seg, colors, [(np.ones(seg.count + 1, bool), key.state(k))], alpha, deep)
             if self.flat.fill != "flat":
-                paste_off_lines(paint, seg, self._paint_source(key, alpha))
+                paste_off_lines(paint, seg, self._paint_source(key, alpha, paint.dtype))
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
             self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
-            paint = paint_layer(seg, self._finish_colors(seg, colors), alpha)
+            paint = self._paint(seg, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
         source[0] = KEYFRAME  # label 0 = lines, not a region
         unresolved = colors == NO_COLOR
@@ -242,11 +261,60 @@ class FlatEngine:
         qa = qa_overlay(image, seg, source, low, SOURCES) if self.qa else None
         return FrameResult(frame=fi.frame, image=image, info=info, qa=qa)
 
+    def _paint(
+        self,
+        seg: Segmentation,
+        colors: np.ndarray,
+        winners: list[tuple[np.ndarray, _State]],
+        alpha: bool,
+        deep: bool,
+    ) -> np.ndarray:
+        """The flat paint layer: at 8 bits, or at 16 bits (`deep`) in the colors `_colors16` finds."""
+        finished = self._finish_colors(seg, colors)
+        if not deep:
+            return paint_layer(seg, finished, alpha)
+        return paint_layer16(seg, self._colors16(finished, winners, seg.count > 0), alpha)
+
     def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
         """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""
         out = colors.copy()
         out[out == NO_COLOR] = parse_hex(self.flat.unresolved_color)
         out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
+        return out
+
+    def _colors16(
+        self, finished: np.ndarray, winners: list[tuple[np.ndarray, _State]], lines_like_1: bool
+    ) -> np.ndarray:
+        """The 16-bit colors (packed) of `finished` (8-bit, per region).
+
+        A region whose color a chain (or the keyframe) gave takes the 16-bit color of the keyframe region
+        it came from (`_State.origin`), exactly. Others (a neighbour's color, a reference's) take the
+        16-bit color of a region of this frame, else of the span's keyframes, with the same 8-bit color
+        (the largest such keyframe region); colors with none (references, the unresolved color) widen.
+        """
+        out = np.zeros(len(finished), np.uint64)
+        known = np.zeros(len(finished), bool)
+        pool8, pool16 = [], []
+        for won, state in winners:
+            key = self._key(state.origin_key)
+            origin = np.where(won, state.origin, 0)
+            take = (origin > 0) & (key.colors[origin] == finished)
+            take[0] = False
+            out[take] = key.colors16[origin[take]]
+            known |= take
+            order = np.argsort(-key.seg.areas[1:], kind="stable") + 1
+            pool8.append(key.colors[order])
+            pool16.append(key.colors16[order])
+        rest = np.flatnonzero(~known)
+        if len(rest):
+            # The first region with the same 8-bit color: this frame's, then the keyframes' by size.
+            by8 = np.concatenate([finished[known], *pool8]).tolist()
+            by16 = np.concatenate([out[known], *pool16]).tolist()
+            same = dict(zip(reversed(by8), reversed(by16), strict=True))  # the first one wins
+            wide = widen(finished[rest]).tolist()
+            out[rest] = [same.get(c, w) for c, w in zip(finished[rest].tolist(), wide, strict=True)]
+        if lines_like_1:
+            out[0] = out[1]
         return out
 
     def _combine(
@@ -395,8 +463,10 @@ class FlatEngine:
             return mode == "on"
         return bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys)
 
-    def _paint_source(self, key: _Key, alpha: bool) -> np.ndarray:
-        return key.image if alpha else images.over_white(key.image)
+    def _paint_source(self, key: _Key, alpha: bool, dtype: np.dtype) -> np.ndarray:
+        """The keyframe's pixels as the paint layer takes them: RGBA or over white, at the paint's depth."""
+        image = key.image if alpha else images.over_white(key.image)
+        return images.to_uint16(image) if dtype == np.uint16 else image
 
     def _texture(
         self,
@@ -419,7 +489,8 @@ class FlatEngine:
             if not wanted.any():
                 continue
             where, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
-            carry_texture(paint, seg, wanted, origin, where.full(), key.seg, self._paint_source(key, alpha))
+            source = self._paint_source(key, alpha, paint.dtype)
+            carry_texture(paint, seg, wanted, origin, where.full(), key.seg, source)
 
     # -- masks -------------------------------------------------------------------------------------------
 
@@ -577,19 +648,24 @@ class FlatEngine:
         if image is None:
             image = self._require_shot().load_keyframe(frame)
         if image.shape[2] == 3:
-            image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+            image = np.dstack([image, np.full(image.shape[:2], np.iinfo(image.dtype).max, image.dtype)])
+        image8 = images.to_uint8(image)
         seg = self._segmentation(frame)
         # Region colors from the pixels no line touches (anti-aliased edges are tinted by the line).
         clean = seg.labels > 0
         clean &= seg.ink == 0
-        colors, share = dominant_colors(seg.labels, seg.count, image, valid=clean)
+        colors, share = dominant_colors(seg.labels, seg.count, image8, valid=clean)
         missing = colors == NO_COLOR
         missing[0] = False
         if missing.any():
-            fallback, _ = dominant_colors(seg.labels, seg.count, image, valid=seg.labels > 0)
+            fallback, _ = dominant_colors(seg.labels, seg.count, image8, valid=seg.labels > 0)
             colors[missing] = fallback[missing]
             share[missing] = 1.0
-        key = _Key(seg, image, colors, share >= FLAT_SHARE, images.has_transparency(image))
+        if image.dtype == np.uint16:
+            colors16 = deep_colors(seg.labels, colors, image8, image, clean)
+        else:
+            colors16 = widen(np.where(colors == NO_COLOR, 0, colors))
+        key = _Key(seg, image, colors, share >= FLAT_SHARE, images.has_transparency(image), colors16)
         self._keys[frame] = key
         while len(self._keys) > _KEY_CACHE:
             self._keys.popitem(last=False)

@@ -2,6 +2,11 @@
 
 Colors travel as packed ints (0xAARRGGBB in int64) so per-region statistics are bincounts; every fully
 transparent pixel packs to 0 (TRANSPARENT) whatever its RGB, and -1 means "no color" (unresolved).
+
+16-bit colors (for 16-bit output from 16-bit sources) pack into uint64 as 0xAAAABBBBGGGGRRRR, the bytes of
+one little-endian RGBA uint16 pixel (so a table of them views back as RGBA rows); alpha 0 packs to 0 too.
+Matching and propagation work on the 8-bit packed colors; a 16-bit color only rides along with the region
+it belongs to (`deep_colors`).
 """
 
 from __future__ import annotations
@@ -42,9 +47,14 @@ def dominant_colors(
     packed = pack_color(image).ravel()
     lab = labels.ravel()
     sel = lab > 0 if valid is None else (lab > 0) & valid.ravel()
-    lab = lab[sel]
-    packed = packed[sel]
-    colors = np.full(count + 1, NO_COLOR, np.int64)
+    return _mode_per_label(lab[sel], packed[sel], count, NO_COLOR)
+
+
+def _mode_per_label(
+    lab: np.ndarray, packed: np.ndarray, count: int, none: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(most frequent value of `packed` per label 1..count (`none` where a label has no pixel), its share)."""
+    colors = np.full(count + 1, none, packed.dtype)
     share = np.zeros(count + 1, np.float32)
     if lab.size == 0:
         return colors, share
@@ -74,6 +84,50 @@ def dominant_colors(
     colors[has] = palette[best[has]]
     share[has] = top[has] / total[has]
     return colors, share
+
+
+def pack_color16(image: np.ndarray) -> np.ndarray:
+    """H×W×4 RGBA uint16 -> H×W uint64 packed 16-bit colors (see the module docstring; alpha 0 packs to 0)."""
+    packed = np.ascontiguousarray(image, dtype=np.uint16).view(np.uint64)[..., 0]
+    return np.where(image[..., 3] == 0, np.uint64(0), packed)
+
+
+def unpack_color16(packed: np.ndarray) -> np.ndarray:
+    """(n,) uint64 packed 16-bit colors -> (n, 4) RGBA uint16."""
+    return np.ascontiguousarray(packed, dtype=np.uint64).view(np.uint16).reshape(-1, 4)
+
+
+def widen(colors: np.ndarray) -> np.ndarray:
+    """8-bit packed colors (no NO_COLOR) -> the same colors as packed 16-bit (each channel × 257)."""
+    c = colors.astype(np.int64)
+    rgba = np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255, (c >> 24) & 255], axis=-1)
+    return pack_color16((rgba * 257).astype(np.uint16))
+
+
+def deep_colors(
+    labels: np.ndarray, colors: np.ndarray, image8: np.ndarray, image16: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """The 16-bit color each region's 8-bit color stands for (packed uint64 per label).
+
+    `colors`: a region's packed 8-bit color, as `dominant_colors` found it in `image8` (the 8-bit rounding
+    of the RGBA uint16 `image16`). A region's 16-bit color is the most frequent 16-bit color among its
+    `valid` pixels that have that 8-bit color, else among all its pixels that have it, else the 8-bit color
+    widened (label 0 and regions without a color: 0).
+    """
+    count = len(colors) - 1
+    out = np.zeros(count + 1, np.uint64)
+    has = colors != NO_COLOR
+    has[0] = False
+    out[has] = widen(colors[has])
+    packed8, packed16, lab = pack_color(image8).ravel(), pack_color16(image16).ravel(), labels.ravel()
+    mine = (lab > 0) & (packed8 == np.take(colors, lab))
+    found = np.zeros(count + 1, bool)
+    for where in (mine & valid.ravel(), mine):
+        best, share = _mode_per_label(lab[where], packed16[where], count, 0)
+        take = (share > 0) & ~found
+        out[take] = best[take]
+        found |= take
+    return out
 
 
 def reference_palette(reference: np.ndarray, size: int = 8, mask: np.ndarray | None = None) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Rendering a filled frame: a paint layer (flat region colors, or pixels carried region by region from a
 colored source), then the line layer on top.
 
-The paint layer is RGB (opaque output) or RGBA (output with alpha: transparent regions stay transparent).
-Full-frame arithmetic on the opaque path is OpenCV on uint8: numpy per-channel math costs several times
-more at 1080p; the RGBA path is float32 numpy (it only runs for shots with transparency).
+The paint layer is RGB (opaque output) or RGBA (output with alpha: transparent regions stay transparent),
+uint8, or uint16 for 16-bit output from 16-bit sources (`paint_layer16`: colors and lines composited at 16
+bits). Full-frame arithmetic on the 8-bit opaque path is OpenCV on uint8: numpy per-channel math costs
+several times more at 1080p; the RGBA and 16-bit paths are float32 numpy (they only run for shots with
+transparency or 16-bit output).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import cv2
 import numpy as np
 
 from colorize.flow import warp
+from colorize.images import to_uint8, to_uint16
+from colorize.regions.palette import unpack_color16
 from colorize.regions.segment import Segmentation, colored_line_u8
 
 
@@ -25,6 +29,18 @@ def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np
     rgb = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
     if (region_colors == 0).any():  # transparent regions in an opaque output: paper white
         rgb[packed == 0] = 255
+    return rgb
+
+
+def paint_layer16(seg: Segmentation, region_colors16: np.ndarray, alpha: bool) -> np.ndarray:
+    """`paint_layer` at 16 bits: H×W×3 RGB (or ×4 RGBA) uint16 from packed 16-bit per-label colors
+    (`palette.pack_color16`)."""
+    rgba = unpack_color16(np.take(region_colors16, seg.filled)).reshape(*seg.labels.shape, 4)
+    if alpha:
+        return rgba
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    if (region_colors16 == 0).any():  # transparent regions in an opaque output: paper white
+        rgb[rgba[..., 3] == 0] = 65535
     return rgb
 
 
@@ -83,14 +99,15 @@ def carry_texture(
 def colored_lines_of(seg: Segmentation, lineart: np.ndarray) -> np.ndarray:
     """`colored_line_u8` of the line art `seg` was made from (cached on the segmentation)."""
     if "colored" not in seg.cache:
-        seg.cache["colored"] = colored_line_u8(lineart, seg.ink)
+        seg.cache["colored"] = colored_line_u8(to_uint8(lineart), seg.ink)
     return seg.cache["colored"]
 
 
 def lines_in_alpha(seg: Segmentation, lineart: np.ndarray) -> bool:
-    """Whether the line art `seg` was made from has its lines in alpha (any transparency; cached)."""
+    """Whether the line art `seg` was made from has its lines in alpha (any transparency at 8 bits, as
+    the segmentation saw it; cached)."""
     if "alpha" not in seg.cache:
-        seg.cache["alpha"] = bool(cv2.minMaxLoc(cv2.extractChannel(lineart, 3))[0] < 255)
+        seg.cache["alpha"] = bool(cv2.minMaxLoc(cv2.extractChannel(to_uint8(lineart), 3))[0] < 255)
     return seg.cache["alpha"]
 
 
@@ -101,7 +118,8 @@ def render(
     lines: str = "keep",
     colored_lines: str = "fill",
 ) -> np.ndarray:
-    """The finished frame: the line layer of `lineart` over `paint` (RGB or RGBA, which sets the output).
+    """The finished frame: the line layer of `lineart` over `paint` (RGB or RGBA, which sets the output;
+    uint8, or uint16: then the lines are composited at 16 bits from `lineart`, uint8 or uint16).
 
     lines="fill": the paint layer only (line pixels already carry a neighbouring region's color).
     lines="keep": the original line layer is composited over it, except colored lines when
@@ -118,8 +136,10 @@ def render(
         else:
             colored = None
     alpha_lines = lines_in_alpha(seg, lineart)
+    if paint.dtype == np.uint16:
+        return _over(paint, *_line_layer16(lineart, ink, alpha_lines), alpha_lines)
     if paint.shape[2] == 4:
-        return _over_rgba(paint, lineart, ink, alpha_lines)
+        return _over(paint, lineart, ink, alpha_lines)
     rgb = cv2.cvtColor(lineart, cv2.COLOR_RGBA2RGB)
     if alpha_lines:
         # Lines in alpha: plain "over" of the line layer.
@@ -137,17 +157,32 @@ def render(
     return out
 
 
-def _over_rgba(paint: np.ndarray, lineart: np.ndarray, ink: np.ndarray, alpha_lines: bool) -> np.ndarray:
-    """Line layer (color, alpha = ink) over an RGBA paint layer; lines keep their alpha."""
-    la = ink.astype(np.float32)[..., None] / 255
+def _line_layer16(lineart: np.ndarray, ink: np.ndarray, alpha_lines: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(line art as uint16, its line strength at 16 bits): alpha for lines in alpha, else the darkness of
+    the darkest channel (as `segment.ink_u8`), kept only where the 8-bit `ink` (what the segmentation saw,
+    with colored lines painted over taken out) is not 0, so pixels off the lines keep the paint exactly."""
+    line16 = to_uint16(lineart)
+    r, g, b, a = cv2.split(line16)
+    ink16 = a if alpha_lines else cv2.bitwise_not(cv2.min(cv2.min(r, g), b))
+    return line16, cv2.bitwise_and(ink16, ink16, mask=cv2.compare(ink, 0, cv2.CMP_GT))
+
+
+def _over(paint: np.ndarray, lineart: np.ndarray, ink: np.ndarray, alpha_lines: bool) -> np.ndarray:
+    """Line layer (color, alpha = ink) over the paint layer, in float32 at the paint's depth (`lineart` and
+    `ink` have it too); over RGBA paint lines keep their alpha."""
+    top = int(np.iinfo(paint.dtype).max)
+    la = ink.astype(np.float32)[..., None] / top
     p = lineart[..., :3].astype(np.float32)
     # Premultiplied line color: the line art's RGB for lines in alpha; for opaque line art on white paper,
-    # what is left after taking the white paper out (p = c * a + 255 * (1 - a)).
-    line = p * la if alpha_lines else np.maximum(p - 255 * (1 - la), 0)
-    pa = paint[..., 3:4].astype(np.float32) / 255
+    # what is left after taking the white paper out (p = c * a + top * (1 - a)).
+    line = p * la if alpha_lines else np.maximum(p - top * (1 - la), 0)
+    if paint.shape[2] == 3:
+        rgb = line + paint.astype(np.float32) * (1 - la)
+        return np.clip(rgb + 0.5, 0, top).astype(paint.dtype)
+    pa = paint[..., 3:4].astype(np.float32) / top
     under = paint[..., :3].astype(np.float32) * pa * (1 - la)
     out_a = la + pa * (1 - la)
     rgb = (line + under) / np.maximum(out_a, 1e-6)
-    out = np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(out_a * 255 + 0.5, 0, 255)]).astype(np.uint8)
+    out = np.dstack([np.clip(rgb + 0.5, 0, top), np.clip(out_a * top + 0.5, 0, top)]).astype(paint.dtype)
     out[out[..., 3] == 0, :3] = 0
     return out
