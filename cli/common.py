@@ -17,6 +17,7 @@ from typer.models import OptionInfo
 
 from colorize.errors import CheckFailed, ColorizeError, ExitCode, Interrupted, OutputClosed
 from colorize.events import Events
+from colorize.shot import ShotPlan, find_manifest, plan_shot
 
 
 class EngineName(str, Enum):
@@ -106,6 +107,25 @@ class RunOptions:
             flags = RUN_OPTIONS[name][1].param_decls or (f"--{name.replace('_', '-')}",)
             args += [flags[0], str(value)]
         return args
+
+    def task_args(self, out: Path | None) -> list[str]:
+        """`argv()` plus this command line's `--out` (absolute): the arguments of a task or worker run."""
+        return self.argv() + (["--out", str(out.resolve())] if out else [])
+
+
+def plan_from_options(
+    shot_dir: Path,
+    refs: Path | None,
+    frames: str | None,
+    out: Path | None,
+    options: RunOptions,
+    **kw: Any,
+) -> ShotPlan:
+    """The shot plan of a command's SHOT_DIR, --refs, --frames, --out and run options."""
+    manifest_path = find_manifest(shot_dir, refs)
+    return plan_shot(
+        manifest_path, frames=frames, out_dir=out, preset=options.preset, overrides=options.overrides(), **kw
+    )
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import typer
 import yaml
-from colorize_cli.common import FRAMES, OUT, REFS, SHOT_DIR, RunOptions, errors_to_exit, with_run_options
+from colorize_cli.common import (
+    FRAMES,
+    OUT,
+    REFS,
+    SHOT_DIR,
+    RunOptions,
+    errors_to_exit,
+    plan_from_options,
+    with_run_options,
+)
 
 from colorize.errors import OutputError
 from colorize.farm import openjd_template, plan_tasks
 from colorize.images import image_size, write_atomic
-from colorize.shot import find_manifest, plan_shot
 
 
 class PlanFormat(str, Enum):
@@ -52,10 +60,7 @@ def plan(
         openjd run jobs/shot042.job.yaml      # run it locally; submit the same file to Deadline Cloud
     """
     with errors_to_exit():
-        manifest_path = find_manifest(shot_dir, refs)
-        shot_plan = plan_shot(
-            manifest_path, frames=frames, out_dir=out, preset=options.preset, overrides=options.overrides()
-        )
+        shot_plan = plan_from_options(shot_dir, refs, frames, out, options)
         if fmt is PlanFormat.openjd:
             gpu_memory = None
             if shot_plan.engine == "diffusion":
@@ -77,7 +82,7 @@ def plan(
                     err=True,
                 )
         else:
-            args = options.argv() + (["--out", str(out.resolve())] if out else [])
+            args = options.task_args(out)
             text = json.dumps(plan_tasks(shot_plan, shot_dir, chunk, args), indent=2) + "\n"
         if save is None:
             typer.echo(text, nl=False)

@@ -20,6 +20,7 @@ from colorize_cli.common import (
     SHOT_DIR,
     RunOptions,
     errors_to_exit,
+    plan_from_options,
     with_run_options,
 )
 
@@ -32,10 +33,7 @@ from colorize.provenance import Freshness
 from colorize.runner import Summary, run_on_devices, run_shot
 from colorize.sequences import frame_range_text
 from colorize.shot import (
-    ShotPlan,
     check_output_writable,
-    find_manifest,
-    plan_shot,
     raise_problems,
     validate_plan,
 )
@@ -48,20 +46,6 @@ class Progress(str, Enum):
     lines = "lines"
     openjd = "openjd"
     none = "none"
-
-
-def _plan(
-    shot_dir: Path,
-    refs: Path | None,
-    frames: str | None,
-    out: Path | None,
-    options: RunOptions,
-    **kw: Any,
-) -> ShotPlan:
-    manifest_path = find_manifest(shot_dir, refs)
-    return plan_shot(
-        manifest_path, frames=frames, out_dir=out, preset=options.preset, overrides=options.overrides(), **kw
-    )
 
 
 @with_run_options
@@ -118,7 +102,7 @@ def shot(
         human=HumanReporter(sys.stderr, progress=progress.value, quiet=quiet, interval=progress_every),
     )
     with errors_to_exit(events):
-        plan = _plan(shot_dir, refs, frames, out, options)
+        plan = plan_from_options(shot_dir, refs, frames, out, options)
         size = validate_plan(plan, deep=True)
         check_output_writable(plan)
         if devices:
@@ -126,7 +110,7 @@ def shot(
                 raise UsageError("--qa and --devices cannot be combined yet: run the QA pass on one device")
             diffusion_device = plan.settings.diffusion.device if plan.engine == "diffusion" else None
             targets = parse_devices(devices, diffusion_device)
-            given = options.argv() + (["--out", str(out.resolve())] if out else [])
+            given = options.task_args(out)
             args = shot_command(plan, shot_dir, [*given, "--json", "--progress", "none", "--quiet"])
             summary = run_on_devices(plan, targets, events, size=size, worker_args=args, overwrite=overwrite)
         else:
@@ -173,7 +157,7 @@ def check(
     """
     with errors_to_exit():
         problems: list[ColorizeError] = []
-        plan = _plan(shot_dir, refs, frames, out, options, problems=problems)
+        plan = plan_from_options(shot_dir, refs, frames, out, options, problems=problems)
         size = validate_plan(plan, deep=True, problems=problems)
         try:
             check_output_writable(plan)
@@ -182,7 +166,8 @@ def check(
         raise_problems(problems)
         h, w = size or (0, 0)
         keys = [f for f in plan.selected if f in plan.keyframe_paths]
-        extra = [f for f in plan.reads if f not in set(plan.selected)]
+        selected = set(plan.selected)
+        extra = [f for f in plan.reads if f not in selected]
         reads = f", also reads {_count(len(extra), 'frame')} {frame_range_text(extra)}" if extra else ""
         typer.echo(
             f"ok: {plan.manifest_path}: {_count(len(plan.selected), 'frame')} {plan.selected_range}, {w}×{h}, "
@@ -229,7 +214,7 @@ def status(
         colorize status ./shot042 --frames 1001-1048 --json
     """
     with errors_to_exit():
-        plan = _plan(shot_dir, refs, frames, out, options)
+        plan = plan_from_options(shot_dir, refs, frames, out, options)
         freshness = Freshness(plan)
         states = [freshness.state(f) for f in plan.selected]
     groups: dict[str, list[int]] = {"done": [], "stale": [], "missing": []}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import struct
 import warnings
 import zlib
@@ -32,14 +33,14 @@ IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 
 def _open(path: Path) -> Image.Image:
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         raise MissingInputError(f"{path}: file not found") from None
     except OSError as error:
         raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise MissingInputError(f"{path}: a folder, not an image file")
-    if size == 0:
+    if info.st_size == 0:
         raise InputDataError(f"{path}: empty file (0 bytes)")
     try:
         return Image.open(path)

@@ -4,7 +4,7 @@ An output's provenance record holds:
 
 - `inputs`: a sha256 over the content digest of every input file the output depends on, each named by its
   role (`lineart 1003`, `mask hero 1003`, `keyframe 1001`, `reference hero`, `background`; see
-  `ShotPlan.inputs_of`): the frame's own inputs, those of the frames its engine reads to make it (the flat
+  `ShotPlan.frame_inputs` of every frame in `ShotPlan.dependencies`, and `ShotPlan.shot_inputs`): the frame's own inputs, those of the frames its engine reads to make it (the flat
   engine's chain from a keyframe, a diffusion warp chain from its anchor), the references and background.
   Contents, not paths or dates: touching or moving a shot changes nothing, repainting a keyframe does.
 - `settings`: a sha256 of the resolved settings that can change the engine's pixels (each engine declares

@@ -37,6 +37,7 @@ that dies or stops has its frames that it did not report fail; the other workers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import deque
@@ -103,6 +104,16 @@ class Summary:
     stop_code: ExitCode | None = None
     unresolved_regions: int = 0
     frames_with_unresolved: int = 0
+
+    def count_unresolved(self, unresolved: Any) -> bool:
+        """Add a frame's `unresolved` count (from its event or record) to the totals; False when it is
+        not a count (an engine that does not report one)."""
+        if not isinstance(unresolved, int) or isinstance(unresolved, bool):
+            return False
+        if unresolved:
+            self.unresolved_regions += unresolved
+            self.frames_with_unresolved += 1
+        return True
 
     @property
     def not_run(self) -> int:
@@ -390,10 +401,7 @@ class _Stream:
             if frame not in worker.frames or frame in worker.reported:
                 return
             worker.reported.add(frame)
-            unresolved = fields.get("unresolved")
-            if isinstance(unresolved, int) and not isinstance(unresolved, bool) and unresolved:
-                self.summary.unresolved_regions += unresolved
-                self.summary.frames_with_unresolved += 1
+            self.summary.count_unresolved(fields.get("unresolved"))
             if kind == "frame_failed":
                 error = WorkerFailed(str(fields.pop("error", "")), fields.pop("exit_code", ExitCode.INTERNAL))
                 self._fail(frame, error, fields)
@@ -473,11 +481,8 @@ class _Stream:
         finally:
             reader.shutdown(wait=False, cancel_futures=True)
             writer.shutdown(wait=True)  # writes in flight finish: every output is whole or absent
-            try:
-                while self.out and (self.out[0].write is None or self.out[0].write.done()):
-                    self._report_one()
-            except OutputClosed:
-                pass
+            with contextlib.suppress(OutputClosed):
+                self._report_ready()
 
     def _color(
         self, engine: Engine, batch: list[FrameInput], reasons: dict[int, str], writer: ThreadPoolExecutor
@@ -526,9 +531,13 @@ class _Stream:
     def _report(self, keep: int) -> None:
         """Report the frames at the head of the line whose writes are done, then wait until at most `keep`
         frames are in flight (back-pressure on the engine)."""
-        while self.out and (self.out[0].write is None or self.out[0].write.done()):
-            self._report_one()
+        self._report_ready()
         while len(self.out) > keep:
+            self._report_one()
+
+    def _report_ready(self) -> None:
+        """Report the frames at the head of the line whose writes are done (or that have nothing to write)."""
+        while self.out and (self.out[0].write is None or self.out[0].write.done()):
             self._report_one()
 
     def _report_one(self) -> None:
@@ -584,11 +593,8 @@ class _Stream:
 
     def _gate(self, frame: int, unresolved: Any) -> QualityGateFailed | None:
         """Count the frame's unresolved regions; the quality-gate failure if there are too many."""
-        if not isinstance(unresolved, int) or isinstance(unresolved, bool):
+        if not self.summary.count_unresolved(unresolved):
             return None
-        if unresolved:
-            self.summary.unresolved_regions += unresolved
-            self.summary.frames_with_unresolved += 1
         limit = self.plan.settings.max_unresolved
         if limit is None or unresolved <= limit:
             return None

@@ -100,15 +100,6 @@ class ShotPlan:
         paths.update(self.shot_inputs().values())
         return {p.resolve() for p in paths}
 
-    def inputs_of(self, frame: int) -> dict[str, Path]:
-        """The input files the output of `frame` is made from, by role: `frame_inputs` of every frame it
-        depends on, and the `shot_inputs`."""
-        files: dict[str, Path] = {}
-        for d in self.dependencies.get(frame, (frame,)):
-            files.update(self.frame_inputs(d))
-        files.update(self.shot_inputs())
-        return files
-
     def frame_inputs(self, frame: int) -> dict[str, Path]:
         """A line-art frame's own files by role (`lineart 1001`, `keyframe 1001`, `mask hero 1001`).
 
