@@ -231,21 +231,20 @@ def evaluate_case(
     keys = sorted(plan.keyframe_paths)
     gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
     regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
-    digests: dict[bytes, int] = {}
+    firsts: dict[bytes, np.ndarray] = {}  # a drawing (its line-art bytes) -> the output of its first frame
     repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
     worst: tuple[float, int, list] | None = None
     for f in plan.frames:
         line = images.read_rgba(plan.lineart_paths[f])
         result = images.read_image(plan.output.path(f))
         digest = line.tobytes()
-        if digest in digests:  # a drawing identical to an earlier frame's: its pixels must be too
+        if digest in firsts:  # a drawing identical to an earlier frame's: its pixels must be too
             repeats += 1
             # Pixels, not files: each file's freshness record names its own frame's inputs.
-            first = images.read_image(plan.output.path(digests[digest]))
-            repeat_mismatch += not np.array_equal(result, first)
+            repeat_mismatch += not np.array_equal(result, firsts[digest])
             repeat_unresolved += done[f].get("unresolved", 0)
         else:
-            digests[digest] = f
+            firsts[digest] = result
         if f in plan.keyframe_paths or f not in gts or f not in regions:
             continue
         gt = images.read_image(gts[f])

@@ -166,6 +166,7 @@ def warp(image: np.ndarray, maps: np.ndarray, nearest: bool = False) -> np.ndarr
 # -- global motion --------------------------------------------------------------------------------------
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+COARSE_WORK = 512  # long side of the first, plain flow of `correspondence` (and of its prepared images)
 SMALL_MOTION = 3.0  # coarse flow pixels on the lines: below this (75th percentile) no global motion
 
 
@@ -178,13 +179,17 @@ class Motion:
     identity_score: float  # the same without motion
 
 
-def _small(ink: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+def shrink(ink: np.ndarray, long_side: int) -> np.ndarray:
+    """`ink` area-averaged down to about `long_side` pixels along its long side (never under 16)."""
     h, w = ink.shape
     f = min(1.0, long_side / max(h, w))
-    size = (max(16, round(w * f)), max(16, round(h * f)))
-    small = cv2.resize(ink, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(ink, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def _small(ink: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    small = shrink(ink, long_side).astype(np.float32)
     # Blur in proportion to the size: at 256 px a line is a fraction of a pixel wide.
-    return cv2.GaussianBlur(small, (0, 0), 1.2), w / size[0]
+    return cv2.GaussianBlur(small, (0, 0), 1.2), ink.shape[1] / small.shape[1]
 
 
 def _score(target: np.ndarray, source: np.ndarray, affine: np.ndarray) -> float:
@@ -273,7 +278,7 @@ def correspondence(
     ink_to: np.ndarray,
     ink_from: np.ndarray,
     work: int = 1024,
-    coarse: int = 512,
+    coarse: int = COARSE_WORK,
     images: dict[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
 ) -> tuple[Correspondence, Motion | None]:
     """The map from the target frame into the source frame (a `Correspondence`), and the global motion used.

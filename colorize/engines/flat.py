@@ -58,7 +58,7 @@ import numpy as np
 from colorize import images
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
-from colorize.flow import IDENTITY, correspondence, flow_image, flow_scale
+from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import (
@@ -76,7 +76,6 @@ from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
 _KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
-COARSE_WORK = 512  # flow resolution (long side) of small motion; large motion works at 1024 (colorize.flow)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
 NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
@@ -230,7 +229,7 @@ class FlatEngine:
         if fi.frame in shot.keyframes or same:
             # The keyframe itself, or the same drawing as a keyframe of the span: the keyframe's look.
             k = fi.frame if fi.frame in shot.keyframes else same[0]
-            key = self._key(k, fi.keyframe if k == fi.frame else None)
+            key = self._key(k)  # a keyframe frame's own keyframe is cached above
             colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
             conf = np.ones(seg.count + 1, np.float32)
             paint = self._paint(seg, colors, [(np.ones(seg.count + 1, bool), key.state(k))], alpha, deep)
@@ -273,7 +272,7 @@ class FlatEngine:
         finished = self._finish_colors(seg, colors)
         if not deep:
             return paint_layer(seg, finished, alpha)
-        return paint_layer16(seg, self._colors16(finished, winners, seg.count > 0), alpha)
+        return paint_layer16(seg, self._colors16(finished, winners), alpha)
 
     def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
         """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""
@@ -282,9 +281,7 @@ class FlatEngine:
         out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
         return out
 
-    def _colors16(
-        self, finished: np.ndarray, winners: list[tuple[np.ndarray, _State]], lines_like_1: bool
-    ) -> np.ndarray:
+    def _colors16(self, finished: np.ndarray, winners: list[tuple[np.ndarray, _State]]) -> np.ndarray:
         """The 16-bit colors (packed) of `finished` (8-bit, per region).
 
         A region whose color a chain (or the keyframe) gave takes the 16-bit color of the keyframe region
@@ -313,8 +310,6 @@ class FlatEngine:
             same = dict(zip(reversed(by8), reversed(by16), strict=True))  # the first one wins
             wide = widen(finished[rest]).tolist()
             out[rest] = [same.get(c, w) for c, w in zip(finished[rest].tolist(), wide, strict=True)]
-        if lines_like_1:
-            out[0] = out[1]
         return out
 
     def _combine(
@@ -518,10 +513,10 @@ class FlatEngine:
                     if mask.shape != seg.labels.shape:
                         break
                     m8 = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-                    cover[i + 1] = _label_counts(seg, m8)
+                    cover[i + 1] = seg.count_where(m8)
                     cv2.bitwise_or(anyone, m8, dst=anyone)
                 else:
-                    cover[0] = _label_counts(seg, cv2.compare(anyone, 0, cv2.CMP_EQ))
+                    cover[0] = seg.count_where(cv2.compare(anyone, 0, cv2.CMP_EQ))
                     owner = cover.argmax(axis=0).astype(np.int16)
             seg.cache["owner"] = owner
         return seg.cache["owner"]
@@ -682,15 +677,6 @@ class FlatEngine:
         if self._shot is None:
             raise RuntimeError("FlatEngine.prepare(shot) must be called before colorize()")
         return self._shot
-
-
-def _label_counts(seg: Segmentation, mask: np.ndarray) -> np.ndarray:
-    """Pixels per label (count + 1 entries) where the uint8 `mask` is non-zero."""
-    n = seg.count + 1
-    labels16 = seg.labels16
-    if labels16 is None:
-        return np.bincount(seg.labels[mask > 0], minlength=n)
-    return cv2.calcHist([labels16], [0], mask, [n], [0, n]).ravel().astype(np.int64)
 
 
 def _rank_fill(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from colorize.flow import Correspondence
+from colorize.flow import Correspondence, shrink
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
@@ -40,16 +40,10 @@ def signature(ink: np.ndarray) -> Signature:
     # The segmentation is a function of the ink alone: equal ink, equal regions (line colors are the
     # frame's own when rendered), so the digest covers the ink (a quarter of the RGBA bytes).
     digest = hashlib.sha1(np.ascontiguousarray(ink).data).digest()
-    thumb = cv2.GaussianBlur(_shrink(ink, THUMB), (0, 0), 1.0)
-    small = _shrink(ink, QUICK).astype(np.float32)
+    thumb = cv2.GaussianBlur(shrink(ink, THUMB), (0, 0), 1.0)
+    small = shrink(ink, QUICK).astype(np.float32)
     spectrum = cv2.magnitude(*cv2.split(cv2.dft(small - small.mean(), flags=cv2.DFT_COMPLEX_OUTPUT)))
     return Signature(digest, thumb, _unit(np.log1p(spectrum)))
-
-
-def _shrink(ink: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = ink.shape
-    f = min(1.0, long_side / max(h, w))
-    return cv2.resize(ink, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

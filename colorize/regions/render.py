@@ -35,7 +35,7 @@ def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np
 def paint_layer16(seg: Segmentation, region_colors16: np.ndarray, alpha: bool) -> np.ndarray:
     """`paint_layer` at 16 bits: H×W×3 RGB (or ×4 RGBA) uint16 from packed 16-bit per-label colors
     (`palette.pack_color16`)."""
-    rgba = unpack_color16(np.take(region_colors16, seg.filled)).reshape(*seg.labels.shape, 4)
+    rgba = unpack_color16(seg.per_pixel(region_colors16, filled=True)).reshape(*seg.labels.shape, 4)
     if alpha:
         return rgba
     rgb = np.ascontiguousarray(rgba[..., :3])

@@ -103,6 +103,11 @@ class Segmentation:
             self.cache["labels16"] = self.labels.astype(np.uint16)
         return self.cache["labels16"]
 
+    def count_where(self, mask: np.ndarray) -> np.ndarray:
+        """Pixels per label (count + 1 entries, int64) where the uint8 `mask` is non-zero."""
+        narrow = self.labels16
+        return _areas(self.labels if narrow is None else narrow, self.count + 1, mask)
+
     def per_pixel(self, table: np.ndarray, filled: bool = False) -> np.ndarray:
         """`table[labels]` (or `table[filled]`): per-label values spread over the frame (`lookup`)."""
         narrow = self.filled16 if filled else self.labels16

@@ -23,6 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
+from colorize.engines import consecutive_batches
 from colorize.errors import MissingInputError, ModelError
 from colorize.settings import Settings
 
@@ -67,7 +68,7 @@ def schedule(
 ) -> list[tuple[int, ...]]:
     """The batches the engine gets the frames `todo` in (each exactly once)."""
     if settings.temporal != "warp":
-        return [tuple(todo[i : i + settings.batch]) for i in range(0, len(todo), settings.batch)]
+        return consecutive_batches(todo, settings.batch)
     return warp_batches(todo, frames, keyframes, settings.batch, settings.diffusion.warp_anchor_every)
 
 
