@@ -108,14 +108,14 @@ def timed_run(
     wall = time.perf_counter() - start
     assert summary.done == frames, summary
     shutil.rmtree(out)
-    counts = getattr(engine, "counts", {})
+    counts = engine.counts
     return {
         "wall": wall,
         "model": inside["model"],
         "per_frame": wall / frames,
         "fps": frames / wall,
-        "unet_batches": counts.get("unet_batches", float("nan")),
-        "padding": counts.get("padding", float("nan")),
+        "unet_batches": counts["unet_batches"],
+        "padding": counts["padding"],
     }
 
 

@@ -29,7 +29,7 @@ previous frame is colored); moving the previous result (`apply_warp`) is the che
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -53,15 +53,21 @@ def frame_noise(seed: int, key: int | str, shape: Sequence[int]) -> torch.Tensor
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
 
 
+def anchor_at(index: int, frame: int, keyframes: Container[int], anchor_every: int) -> bool:
+    """Whether the warp chain restarts at `frame`, the `index`-th frame of the shot: every `anchor_every`-th
+    frame counted from the shot's first, and every keyframe (see the module docstring)."""
+    return frame in keyframes or index % max(1, anchor_every) == 0
+
+
 def is_anchor(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> bool:
-    """Whether the warp chain restarts at `frame` (see the module docstring)."""
-    return frame in keyframes or frames.index(frame) % max(1, anchor_every) == 0
+    """Whether the warp chain restarts at `frame` (frames: the whole shot, sorted)."""
+    return anchor_at(frames.index(frame), frame, keyframes, anchor_every)
 
 
 def chain_start(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> int:
     """The anchor frame the warp chain of `frame` starts from (frames: the whole shot, sorted)."""
-    i = frames.index(frame)
-    while not is_anchor(frames[i], frames, keyframes, anchor_every):
+    keys, i = set(keyframes), frames.index(frame)
+    while not anchor_at(i, frames[i], keys, anchor_every):
         i -= 1
     return frames[i]
 

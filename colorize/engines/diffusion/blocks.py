@@ -24,27 +24,25 @@ RESNET_EPS = 1e-5
 NORM_GROUPS = 32  # GroupNorm groups everywhere in the official model
 
 
-def make_resnet(in_channels: int, out_channels: int, temb_channels: int, groups: int) -> ResnetBlock2D:
+def make_resnet(in_channels: int, out_channels: int, temb_channels: int) -> ResnetBlock2D:
     """Official ResBlock: GN-SiLU-conv, + Linear(SiLU(emb)), GN-SiLU-conv, + 1x1 skip when widths differ."""
     return ResnetBlock2D(
         in_channels=in_channels,
         out_channels=out_channels,
         temb_channels=temb_channels,
-        groups=groups,
+        groups=NORM_GROUPS,
         eps=RESNET_EPS,
     )
 
 
-def make_transformer(
-    channels: int, head_channels: int, context_dim: int, depth: int, groups: int
-) -> Transformer2DModel:
+def make_transformer(channels: int, head_channels: int, context_dim: int, depth: int) -> Transformer2DModel:
     """Official SpatialTransformer (conv proj_in/out, GEGLU feed-forward), with our attention processors."""
     transformer = Transformer2DModel(
         num_attention_heads=channels // head_channels,
         attention_head_dim=head_channels,
         in_channels=channels,
         num_layers=depth,
-        norm_num_groups=groups,
+        norm_num_groups=NORM_GROUPS,
         cross_attention_dim=context_dim,
         use_linear_projection=False,
     )
@@ -99,7 +97,7 @@ class DownPath:
         channel_mult, num_res_blocks = list(config.channel_mult), config.num_res_blocks
         attention_resolutions = list(config.attention_resolutions)
         num_head_channels, context_dim = config.num_head_channels, config.context_dim
-        transformer_depth, groups = config.transformer_depth, NORM_GROUPS
+        transformer_depth = config.transformer_depth
         temb = model_channels * 4
         self.time_proj, self.time_embedding = make_time_embedding(model_channels)
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
@@ -111,12 +109,10 @@ class DownPath:
         for level, mult in enumerate(channel_mult):
             resnets, attentions = [], []
             for _ in range(num_res_blocks):
-                resnets.append(make_resnet(ch, mult * model_channels, temb, groups))
+                resnets.append(make_resnet(ch, mult * model_channels, temb))
                 ch = mult * model_channels
                 if ds in attention_resolutions:
-                    attentions.append(
-                        make_transformer(ch, num_head_channels, context_dim, transformer_depth, groups)
-                    )
+                    attentions.append(make_transformer(ch, num_head_channels, context_dim, transformer_depth))
                     self.attention_downsampling.append(ds)
                 self.skip_channels.append(ch)
             downsampler = None

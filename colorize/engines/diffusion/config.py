@@ -85,6 +85,21 @@ def _down_path(official: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _sketch_encoder(official: dict[str, Any]) -> dict[str, Any]:
+    """The sketch encoder's config from the official control-encoder section."""
+    return {
+        "in_channels": official["in_ch"],
+        "model_channels": official["model_channels"],
+        "channel_mult": list(official["ch_mults"]),
+    }
+
+
+def _reference_encoder(official: dict[str, Any], style: bool = False) -> dict[str, Any]:
+    """A background (or, with `style`, style) encoder's config from its official params section."""
+    config = {**_down_path(official), "adm_in_channels": official["adm_in_channels"]}
+    return {**config, "style_modulation": True} if style else config
+
+
 def vae_config(
     ch: int = 128,
     ch_mult: tuple[int, ...] = (1, 2, 4, 4),
@@ -158,17 +173,12 @@ class ModelConfig:
         }
         if data.get("attention_scale_factors"):
             unet["attention_scale_factors"] = _scale_factor_list(data["attention_scale_factors"])
-        encoder = {**_down_path(e), "adm_in_channels": e["adm_in_channels"]}
-        ce, v = data["control_encoder"], data["vae"]
+        v = data["vae"]
         return cls(
             unet=unet,
-            sketch_encoder={
-                "in_channels": ce["in_ch"],
-                "model_channels": ce["model_channels"],
-                "channel_mult": list(ce["ch_mults"]),
-            },
-            background_encoder=encoder,
-            style_encoder={**encoder, "style_modulation": True},
+            sketch_encoder=_sketch_encoder(data["control_encoder"]),
+            background_encoder=_reference_encoder(e),
+            style_encoder=_reference_encoder(e, style=True),
             vae=vae_config(v["ch"], v["ch_mult"], v["num_res_blocks"], v["z_channels"], v["embed_dim"]),
             scales=ConditioningScales.from_dict(data.get("settings", {}), "settings"),
         )
@@ -200,17 +210,9 @@ class ModelConfig:
                 "lora_rank_fg": lora.get("fr", 0),
                 "lora_rank_bg": lora.get("br", 0),
             },
-            sketch_encoder={
-                "in_channels": ce["in_ch"],
-                "model_channels": ce["model_channels"],
-                "channel_mult": list(ce["ch_mults"]),
-            },
-            background_encoder={**_down_path(bg), "adm_in_channels": bg["adm_in_channels"]},
-            style_encoder={
-                **_down_path(style),
-                "adm_in_channels": style["adm_in_channels"],
-                "style_modulation": True,
-            },
+            sketch_encoder=_sketch_encoder(ce),
+            background_encoder=_reference_encoder(bg),
+            style_encoder=_reference_encoder(style, style=True),
             vae=vae_config(
                 dd["ch"],
                 dd["ch_mult"],

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import torch
 
-from .config import ConditioningScales
 from .modeling import ColorizeDiffusionModel
 from .pipeline import BatchInputs, Conditioning, predict
 
@@ -31,21 +30,14 @@ WARMUP_CALLS = 2  # eager calls on a side stream before capture (lazy initialisa
 class GraphedModelCall:
     """`model_call(x, t)` of one shot and batch shape, replayed from a CUDA graph captured on first use."""
 
-    def __init__(
-        self,
-        model: ColorizeDiffusionModel,
-        conditioning: Conditioning,
-        scales: ConditioningScales | None = None,
-    ):
+    def __init__(self, model: ColorizeDiffusionModel, conditioning: Conditioning):
         self.model = model
         self.conditioning = conditioning
-        self.scales = scales
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: BatchInputs | None = None  # static per-batch inputs (the graph reads these tensors)
         self.x: torch.Tensor | None = None
         self.t: torch.Tensor | None = None
         self.out: torch.Tensor | None = None
-        self.replays = 0
 
     def load(self, inputs: BatchInputs) -> GraphedModelCall:
         """Take a new batch's inputs (same shapes as the first batch's)."""
@@ -70,12 +62,12 @@ class GraphedModelCall:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(WARMUP_CALLS):
-                predict(self.model, self.conditioning, self.inputs, self.x, self.t, self.scales)
+                predict(self.model, self.conditioning, self.inputs, self.x, self.t)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: the reader and writer threads may use CUDA (pinned memory) while this thread captures.
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.out = predict(self.model, self.conditioning, self.inputs, self.x, self.t, self.scales)
+            self.out = predict(self.model, self.conditioning, self.inputs, self.x, self.t)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -86,5 +78,4 @@ class GraphedModelCall:
             self.t.copy_(t)
         assert self.graph is not None and self.out is not None
         self.graph.replay()
-        self.replays += 1
         return self.out.clone()

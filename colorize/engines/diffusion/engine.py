@@ -98,7 +98,7 @@ def check_model_folder(folder: str | Path) -> Path:
     if not folder.is_dir():
         raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
     index = read_index(folder) if (folder / INDEX).is_file() else None
-    missing = [INDEX] if index is None else missing_parts(folder, index)
+    missing = [INDEX] if index is None else missing_parts(folder)
     if missing:
         raise MissingInputError(
             f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"

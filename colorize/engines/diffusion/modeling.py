@@ -195,7 +195,7 @@ class ColorizeDiffusionModel(nn.Module):
         `full_precision_dtype` (None: float32 for either). Raises one-line errors for missing or corrupt parts."""
         folder = Path(folder)
         index = read_index(folder)
-        missing = missing_parts(folder, index, clip=load_clip and CLIP in index)
+        missing = missing_parts(folder, clip=load_clip and CLIP in index)
         if missing:
             raise MissingInputError(f"{folder}: incomplete model folder, missing {', '.join(missing)}")
         parts: dict[str, Any] = {}
@@ -380,7 +380,7 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     return index
 
 
-def missing_parts(folder: Path, index: dict[str, Any] | None = None, *, clip: bool = True) -> list[str]:
+def missing_parts(folder: Path, *, clip: bool = True) -> list[str]:
     """Files a model folder lacks (relative paths; empty when complete). diffusers would stop at the first."""
     wanted = [f"{name}/{f}" for name in COMPONENTS for f in ("config.json", WEIGHTS)]
     wanted.append(f"{SCHEDULER}/scheduler_config.json")

@@ -55,9 +55,11 @@ def chain_starts(frames: Sequence[int], keyframes: Sequence[int], anchor_every: 
     The rule of `colorize.temporal.chain_start`: anchors are every `anchor_every`-th frame counted from the
     shot's first frame, and every keyframe.
     """
+    from colorize.temporal import anchor_at
+
     keys, out, anchor = set(keyframes), {}, frames[0] if frames else 0
     for i, f in enumerate(frames):
-        if f in keys or i % max(1, anchor_every) == 0:
+        if anchor_at(i, f, keys, anchor_every):
             anchor = f
         out[f] = anchor
     return out

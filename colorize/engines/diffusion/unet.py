@@ -154,10 +154,10 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # 
         ds = self.out_downsampling
 
         def transformer(width: int) -> nn.Module:
-            return make_transformer(width, num_head_channels, context_dim, transformer_depth, NORM_GROUPS)
+            return make_transformer(width, num_head_channels, context_dim, transformer_depth)
 
         self.mid_block = MidBlock(
-            [make_resnet(ch, ch, temb, NORM_GROUPS), make_resnet(ch, ch, temb, NORM_GROUPS)],
+            [make_resnet(ch, ch, temb), make_resnet(ch, ch, temb)],
             [transformer(ch)],
         )
         attention_downsampling = [*self.attention_downsampling, ds]
@@ -169,7 +169,7 @@ class ColorizeUNet(ModelMixin, ConfigMixin, DownPath):  # type: ignore[misc]  # 
             resnets, attentions = [], []
             for _ in range(num_res_blocks + 1):
                 skip_ch = skips.pop()
-                resnets.append(make_resnet(ch + skip_ch, out, temb, NORM_GROUPS))
+                resnets.append(make_resnet(ch + skip_ch, out, temb))
                 ch = out
                 if ds in attention_resolutions:
                     attentions.append(transformer(ch))
