@@ -84,6 +84,7 @@ def test_chain_starts_follow_the_temporal_rule(keys, every):
         (range(1001, 1033), [1001, 1013], 4, 8),
         (list(range(1003, 1011)) + list(range(1020, 1026)), [1001], 3, 4),  # chunk starts, holes
         (range(1001, 1011), [1001], 1, 4),
+        (range(1001, 1009), [1001], 4, 4),  # two chains: the noise anchor first, then side by side
     ],
 )
 def test_warp_batches_run_chains_side_by_side(todo, keys, batch, every):
@@ -115,6 +116,8 @@ def test_warp_batches_run_chains_side_by_side(todo, keys, batch, every):
             (1008, 1012, 1016, 1003),
             (1004,),
         ]
+    if todo == list(range(1001, 1009)):
+        assert batches == [(1005,), (1006, 1001), (1007, 1002), (1008, 1003), (1004,)]
     if batch == 8:
         assert [len(b) for b in batches] == [7, 8, 8, 8, 8, 8, 8, 8, 1]
     if batch == 1:

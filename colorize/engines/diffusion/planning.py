@@ -83,8 +83,10 @@ def warp_batches(
     of different chains are independent. So a batch holds the next frame of up to `batch` chains. The
     frames of one UNet batch share a timestep schedule: a chain's noise anchor runs every step, every
     other frame (a keyframe anchor, a warped frame) runs img2img from `strength`. Each batch therefore
-    holds frames of one kind: the kind most of the candidate chains' next frames have (ties: the kind of
-    the first candidate), taking chains already started first, then new chains in shot order. Candidates
+    holds frames of one kind: the kind most of the candidate chains' next frames have (ties: noise anchors,
+    which start chains whose frames can then share batches; with `batch` 1, where nothing is shared, the
+    first candidate's kind, so frames keep shot order), taking chains already started first, then new
+    chains in shot order. Candidates
     are the started chains and new ones up to 2 × `batch` chains in all, which also bounds the results
     the engine keeps in memory (one per started chain).
 
@@ -107,7 +109,8 @@ def warp_batches(
         candidates = started + list(islice(waiting, max(0, 2 * batch - len(started))))
         kinds = [from_noise(*c) for c in candidates]
         noise = kinds.count(True)
-        kind = kinds[0] if 2 * noise == len(kinds) else 2 * noise > len(kinds)
+        tie = 2 * noise == len(kinds)
+        kind = (kinds[0] if batch == 1 else True) if tie else 2 * noise > len(kinds)
         picked = [i for i, k in enumerate(kinds) if k == kind][:batch]
         new = [candidates[i] for i in picked if i >= len(started)]
         for chain in new:
