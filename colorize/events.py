@@ -245,6 +245,11 @@ def _summary_text(record: dict[str, Any]) -> str:
             f"; {record['unresolved_regions']} unresolved regions in {record['frames_with_unresolved']} "
             "frames"
         )
+    if record.get("trace_unfilled"):
+        text += (
+            f"; {record['trace_unfilled']} colour-trace line pixels unfilled in "
+            f"{record['frames_with_trace_unfilled']} frames"
+        )
     if record.get("stopped"):
         text += f"; stopped: {record['stopped']}"
     return text

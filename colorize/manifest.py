@@ -22,6 +22,7 @@ from colorize.settings import (
     FlatSettings,
     OutputAlpha,
     StrictModel,
+    TraceLineSettings,
 )
 
 # A settings layer: every field optional, "not set" = None. Presets and manifests are layers; the CLI is
@@ -48,6 +49,7 @@ class SettingsLayer(StrictModel):
     output_depth: Literal[8, 16] | None = Field(None, description=OUTPUT_DEPTH_HELP)
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
+    trace_lines: TraceLineSettings | None = None
 
     def as_layer(self) -> dict[str, Any]:
         """The keys this layer sets, as plain data (nested sections keep only their set keys)."""

@@ -3,7 +3,8 @@
 A QA overlay is the frame, dimmed, with every region tinted by the source of its color and a legend:
 keyframe (no tint), propagated forward / backward (blue / teal), reused drawing (cyan), matched by region
 shape (violet), reference palette (orange), neighbour (yellow); unresolved regions are solid magenta and
-low-confidence ones hatched red. `QAWriter` writes one overlay per frame into a QA folder, `qa.json` (the
+low-confidence ones hatched red; colour-trace line pixels that could not be filled (no painted region
+next to them) are drawn solid magenta, thickened so they show. `QAWriter` writes one overlay per frame into a QA folder, `qa.json` (the
 figures per frame) and `worst_frames.png`, a contact sheet of the frames with most problems.
 """
 
@@ -36,9 +37,15 @@ WORST_SHEET = "worst_frames.png"
 
 
 def qa_overlay(
-    image: np.ndarray, seg: Segmentation, source: np.ndarray, low: np.ndarray, names: tuple[str, ...]
+    image: np.ndarray,
+    seg: Segmentation,
+    source: np.ndarray,
+    low: np.ndarray,
+    names: tuple[str, ...],
+    trace_unfilled: np.ndarray | None = None,
 ) -> np.ndarray:
-    """H×W×3 uint8: `image` dimmed, regions tinted by `source` (index into `names`), `low` hatched."""
+    """H×W×3 uint8: `image` dimmed, regions tinted by `source` (index into `names`), `low` hatched,
+    `trace_unfilled` (H×W uint8 0/255: trace-line pixels left unfilled) solid magenta."""
     rgb = images.to_uint8(images.over_white(image))
     gray = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     base = cv2.addWeighted(rgb, 0.5, gray, 0.5, 0)
@@ -58,7 +65,13 @@ def qa_overlay(
     out[hatch] = LOW
     out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     counts = np.bincount(source[1:], minlength=len(names))
-    return _with_legend(out, [(n, TINTS.get(n), int(c)) for n, c in zip(names, counts, strict=True)], low)
+    entries = [(n, TINTS.get(n), int(c)) for n, c in zip(names, counts, strict=True)]
+    unfilled = 0 if trace_unfilled is None else cv2.countNonZero(trace_unfilled)
+    if unfilled:
+        assert trace_unfilled is not None
+        out[cv2.dilate(trace_unfilled, np.ones((5, 5), np.uint8)) > 0] = TINTS["unresolved"]
+        entries.append(("trace unfilled", TINTS["unresolved"], unfilled))
+    return _with_legend(out, entries, low)
 
 
 def _with_legend(image: np.ndarray, entries: list, low: np.ndarray) -> np.ndarray:

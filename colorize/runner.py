@@ -104,6 +104,14 @@ class Summary:
     stop_code: ExitCode | None = None
     unresolved_regions: int = 0
     frames_with_unresolved: int = 0
+    trace_unfilled: int = 0  # colour-trace line pixels left unfilled, in the frames made by this run
+    frames_with_trace_unfilled: int = 0
+
+    def count_trace_unfilled(self, unfilled: Any) -> None:
+        """Add a frame's `trace_unfilled` count (from its event) to the totals, when it has one."""
+        if isinstance(unfilled, int) and not isinstance(unfilled, bool) and unfilled > 0:
+            self.trace_unfilled += unfilled
+            self.frames_with_trace_unfilled += 1
 
     def count_unresolved(self, unresolved: Any) -> bool:
         """Add a frame's `unresolved` count (from its event or record) to the totals; False when it is
@@ -260,6 +268,8 @@ def _run(
             frames_per_second=round(summary.done / max(summary.seconds, 1e-9), 3),
             unresolved_regions=summary.unresolved_regions,
             frames_with_unresolved=summary.frames_with_unresolved,
+            trace_unfilled=summary.trace_unfilled,
+            frames_with_trace_unfilled=summary.frames_with_trace_unfilled,
             stopped=summary.stopped,
             exit_code=int(summary.exit_code),
         )
@@ -402,6 +412,7 @@ class _Stream:
                 return
             worker.reported.add(frame)
             self.summary.count_unresolved(fields.get("unresolved"))
+            self.summary.count_trace_unfilled(fields.get("trace_unfilled"))
             if kind == "frame_failed":
                 error = WorkerFailed(str(fields.pop("error", "")), fields.pop("exit_code", ExitCode.INTERNAL))
                 self._fail(frame, error, fields)
@@ -566,6 +577,7 @@ class _Stream:
                 self._fail(entry.frame, error)
                 self.write_failed = self.write_failed or error
                 return
+        self.summary.count_trace_unfilled(info.get("trace_unfilled"))
         gate = self._gate(entry.frame, info.get("unresolved"))
         if gate is not None:
             self._fail(entry.frame, gate, {"output": str(path), **info})

@@ -66,6 +66,35 @@ class FlatSettings(StrictModel):
     )
 
 
+LineRole = Annotated[str, Field(pattern=r"^(main|shadow|highlight|#[0-9a-fA-F]{6})$")]
+LINE_ROLE_HELP = (
+    "main: kept as drawn (a main line); shadow: filled with the darker of the colours it separates; "
+    "highlight: the lighter; #rrggbb: filled with that fixed colour."
+)
+
+
+class TraceLineSettings(StrictModel):
+    """Colour-trace lines: the role of each line colour (hue class of saturated, not dark, line pixels).
+
+    Dark or neutral lines are always main lines. A trace stroke that bounds no region (a mark drawn inside
+    one paint area) is kept as drawn, and so is a colour that makes up more than `max_share` of a frame's
+    line pixels (a drawing traced in that colour is line work)."""
+
+    red: LineRole = Field("highlight", description=LINE_ROLE_HELP)
+    yellow: LineRole = Field("main", description=LINE_ROLE_HELP)
+    green: LineRole = Field("shadow", description=LINE_ROLE_HELP)
+    cyan: LineRole = Field("main", description=LINE_ROLE_HELP)
+    blue: LineRole = Field("shadow", description=LINE_ROLE_HELP)
+    magenta: LineRole = Field("main", description=LINE_ROLE_HELP)
+    max_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A line colour making up more than this share of a frame's line pixels is that "
+        "drawing's main line work: kept (check warns).",
+    )
+
+
 class DiffusionSettings(StrictModel):
     """Settings of the ColorizeDiffusion v2 engine."""
 
@@ -162,6 +191,9 @@ class Settings(StrictModel):
     output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
+    trace_lines: TraceLineSettings = Field(
+        TraceLineSettings(), description="Colour-trace lines: which line colours are filled, and how."
+    )
 
 
 def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -82,6 +82,9 @@ class FrameResult:
     seconds: float | None = None  # engine time of this frame, when the engine can tell (else batch / n)
     qa: np.ndarray | None = None  # H×W×3 uint8 QA overlay, when the shot asks for one (ShotContext.qa)
     error: ColorizeError | None = None  # this frame alone could not be made (the rest of its batch could)
+    # H×W bool: the main-line pixels (ink kept as drawn: `regions.lines`), from engines that know them;
+    # trace lines and coloured lines a keyframe painted over are not main lines
+    main_lines: np.ndarray | None = None
 
 
 class Engine(Protocol):

@@ -60,6 +60,8 @@ from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
 from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
+from colorize.regions.lines import LineRoles, LineWork, classify
+from colorize.regions.lines import empty as no_linework
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
 from colorize.regions.palette import (
     NO_COLOR,
@@ -70,7 +72,15 @@ from colorize.regions.palette import (
     widen,
 )
 from colorize.regions.propagate import propagate, vote_pixels
-from colorize.regions.render import carry_texture, paint_layer, paint_layer16, paste_off_lines, render
+from colorize.regions.render import (
+    carry_texture,
+    fill_trace,
+    keyframe_lines,
+    paint_layer,
+    paint_layer16,
+    paste_off_lines,
+    render,
+)
 from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
 from colorize.settings import Settings
 
@@ -127,6 +137,7 @@ class FlatEngine:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.flat = settings.flat
+        self.roles = LineRoles.from_settings(settings.trace_lines)
         self.qa = False  # also return a QA overlay per frame (FrameResult.qa): ShotContext.qa
         self._shot: ShotContext | None = None
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
@@ -198,6 +209,11 @@ class FlatEngine:
         seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
         if f.lines == "keep" and f.colored_lines == "fill":
             seg.cache["colored"] = colored
+        if f.colored_lines == "fill":
+            lineart8 = images.to_uint8(lineart)
+            seg.cache["linework"] = classify(
+                lineart8, ink, colored, alpha, seg.labels, self.roles, f.line_threshold
+            )
         _ = seg.filled16
         if seg.labels16 is not None:
             vote_pixels(seg)
@@ -217,6 +233,7 @@ class FlatEngine:
     def _one(self, fi: FrameInput) -> FrameResult:
         shot = self._require_shot()
         seg = self._segmentation(fi.frame, fi.lineart)
+        lw: LineWork = seg.cache.get("linework") or no_linework(seg.labels.shape)
         k0, k1 = self._span(fi.frame)
         self._forget_other_spans(k0, k1)
         keys = [k for k in dict.fromkeys((k0, k1)) if k is not None]
@@ -232,47 +249,62 @@ class FlatEngine:
             key = self._key(k)  # a keyframe frame's own keyframe is cached above
             colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
             conf = np.ones(seg.count + 1, np.float32)
-            paint = self._paint(seg, colors, [(np.ones(seg.count + 1, bool), key.state(k))], alpha, deep)
+            paint, unfilled = self._paint(
+                seg, lw, colors, [(np.ones(seg.count + 1, bool), key.state(k))], alpha, deep
+            )
+            key_paint = self._paint_source(key, alpha, paint.dtype)
             if self.flat.fill != "flat":
-                paste_off_lines(paint, seg, self._paint_source(key, alpha, paint.dtype))
+                paste_off_lines(paint, seg, key_paint)
+            # The keyframe shows how its own drawing's coloured lines were painted: they take its pixels.
+            taken = keyframe_lines(lw, fi.lineart, key.image)
+            cv2.copyTo(key_paint, taken, paint)
+            over = cv2.bitwise_or(lw.trace, taken)
+            unfilled = cv2.subtract(unfilled, taken)
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
             self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
-            paint = self._paint(seg, colors, winners, alpha, deep)
+            paint, unfilled = self._paint(seg, lw, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
+            over = lw.trace
         source[0] = KEYFRAME  # label 0 = lines, not a region
         unresolved = colors == NO_COLOR
         unresolved[0] = False
         source[unresolved] = UNRESOLVED
-        image = render(seg, paint, fi.lineart, self.flat.lines, self.flat.colored_lines)
+        image = render(seg, paint, fi.lineart, self.flat.lines, self.flat.colored_lines, over)
         counts = np.bincount(source[1:], minlength=len(SOURCES))
         info: dict[str, Any] = {
             "regions": int(seg.count),
             "unresolved": int(unresolved.sum()),
             "sources": {name: int(k) for name, k in zip(SOURCES, counts, strict=True) if k},
         }
+        if lw.count or lw.marks:
+            info["trace_pixels"] = lw.count
+            info["trace_unfilled"] = int(cv2.countNonZero(unfilled))
         chained = (source == FORWARD) | (source == BACKWARD) | (source == REUSED) | (source == MATCHED)
         low = chained & (conf < LOW_CONFIDENCE)
         low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
         info["low_confidence"] = int(low.sum())
-        qa = qa_overlay(image, seg, source, low, SOURCES) if self.qa else None
-        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa)
+        qa = qa_overlay(image, seg, source, low, SOURCES, unfilled) if self.qa else None
+        main = cv2.bitwise_and(cv2.compare(seg.ink, 0, cv2.CMP_GT), cv2.bitwise_not(over)) > 0
+        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa, main_lines=main)
 
     def _paint(
         self,
         seg: Segmentation,
+        lw: LineWork,
         colors: np.ndarray,
         winners: list[tuple[np.ndarray, _State]],
         alpha: bool,
         deep: bool,
-    ) -> np.ndarray:
-        """The flat paint layer: at 8 bits, or at 16 bits (`deep`) in the colors `_colors16` finds."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The flat paint layer: at 8 bits, or at 16 bits (`deep`) in the colors `_colors16` finds; trace
+        lines filled by their roles (`fill_trace`). Also the trace pixels left unfilled (uint8 mask)."""
         finished = self._finish_colors(seg, colors)
         if not deep:
-            return paint_layer(seg, finished, alpha)
-        return paint_layer16(seg, self._colors16(finished, winners), alpha)
+            return fill_trace(seg, lw, colors, NO_COLOR, finished, alpha, paint_layer)
+        return fill_trace(seg, lw, colors, NO_COLOR, self._colors16(finished, winners), alpha, paint_layer16)
 
     def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
         """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""

@@ -10,18 +10,29 @@ transparency or 16-bit output).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
 from colorize.flow import warp
 from colorize.images import to_uint8, to_uint16
+from colorize.regions.lines import FIXED, LineWork, trace_labels
 from colorize.regions.palette import unpack_color16
-from colorize.regions.segment import Segmentation, colored_line_u8
+from colorize.regions.segment import Segmentation, colored_line_u8, lookup
 
 
-def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np.ndarray:
-    """H×W×3 RGB (or ×4 RGBA) uint8 from packed per-label colors; line pixels take a neighbour region's."""
-    packed = seg.per_pixel(region_colors.astype(np.int64).astype(np.uint32).view(np.int32), filled=True)
+def _per_pixel(seg: Segmentation, table: np.ndarray, filled: np.ndarray | None) -> np.ndarray:
+    """`table` per pixel of `filled` (labels with the lines filled in), default `seg.filled`."""
+    return seg.per_pixel(table, filled=True) if filled is None else lookup(filled, table)
+
+
+def paint_layer(
+    seg: Segmentation, region_colors: np.ndarray, alpha: bool, filled: np.ndarray | None = None
+) -> np.ndarray:
+    """H×W×3 RGB (or ×4 RGBA) uint8 from packed per-label colors; line pixels take a neighbour region's
+    (the label `filled` gives them, default `seg.filled`)."""
+    packed = _per_pixel(seg, region_colors.astype(np.int64).astype(np.uint32).view(np.int32), filled)
     # Little-endian 0xAARRGGBB reads as bytes B, G, R, A.
     bgra = packed.view(np.uint8).reshape(*packed.shape, 4)
     if alpha:
@@ -32,16 +43,63 @@ def paint_layer(seg: Segmentation, region_colors: np.ndarray, alpha: bool) -> np
     return rgb
 
 
-def paint_layer16(seg: Segmentation, region_colors16: np.ndarray, alpha: bool) -> np.ndarray:
+def paint_layer16(
+    seg: Segmentation, region_colors16: np.ndarray, alpha: bool, filled: np.ndarray | None = None
+) -> np.ndarray:
     """`paint_layer` at 16 bits: H×W×3 RGB (or ×4 RGBA) uint16 from packed 16-bit per-label colors
     (`palette.pack_color16`)."""
-    rgba = unpack_color16(seg.per_pixel(region_colors16, filled=True)).reshape(*seg.labels.shape, 4)
+    rgba = unpack_color16(_per_pixel(seg, region_colors16, filled)).reshape(*seg.labels.shape, 4)
     if alpha:
         return rgba
     rgb = np.ascontiguousarray(rgba[..., :3])
     if (region_colors16 == 0).any():  # transparent regions in an opaque output: paper white
         rgb[rgba[..., 3] == 0] = 65535
     return rgb
+
+
+def fill_trace(
+    seg: Segmentation,
+    lw: LineWork,
+    colors: np.ndarray,
+    no_color: int,
+    table: np.ndarray,
+    alpha: bool,
+    layer: Callable[..., np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the paint layer `layer(seg, table, alpha, filled)` (`paint_layer` or `paint_layer16`) with the
+    trace lines of `lw` filled by their roles, the trace pixels left unfilled (H×W uint8 0/255)).
+    `colors`: the regions' packed 8-bit colors (`no_color`: unresolved), what the roles compare."""
+    if not lw.count:
+        return layer(seg, table, alpha), np.zeros(seg.labels.shape, np.uint8)
+    base = seg.filled16 if seg.filled16 is not None else seg.filled
+    filled, unfilled = trace_labels(lw, seg.labels, base, colors, no_color)
+    paint = layer(seg, table, alpha, filled)
+    top = int(np.iinfo(paint.dtype).max)
+    for i, color in enumerate(lw.fixed):
+        rgb = [(color >> 16) & 255, (color >> 8) & 255, color & 255]
+        value = [c * top // 255 for c in rgb] + [top] * (paint.shape[2] - 3)
+        paint[cv2.compare(lw.role, FIXED + i, cv2.CMP_EQ) > 0] = value
+    return paint, unfilled
+
+
+def keyframe_lines(
+    lw: LineWork, lineart: np.ndarray, keyframe: np.ndarray, tolerance: int = 48
+) -> np.ndarray:
+    """H×W uint8 0/255: the coloured line pixels (trace or kept) a keyframe of this very drawing painted:
+    opaque there and off the pencil's colour by more than `tolerance` in some channel."""
+    out = np.zeros(lw.colored.shape, np.uint8)
+    pts = cv2.findNonZero(lw.colored)
+    if pts is None:
+        return out
+    pts = pts.reshape(-1, 2)
+    xs, ys = pts[:, 0], pts[:, 1]
+    key = to_uint8(keyframe)[ys, xs].astype(np.int16)
+    pencil = to_uint8(lineart)[ys, xs, :3].astype(np.int16)
+    painted = np.abs(key[:, :3] - pencil).max(axis=1) > tolerance
+    if key.shape[1] == 4:
+        painted &= key[:, 3] >= 128
+    out[ys[painted], xs[painted]] = 255
+    return out
 
 
 def paste_off_lines(
@@ -117,20 +175,22 @@ def render(
     lineart: np.ndarray,
     lines: str = "keep",
     colored_lines: str = "fill",
+    over: np.ndarray | None = None,
 ) -> np.ndarray:
     """The finished frame: the line layer of `lineart` over `paint` (RGB or RGBA, which sets the output;
     uint8, or uint16: then the lines are composited at 16 bits from `lineart`, uint8 or uint16).
 
     lines="fill": the paint layer only (line pixels already carry a neighbouring region's color).
     lines="keep": the original line layer is composited over it, except colored lines when
-    colored_lines="fill" (cel finishing paints shadow/highlight boundary lines over).
+    colored_lines="fill" (cel finishing paints shadow/highlight boundary lines over): the pixels of `over`
+    (H×W uint8 0/255, the trace lines of `lines.classify`), default every colored line pixel.
     """
     if lines == "fill":
         return paint
     ink = seg.ink
     colored = None
     if colored_lines == "fill":
-        colored = colored_lines_of(seg, lineart)
+        colored = colored_lines_of(seg, lineart) if over is None else over
         if cv2.countNonZero(colored):
             ink = cv2.subtract(ink, colored)  # 0 on colored lines
         else:

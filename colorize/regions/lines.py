@@ -1,0 +1,281 @@
+"""Line roles: which line pixels are main lines (kept as ink) and which are colour-trace lines (filled).
+
+Japanese line art has black main lines and red/blue/green colour-trace lines (色トレス) that bound shadows
+and highlights; the trace lines are filled and vanish in the finished frame.
+
+Classification (`classify`, from the line art and its regions alone):
+
+1. Candidates: coloured line pixels (`segment.line_layers`: chroma well above the ink's) that are not
+   dark: the line colour's value (its brightest channel, un-composited from white paper for opaque line
+   art) is at least DARK. Dark or neutral lines are main lines.
+2. Strokes: 8-connected components of candidates. Each stroke takes one hue class (red, yellow, green,
+   cyan, blue, magenta: 60° sectors around the primaries and secondaries), the ink-weighted majority of
+   its pixels' hues, so anti-aliased fringes and mixed pixels go with their stroke; the class's role
+   comes from the settings (`trace_lines`).
+3. Line work, not trace: a class whose pixels are more than `max_share` of the frame's line pixels (the
+   drawing is traced in that colour), and a stroke that bounds no region (all the region pixels it
+   touches belong to one region: a mark drawn inside one paint area, such as blush hatching) stay main
+   lines.
+
+Filling (`trace_labels`): each trace pixel takes, among the regions it touches (through its own stroke, a
+few pixels, never through main lines), the darkest (shadow) or lightest (highlight) painted one by luma
+(Rec. 601; transparent regions only when nothing opaque is near); then every stroke takes its pixels'
+majority, so a stroke is filled with one colour as painters fill it. A fixed-colour role paints the
+stroke in that colour. Trace pixels with no painted region near (only unresolved ones) take the nearest
+region's label like any line pixel and are counted as unfilled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from colorize.settings import TraceLineSettings
+
+HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")
+NONE, SHADOW, HIGHLIGHT = 0, 1, 2  # role codes; fixed colour i is FIXED + i
+FIXED = 3
+DARK = 128  # a line colour whose brightest channel is under this is dark: a main line whatever its hue
+REACH = 3  # pixels along a trace stroke within which its pixels look for the regions it separates
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+_NEAR = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)])
+
+
+@dataclass(frozen=True)
+class LineRoles:
+    """Role code per hue class (NONE = main line), the fixed colours (packed 0xRRGGBB), `max_share`."""
+
+    codes: tuple[int, ...]
+    fixed: tuple[int, ...]
+    max_share: float
+
+    @classmethod
+    def from_settings(cls, s: TraceLineSettings) -> LineRoles:
+        codes, fixed = [], []
+        for hue in HUES:
+            role = getattr(s, hue)
+            if role.startswith("#"):
+                value = int(role[1:], 16)
+                if value not in fixed:
+                    fixed.append(value)
+                codes.append(FIXED + fixed.index(value))
+            else:
+                codes.append({"main": NONE, "shadow": SHADOW, "highlight": HIGHLIGHT}[role])
+        return cls(tuple(codes), tuple(fixed), s.max_share)
+
+    @property
+    def any(self) -> bool:
+        return any(self.codes)
+
+
+@dataclass
+class LineWork:
+    """Line roles of one frame (see the module docstring)."""
+
+    role: np.ndarray  # H×W uint8: NONE (paper, main line), SHADOW, HIGHLIGHT, FIXED + i
+    stroke: np.ndarray  # H×W int32: stroke id of trace pixels, 0 elsewhere
+    fixed: tuple[int, ...]  # packed 0xRRGGBB of the fixed-colour roles
+    colored: np.ndarray  # H×W uint8 0/255: every coloured (not dark) line pixel, trace or kept
+    kept_share: dict[str, float] = field(default_factory=dict)  # hue -> share of the line work, when kept
+    marks: int = 0  # pixels of trace-coloured strokes kept because they bound no region
+
+    @property
+    def trace(self) -> np.ndarray:
+        """H×W uint8 0/255: the trace pixels (filled, never left in their pencil colour)."""
+        return cv2.compare(self.role, NONE, cv2.CMP_GT)
+
+    @property
+    def count(self) -> int:
+        return int(cv2.countNonZero(self.role))
+
+
+def empty(shape: tuple[int, int]) -> LineWork:
+    zeros = np.zeros(shape, np.uint8)
+    return LineWork(zeros, np.zeros(shape, np.int32), (), zeros)
+
+
+def hue_classes(rgb: np.ndarray) -> np.ndarray:
+    """Hue class (index into HUES) of N×3 uint8 RGB colours: 60° sectors centred on the primaries and
+    secondaries (red is -30°..30°)."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2HSV_FULL)
+    hue = hsv[:, 0, 0].astype(np.int32) * 360 // 256
+    return ((hue + 30) % 360 // 60).astype(np.int64)
+
+
+def line_values(rgb: np.ndarray, in_alpha: bool) -> np.ndarray:
+    """Value (brightest channel, 0-255) of the line colour of N×3 uint8 line-art pixels: the pixel's own
+    colour for lines in alpha; for opaque line art on white paper, un-composited (c = (p - min) / ink)."""
+    rgb = rgb.astype(np.int32)
+    hi, lo = rgb.max(axis=1), rgb.min(axis=1)
+    if in_alpha:
+        return hi
+    return (hi - lo) * 255 // np.maximum(255 - lo, 1)
+
+
+def classify(
+    lineart: np.ndarray,
+    ink: np.ndarray,
+    colored: np.ndarray,
+    in_alpha: bool,
+    labels: np.ndarray,
+    roles: LineRoles,
+    line_threshold: float = 0.4,
+) -> LineWork:
+    """Line roles of one frame: `lineart` H×W×4 uint8, `ink`/`colored`/`in_alpha` from
+    `segment.line_layers`, `labels` its regions (0 = line). See the module docstring."""
+    shape = ink.shape
+    pts = cv2.findNonZero(colored)
+    if pts is None or not roles.any:
+        return empty(shape)
+    pts = pts.reshape(-1, 2)
+    xs, ys = pts[:, 0], pts[:, 1]
+    rgb = lineart[ys, xs, :3]
+    bright = line_values(rgb, in_alpha) >= DARK
+    if not bright.any():
+        return empty(shape)
+    xs, ys, rgb = xs[bright], ys[bright], rgb[bright]
+    cand = np.zeros(shape, np.uint8)
+    cand[ys, xs] = 255
+    x0, y0 = int(xs.min()), int(ys.min())
+    box = (slice(y0, int(ys.max()) + 1), slice(x0, int(xs.max()) + 1))
+    n, strokes = cv2.connectedComponents(cand[box], connectivity=8, ltype=cv2.CV_32S)
+    strokes = np.pad(strokes, ((y0, shape[0] - box[0].stop), (x0, shape[1] - box[1].stop)))
+    sid = strokes[ys, xs].astype(np.int64)
+    votes = np.bincount(sid * len(HUES) + hue_classes(rgb), weights=ink[ys, xs], minlength=n * len(HUES))
+    stroke_hue = votes.reshape(n, len(HUES)).argmax(axis=1)
+    code = np.asarray(roles.codes, np.int64)[stroke_hue]
+    code[0] = NONE
+    # A colour that is most of the drawing's lines is its line work.
+    thr = max(1, round(line_threshold * 255))
+    total = max(1, int(cv2.countNonZero(cv2.compare(ink, thr, cv2.CMP_GE))))
+    per_hue = np.bincount(stroke_hue[sid], minlength=len(HUES))
+    kept_share: dict[str, float] = {}
+    for h, hue in enumerate(HUES):
+        share = per_hue[h] / total
+        if roles.codes[h] != NONE and share > roles.max_share:
+            code[stroke_hue == h] = NONE
+            kept_share[hue] = round(float(share), 3)
+    bounds = _bounds_regions(labels, ys, xs, sid, n)
+    marks_of = (code != NONE) & ~bounds
+    marks = int(marks_of[sid].sum())
+    code[marks_of] = NONE
+    role = np.zeros(shape, np.uint8)
+    keep = code[sid] != NONE
+    role[ys[keep], xs[keep]] = code[sid[keep]]
+    stroke = np.zeros(shape, np.int32)
+    stroke[ys[keep], xs[keep]] = sid[keep]
+    return LineWork(role, stroke, roles.fixed, cand, kept_share, marks)
+
+
+def _bounds_regions(
+    labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, sid: np.ndarray, n: int
+) -> np.ndarray:
+    """Per stroke (n entries): whether it separates regions: the region pixels within 2 px of it belong to
+    two regions or more, the second touching it at least a quarter as much as the first."""
+    h, w = labels.shape
+    ny = np.clip(ys[:, None] + _NEAR[:, 0], 0, h - 1)
+    nx = np.clip(xs[:, None] + _NEAR[:, 1], 0, w - 1)
+    near = labels[ny, nx].astype(np.int64)
+    s = np.broadcast_to(sid[:, None], near.shape)
+    ok = near > 0
+    out = np.zeros(n, bool)
+    if not ok.any():
+        return out
+    big = int(near.max()) + 1
+    pairs, counts = np.unique(s[ok] * big + near[ok], return_counts=True)
+    stroke_of = pairs // big
+    order = np.lexsort((-counts, stroke_of))
+    stroke_of, counts = stroke_of[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, stroke_of[1:] != stroke_of[:-1]])
+    ends = np.r_[starts[1:], len(counts)]
+    second = np.where(ends - starts >= 2, counts[np.minimum(starts + 1, len(counts) - 1)], 0)
+    out[stroke_of[starts]] = second * 4 >= counts[starts]
+    return out
+
+
+def luma(packed: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma (float, 0-255) of packed 0xAARRGGBB colours."""
+    p = packed.astype(np.int64)
+    return 0.299 * ((p >> 16) & 255) + 0.587 * ((p >> 8) & 255) + 0.114 * (p & 255)
+
+
+def trace_labels(
+    lw: LineWork,
+    labels: np.ndarray,
+    filled: np.ndarray,
+    colors: np.ndarray,
+    no_color: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(`filled` with every shadow/highlight trace pixel relabelled to the region it takes, the trace
+    pixels left unfilled: H×W uint8 0/255). `colors`: packed 0xAARRGGBB per label (`no_color`: unresolved);
+    `filled`: the labels with line pixels given a neighbour's (`segment.fill_lines`). See the module
+    docstring."""
+    out = filled.copy()
+    unfilled = np.zeros(lw.role.shape, np.uint8)
+    n = len(colors)
+    painted = colors != no_color
+    painted[0] = False
+    opaque = ((colors.astype(np.int64) >> 24) & 255) > 0
+    for code, sign in ((SHADOW, 1.0), (HIGHLIGHT, -1.0)):
+        mask = cv2.compare(lw.role, code, cv2.CMP_EQ)
+        if not cv2.countNonZero(mask):
+            continue
+        x, y, bw, bh = cv2.boundingRect(mask)
+        y0, x0 = max(0, y - REACH), max(0, x - REACH)
+        box = (slice(y0, y + bh + REACH), slice(x0, x + bw + REACH))
+        # Rank of each label: painted opaque regions, darkest (shadow) or lightest (highlight) first, then
+        # transparent ones, then unresolved ones; lines none.
+        order = np.lexsort((np.arange(n), sign * luma(colors), ~opaque, ~painted))
+        order = order[order != 0]
+        rank = np.zeros(n, np.float32)
+        rank[order] = np.arange(1, n, dtype=np.float32)
+        none = np.float32(n + 1)
+        rank[0] = none
+        m = mask[box]
+        key = np.take(rank, labels[box])
+        key[m > 0] = none
+        for _ in range(REACH):
+            cv2.copyTo(cv2.erode(key, _CROSS), m, key)
+        ys, xs = _points(m)
+        k = key[ys, xs].astype(np.int64)
+        to = np.concatenate([[0], order, [0]])[np.minimum(k, n)]  # rank -> label (none: 0)
+        to = _stroke_majority(lw.stroke[box][ys, xs], to)
+        got = to > 0
+        out[box][ys[got], xs[got]] = to[got]
+        bad = ~painted[to]  # no label, or an unresolved region's
+        unfilled[box][ys[bad], xs[bad]] = 255
+    return out, unfilled
+
+
+def _points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of the non-zero pixels of a uint8 mask, in raster order (OpenCV: faster than np.nonzero)."""
+    pts = cv2.findNonZero(mask)
+    if pts is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pts = pts.reshape(-1, 2)
+    return pts[:, 1], pts[:, 0]
+
+
+def _stroke_majority(stroke: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Each pixel's label replaced by the most common label (> 0) of its stroke (ties: the lowest)."""
+    if not len(label):
+        return label
+    have = label > 0
+    if not have.any():
+        return label
+    big = int(label.max()) + 1
+    pairs, counts = np.unique(stroke[have].astype(np.int64) * big + label[have], return_counts=True)
+    s_of = pairs // big
+    order = np.lexsort((pairs % big, -counts, s_of))
+    s_of, pairs = s_of[order], pairs[order]
+    first = np.r_[True, s_of[1:] != s_of[:-1]]
+    best_s, best_l = s_of[first], pairs[first] % big
+    at = np.minimum(np.searchsorted(best_s, stroke), len(best_s) - 1)
+    return np.where(best_s[at] == stroke, best_l[at], 0)
+
+
+def fixed_mask(lw: LineWork, i: int) -> np.ndarray:
+    """H×W uint8 0/255: pixels of the i-th fixed-colour role."""
+    return cv2.compare(lw.role, FIXED + i, cv2.CMP_EQ)
