@@ -24,15 +24,19 @@ from colorize_cli.common import (
     with_run_options,
 )
 
+from colorize import images
 from colorize.engines import create_engine
 from colorize.errors import ColorizeError, ExitCode, UsageError
 from colorize.events import Events, HumanReporter
 from colorize.farm import shot_command
 from colorize.manifest import schema_json
 from colorize.provenance import Freshness
+from colorize.regions.lines import frame_line_work
+from colorize.regions.lines import warnings as line_warnings
 from colorize.runner import Summary, run_on_devices, run_shot
 from colorize.sequences import frame_range_text
 from colorize.shot import (
+    ShotPlan,
     check_output_writable,
     raise_problems,
     validate_plan,
@@ -174,6 +178,8 @@ def check(
             f"{_count(len(plan.characters), 'character')}, {_count(len(keys), 'keyframe')}, engine {plan.engine} "
             f"({plan.engine_reason}){reads}"
         )
+        for line_warning in trace_line_warnings(plan):
+            sys.stderr.write(f"colorize: warning: {line_warning}\n")
         first = plan.characters[0] if plan.characters else None
         model = Path(plan.settings.model) if plan.settings.model else None
         if (
@@ -189,6 +195,18 @@ def check(
             warning = heuristic_mask_warning(first.reference, first.name)
             if warning:
                 sys.stderr.write(f"colorize: warning: {warning}\n")
+
+
+def trace_line_warnings(plan: ShotPlan) -> list[str]:
+    """Line colours the trace-line roles keep as main line work in the first, middle and last selected
+    frames (`regions.lines.warnings`): a drawing traced all in blue comes out with its lines, and says so."""
+    sel = plan.selected
+    out: list[str] = []
+    for f in dict.fromkeys([sel[0], sel[len(sel) // 2], sel[-1]] if sel else []):
+        path = plan.lineart_paths[f]
+        lw = frame_line_work(images.read_rgba(path), plan.settings.flat, plan.settings.trace_lines)
+        out += [w for w in line_warnings(lw, f"{path.name} (frame {f})") if w not in out]
+    return out
 
 
 @with_run_options

@@ -13,9 +13,8 @@ Classification (`classify`, from the line art and its regions alone):
    its pixels' hues, so anti-aliased fringes and mixed pixels go with their stroke; the class's role
    comes from the settings (`trace_lines`).
 3. Line work, not trace: a class whose pixels are more than `max_share` of the frame's line pixels (the
-   drawing is traced in that colour), and a stroke that bounds no region (all the region pixels it
-   touches belong to one region: a mark drawn inside one paint area, such as blush hatching) stay main
-   lines.
+   drawing is traced in that colour), and a stroke that bounds no region (one region all round it, no
+   other line along it: a mark drawn inside one paint area, such as blush hatching) stay main lines.
 
 Filling (`trace_labels`): each trace pixel takes, among the regions it touches (through its own stroke, a
 few pixels, never through main lines), the darkest (shadow) or lightest (highlight) painted one by luma
@@ -32,7 +31,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from colorize.settings import TraceLineSettings
+from colorize.regions.segment import line_layers, segment_ink
+from colorize.settings import FlatSettings, TraceLineSettings
 
 HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")
 NONE, SHADOW, HIGHLIGHT = 0, 1, 2  # role codes; fixed colour i is FIXED + i
@@ -79,7 +79,8 @@ class LineWork:
     fixed: tuple[int, ...]  # packed 0xRRGGBB of the fixed-colour roles
     colored: np.ndarray  # H×W uint8 0/255: every coloured (not dark) line pixel, trace or kept
     kept_share: dict[str, float] = field(default_factory=dict)  # hue -> share of the line work, when kept
-    marks: int = 0  # pixels of trace-coloured strokes kept because they bound no region
+    marks: dict[str, int] = field(default_factory=dict)  # hue -> pixels of strokes bounding no region
+    traced: dict[str, int] = field(default_factory=dict)  # hue -> trace pixels
 
     @property
     def trace(self) -> np.ndarray:
@@ -157,29 +158,63 @@ def classify(
         if roles.codes[h] != NONE and share > roles.max_share:
             code[stroke_hue == h] = NONE
             kept_share[hue] = round(float(share), 3)
-    bounds = _bounds_regions(labels, ys, xs, sid, n)
+    bounds = _bounds_regions(labels, cand, ys, xs, sid, n)
     marks_of = (code != NONE) & ~bounds
-    marks = int(marks_of[sid].sum())
     code[marks_of] = NONE
+    pixel_hue = stroke_hue[sid]
+    marks = np.bincount(pixel_hue[marks_of[sid]], minlength=len(HUES))
+    traced = np.bincount(pixel_hue[code[sid] != NONE], minlength=len(HUES))
     role = np.zeros(shape, np.uint8)
     keep = code[sid] != NONE
     role[ys[keep], xs[keep]] = code[sid[keep]]
     stroke = np.zeros(shape, np.int32)
     stroke[ys[keep], xs[keep]] = sid[keep]
-    return LineWork(role, stroke, roles.fixed, cand, kept_share, marks)
+    return LineWork(
+        role,
+        stroke,
+        roles.fixed,
+        cand,
+        kept_share,
+        {h: int(k) for h, k in zip(HUES, marks, strict=True) if k},
+        {h: int(k) for h, k in zip(HUES, traced, strict=True) if k},
+    )
+
+
+MARK_SHARE = 0.5  # `warnings`: a trace colour most of whose pixels bound no region is worth a word
+
+
+def warnings(lw: LineWork, where: str) -> list[str]:
+    """One line per line colour that the roles keep as main line work though the settings make it a trace
+    colour (`where` names the frame): a drawing traced in that colour, or a colour mostly drawn as marks."""
+    out = []
+    for hue, share in lw.kept_share.items():
+        out.append(
+            f"{where}: {hue} lines are {100 * share:.0f} % of the line work: kept as main lines, not filled "
+            f"as trace lines (trace_lines.max_share; set trace_lines.{hue}: main to keep them always)"
+        )
+    for hue, marks in lw.marks.items():
+        if marks > MARK_SHARE * (marks + lw.traced.get(hue, 0)):
+            out.append(
+                f"{where}: {marks} of the {hue} line pixels bound no region (marks inside one paint area): "
+                f"kept as drawn, not filled (trace_lines.{hue})"
+            )
+    return out
 
 
 def _bounds_regions(
-    labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, sid: np.ndarray, n: int
+    labels: np.ndarray, cand: np.ndarray, ys: np.ndarray, xs: np.ndarray, sid: np.ndarray, n: int
 ) -> np.ndarray:
-    """Per stroke (n entries): whether it separates regions: the region pixels within 2 px of it belong to
-    two regions or more, the second touching it at least a quarter as much as the first."""
+    """Per stroke (n entries): whether it bounds regions. Within 2 px of it: region pixels of two regions
+    or more, the second touching it at least a quarter as much as the first; or one region and other line
+    pixels (not coloured ones) at least a quarter as much (a trace line closing a region against a main
+    line). A stroke with one region all round is a mark drawn inside it."""
     h, w = labels.shape
     ny = np.clip(ys[:, None] + _NEAR[:, 0], 0, h - 1)
     nx = np.clip(xs[:, None] + _NEAR[:, 1], 0, w - 1)
     near = labels[ny, nx].astype(np.int64)
     s = np.broadcast_to(sid[:, None], near.shape)
     ok = near > 0
+    lined = np.bincount(s[~ok & (cand[ny, nx] == 0)], minlength=n)
     out = np.zeros(n, bool)
     if not ok.any():
         return out
@@ -191,7 +226,7 @@ def _bounds_regions(
     starts = np.flatnonzero(np.r_[True, stroke_of[1:] != stroke_of[:-1]])
     ends = np.r_[starts[1:], len(counts)]
     second = np.where(ends - starts >= 2, counts[np.minimum(starts + 1, len(counts) - 1)], 0)
-    out[stroke_of[starts]] = second * 4 >= counts[starts]
+    out[stroke_of[starts]] = (np.maximum(second, lined[stroke_of[starts]]) * 4) >= counts[starts]
     return out
 
 
@@ -279,3 +314,12 @@ def _stroke_majority(stroke: np.ndarray, label: np.ndarray) -> np.ndarray:
 def fixed_mask(lw: LineWork, i: int) -> np.ndarray:
     """H×W uint8 0/255: pixels of the i-th fixed-colour role."""
     return cv2.compare(lw.role, FIXED + i, cv2.CMP_EQ)
+
+
+def frame_line_work(lineart: np.ndarray, flat: FlatSettings, trace: TraceLineSettings) -> LineWork:
+    """`classify` of one RGBA uint8 line-art frame, segmented as the flat engine does."""
+    ink, colored, in_alpha = line_layers(lineart)
+    seg = segment_ink(ink, flat.gap_close, flat.min_region, flat.line_threshold)
+    return classify(
+        lineart, ink, colored, in_alpha, seg.labels, LineRoles.from_settings(trace), flat.line_threshold
+    )

@@ -2,28 +2,51 @@
 
 Regions come from the flat engine's segmentation (`regions.segment`), so cel finish and the flat engine
 agree on what a paint-bucket area is. Each region takes the mean color of the result inside it (integer
-arithmetic on bincounts: exact and order-independent); line pixels keep the result's color.
+arithmetic on bincounts: exact and order-independent). Colour-trace lines are filled as the flat engine
+fills them (`regions.lines`: a shadow line takes the darker of the regions it separates, a highlight line
+the lighter, from those means); other line pixels keep the result's color.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from colorize.regions.segment import segment
-from colorize.settings import FlatSettings
+from colorize.regions.lines import FIXED, LineRoles, LineWork, classify, trace_labels
+from colorize.regions.palette import NO_COLOR, OPAQUE
+from colorize.regions.segment import line_layers, segment_ink
+from colorize.settings import FlatSettings, TraceLineSettings
 
 
-def cel_regions(lineart: np.ndarray, flat: FlatSettings | None = None) -> np.ndarray:
-    """Region labels (H×W int, 0 = line) of `lineart` (H×W×4): the line-art half, computable ahead."""
+@dataclass(frozen=True)
+class CelRegions:
+    """The line-art half of cel finish, computable ahead: regions (0 = line), lines filled, line roles."""
+
+    labels: np.ndarray  # H×W int (0 = line)
+    filled: np.ndarray  # H×W: labels with line pixels given a neighbouring region's
+    lines: LineWork
+
+
+def cel_regions(
+    lineart: np.ndarray, flat: FlatSettings | None = None, trace: TraceLineSettings | None = None
+) -> CelRegions:
+    """Regions and line roles of `lineart` (H×W×4 uint8)."""
     flat = flat or FlatSettings()
-    seg = segment(
-        lineart, gap_close=flat.gap_close, min_region=flat.min_region, line_threshold=flat.line_threshold
+    ink, colored, in_alpha = line_layers(lineart)
+    seg = segment_ink(
+        ink, gap_close=flat.gap_close, min_region=flat.min_region, line_threshold=flat.line_threshold
     )
-    return seg.labels
+    roles = LineRoles.from_settings(trace or TraceLineSettings())
+    lines = classify(lineart, ink, colored, in_alpha, seg.labels, roles, flat.line_threshold)
+    filled = seg.filled16 if seg.filled16 is not None else seg.filled
+    return CelRegions(seg.labels, filled, lines)
 
 
-def cel_apply(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """One color per region of `labels` in `image` (H×W×3 uint8); line pixels keep theirs."""
+def cel_apply(image: np.ndarray, cel: CelRegions) -> np.ndarray:
+    """One color per region of `cel` in `image` (H×W×3 uint8); trace lines filled by their roles, other
+    line pixels keep theirs."""
+    labels = cel.labels
     flat_labels = labels.ravel()
     n = int(labels.max()) + 1
     counts = np.maximum(np.bincount(flat_labels, minlength=n), 1)
@@ -39,9 +62,25 @@ def cel_apply(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     out = means[labels]
     lines = labels == 0
     out[lines] = image[lines]
+    lw = cel.lines
+    if lw.count:
+        m = means.astype(np.int64)
+        packed = OPAQUE | (m[:, 0] << 16) | (m[:, 1] << 8) | m[:, 2]
+        packed[0] = NO_COLOR
+        filled, _ = trace_labels(lw, labels, cel.filled, packed, NO_COLOR)
+        role = lw.role
+        shade = (role > 0) & (role < FIXED)
+        out[shade] = means[filled[shade]]
+        for i, color in enumerate(lw.fixed):
+            out[role == FIXED + i] = ((color >> 16) & 255, (color >> 8) & 255, color & 255)
     return out
 
 
-def cel_finish(image: np.ndarray, lineart: np.ndarray, flat: FlatSettings | None = None) -> np.ndarray:
-    """One color per region of `lineart` (H×W×4) in `image` (H×W×3 uint8)."""
-    return cel_apply(image, cel_regions(lineart, flat))
+def cel_finish(
+    image: np.ndarray,
+    lineart: np.ndarray,
+    flat: FlatSettings | None = None,
+    trace: TraceLineSettings | None = None,
+) -> np.ndarray:
+    """One color per region of `lineart` (H×W×4) in `image` (H×W×3 uint8), trace lines filled."""
+    return cel_apply(image, cel_regions(lineart, flat, trace))

@@ -68,7 +68,7 @@ from colorize.settings import Settings
 from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, line_art_warp
 
 from . import preprocess as pp
-from .cel import cel_apply, cel_regions
+from .cel import CelRegions, cel_apply, cel_regions
 from .cuda_graph import GraphedModelCall
 from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
 from .pipeline import BatchInputs, Conditioning, batch_inputs, dilate_mask, encode_references, predict
@@ -157,7 +157,7 @@ class FramePrep:
     init: np.ndarray | None  # a keyframe anchor's keyframe at the model's padded size (Hp, Wp, 3) uint8
     warp: LineArtWarp | None  # a warped frame: flow and occlusion from the previous frame's line art
     previous: int | None  # a warped frame: the frame whose result it starts from
-    cel: np.ndarray | None  # cel finish: the line art's region labels
+    cel: CelRegions | None  # cel finish: the line art's regions and line roles
     info: dict[str, Any]
 
 
@@ -344,7 +344,9 @@ class DiffusionEngine:
             init=init,
             warp=warp,
             previous=previous,
-            cel=cel_regions(fi.lineart, self.settings.flat) if o.cel_finish else None,
+            cel=cel_regions(fi.lineart, self.settings.flat, self.settings.trace_lines)
+            if o.cel_finish
+            else None,
             info=info,
         )
 
