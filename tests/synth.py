@@ -237,3 +237,88 @@ def deep_color(frame: SynthFrame) -> np.ndarray:
     inst = frame.regions.astype(np.int64)[..., None]
     offset = (inst * 53 + np.arange(3) * 29) % 201 - 100  # |offset| <= 100 < 257 / 2: same 8-bit color
     return np.clip(frame.color.astype(np.int64) * 257 + offset, 0, 65535).astype(np.uint16)
+
+
+# -- colour-trace lines -------------------------------------------------------------------------------------
+
+TRACE_COLORS = {
+    "background": (235, 240, 250),
+    "light": (250, 220, 200),  # left of the blue line
+    "shadow": (200, 150, 130),  # between the blue and the red line: the darker side of both
+    "highlight": (255, 245, 235),  # right of the red line: the lighter side
+}
+BLUE_PENCIL, RED_PENCIL = (0, 0, 255), (255, 0, 0)
+
+
+@dataclass
+class TraceFrame:
+    lineart: np.ndarray  # H×W×4 uint8: opaque, anti-aliased lines on white
+    color: np.ndarray  # H×W×3 uint8: the expected fill (trace lines in their role's colour, marks not)
+    blue: np.ndarray  # H×W bool: core pixels of the blue (shadow) line
+    red: np.ndarray  # H×W bool: core pixels of the red (highlight) line
+    mark: np.ndarray  # H×W bool: core pixels of a red mark inside one region (line work, kept)
+    black: np.ndarray  # H×W bool: core pixels of the black main lines
+
+
+def trace_frame(
+    h: int = 120, w: int = 200, shift: tuple[int, int] = (0, 0), pencil: str = "trace"
+) -> TraceFrame:
+    """A box split in three by a blue line (shadow: light | shadow) and a red line (highlight: shadow |
+    highlight), a short red mark inside the light part; black main lines. `pencil="blue"`: the same
+    drawing with every line in blue pencil (a drawing traced in blue). Expected fill by construction:
+    blue line pixels take the shadow colour, red line pixels the highlight colour."""
+    dx, dy = shift
+    box = ((20 + dx, 15 + dy), (180 + dx, 105 + dy))
+    blue_line = ((80 + dx, 15 + dy), (70 + dx, 105 + dy))
+    red_line = ((130 + dx, 15 + dy), (140 + dx, 105 + dy))
+    mark = ((40 + dx, 50 + dy), (46 + dx, 70 + dy))
+    color = np.zeros((h, w, 3), np.uint8)
+    color[:] = TRACE_COLORS["background"]
+    x0, y0 = box[0]
+    x1, y1 = box[1]
+    parts = (
+        ("light", [(x0, y0), blue_line[0], blue_line[1], (x0, y1)]),
+        ("shadow", [blue_line[0], red_line[0], red_line[1], blue_line[1]]),
+        ("highlight", [red_line[0], (x1, y0), (x1, y1), red_line[1]]),
+    )
+    for name, pts in parts:
+        cv2.fillPoly(color, [np.array(pts, np.int32)], TRACE_COLORS[name])
+
+    def stroke(ends: tuple, width: int = 2) -> np.ndarray:
+        m = np.zeros((h, w), np.uint8)
+        cv2.line(m, ends[0], ends[1], 255, width, cv2.LINE_AA)
+        return m
+
+    black_ink = np.zeros((h, w), np.uint8)
+    cv2.rectangle(black_ink, box[0], box[1], 255, 2, cv2.LINE_AA)
+    inks = {"blue": stroke(blue_line), "red": stroke(red_line), "mark": stroke(mark)}
+    # Expected fill under the trace lines (their cores; fringes keep their own side's colour): their role's
+    # side.
+    color[inks["blue"] >= 200] = TRACE_COLORS["shadow"]
+    color[inks["red"] >= 200] = TRACE_COLORS["highlight"]
+    pencils = {"black": (0, 0, 0), "blue": BLUE_PENCIL, "red": RED_PENCIL, "mark": RED_PENCIL}
+    if pencil == "blue":
+        pencils = dict.fromkeys(pencils, BLUE_PENCIL)
+    rgb = np.full((h, w, 3), 255.0, np.float32)
+    for name, ink in (
+        ("blue", inks["blue"]),
+        ("red", inks["red"]),
+        ("mark", inks["mark"]),
+        ("black", black_ink),
+    ):
+        a = ink.astype(np.float32)[..., None] / 255
+        rgb = rgb * (1 - a) + np.array(pencils[name], np.float32) * a
+    lineart = np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+    core = {name: (ink >= 200) & (black_ink == 0) for name, ink in inks.items()}
+    return TraceFrame(lineart, color, core["blue"], core["red"], core["mark"], black_ink >= 200)
+
+
+def trace_keyframe(frame: TraceFrame, blue_fill: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The painted keyframe of a `trace_frame` as a painter hands it in (RGB): the expected fill, the black
+    lines and the mark drawn over it, trace lines painted (the blue line in `blue_fill` when given)."""
+    out = frame.color.copy()
+    if blue_fill is not None:
+        out[frame.blue] = blue_fill
+    out[frame.black] = 0
+    out[frame.mark] = RED_PENCIL
+    return out

@@ -77,7 +77,9 @@ class LineWork:
     role: np.ndarray  # H×W uint8: NONE (paper, main line), SHADOW, HIGHLIGHT, FIXED + i
     stroke: np.ndarray  # H×W int32: stroke id of trace pixels, 0 elsewhere
     fixed: tuple[int, ...]  # packed 0xRRGGBB of the fixed-colour roles
-    colored: np.ndarray  # H×W uint8 0/255: every coloured (not dark) line pixel, trace or kept
+    # H×W uint8 0/255: pixels of strokes in a trace colour, trace pixels and marks (a keyframe of this
+    # drawing may paint them); not those of colours kept as main lines
+    colored: np.ndarray
     kept_share: dict[str, float] = field(default_factory=dict)  # hue -> share of the line work, when kept
     marks: dict[str, int] = field(default_factory=dict)  # hue -> pixels of strokes bounding no region
     traced: dict[str, int] = field(default_factory=dict)  # hue -> trace pixels
@@ -169,11 +171,14 @@ def classify(
     role[ys[keep], xs[keep]] = code[sid[keep]]
     stroke = np.zeros(shape, np.int32)
     stroke[ys[keep], xs[keep]] = sid[keep]
+    painted = np.zeros(shape, np.uint8)  # trace pixels and marks
+    either = keep | marks_of[sid]
+    painted[ys[either], xs[either]] = 255
     return LineWork(
         role,
         stroke,
         roles.fixed,
-        cand,
+        painted,
         kept_share,
         {h: int(k) for h, k in zip(HUES, marks, strict=True) if k},
         {h: int(k) for h, k in zip(HUES, traced, strict=True) if k},

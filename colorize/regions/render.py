@@ -85,7 +85,8 @@ def fill_trace(
 def keyframe_lines(
     lw: LineWork, lineart: np.ndarray, keyframe: np.ndarray, tolerance: int = 48
 ) -> np.ndarray:
-    """H×W uint8 0/255: the coloured line pixels (trace or kept) a keyframe of this very drawing painted:
+    """H×W uint8 0/255: the trace-coloured line pixels (trace lines, marks) a keyframe of this very drawing
+    painted:
     opaque there and off the pencil's colour by more than `tolerance` in some channel."""
     out = np.zeros(lw.colored.shape, np.uint8)
     pts = cv2.findNonZero(lw.colored)
