@@ -21,6 +21,8 @@ Real-data cases (transforms of --realdata):
   lg_pingpong_shake laughing_girl's four drawings ping-pong under a camera shake; truth on drawing 0
   lg_pingpong       the four drawings ping-pong (0 1 2 3 2 1 ...) for 96 frames from one keyframe;
                     truth only for the keyframe, so it checks the repeats (byte-identical, 0 unresolved)
+  lg_trace          the four drawings from the finished frame 0: colour-trace lines (the keyframe's frame
+                    equals the finished frame; trace pixels of frames 1-3 on their role's side)
 """
 
 from __future__ import annotations
@@ -205,6 +207,15 @@ def real_cases(out: Path, realdata: Path) -> None:
             gts,
             regs,
             "laughing_girl ping-pong under a camera shake",
+        )
+        write_case(
+            out / "lg_trace",
+            drawings,
+            {0: gt},
+            {0: gt},
+            {0: ids},
+            "laughing_girl's four drawings from its finished frame 0: colour-trace lines",
+            trace=True,
         )
         pingpong = [drawings[order[i % len(order)]] for i in range(96)]
         write_case(

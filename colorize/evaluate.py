@@ -7,7 +7,7 @@ as `colorize shot`), with the answers beside it:
     CASE/line/, CASE/keys/    the line-art and keyframe sequences the manifest names
     CASE/gt/NAME.####.png     ground truth: the finished frames (colors with the line layer), RGB or RGBA
     CASE/regions/NAME.####.png  region index maps (one RGB value per region; black: lines, not counted)
-    CASE/case.json            {"description": ..., "shaded": bool}
+    CASE/case.json            {"description": ..., "shaded": bool, "trace": bool}
 
 `bench/make_eval_set.py` writes such folders (generated drawings, and transforms of ../shared/realdata).
 
@@ -38,6 +38,8 @@ import numpy as np
 from colorize import images
 from colorize.engines.flat import FlatEngine
 from colorize.errors import InputDataError, MissingInputError, OutputError
+from colorize.evaluate_trace import case_figures as trace_case_figures
+from colorize.evaluate_trace import table as trace_table
 from colorize.events import Events
 from colorize.qa import contact_sheet
 from colorize.regions.render import render
@@ -231,12 +233,15 @@ def evaluate_case(
     keys = sorted(plan.keyframe_paths)
     gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
     regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
+    trace_frames: tuple[dict, dict] = ({}, {})  # a trace case: frame -> line art, output
     firsts: dict[bytes, np.ndarray] = {}  # a drawing (its line-art bytes) -> the output of its first frame
     repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
     worst: tuple[float, int, list] | None = None
     for f in plan.frames:
         line = images.read_rgba(plan.lineart_paths[f])
         result = images.read_image(plan.output.path(f))
+        if meta.get("trace"):
+            trace_frames[0][f], trace_frames[1][f] = line, images.to_uint8(result)
         digest = line.tobytes()
         if digest in firsts:  # a drawing identical to an earlier frame's: its pixels must be too
             repeats += 1
@@ -286,6 +291,9 @@ def evaluate_case(
         for who in ("engine", "baseline"):
             values = [r[f"{who}_{key}"] for r in report.frames]
             figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
+    if meta.get("trace"):
+        truths = {f: images.read_rgba(gts[f]) for f in trace_frames[0] if f in gts}
+        figures["trace"] = trace_case_figures(*trace_frames, truths, set(plan.keyframe_paths))
     if chunks > 1:
         figures["chunks_identical"] = _chunks_identical(case, out, plan, overrides, chunks)
     if worst is None and len(plan.frames) > 1:
@@ -366,7 +374,8 @@ def table(reports: list[CaseReport]) -> str:
             f"| {pair('region_acc', 3)} | {pair('pixel_acc', 3)} | {pair('psnr', 2)} | {pair('alpha_iou', 3)} "
             f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} |"
         )
-    return head + "\n".join(rows) + "\n"
+    traced = [(r.name, r.figures["trace"]) for r in reports if "trace" in r.figures]
+    return head + "\n".join(rows) + "\n" + ("\n" + trace_table(traced) if traced else "")
 
 
 def _yes_no(value: bool | None) -> str:
@@ -428,6 +437,7 @@ def write_case(
     description: str,
     shaded: bool = False,
     masks: dict[str, list[np.ndarray]] | None = None,
+    trace: bool = False,
 ) -> Path:
     """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps."""
     folder = Path(folder)
@@ -454,7 +464,8 @@ def write_case(
             images.write_image(folder / "masks" / f"{name}_ref.png", np.full((8, 8, 3), 128, np.uint8))
             manifest += f"  {name}:\n    reference: masks/{name}_ref.png\n    mask: masks/{name}/f.####.png\n"
     (folder / "refs.yaml").write_text(manifest)
-    (folder / "case.json").write_text(json.dumps({"description": description, "shaded": shaded}, indent=1))
+    meta = {"description": description, "shaded": shaded, **({"trace": True} if trace else {})}
+    (folder / "case.json").write_text(json.dumps(meta, indent=1))
     return folder
 
 

@@ -137,3 +137,53 @@ def trace_match(line: np.ndarray, result: np.ndarray, truth: np.ndarray) -> dict
         "pencil_pixels": int(pencil.sum()),
         "pencil_equal": float(eq[pencil].mean()) if pencil.any() else None,
     }
+
+
+def case_figures(
+    lines: dict[int, np.ndarray],
+    results: dict[int, np.ndarray],
+    truths: dict[int, np.ndarray],
+    keys: set[int],
+) -> dict[str, Any]:
+    """A trace case's figures (frame -> line art, output, finished truth): for keyframe frames with a
+    truth, the worst share of equal pixels and of equal trace pixels; over every frame, the trace pixels
+    left in their pencil colour; over the other frames, the worst share of shadow and of highlight trace
+    pixels on their role's side."""
+    out: dict[str, Any] = {"key_pixels_equal": None, "key_trace_equal": None, "trace_kept": 0}
+    shadow: list[float] = []
+    highlight: list[float] = []
+    for f, line in lines.items():
+        fig = trace_figures(line, results[f])
+        out["trace_kept"] += fig["trace_kept"]
+        if f in keys and f in truths:
+            m = trace_match(line, results[f], truths[f])
+            for key, value in (
+                ("key_pixels_equal", m["pixels_equal"]),
+                ("key_trace_equal", m["trace_equal"]),
+            ):
+                if value is not None:
+                    out[key] = value if out[key] is None else min(out[key], value)
+        elif f not in keys:
+            shadow += [fig["shadow_side"]] if fig["shadow_side"] is not None else []
+            highlight += [fig["highlight_side"]] if fig["highlight_side"] is not None else []
+    out["shadow_side"] = min(shadow) if shadow else None
+    out["highlight_side"] = min(highlight) if highlight else None
+    return out
+
+
+def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """A Markdown table of trace cases' figures (`case_figures`), one row per (case name, figures)."""
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.2f} %"
+
+    head = (
+        "| trace case | keyframe's frame = finished: pixels / trace pixels | trace pixels in pencil colour "
+        "| shadow on its side (worst frame) | highlight on its side (worst frame) |\n|---|---|---|---|---|\n"
+    )
+    body = [
+        f"| {name} | {pct(f['key_pixels_equal'])} / {pct(f['key_trace_equal'])} | {f['trace_kept']} "
+        f"| {pct(f['shadow_side'])} | {pct(f['highlight_side'])} |"
+        for name, f in rows
+    ]
+    return head + "\n".join(body) + "\n"

@@ -13,6 +13,7 @@ from colorize import images
 from colorize.engines.base import FrameInput, ShotContext
 from colorize.engines.diffusion.cel import cel_finish
 from colorize.engines.flat import SOURCES, FlatEngine
+from colorize.evaluate_trace import trace_figures, trace_match
 from colorize.qa import TINTS, qa_overlay
 from colorize.regions.lines import HUES, LineRoles, classify, frame_line_work, hue_classes, trace_labels
 from colorize.regions.lines import warnings as line_warnings
@@ -163,3 +164,17 @@ def test_cel_finish_fills_trace_lines_by_role():
     out = cel_finish(image, frame.lineart)
     assert (out[frame.blue] == _color("shadow")).all()
     assert (out[frame.red] == _color("highlight")).all()
+
+
+def test_trace_figures_judge_the_side_and_the_pencil(shot):
+    frames, results = shot
+    frame, image = frames[1], results[1].image
+    good = trace_figures(frame.lineart, image)
+    assert good["trace_kept"] == 0 and good["shadow_side"] == 1.0 and good["highlight_side"] == 1.0
+    assert good["marks"] > 0  # the red mark is not a trace line
+    wrong = image.copy()
+    wrong[frame.blue] = TRACE_COLORS["light"]  # the other side
+    wrong[frame.red] = frame.lineart[frame.red][:, :3]  # left in pencil
+    bad = trace_figures(frame.lineart, wrong)
+    assert bad["shadow_side"] < 0.5 and bad["trace_kept"] >= frame.red.sum()
+    assert trace_match(frame.lineart, wrong, image)["trace_equal"] < 0.5
