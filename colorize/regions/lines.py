@@ -75,7 +75,6 @@ class LineWork:
     """Line roles of one frame (see the module docstring)."""
 
     role: np.ndarray  # H×W uint8: NONE (paper, main line), SHADOW, HIGHLIGHT, FIXED + i
-    stroke: np.ndarray  # H×W int32: stroke id of trace pixels, 0 elsewhere
     fixed: tuple[int, ...]  # packed 0xRRGGBB of the fixed-colour roles
     # H×W uint8 0/255: pixels of strokes in a trace colour, trace pixels and marks (a keyframe of this
     # drawing may paint them); not those of colours kept as main lines
@@ -83,6 +82,10 @@ class LineWork:
     kept_share: dict[str, float] = field(default_factory=dict)  # hue -> share of the line work, when kept
     marks: dict[str, int] = field(default_factory=dict)  # hue -> pixels of strokes bounding no region
     traced: dict[str, int] = field(default_factory=dict)  # hue -> trace pixels
+    # the trace pixels as arrays, raster order: (ys, xs), role code and stroke id of each
+    points: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    strokes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def trace(self) -> np.ndarray:
@@ -96,7 +99,7 @@ class LineWork:
 
 def empty(shape: tuple[int, int]) -> LineWork:
     zeros = np.zeros(shape, np.uint8)
-    return LineWork(zeros, np.zeros(shape, np.int32), (), zeros)
+    return LineWork(zeros, (), zeros)
 
 
 def hue_classes(rgb: np.ndarray) -> np.ndarray:
@@ -125,9 +128,11 @@ def classify(
     labels: np.ndarray,
     roles: LineRoles,
     line_threshold: float = 0.4,
+    line_pixels: int | None = None,
 ) -> LineWork:
     """Line roles of one frame: `lineart` H×W×4 uint8, `ink`/`colored`/`in_alpha` from
-    `segment.line_layers`, `labels` its regions (0 = line). See the module docstring."""
+    `segment.line_layers`, `labels` its regions (0 = line), `line_pixels` how many line pixels it has
+    (default: ink at `line_threshold` or more). See the module docstring."""
     shape = ink.shape
     pts = cv2.findNonZero(colored)
     if pts is None or not roles.any:
@@ -139,20 +144,20 @@ def classify(
     if not bright.any():
         return empty(shape)
     xs, ys, rgb = xs[bright], ys[bright], rgb[bright]
-    cand = np.zeros(shape, np.uint8)
-    cand[ys, xs] = 255
     x0, y0 = int(xs.min()), int(ys.min())
     box = (slice(y0, int(ys.max()) + 1), slice(x0, int(xs.max()) + 1))
-    n, strokes = cv2.connectedComponents(cand[box], connectivity=8, ltype=cv2.CV_32S)
-    strokes = np.pad(strokes, ((y0, shape[0] - box[0].stop), (x0, shape[1] - box[1].stop)))
-    sid = strokes[ys, xs].astype(np.int64)
+    cand = np.zeros((box[0].stop - y0, box[1].stop - x0), np.uint8)  # candidates, in their bounding box
+    cand[ys - y0, xs - x0] = 255
+    n, strokes = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
+    sid = strokes[ys - y0, xs - x0].astype(np.int64)
     votes = np.bincount(sid * len(HUES) + hue_classes(rgb), weights=ink[ys, xs], minlength=n * len(HUES))
     stroke_hue = votes.reshape(n, len(HUES)).argmax(axis=1)
     code = np.asarray(roles.codes, np.int64)[stroke_hue]
     code[0] = NONE
     # A colour that is most of the drawing's lines is its line work.
-    thr = max(1, round(line_threshold * 255))
-    total = max(1, int(cv2.countNonZero(cv2.compare(ink, thr, cv2.CMP_GE))))
+    if line_pixels is None:
+        line_pixels = int(cv2.countNonZero(cv2.compare(ink, max(1, round(line_threshold * 255)), cv2.CMP_GE)))
+    total = max(1, line_pixels)
     per_hue = np.bincount(stroke_hue[sid], minlength=len(HUES))
     kept_share: dict[str, float] = {}
     for h, hue in enumerate(HUES):
@@ -160,7 +165,7 @@ def classify(
         if roles.codes[h] != NONE and share > roles.max_share:
             code[stroke_hue == h] = NONE
             kept_share[hue] = round(float(share), 3)
-    bounds = _bounds_regions(labels, cand, ys, xs, sid, n)
+    bounds = _bounds_regions(labels, cand, (y0, x0), ys, xs, sid, n)
     marks_of = (code != NONE) & ~bounds
     code[marks_of] = NONE
     pixel_hue = stroke_hue[sid]
@@ -169,19 +174,19 @@ def classify(
     role = np.zeros(shape, np.uint8)
     keep = code[sid] != NONE
     role[ys[keep], xs[keep]] = code[sid[keep]]
-    stroke = np.zeros(shape, np.int32)
-    stroke[ys[keep], xs[keep]] = sid[keep]
     painted = np.zeros(shape, np.uint8)  # trace pixels and marks
     either = keep | marks_of[sid]
     painted[ys[either], xs[either]] = 255
     return LineWork(
         role,
-        stroke,
         roles.fixed,
         painted,
         kept_share,
         {h: int(k) for h, k in zip(HUES, marks, strict=True) if k},
         {h: int(k) for h, k in zip(HUES, traced, strict=True) if k},
+        (ys[keep], xs[keep]),
+        code[sid[keep]].astype(np.uint8),
+        sid[keep],
     )
 
 
@@ -207,7 +212,13 @@ def warnings(lw: LineWork, where: str) -> list[str]:
 
 
 def _bounds_regions(
-    labels: np.ndarray, cand: np.ndarray, ys: np.ndarray, xs: np.ndarray, sid: np.ndarray, n: int
+    labels: np.ndarray,
+    cand: np.ndarray,
+    origin: tuple[int, int],
+    ys: np.ndarray,
+    xs: np.ndarray,
+    sid: np.ndarray,
+    n: int,
 ) -> np.ndarray:
     """Per stroke (n entries): whether it bounds regions. Within 2 px of it: region pixels of two regions
     or more, the second touching it at least a quarter as much as the first; or one region and other line
@@ -219,7 +230,11 @@ def _bounds_regions(
     near = labels[ny, nx].astype(np.int64)
     s = np.broadcast_to(sid[:, None], near.shape)
     ok = near > 0
-    lined = np.bincount(s[~ok & (cand[ny, nx] == 0)], minlength=n)
+    cy, cx = ny - origin[0], nx - origin[1]  # in `cand`'s box (candidates' bounding box)
+    inside = (cy >= 0) & (cy < cand.shape[0]) & (cx >= 0) & (cx < cand.shape[1])
+    coloured = np.zeros(near.shape, bool)
+    coloured[inside] = cand[cy[inside], cx[inside]] > 0
+    lined = np.bincount(s[~ok & ~coloured], minlength=n)
     out = np.zeros(n, bool)
     if not ok.any():
         return out
@@ -251,51 +266,49 @@ def trace_labels(
     """(`filled` with every shadow/highlight trace pixel relabelled to the region it takes, the trace
     pixels left unfilled: H×W uint8 0/255). `colors`: packed 0xAARRGGBB per label (`no_color`: unresolved);
     `filled`: the labels with line pixels given a neighbour's (`segment.fill_lines`). See the module
-    docstring."""
+    docstring. The work is on the trace pixels alone (a few thousand), not on the frame."""
     out = filled.copy()
     unfilled = np.zeros(lw.role.shape, np.uint8)
     n = len(colors)
     painted = colors != no_color
     painted[0] = False
     opaque = ((colors.astype(np.int64) >> 24) & 255) > 0
+    h, w = labels.shape
+    ys, xs = lw.points
     for code, sign in ((SHADOW, 1.0), (HIGHLIGHT, -1.0)):
-        mask = cv2.compare(lw.role, code, cv2.CMP_EQ)
-        if not cv2.countNonZero(mask):
+        mine = lw.codes == code
+        if not mine.any():
             continue
-        x, y, bw, bh = cv2.boundingRect(mask)
-        y0, x0 = max(0, y - REACH), max(0, x - REACH)
-        box = (slice(y0, y + bh + REACH), slice(x0, x + bw + REACH))
+        py, px = ys[mine], xs[mine]
         # Rank of each label: painted opaque regions, darkest (shadow) or lightest (highlight) first, then
         # transparent ones, then unresolved ones; lines none.
         order = np.lexsort((np.arange(n), sign * luma(colors), ~opaque, ~painted))
         order = order[order != 0]
-        rank = np.zeros(n, np.float32)
-        rank[order] = np.arange(1, n, dtype=np.float32)
-        none = np.float32(n + 1)
+        rank = np.zeros(n, np.int64)
+        rank[order] = np.arange(1, n)
+        none = n + 1
         rank[0] = none
-        m = mask[box]
-        key = np.take(rank, labels[box])
-        key[m > 0] = none
-        for _ in range(REACH):
-            cv2.copyTo(cv2.erode(key, _CROSS), m, key)
-        ys, xs = _points(m)
-        k = key[ys, xs].astype(np.int64)
-        to = np.concatenate([[0], order, [0]])[np.minimum(k, n)]  # rank -> label (none: 0)
-        to = _stroke_majority(lw.stroke[box][ys, xs], to)
+        flat = py.astype(np.int64) * w + px  # raster order: sorted
+        key = np.full(len(py), none, np.int64)
+        steps = []
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = np.clip(py + dy, 0, h - 1), np.clip(px + dx, 0, w - 1)
+            np.minimum(key, rank[labels[ny, nx]], out=key)  # a region next to the pixel
+            at = np.minimum(np.searchsorted(flat, ny.astype(np.int64) * w + nx), len(flat) - 1)
+            same = flat[at] == ny.astype(np.int64) * w + nx  # a trace pixel of this role next to it
+            steps.append((np.flatnonzero(same), at[same]))
+        for _ in range(REACH - 1):  # along the stroke
+            reached = key.copy()
+            for i, j in steps:
+                np.minimum.at(reached, i, key[j])
+            key = reached
+        to = np.concatenate([[0], order, [0]])[np.minimum(key, n)]  # rank -> label (none: 0)
+        to = _stroke_majority(lw.strokes[mine], to)
         got = to > 0
-        out[box][ys[got], xs[got]] = to[got]
+        out[py[got], px[got]] = to[got]
         bad = ~painted[to]  # no label, or an unresolved region's
-        unfilled[box][ys[bad], xs[bad]] = 255
+        unfilled[py[bad], px[bad]] = 255
     return out, unfilled
-
-
-def _points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ys, xs) of the non-zero pixels of a uint8 mask, in raster order (OpenCV: faster than np.nonzero)."""
-    pts = cv2.findNonZero(mask)
-    if pts is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pts = pts.reshape(-1, 2)
-    return pts[:, 1], pts[:, 0]
 
 
 def _stroke_majority(stroke: np.ndarray, label: np.ndarray) -> np.ndarray:
