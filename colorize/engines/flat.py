@@ -287,8 +287,10 @@ class FlatEngine:
         low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
         info["low_confidence"] = int(low.sum())
         qa = qa_overlay(image, seg, source, low, SOURCES, unfilled) if self.qa else None
-        main = cv2.bitwise_and(cv2.compare(seg.ink, 0, cv2.CMP_GT), cv2.bitwise_not(over)) > 0
-        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa, main_lines=main)
+        main = cv2.threshold(seg.ink, 0, 1, cv2.THRESH_BINARY)[1]  # 0/1: every line pixel ...
+        if lw.count or cv2.countNonZero(over):
+            main = cv2.subtract(main, over)  # ... but those painted over
+        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa, main_lines=main.view(bool))
 
     def _paint(
         self,
