@@ -212,7 +212,7 @@ class FlatEngine:
         if f.colored_lines == "fill":
             lineart8 = images.to_uint8(lineart)
             seg.cache["linework"] = classify(
-                lineart8, ink, colored, alpha, seg.labels, self.roles, f.line_threshold
+                lineart8, ink, colored, alpha, seg.labels, self.roles, f.line_threshold, int(seg.areas[0])
             )
         _ = seg.filled16
         if seg.labels16 is not None:
