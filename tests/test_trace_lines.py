@@ -13,12 +13,16 @@ from colorize import images
 from colorize.engines.base import FrameInput, ShotContext
 from colorize.engines.diffusion.cel import cel_finish
 from colorize.engines.flat import SOURCES, FlatEngine
+from colorize.errors import ManifestError
 from colorize.evaluate_trace import trace_figures, trace_match
+from colorize.events import _summary_text
+from colorize.manifest import load_manifest
 from colorize.qa import TINTS, qa_overlay
 from colorize.regions.lines import HUES, LineRoles, classify, frame_line_work, hue_classes, trace_labels
 from colorize.regions.lines import warnings as line_warnings
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import line_layers, segment_ink
+from colorize.runner import Summary
 from colorize.settings import FlatSettings, Settings, TraceLineSettings
 
 SHIFT = (6, 3)
@@ -178,3 +182,23 @@ def test_trace_figures_judge_the_side_and_the_pencil(shot):
     bad = trace_figures(frame.lineart, wrong)
     assert bad["shadow_side"] < 0.5 and bad["trace_kept"] >= frame.red.sum()
     assert trace_match(frame.lineart, wrong, image)["trace_equal"] < 0.5
+
+
+def test_trace_roles_in_the_manifest_and_a_bad_one_named(tmp_path):
+    manifest = "version: 1\nlineart: line/f.####.png\ntrace_lines:\n  blue: highlight\n  cyan: '#112233'\n"
+    (tmp_path / "refs.yaml").write_text(manifest)
+    layer = load_manifest(tmp_path / "refs.yaml").as_layer()
+    assert layer == {"trace_lines": {"blue": "highlight", "cyan": "#112233"}}
+    (tmp_path / "refs.yaml").write_text(manifest.replace("highlight", "purple"))
+    with pytest.raises(ManifestError, match="trace_lines.blue"):
+        load_manifest(tmp_path / "refs.yaml")
+
+
+def test_unfilled_trace_pixels_reach_the_summary():
+    summary = Summary()
+    for count in (0, 3, None, 2):
+        summary.count_trace_unfilled(count)
+    assert (summary.trace_unfilled, summary.frames_with_trace_unfilled) == (5, 2)
+    record = {"done": 2, "skipped": 0, "failed": 0, "seconds": 1.0, "frames_per_second": 2.0}
+    text = _summary_text({**record, "trace_unfilled": 5, "frames_with_trace_unfilled": 2})
+    assert "5 colour-trace line pixels unfilled in 2 frames" in text
