@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from colorize import images
 from colorize.engines.base import FrameInput, ShotContext
-from colorize.engines.diffusion.cel import cel_finish
+from colorize.engines.diffusion.cel import cel_finish, cel_regions
 from colorize.engines.flat import SOURCES, FlatEngine
 from colorize.errors import ManifestError
 from colorize.evaluate_trace import trace_figures, trace_match
@@ -202,3 +202,10 @@ def test_unfilled_trace_pixels_reach_the_summary():
     record = {"done": 2, "skipped": 0, "failed": 0, "seconds": 1.0, "frames_per_second": 2.0}
     text = _summary_text({**record, "trace_unfilled": 5, "frames_with_trace_unfilled": 2})
     assert "5 colour-trace line pixels unfilled in 2 frames" in text
+
+
+def test_cel_regions_name_the_main_lines():
+    frame = trace_frame()
+    cel = cel_regions(frame.lineart)
+    assert cel.main[frame.black].all() and cel.main[frame.mark].all()
+    assert not cel.main[frame.blue].any() and not cel.main[frame.red].any()

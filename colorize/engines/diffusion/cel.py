@@ -26,6 +26,7 @@ class CelRegions:
     labels: np.ndarray  # H×W int (0 = line)
     filled: np.ndarray  # H×W: labels with line pixels given a neighbouring region's
     lines: LineWork
+    main: np.ndarray  # H×W bool: the main-line pixels (line pixels that are not trace lines)
 
 
 def cel_regions(
@@ -40,7 +41,8 @@ def cel_regions(
     roles = LineRoles.from_settings(trace or TraceLineSettings())
     lines = classify(lineart, ink, colored, in_alpha, seg.labels, roles, flat.line_threshold)
     filled = seg.filled16 if seg.filled16 is not None else seg.filled
-    return CelRegions(seg.labels, filled, lines)
+    main = (ink > 0) & (lines.role == 0)
+    return CelRegions(seg.labels, filled, lines, main)
 
 
 def cel_apply(image: np.ndarray, cel: CelRegions) -> np.ndarray:

@@ -418,7 +418,12 @@ class DiffusionEngine:
         return [
             FrameResult(fi.frame, None, {}, error=failed[fi.frame])
             if fi.frame in failed
-            else FrameResult(fi.frame, results[fi.frame], fi.prepared.info)
+            else FrameResult(
+                fi.frame,
+                results[fi.frame],
+                fi.prepared.info,
+                main_lines=fi.prepared.cel.main if fi.prepared.cel is not None else None,
+            )
             for fi in batch
         ]
 
