@@ -39,7 +39,6 @@ NONE, SHADOW, HIGHLIGHT = 0, 1, 2  # role codes; fixed colour i is FIXED + i
 FIXED = 3
 DARK = 128  # a line colour whose brightest channel is under this is dark: a main line whatever its hue
 REACH = 3  # pixels along a trace stroke within which its pixels look for the regions it separates
-_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _NEAR = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)])
 
 
@@ -94,7 +93,8 @@ class LineWork:
 
     @property
     def count(self) -> int:
-        return int(cv2.countNonZero(self.role))
+        """How many trace pixels."""
+        return len(self.codes)
 
 
 def empty(shape: tuple[int, int]) -> LineWork:
