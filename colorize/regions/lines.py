@@ -190,24 +190,16 @@ def classify(
     )
 
 
-MARK_SHARE = 0.5  # `warnings`: a trace colour most of whose pixels bound no region is worth a word
-
-
 def warnings(lw: LineWork, where: str) -> list[str]:
     """One line per line colour that the roles keep as main line work though the settings make it a trace
-    colour (`where` names the frame): a drawing traced in that colour, or a colour mostly drawn as marks."""
+    colour (`where` names the frame): a drawing traced in that colour. (Marks, strokes bounding no region,
+    are kept without a word: blush hatching is common.)"""
     out = []
     for hue, share in lw.kept_share.items():
         out.append(
             f"{where}: {hue} lines are {100 * share:.0f} % of the line work: kept as main lines, not filled "
             f"as trace lines (trace_lines.max_share; set trace_lines.{hue}: main to keep them always)"
         )
-    for hue, marks in lw.marks.items():
-        if marks > MARK_SHARE * (marks + lw.traced.get(hue, 0)):
-            out.append(
-                f"{where}: {marks} of the {hue} line pixels bound no region (marks inside one paint area): "
-                f"kept as drawn, not filled (trace_lines.{hue})"
-            )
     return out
 
 
