@@ -1,0 +1,213 @@
+"""Timing as animators write it: holds (missing frame numbers), timesheets (XDTS, CSV), each drawing
+colored once and written to every frame that shows it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from colorize_cli.app import app
+from conftest import assert_one_summary
+from PIL import Image
+from typer.testing import CliRunner
+
+from colorize.errors import InputDataError, MissingInputError
+from colorize.farm import plan_chunks
+from colorize.shot import plan_shot
+from colorize.timing import XDTS_IDENTIFIER, Timing, parse_csv, parse_xdts, read_timesheet
+
+runner = CliRunner()
+
+
+def keep_frames(shot: Path, frames: set[int]) -> None:
+    """Delete the sample shot's line art, masks and keyframes of every other frame."""
+    for folder in ("lineart", "masks/hero", "masks/cat", "keys"):
+        for p in (shot / folder).glob("*.png"):
+            if int(p.stem.split(".")[-1]) not in frames:
+                p.unlink()
+
+
+def set_manifest(shot: Path, **keys) -> None:
+    doc = yaml.safe_load((shot / "refs.yaml").read_text())
+    doc.update(keys)
+    doc = {k: v for k, v in doc.items() if v is not None}
+    (shot / "refs.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def events_of(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def pixels(path: Path) -> bytes:
+    return np.asarray(Image.open(path)).tobytes()
+
+
+# -- the timing module ---------------------------------------------------------------------------------
+
+
+def test_holds_show_the_last_drawing_before_the_gap():
+    t = Timing.holds([1001, 1002, 1005], end=1007)
+    assert t.frames == tuple(range(1001, 1008))
+    assert [t.drawing(f) for f in t.frames] == [1001, 1002, 1002, 1002, 1005, 1005, 1005]
+    assert t.drawings == (1001, 1002, 1005)
+    assert [t.held_from(f) for f in t.frames] == [None, None, 1002, 1002, None, 1005, 1005]
+    assert Timing.strict([1, 2, 3]).is_identity and not t.is_identity
+
+
+def xdts_text(layers: dict[str, list[tuple[int, str]]], duration: int) -> str:
+    """An XDTS sheet as CLIP STUDIO PAINT / OpenToonz write it: the identifier line, then JSON whose cel
+    field (fieldId 0) lists, per track, only the sheet frames (from 0) where the cel changes."""
+    tracks = [
+        {
+            "frames": [{"data": [{"id": 0, "values": [value]}], "frame": frame} for frame, value in changes],
+            "trackNo": n,
+        }
+        for n, changes in enumerate(layers.values())
+    ]
+    doc = {
+        "header": {"cut": "1", "scene": "1"},
+        "timeTables": [
+            {
+                "duration": duration,
+                "fields": [{"fieldId": 0, "tracks": tracks}],
+                "name": "sheet",
+                "timeTableHeaders": [{"fieldId": 0, "names": list(layers)}],
+            }
+        ],
+        "version": 5,
+    }
+    return XDTS_IDENTIFIER + "\n" + json.dumps(doc, indent=4)
+
+
+def twos_and_threes(duration: int = 48) -> tuple[list[tuple[int, str]], list[int]]:
+    """A cel track on twos and threes (2, 3, 2, 3, …) with a tick mark on one held frame and a blank
+    stretch at the end, and the drawing each output frame (1-based) shows."""
+    changes: list[tuple[int, str]] = []
+    shown: list[int] = []
+    frame, drawing, step = 0, 1, 2
+    while frame < duration - 4:
+        changes.append((frame, str(drawing)))
+        n = min(step, duration - 4 - frame)
+        shown += [drawing] * n
+        frame, drawing, step = frame + n, drawing + 1, 5 - step
+    changes.insert(2, (changes[1][0] + 1, "SYMBOL_TICK_1"))  # a mark on a held cel: the cel goes on
+    changes.append((duration - 4, "SYMBOL_NULL_CELL"))
+    shown += [0] * 4  # blank
+    return changes, shown
+
+
+def test_xdts_follows_changes_holds_ticks_and_blanks():
+    changes, shown = twos_and_threes()
+    exposures, layer = parse_xdts(xdts_text({"A": changes}, 48), None, "s.xdts")
+    assert layer == "A" and sorted(exposures) == list(range(1, 49))
+    assert [exposures[f] or 0 for f in range(1, 49)] == shown
+    # A last cel that is not empty holds to the end of the sheet.
+    held, _ = parse_xdts(xdts_text({"A": [(0, "1"), (3, "2")]}, 6), None, "s.xdts")
+    assert held == {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 2}
+
+
+def test_bad_sheets_are_one_line_each(tmp_path):
+    two = xdts_text({"A": [(0, "1")], "BG": [(0, "1")]}, 4)
+    with pytest.raises(InputDataError, match="2 cel layers \\(A, BG\\); pick one with `timesheet_layer`"):
+        parse_xdts(two, None, "s.xdts")
+    with pytest.raises(InputDataError, match="timesheet_layer 'C' is not a cel layer .*layers: A, BG"):
+        parse_xdts(two, "C", "s.xdts")
+    with pytest.raises(InputDataError, match="malformed XDTS JSON"):
+        parse_xdts(XDTS_IDENTIFIER + '\n{"timeTables": [', None, "s.xdts")
+    with pytest.raises(InputDataError, match="not an XDTS timesheet"):
+        parse_xdts('{"timeTables": []}', None, "s.xdts")
+    with pytest.raises(InputDataError, match="s.csv:3: frame 2 is given twice"):
+        parse_csv("frame,drawing\n2,1\n2,3\n", "s.csv")
+    with pytest.raises(MissingInputError, match="timesheet not found"):
+        read_timesheet(tmp_path / "nope.xdts", None)
+    assert parse_csv("frame,drawing\n1,1\n2,1\n3,-\n# note\n4,2\n", "s.csv") == {1: 1, 2: 1, 3: None, 4: 2}
+
+
+# -- holds, end to end ----------------------------------------------------------------------------------
+
+
+def test_hold_shot_writes_every_frame_from_one_result_per_drawing(shot):
+    keep_frames(shot, {1001, 1002, 1005})
+    refused = runner.invoke(app, ["shot", str(shot)])
+    assert refused.exit_code == 66
+    assert "frames 1003-1004 are missing" in refused.output and "`timing: hold`" in refused.output
+
+    set_manifest(shot, timing="hold")
+    result = runner.invoke(app, ["shot", str(shot), "--json"])
+    assert result.exit_code == 0, result.output
+    events = events_of(result.stdout)
+    assert_one_summary(events)
+    frames = [e for e in events if e["event"] == "frame_done"]
+    assert sorted(e["frame"] for e in frames) == [1001, 1002, 1003, 1004, 1005]
+    by_frame = {e["frame"]: e for e in frames}
+    assert by_frame[1003]["held_from"] == 1002 and by_frame[1004]["held_from"] == 1002
+    assert by_frame[1003]["drawing"] == 1002 and "held_from" not in by_frame[1005]
+    summary = events[-1]
+    assert summary["done"] == 5 and summary["drawings_colored"] == 3
+    out = shot / "color"
+    assert pixels(out / "sh001.1003.png") == pixels(out / "sh001.1002.png")
+    assert pixels(out / "sh001.1004.png") == pixels(out / "sh001.1002.png")
+    assert pixels(out / "sh001.1005.png") != pixels(out / "sh001.1002.png")
+
+    # A rerun skips them all (the held frames' records name drawing 1002's inputs); a chunk that starts
+    # inside the hold colors the held drawing once and makes the same bytes.
+    again = runner.invoke(app, ["shot", str(shot), "--json"])
+    assert events_of(again.stdout)[-1]["skipped"] == 5
+    whole = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    for p in out.glob("*.png"):
+        p.unlink()
+    for chunk in ("1001-1002", "1003-1005"):
+        part = runner.invoke(app, ["shot", str(shot), "--frames", chunk, "--json"])
+        assert part.exit_code == 0, part.output
+    assert events_of(part.stdout)[-1]["drawings_colored"] == 2  # 1002 (held at 1003-1004) and 1005
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == whole
+
+
+def test_hold_range_timing_end_and_frames_option(shot):
+    keep_frames(shot, {1001, 1002, 1005})
+    set_manifest(shot, timing="hold", timing_end=1008)
+    plan = plan_shot(shot / "refs.yaml", frames="1006-1008")
+    assert plan.selected == (1006, 1007, 1008)
+    assert plan.reads == (1001, 1002, 1005)  # the flat chain from keyframe 1001 to drawing 1005
+    assert plan_shot(shot / "refs.yaml").selected == tuple(range(1001, 1009))
+    set_manifest(shot, timing_end=1003)
+    bad = runner.invoke(app, ["check", str(shot)])
+    assert bad.exit_code == 65 and "timing_end: 1003 is before the last line-art frame 1005" in bad.output
+    # --timing on the command line does the same as the manifest key.
+    set_manifest(shot, timing=None, timing_end=None)
+    assert runner.invoke(app, ["check", str(shot)]).exit_code == 66
+    assert runner.invoke(app, ["check", str(shot), "--timing", "hold"]).exit_code == 0
+
+
+def test_strict_chunk_that_never_reads_the_gap_runs(shot):
+    keep_frames(shot, {1001, 1002, 1003, 1006, 1007})
+    (shot / "keys" / "sh001.1001.png").unlink()  # no keyframe: each frame reads only itself
+    set_manifest(shot, keyframes=None)
+    assert runner.invoke(app, ["check", str(shot), "--frames", "1001-1003"]).exit_code == 0
+    assert runner.invoke(app, ["check", str(shot), "--frames", "1006-1007"]).exit_code == 0
+    assert runner.invoke(app, ["check", str(shot)]).exit_code == 66
+
+
+def test_keyframe_on_a_held_frame_keys_its_drawing(shot):
+    keep_frames(shot, {1001, 1002, 1005})
+    set_manifest(shot, timing="hold")
+    key = shot / "keys" / "sh001.1001.png"
+    key.rename(shot / "keys" / "sh001.1004.png")  # not the drawing of 1004 (1002): check flags it later
+    plan = plan_shot(shot / "refs.yaml")
+    assert plan.keyframe_paths == {1002: shot / "keys" / "sh001.1004.png"}
+    assert plan.keyframe_frames == {1002: 1004}
+    (shot / "keys" / "sh001.1004.png").rename(shot / "keys" / "sh001.1003.png")
+    shutil.copy(shot / "keys" / "sh001.1003.png", shot / "keys" / "sh001.1002.png")
+    with pytest.raises(InputDataError, match="keyframes 1002 and 1003 both show drawing 1002; keep one"):
+        plan_shot(shot / "refs.yaml")
+
+
+def test_farm_chunks_cut_on_drawing_boundaries(shot):
+    keep_frames(shot, {1001, 1004, 1007, 1009, 1012})
+    set_manifest(shot, timing="hold", timing_end=1014)
+    plan = plan_shot(shot / "refs.yaml")
+    assert plan_chunks(plan, 4) == ["1001-1003", "1004-1006", "1007-1011", "1012-1014"]
