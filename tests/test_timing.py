@@ -211,3 +211,93 @@ def test_farm_chunks_cut_on_drawing_boundaries(shot):
     set_manifest(shot, timing="hold", timing_end=1014)
     plan = plan_shot(shot / "refs.yaml")
     assert plan_chunks(plan, 4) == ["1001-1003", "1004-1006", "1007-1011", "1012-1014"]
+
+
+# -- timesheets, end to end -----------------------------------------------------------------------------
+
+
+def half(source: Path, dest: Path) -> None:
+    image = Image.open(source)
+    image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS).save(dest)
+
+
+def sheet_shot(shot: Path, changes: list[tuple[int, str]], duration: int, **manifest) -> int:
+    """The sample shot's first drawings as `line/A/0001.png …` (named by drawing number), an XDTS sheet
+    over them and a manifest that follows it; returns the number of drawings."""
+    drawings = sorted({int(v) for _, v in changes if v.isdigit()})
+    (shot / "line" / "A").mkdir(parents=True)
+    for d in drawings:  # at half size: cheap to color
+        half(shot / "lineart" / f"sh001.{1000 + d}.png", shot / "line" / "A" / f"{d:04d}.png")
+    (shot / "key").mkdir()
+    half(shot / "keys" / "sh001.1001.png", shot / "key" / "0001.png")  # frame 1 shows drawing 1
+    (shot / "sheet.xdts").write_text(xdts_text({"A": changes}, duration))
+    doc = {
+        "version": 1,
+        "lineart": "line/A/####.png",
+        "output": "out/c.####.png",
+        "keyframes": "key/####.png",
+        "timesheet": "sheet.xdts",
+        "characters": {"hero": {"reference": "refs/hero.png"}, "cat": {"reference": "refs/cat.png"}},
+        "background": {"reference": "refs/bg.png"},
+        "seed": 7,
+        **manifest,
+    }
+    (shot / "refs.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return len(drawings)
+
+
+def run_json(shot: Path, *args: str) -> list[dict]:
+    result = runner.invoke(app, ["shot", str(shot), "--json", *args])
+    assert result.exit_code == 0, result.output
+    events = events_of(result.stdout)
+    assert_one_summary(events)
+    return events
+
+
+def test_xdts_shot_on_twos_and_threes_colors_each_drawing_once_chunks_equal_whole(shot):
+    changes, shown = twos_and_threes()
+    n = sheet_shot(shot, changes, 48)
+    events = run_json(shot)
+    summary = events[-1]
+    assert summary["done"] == 48 and summary["drawings_colored"] == n == 18
+    done = {e["frame"]: e for e in events if e["event"] == "frame_done"}
+    assert [done[f]["drawing"] for f in range(1, 45)] == shown[:44]
+    assert all(done[f].get("blank") and done[f]["drawing"] is None for f in range(45, 49))
+    out = shot / "out"
+    blank = np.asarray(Image.open(out / "c.0045.png"))
+    assert blank.shape[2] == 4 and not blank[..., 3].any()  # a blank cel: a transparent frame
+    for f in range(2, 45):  # every frame shows its drawing's pixels: byte-identical to its first frame
+        first = shown.index(shown[f - 1]) + 1
+        assert pixels(out / f"c.{f:04d}.png") == pixels(out / f"c.{first:04d}.png")
+    whole = {p.name: p.read_bytes() for p in out.iterdir()}
+    chunks = plan_chunks(plan_shot(shot / "refs.yaml"), 24)
+    starts = [int(c.split("-")[0]) for c in chunks[1:]]
+    assert len(chunks) == 2 and all(shown[s - 1] != shown[s - 2] for s in starts)  # cut on a drawing change
+    for p in out.iterdir():
+        p.unlink()
+    colored = sum(run_json(shot, "--frames", c)[-1]["drawings_colored"] for c in chunks)
+    assert colored == n  # every cut on a drawing boundary: no drawing colored twice
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole
+
+
+def test_bad_timesheet_shots_are_one_line(shot):
+    changes, _ = twos_and_threes(12)
+    sheet_shot(shot, changes, 12)
+    (shot / "line" / "A" / "0003.png").unlink()
+    missing = runner.invoke(app, ["check", str(shot)])
+    assert missing.exit_code == 66
+    assert "drawings 3 (frame 6) of timesheet sheet.xdts layer A are missing" in missing.output
+    (shot / "sheet.xdts").write_text(XDTS_IDENTIFIER + "\n{ not json")
+    bad = runner.invoke(app, ["check", str(shot)])
+    assert bad.exit_code == 65 and "malformed XDTS JSON" in bad.output
+    assert len([ln for ln in bad.output.splitlines() if ln.strip()]) == 1
+    set_manifest(shot, timesheet_layer="B")
+    (shot / "sheet.xdts").write_text(xdts_text({"A": changes}, 12))
+    layer = runner.invoke(app, ["check", str(shot)])
+    assert layer.exit_code == 65 and "timesheet_layer 'B' is not a cel layer" in layer.output
+    # A CSV sheet, for pipelines with their own sheets.
+    shutil.copy(shot / "line" / "A" / "0002.png", shot / "line" / "A" / "0003.png")
+    (shot / "sheet.csv").write_text("frame,drawing\n1,1\n2,1\n3,2\n4,-\n5,3\n")
+    set_manifest(shot, timesheet="sheet.csv", timesheet_layer=None)
+    events = run_json(shot)
+    assert events[-1]["done"] == 5 and events[-1]["drawings_colored"] == 3
