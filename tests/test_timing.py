@@ -301,3 +301,74 @@ def test_bad_timesheet_shots_are_one_line(shot):
     set_manifest(shot, timesheet="sheet.csv", timesheet_layer=None)
     events = run_json(shot)
     assert events[-1]["done"] == 5 and events[-1]["drawings_colored"] == 3
+
+
+# -- the diffusion engine: one sample per drawing ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    result = runner.invoke(app, ["model", "init-random", str(folder), "--size", "tiny"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def unet_calls():
+    """The number of UNet forward calls (a global forward hook, whatever calls the UNet)."""
+    import torch
+
+    from colorize.engines.diffusion.unet import ColorizeUNet
+
+    calls = [0]
+
+    def hook(module, args, output):
+        if isinstance(module, ColorizeUNet):
+            calls[0] += 1
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    yield calls
+    handle.remove()
+
+
+DIFFUSION = {
+    "preset": "draft",
+    "batch": 1,
+    "diffusion": {"steps": 2, "resolution": 128, "warp_anchor_every": 3},
+}
+
+
+def test_diffusion_samples_each_drawing_once(shot, tiny_model, unet_calls, tmp_path):
+    keep_frames(shot, {1001, 1004, 1007})
+    set_manifest(shot, timing="hold", timing_end=1008, keyframes=None, **DIFFUSION)
+    cli = ["--engine", "diffusion", "--model", str(tiny_model), "--temporal", "none"]
+    events = run_json(shot, *cli, "--out", str(tmp_path / "all"))
+    eight = unet_calls[0]
+    assert events[-1]["done"] == 8 and events[-1]["drawings_colored"] == 3
+    unet_calls[0] = 0
+    run_json(shot, *cli, "--out", str(tmp_path / "one"), "--frames", "1001")
+    one = unet_calls[0]
+    assert one > 0 and eight == 3 * one  # 8 frames, 3 drawings: 3 samples' worth of UNet calls
+    out = tmp_path / "all"
+    assert pixels(out / "sh001.1002.png") == pixels(out / "sh001.1001.png")
+    assert pixels(out / "sh001.1008.png") == pixels(out / "sh001.1007.png")
+
+
+def test_diffusion_warp_chain_follows_drawings_and_chunks_equal_whole(shot, tiny_model, tmp_path):
+    keep_frames(shot, {1001, 1004, 1007})
+    set_manifest(shot, timing="hold", timing_end=1008, **DIFFUSION)
+    cli = ["--engine", "diffusion", "--model", str(tiny_model), "--temporal", "warp"]
+    events = run_json(shot, *cli, "--out", str(tmp_path / "whole"))
+    done = {e["frame"]: e for e in events if e["event"] == "frame_done"}
+    assert done[1001]["temporal"] == "warp anchor (keyframe)"
+    # The chain goes drawing to drawing: 1004 is the 2nd drawing (not the 4th frame, an anchor by frame
+    # count at warp_anchor_every 3), so it warps from drawing 1001.
+    assert done[1004]["temporal"] == "warp from 1001 (anchor 1001)"
+    assert done[1007]["temporal"] == "warp from 1004 (anchor 1001)"
+    assert done[1005]["held_from"] == 1004 and done[1005]["seconds"] == 0
+    # A chunk that starts inside drawing 1004's hold: the chain is recomputed in memory, 1004 colored once.
+    part = run_json(shot, *cli, "--out", str(tmp_path / "chunk"), "--frames", "1006-1008")
+    assert part[-1]["drawings_colored"] == 2 and part[-1]["done"] == 3
+    for p in (tmp_path / "chunk").iterdir():
+        assert p.read_bytes() == (tmp_path / "whole" / p.name).read_bytes()
