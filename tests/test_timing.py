@@ -372,3 +372,83 @@ def test_diffusion_warp_chain_follows_drawings_and_chunks_equal_whole(shot, tiny
     assert part[-1]["drawings_colored"] == 2 and part[-1]["done"] == 3
     for p in (tmp_path / "chunk").iterdir():
         assert p.read_bytes() == (tmp_path / "whole" / p.name).read_bytes()
+
+
+# -- drawings and their keys ---------------------------------------------------------------------------
+
+
+def test_a_keyframe_under_the_wrong_number_is_refused_naming_its_frame(shot):
+    assert runner.invoke(app, ["check", str(shot)]).exit_code == 0  # the sample's key shows its drawing
+    (shot / "keys" / "sh001.1001.png").rename(shot / "keys" / "sh001.1005.png")
+    result = runner.invoke(app, ["check", str(shot)])
+    assert result.exit_code == 65
+    assert "keyframe 1005 does not show the drawing of frame 1005" in result.output
+    assert "it matches frame 1001" in result.output
+    assert runner.invoke(app, ["shot", str(shot)]).exit_code == 65  # refused before the run too
+
+
+def test_real_keyframes_match_their_drawings(shared):
+    from colorize import images
+    from colorize.keymatch import MATCHES, matching_drawing
+
+    girl = shared / "realdata" / "laughing_girl"
+    lines = {f: images.read_rgba(girl / "line" / f"{f:04d}.png") for f in range(4)}
+    own, other, _ = matching_drawing(images.read_rgba(girl / "gt" / "0000.png"), 0, (0, 1, 2, 3), lines.get)
+    assert own >= MATCHES and other is None
+    pbc = shared / "realdata" / "pbc0242"
+    own, other, _ = matching_drawing(
+        images.read_rgba(pbc / "gt.png"), 0, (0,), lambda _: images.read_rgba(pbc / "line.png")
+    )
+    assert own >= MATCHES and other is None
+
+
+# -- init for real folders -------------------------------------------------------------------------------
+
+
+def small_lineart(shot: Path, frame: int) -> Image.Image:
+    image = Image.open(shot / "lineart" / f"sh001.{frame}.png")
+    return image.resize((image.width // 4, image.height // 4), Image.Resampling.LANCZOS)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["one frame, spaces", "tga with holds", "tiff in LO", "drawing names", "xdts with two layers"],
+)
+def test_init_writes_what_check_passes(shot, tmp_path, layout):
+    folder = tmp_path / "real"
+    (folder / "refs").mkdir(parents=True)
+    Image.open(shot / "refs" / "hero.png").save(folder / "refs" / "Hero Girl.png")
+    Image.open(shot / "refs" / "bg.png").save(folder / "refs" / "BG.png")
+
+    def put(rel: str, frame: int) -> None:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        small_lineart(shot, frame).save(folder / rel)
+
+    if layout == "one frame, spaces":
+        put("line art/cut 01_0001.png", 1001)
+    elif layout == "tga with holds":
+        for n in (1, 2, 5):
+            put(f"douga/c001_{n:04d}.tga", 1000 + n)
+    elif layout == "tiff in LO":
+        for n in (101, 102, 103):
+            put(f"LO/lo.{n}.tif", 900 + n)
+    elif layout == "drawing names":
+        for n in (1, 2, 4):
+            put(f"sen/a{n:03d}.png", 1000 + n)
+    else:
+        for n in (1, 2, 3):
+            put(f"line/A/{n:04d}.png", 1000 + n)
+        (folder / "c001.xdts").write_text(
+            xdts_text({"A": [(0, "1"), (2, "2"), (4, "3")], "B": [(0, "1")]}, 8)
+        )
+    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
+    manifest = yaml.safe_load((folder / "refs.yaml").read_text())
+    assert manifest["characters"] == {"Hero_Girl": {"reference": "refs/Hero Girl.png"}}
+    assert manifest["background"] == {"reference": "refs/BG.png"}
+    checked = runner.invoke(app, ["check", str(folder)])
+    assert checked.exit_code == 0, (manifest, checked.output)
+    if layout == "tga with holds":
+        assert manifest["timing"] == "hold" and manifest["output"] == "color/c001_####.png"
+    if layout == "xdts with two layers":
+        assert (manifest["timesheet"], manifest["timesheet_layer"]) == ("c001.xdts", "A")
+        assert "8 frames" in checked.output
