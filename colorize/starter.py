@@ -50,13 +50,15 @@ def _sequences(folder: Path, single: bool = True) -> list[fileseq.FileSequence]:
     seqs = [
         s
         for s in found
-        if s.extension().lower() in READ_EXTS
-        and s.frameSet()
-        and s.zfill()
-        and (single or len(s.frameSet()) > 1)
+        if s.extension().lower() in READ_EXTS and s.zfill() and len(_numbers(s)) >= (1 if single else 2)
     ]
-    seqs.sort(key=lambda s: (-len(s.frameSet() or ()), s.basename()))
+    seqs.sort(key=lambda s: (-len(_numbers(s)), s.basename()))
     return seqs
+
+
+def _numbers(seq: fileseq.FileSequence) -> list[int]:
+    """The frame numbers of a sequence found on disk, sorted."""
+    return sorted(int(f) for f in seq.frameSet() or ())
 
 
 def _pattern(seq: fileseq.FileSequence) -> str:
@@ -137,7 +139,8 @@ def starter_manifest(shot_dir: Path) -> dict:
         "output": "color/" + Path(lineart).name.removesuffix(seq.extension()) + out_ext,
     }
     manifest.update(_timesheet(shot_dir, lineart))
-    if "timesheet" not in manifest and len(seq.frameSet()) != seq.end() - seq.start() + 1:
+    numbers = _numbers(seq)
+    if "timesheet" not in manifest and len(numbers) != numbers[-1] - numbers[0] + 1:
         manifest["timing"] = "hold"  # numbers missing from the line art: held drawings
     for folder in _subfolders(shot_dir, KEY_DIRS):
         seqs = _sequences(folder)
