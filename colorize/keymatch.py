@@ -15,12 +15,17 @@ the shot is near it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from colorize import images
+from colorize.errors import ColorizeError, InputDataError
 from colorize.regions.segment import ink_u8
+
+if TYPE_CHECKING:
+    from colorize.shot import ShotPlan
 
 THUMBNAIL = 384  # long side of the compared images (never enlarged)
 MATCHES = 0.85  # a keyframe at least this alike its drawing matches it
@@ -94,3 +99,43 @@ def matching_drawing(
     if best is not None and best_score >= own + MARGIN:
         return own, best, best_score
     return own, None, own
+
+
+def check_keyframes(
+    plan: ShotPlan, drawings: tuple[int, ...], size: tuple[int, int], problems: list[ColorizeError]
+) -> None:
+    """Each keyframe of `drawings` must show its frame's drawing (`colorize.keymatch`): a mismatch is one
+    problem naming the frame whose drawing it shows, if any. Files already found bad are left alone."""
+    bad = {str(p).split(": ", 1)[0] for p in problems}
+    timing = plan.exposures
+    for d in drawings:
+        path = plan.keyframe_paths.get(d)
+        if path is None or str(path) in bad or str(plan.lineart_paths[d]) in bad:
+            continue
+        try:
+            key = images.read_rgba(path)
+            if key.shape[:2] != size:
+                continue
+            own, other, score = matching_drawing(
+                key, d, plan.frames, lambda g: images.read_rgba(plan.lineart_paths[g])
+            )
+        except ColorizeError:
+            continue  # (a bad line-art file: reported where it is read)
+        f = plan.keyframe_frames.get(d, d)
+        which = f"frame {f}" if timing.kind == "strict" else f"frame {f} (drawing {d})"
+        if other is not None:
+            g = timing.first_frame(other)
+            shows = f"frame {g}" if timing.kind == "strict" else f"frame {g} (drawing {other})"
+            problems.append(
+                InputDataError(
+                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike); "
+                    f"it matches {shows} ({score:.2f}): saved under the wrong frame number?"
+                )
+            )
+        elif own < UNRELATED:
+            problems.append(
+                InputDataError(
+                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike, "
+                    f"{UNRELATED} at least expected) nor any drawing near it"
+                )
+            )

@@ -21,7 +21,6 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
-from colorize import images
 from colorize.engines import DependsOn, choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
@@ -633,53 +632,13 @@ def validate_plan(
                 )
             )
     if size is not None:
-        _check_keyframes(plan, frames, size, problems)
+        from colorize.keymatch import check_keyframes
+
+        check_keyframes(plan, frames, size, problems)
     if not collect:
         raise_problems(problems)
         assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
     return size
-
-
-def _check_keyframes(
-    plan: ShotPlan, drawings: tuple[int, ...], size: tuple[int, int], problems: list[ColorizeError]
-) -> None:
-    """Each keyframe of `drawings` must show its frame's drawing (`colorize.keymatch`): a mismatch is one
-    problem naming the frame whose drawing it shows, if any. Files already found bad are left alone."""
-    from colorize.keymatch import UNRELATED, matching_drawing
-
-    bad = {str(p).split(": ", 1)[0] for p in problems}
-    timing = plan.exposures
-    for d in drawings:
-        path = plan.keyframe_paths.get(d)
-        if path is None or str(path) in bad or str(plan.lineart_paths[d]) in bad:
-            continue
-        try:
-            key = images.read_rgba(path)
-            if key.shape[:2] != size:
-                continue
-            own, other, score = matching_drawing(
-                key, d, plan.frames, lambda g: images.read_rgba(plan.lineart_paths[g])
-            )
-        except ColorizeError:
-            continue  # (a bad line-art file: reported where it is read)
-        f = plan.keyframe_frames.get(d, d)
-        which = f"frame {f}" if timing.kind == "strict" else f"frame {f} (drawing {d})"
-        if other is not None:
-            g = timing.first_frame(other)
-            shows = f"frame {g}" if timing.kind == "strict" else f"frame {g} (drawing {other})"
-            problems.append(
-                InputDataError(
-                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike); "
-                    f"it matches {shows} ({score:.2f}): saved under the wrong frame number?"
-                )
-            )
-        elif own < UNRELATED:
-            problems.append(
-                InputDataError(
-                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike, "
-                    f"{UNRELATED} at least expected) nor any drawing near it"
-                )
-            )
 
 
 def check_output_writable(plan: ShotPlan) -> None:
