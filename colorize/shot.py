@@ -1,5 +1,8 @@
 """Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings, engine.
 
+Timing (`colorize.timing`) is resolved here, once: which drawing each output frame shows (strict, holds, or
+a timesheet). The plan's engine-facing numbers are drawings; its outputs, selection and events are frames.
+
 The plan also names every line-art frame the engine will read for the selected range (its `depends_on`
 rule: a flat-engine chain from a keyframe, a diffusion warp chain from its anchor), so validation covers
 them and `check` and `shot` agree on what a run touches; and it lists, per output, the input files that
