@@ -242,20 +242,12 @@ def test_a_bad_frame_fails_its_chain_only(shot, model, tmp_path):
 
 
 def test_denoising_loop_makes_no_host_sync(model):
-    """The whole loop (UNet, guidance, scheduler step) runs on the meta device: a tensor read on the host
-    (`.item()`, a tensor in an `if`, `.nonzero()`, `.cpu()`) would raise there. On a GPU such a read waits
-    for the device every step."""
+    """The engine's batch function (`pipeline.denoise_batch`: inputs, padding, guidance, scheduler, start,
+    the loop, decode) runs on the meta device: a tensor read on the host (`.item()`, a tensor in an `if`,
+    `.nonzero()`, `.cpu()`) would raise there. On a GPU such a read waits for the device every step."""
     from colorize.engines.diffusion.model_folder import tiny_config
     from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
-    from colorize.engines.diffusion.pipeline import Conditioning, make_model_call
-    from colorize.engines.diffusion.sampling import (
-        branch_predictor,
-        guided_denoiser,
-        make_scheduler,
-        sample,
-        set_steps,
-        start_latents,
-    )
+    from colorize.engines.diffusion.pipeline import Conditioning, denoise_batch
 
     meta = ColorizeDiffusionModel.from_config(tiny_config(), meta=True).eval()
     tokens = torch.empty(1, 8, 32, device="meta")
@@ -266,27 +258,27 @@ def test_denoising_loop_makes_no_host_sync(model):
         meta.background_features(z, tokens, size_emb),
         meta.style_vectors(z, tokens, size_emb),
         split=True,
+        blank_hints=meta.encode_sketch(torch.empty(1, 3, 64, 64, device="meta")),
     )
-    names = ["cond", "uncond_ref", "uncond_sketch"]
-    hints = meta.encode_sketch(torch.empty(2, 3, 64, 64, device="meta"))
-    model_call = make_model_call(
-        meta,
-        conditioning,
-        hints=hints,
-        blank_hints=[h[:1] for h in hints],
-        region_masks=torch.empty(2, 2, 8, 8, device="meta"),
-        names=names,
-    )
-    denoise = guided_denoiser(branch_predictor(model_call, names), 3.0, 1.5)
-    noise = torch.empty(2, 4, 8, 8, device="meta")
-    with torch.inference_mode():
-        for sampler, strength in (("dpmpp", 1.0), ("dpmpp", 0.5), ("euler", 0.5), ("ddim", 0.5)):
-            scheduler = make_scheduler(sampler, meta.scheduler_config)
-            timesteps = set_steps(scheduler, 2, strength)
-            image = None if strength == 1.0 else torch.empty(2, 4, 8, 8, device="meta")
-            x = start_latents(scheduler, noise, timesteps, image_latents=image)
-            out = sample(denoise, x, scheduler, timesteps)
-            assert out.device.type == "meta" and out.shape == (2, 4, 8, 8)
+    for sampler, strength in (("dpmpp", 1.0), ("dpmpp", 0.5), ("euler", 0.5), ("ddim", 0.5)):
+        result = denoise_batch(
+            meta,
+            conditioning,
+            sketch=torch.empty(2, 64, 64, device="meta"),
+            noise=torch.empty(2, 4, 8, 8, device="meta"),
+            region_masks=torch.empty(2, 2, 8, 8, device="meta"),
+            init_images=None
+            if strength == 1.0
+            else torch.empty(2, 64, 64, 3, dtype=torch.uint8, device="meta"),
+            sampler=sampler,
+            steps=2,
+            strength=strength,
+            ref_scale=3.0,
+            sketch_scale=1.5,
+            batch_size=3,  # padded too
+        )
+        assert result.latents.device.type == "meta" and result.latents.shape == (2, 4, 8, 8)
+        assert result.images.shape == (2, 3, 64, 64)
 
 
 def test_offload_gives_the_same_bytes(shot, model, tmp_path):

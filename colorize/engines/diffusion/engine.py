@@ -25,9 +25,9 @@ the line-art flow and occlusion from the previous frame (`temporal: warp`), the 
 finish.
 
 Per batch (`colorize`): the init images (the previous result warped along the precomputed flow, in worker
-threads), then per UNet batch the explicit denoising loop of `sampling` with every guidance branch of
-every frame in one UNet call (`pipeline.batch_inputs` / `pipeline.predict`, or its CUDA-graph replay:
-cuda_graph.py), VAE decode, one copy back, then crop, resize back and cel finish in worker threads.
+threads), then per UNet batch `pipeline.denoise_batch` (the one batch function the parity check and the GPU
+benchmark run too: padding, guidance branches, scheduler, start, the denoising loop, CUDA-graph replay,
+decode), one copy back, then crop, resize back and cel finish in worker threads.
 
 Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
 runs): `none` noise(seed, f); `locked` one noise field for the shot; `warp` the previous frame's result
@@ -49,9 +49,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from threading import Lock
@@ -69,19 +67,9 @@ from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, li
 
 from . import preprocess as pp
 from .cel import cel_apply, cel_regions
-from .cuda_graph import GraphedModelCall
 from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
-from .pipeline import BatchInputs, Conditioning, batch_inputs, dilate_mask, encode_references, predict
+from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_references
 from .planning import chain_starts
-from .sampling import (
-    branch_predictor,
-    branches,
-    guided_denoiser,
-    make_scheduler,
-    sample,
-    set_steps,
-    start_latents,
-)
 
 WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
 HELD_CHAINS_PER_BATCH = 4  # warp: results kept of up to 4 × batch chains (the schedule starts ≤ 2 × batch)
@@ -136,8 +124,7 @@ class ShotCache:
 
     geometry: pp.Geometry  # frame size, working size, padded model input (multiples of 64)
     latent: tuple[int, int]  # latent (h, w) of the padded size
-    conditioning: Conditioning
-    blank_hints: list[torch.Tensor]  # sketch hints of a blank sketch (unconditional sketch branch)
+    conditioning: Conditioning  # (with the blank-sketch hints and the shot's CUDA graphs)
     background_source: str  # what the background encoder read
     bleach_mask: str | None  # where the bleaching mask came from: manifest, anime_seg, heuristic
 
@@ -222,7 +209,6 @@ class DiffusionEngine:
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
-        self._graph: GraphedModelCall | None = None
         self._starts: dict[int, int] = {}  # frame -> its warp chain's anchor
         self._index: dict[int, int] = {}  # frame -> its position in the shot
         self._held: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()  # anchor -> (frame, result)
@@ -238,7 +224,6 @@ class DiffusionEngine:
         self._held.clear()
         with self._inks_lock:
             self._inks.clear()
-        self._graph = None
         self._starts = chain_starts(shot.frames, shot.keyframes, self.options.warp_anchor_every)
         self._index = {f: i for i, f in enumerate(shot.frames)}
         geometry = pp.frame_geometry(*shot.size, self.options.resolution)
@@ -272,12 +257,10 @@ class DiffusionEngine:
             output_size=geometry.work,
             mode=mode,
         )
-        blank = torch.full((1, 3, *geometry.padded), -1.0)
         self._cache = ShotCache(
             geometry=geometry,
             latent=latent,
             conditioning=conditioning,
-            blank_hints=self.model.encode_sketch(blank),
             background_source=source,
             bleach_mask=how,
         )
@@ -520,83 +503,27 @@ class DiffusionEngine:
         """Denoise the jobs' frames (one timestep schedule) as one UNet batch of `settings.batch` frames;
         (len(jobs), Hp, Wp, 3) uint8."""
         _, cache = self._require_cache()
-        m, o = self.model, self.options
-        b, width = len(jobs), max(len(jobs), self.settings.batch)
+        o = self.options
         self.counts["unet_batches"] += 1
-        self.counts["frames"] += b
-        self.counts["padding"] += width - b
-
-        def stack(arrays: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
-            """The batch padded to `width` with copies of its last frame, on the device."""
-            t = (
-                torch.stack(arrays)
-                if isinstance(arrays[0], torch.Tensor)
-                else torch.from_numpy(np.stack(arrays))
-            )
-            if width > b:
-                t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
-            return _to_device(t, m.device)
-
-        shape = (m.unet.config["in_channels"], *cache.latent)
-        noise = stack([frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs])
-        sketch = stack([j.prep.sketch for j in jobs])[:, None].expand(-1, 3, -1, -1).contiguous()
-        names = branches(o.ref_scale, o.sketch_scale)
-        region_masks = None
-        if cache.conditioning.split:  # every frame has its masks then
-            region_masks = stack([j.prep.regions for j in jobs if j.prep.regions is not None])
-        inputs = batch_inputs(
-            m,
+        self.counts["frames"] += len(jobs)
+        self.counts["padding"] += max(0, self.settings.batch - len(jobs))
+        shape = (self.model.unet.config["in_channels"], *cache.latent)
+        result = denoise_batch(
+            self.model,
             cache.conditioning,
-            hints=m.encode_sketch(sketch),
-            blank_hints=cache.blank_hints,
-            region_masks=region_masks,
-            names=names,
+            sketch=[j.prep.sketch for j in jobs],
+            noise=[frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs],
+            region_masks=[j.prep.regions for j in jobs if j.prep.regions is not None] or None,
+            init_images=inits,
+            sampler=o.sampler,
+            steps=o.steps,
+            strength=o.strength,
+            ref_scale=o.ref_scale,
+            sketch_scale=o.sketch_scale,
+            batch_size=self.settings.batch,
+            cuda_graph=self.graphs,
         )
-        scheduler = make_scheduler(o.sampler, m.scheduler_config)
-        if inits is None:
-            timesteps = set_steps(scheduler, o.steps)
-            latents = start_latents(scheduler, noise, timesteps)
-        else:
-            timesteps = set_steps(scheduler, o.steps, o.strength)
-            image_latents = m.encode_image(pp.to_model_image(stack(inits)))
-            latents = start_latents(scheduler, noise, timesteps, image_latents=image_latents)
-        with self._attention():
-            model_call = self._model_call(inputs)
-            denoise = guided_denoiser(branch_predictor(model_call, names), o.ref_scale, o.sketch_scale)
-            latents = sample(denoise, latents, scheduler, timesteps, disable=True)
-        return pp.from_model_image(m.decode_latent(latents)[:b])  # decoded at the fixed batch shape too
-
-    def _model_call(self, inputs: BatchInputs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """`model_call(x, t)` of this batch: eager, or the shot's CUDA graph fed the batch's inputs."""
-        _, cache = self._require_cache()
-        if self.graphs:
-            if self._graph is None:
-                self._graph = GraphedModelCall(self.model, cache.conditioning)
-            return self._graph.load(inputs)
-
-        def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return predict(self.model, cache.conditioning, inputs, x, t)
-
-        return model_call
-
-    @contextmanager
-    def _attention(self) -> Iterator[None]:
-        """On a GPU, the attention backends the UNet may use: FlashAttention first (exact attention), the
-        memory-efficient kernel where flash cannot run (float32), the math kernel last."""
-        if self.device.type != "cuda":
-            yield
-            return
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-            yield
-
-
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor on `device`; to a GPU from pinned memory, without waiting for the copy."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+        return pp.from_model_image(result.images)  # decoded at the fixed batch shape, one copy back
 
 
 def _chain_error(frame: int, anchor: int, missing: int, error: ColorizeError) -> ColorizeError:

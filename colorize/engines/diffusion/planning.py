@@ -236,12 +236,13 @@ def gpu_memory_estimate_mib(settings: Settings, frame_size: tuple[int, int]) -> 
     fixed overhead for the CUDA context and VAE decoding.
     """
     from colorize.engines.diffusion.preprocess import frame_geometry
+    from colorize.engines.diffusion.sampling import branches
 
     options = settings.diffusion
     params = (model_parameters(settings.model) if settings.model else None) or FULL_MODEL_PARAMETERS
     weight_bytes = 4 if options.dtype == "float32" else 2
     padded = frame_geometry(*frame_size, options.resolution).padded
-    branches = 1 + (options.ref_scale != 1) + (options.sketch_scale != 1)
-    activations = ACTIVATION_GIB_PER_MEGAPIXEL * padded[0] * padded[1] / 1e6 * settings.batch * branches
+    guidance = len(branches(options.ref_scale, options.sketch_scale))  # the sampler's own rule
+    activations = ACTIVATION_GIB_PER_MEGAPIXEL * padded[0] * padded[1] / 1e6 * settings.batch * guidance
     gib = params * weight_bytes / 2**30 + activations + OVERHEAD_GIB
     return int(-(-gib // 1)) * 1024
