@@ -301,6 +301,33 @@ def test_offload_gives_the_same_bytes(shot, model, tmp_path):
     assert offload.moves >= 5 + 3 * engine.counts["unet_batches"]
 
 
+def test_offload_moves_one_component_at_a_time_onto_the_device():
+    """A CPU machine has no second device: the transfer is replaced by a copy into new storage (what a copy
+    to a GPU makes), so the test sees which component is "on the device": each one used goes there, the one
+    before goes back to its CPU copy (the very storage it had), one at a time."""
+    from colorize.engines.diffusion.model_folder import random_model
+
+    model = random_model("tiny", with_clip=False)
+    model.enable_offload("cpu")
+    assert model.offload is not None
+    model.offload.transfer = lambda cpu: cpu.clone()  # type: ignore[method-assign]
+    home = {n: next(getattr(model, n).parameters()).data_ptr() for n in ("sketch_encoder", "unet", "vae")}
+
+    def on_device() -> set[str]:
+        return {n for n, ptr in home.items() if next(getattr(model, n).parameters()).data_ptr() != ptr}
+
+    with torch.inference_mode():
+        assert on_device() == set()
+        model.encode_sketch(torch.zeros(1, 3, 64, 64))
+        assert on_device() == {"sketch_encoder"}
+        model.decode_latent(torch.zeros(1, 4, 8, 8))
+        assert on_device() == {"vae"}
+        t = torch.zeros(2, dtype=torch.long)
+        model.predict_v(torch.zeros(2, 4, 8, 8), t, context=torch.zeros(2, 4, 32))
+        assert on_device() == {"unet"}
+    assert model.offload.moves == 3
+
+
 def test_cuda_graph_falls_back_on_cpu_with_one_message(shot, model, tmp_path):
     from colorize.images import read_rgba
     from colorize.provenance import settings_digest

@@ -347,9 +347,13 @@ class SequentialOffload:
             for tensor, cpu in self._tensors[self.active]:
                 tensor.data = cpu
         for tensor, cpu in self._tensors[name]:
-            tensor.data = cpu.to(self.device, non_blocking=True)
+            tensor.data = self.transfer(cpu)
         self.active = name
         self.moves += 1
+
+    def transfer(self, cpu: torch.Tensor) -> torch.Tensor:
+        """A CPU copy on the device (asynchronously from pinned memory)."""
+        return cpu.to(self.device, non_blocking=True)
 
 
 # ---- reading a folder ---------------------------------------------------------------------------------
