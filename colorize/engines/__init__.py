@@ -57,6 +57,34 @@ class EngineSpec:
     schedule: Schedule | None = None  # the batches to color; None: consecutive frames, `batch` at a time
 
 
+@dataclass(frozen=True)
+class BatchSizes:
+    """Everything the stream and the engines size from `batch`, derived in this one place."""
+
+    batch: int
+
+    @property
+    def read_ahead(self) -> int:
+        """Frames the runner reads (and preprocesses) ahead of the engine."""
+        return 2 * self.batch
+
+    @property
+    def open_chains(self) -> int:
+        """Warp chains a diffusion batch's frames are drawn from (started ones first, then new ones)."""
+        return 2 * self.batch
+
+    @property
+    def held_results(self) -> int:
+        """Warp results the diffusion engine keeps (one per started chain, with room for the next ones)."""
+        return 2 * self.open_chains
+
+    @property
+    def remembered_inks(self) -> int:
+        """Line-art inks the diffusion engine keeps for the flow of the next frames: the frames read ahead,
+        the current batch's and a few more."""
+        return 2 * self.read_ahead + 8
+
+
 def consecutive_batches(todo: Sequence[int], batch: int) -> list[tuple[int, ...]]:
     """The frames in order, `batch` at a time (the last batch may be shorter)."""
     return [tuple(todo[i : i + batch]) for i in range(0, len(todo), batch)]

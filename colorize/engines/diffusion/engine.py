@@ -58,7 +58,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
+from colorize.engines import BatchSizes
+from colorize.engines.base import Character, EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError, InputDataError, MissingInputError, UsageError
 from colorize.images import over_white
 from colorize.regions.segment import ink_u8
@@ -72,7 +73,6 @@ from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_reference
 from .planning import chain_starts
 
 WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
-HELD_CHAINS_PER_BATCH = 4  # warp: results kept of up to 4 × batch chains (the schedule starts ≤ 2 × batch)
 
 CONVERT_HINT = (
     "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
@@ -159,7 +159,7 @@ class _Job:
         return self.frame_input.frame
 
 
-class DiffusionEngine:
+class DiffusionEngine(EngineBase):
     """ColorizeDiffusion v2 engine; see the module docstring.
 
     `model`: an already loaded model (benchmarks comparing settings on one model); by default the settings'
@@ -169,9 +169,10 @@ class DiffusionEngine:
     name = "diffusion"
 
     def __init__(self, settings: Settings, model: ColorizeDiffusionModel | None = None):
+        super().__init__()
         self.settings = settings
         self.options = settings.diffusion
-        self.notes: list[str] = []  # messages for people (the runner emits them)
+        self.sizes = BatchSizes(settings.batch)
         self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
         folder = Path(settings.model) if settings.model else None
         if model is None:
@@ -265,6 +266,10 @@ class DiffusionEngine:
             bleach_mask=how,
         )
 
+    def close(self) -> None:
+        """Shut the engine's worker threads down (the runner calls it when the stream ends)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def _reference_mask(self, character: Character) -> tuple[np.ndarray, str]:
         """(soft H×W float32 mask of the character in its reference, where it came from)."""
         if character.reference_mask is not None:
@@ -335,7 +340,7 @@ class DiffusionEngine:
         with self._inks_lock:
             self._inks[frame] = ink
             self._inks.move_to_end(frame)
-            while len(self._inks) > 4 * self.settings.batch + 8:
+            while len(self._inks) > self.sizes.remembered_inks:
                 self._inks.popitem(last=False)
 
     def _ink(self, frame: int) -> np.ndarray:
@@ -480,7 +485,7 @@ class DiffusionEngine:
             for job, image in zip(jobs, images, strict=True):
                 self._held[job.anchor] = (job.frame, image)
                 self._held.move_to_end(job.anchor)
-            while len(self._held) > HELD_CHAINS_PER_BATCH * self.settings.batch:
+            while len(self._held) > self.sizes.held_results:
                 self._held.popitem(last=False)
         return {job.frame: image for job, image in zip(jobs, images, strict=True)}
 

@@ -23,7 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from colorize.engines import consecutive_batches
+from colorize.engines import BatchSizes, consecutive_batches
 from colorize.errors import MissingInputError, ModelError
 from colorize.settings import Settings
 
@@ -87,14 +87,14 @@ def warp_batches(
     which start chains whose frames can then share batches; with `batch` 1, where nothing is shared, the
     first candidate's kind, so frames keep shot order), taking chains already started first, then new
     chains in shot order. Candidates
-    are the started chains and new ones up to 2 × `batch` chains in all, which also bounds the results
+    are the started chains and new ones up to `BatchSizes.open_chains` (2 × `batch`) chains in all, which also bounds the results
     the engine keeps in memory (one per started chain).
 
     A frame's bytes do not depend on which frames share its batch (the UNet always sees `batch` frames;
     see the engine), so this order only decides speed, never results.
     """
     starts = chain_starts(frames, keyframes, anchor_every)
-    keys = set(keyframes)
+    keys, open_chains = set(keyframes), BatchSizes(batch).open_chains
     chains: dict[int, deque[int]] = {}
     for f in todo:
         chains.setdefault(starts[f], deque()).append(f)
@@ -106,7 +106,7 @@ def warp_batches(
     started: list[tuple[int, deque[int]]] = []
     out: list[tuple[int, ...]] = []
     while started or waiting:
-        candidates = started + list(islice(waiting, max(0, 2 * batch - len(started))))
+        candidates = started + list(islice(waiting, max(0, open_chains - len(started))))
         kinds = [from_noise(*c) for c in candidates]
         noise = kinds.count(True)
         tie = 2 * noise == len(kinds)
