@@ -141,8 +141,7 @@ def _flat_depends_on(
 
 
 def _create_diffusion(settings: Settings) -> Engine:
-    _diffusion_check(settings)
-    from colorize.engines.diffusion.engine import DiffusionEngine
+    from colorize.engines.diffusion.engine import DiffusionEngine  # (the plan checked the model folder)
 
     return DiffusionEngine(settings)
 
@@ -164,14 +163,14 @@ def _diffusion_schedule(
 
 
 def _diffusion_check(settings: Settings) -> None:
-    from colorize.engines.diffusion.planning import require_model_folder
+    """The model folder's one validation of a run (the plan runs it; `check` and `status` too)."""
+    from colorize.engines.diffusion.planning import check_weight_files, require_model_folder
 
-    require_model_folder(settings.model)
-    from colorize.engines.diffusion.engine import check_model_folder  # torch, no weights
-    from colorize.engines.diffusion.planning import check_weight_files  # headers and file sizes only
+    folder = require_model_folder(settings.model)
+    from colorize.engines.diffusion.modeling import check_model_folder  # torch, no weights
 
-    check_model_folder(settings.model or "")
-    check_weight_files(settings.model or "")
+    check_model_folder(folder)
+    check_weight_files(folder)  # headers and file sizes only
 
 
 def _diffusion_fingerprint(settings: Settings) -> str:

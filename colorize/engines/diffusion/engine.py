@@ -68,30 +68,11 @@ from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, li
 
 from . import preprocess as pp
 from .cel import cel_apply, cel_regions
-from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
+from .modeling import ColorizeDiffusionModel
 from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_references
 from .planning import chain_starts
 
 WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
-
-CONVERT_HINT = (
-    "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
-    "complete folder (`colorize model init-random DIR` a random one for tests)"
-)
-
-
-def check_model_folder(folder: str | Path) -> Path:
-    """Raise one MissingInputError line naming everything missing, and how to make the folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
-    index = read_index(folder) if (folder / INDEX).is_file() else None
-    missing = [INDEX] if index is None else missing_parts(folder)
-    if missing:
-        raise MissingInputError(
-            f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
-        )
-    return folder
 
 
 def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype, torch.dtype]:
@@ -175,10 +156,9 @@ class DiffusionEngine(EngineBase):
         self.sizes = BatchSizes(settings.batch)
         self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
         folder = Path(settings.model) if settings.model else None
-        if model is None:
-            folder = check_model_folder(settings.model or "")
+        if model is None:  # the plan validated the folder (EngineSpec.check); loading reads what it loads
             model = ColorizeDiffusionModel.from_pretrained(
-                folder,
+                settings.model or "",
                 device="cpu" if self.options.offload else self.device,
                 dtype=self.dtype,
                 full_precision_dtype=full,

@@ -149,21 +149,44 @@ def check_weight_files(folder: str | Path) -> None:
     """
     root = require_model_folder(folder)
     for path in sorted(root.rglob("*.safetensors")):
-        with open(path, "rb") as f:
-            header = _safetensors_header(f, path)
-        try:
-            entries = json.loads(header)
-            end = max(
-                (int(e["data_offsets"][1]) for k, e in entries.items() if k != "__metadata__"), default=0
-            )
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            raise ModelError(f"{path}: corrupt safetensors header") from None
+        header, tensors = safetensors_header(path)
+        end = max((int(e["data_offsets"][1]) for e in tensors.values()), default=0)
         size, expected = path.stat().st_size, 8 + len(header) + end
         if size != expected:
             what = "truncated" if size < expected else "longer than its tensors"
             raise ModelError(
                 f"{path}: {what} ({size:,} bytes, the header says {expected:,}); copy or convert the model again"
             )
+
+
+def safetensors_header(path: Path) -> tuple[bytes, dict[str, dict]]:
+    """A safetensors file's header: (its bytes, {tensor name: {dtype, shape, data_offsets}}) without the
+    metadata entry; ModelError naming the file when it is not a whole, readable header. The one reader
+    of these headers (file checks, fingerprints, parameter counts, `model info`)."""
+    try:
+        with open(path, "rb") as f:
+            header = _safetensors_header(f, path)
+    except OSError as error:
+        raise ModelError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        entries = json.loads(header)
+        tensors = {k: e for k, e in entries.items() if k != "__metadata__"}
+        for e in tensors.values():  # the fields every reader uses exist and are numbers
+            parameter_count({"": e}), int(e["data_offsets"][1]), str(e["dtype"])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ModelError(f"{path}: corrupt safetensors header") from None
+    return header, tensors
+
+
+def parameter_count(tensors: dict[str, dict]) -> int:
+    """Number of weights of a header's tensors."""
+    total = 0
+    for entry in tensors.values():
+        count = 1
+        for dim in entry["shape"]:
+            count *= int(dim)
+        total += count
+    return total
 
 
 def model_fingerprint(folder: str | Path | None) -> str:
@@ -204,18 +227,9 @@ def model_parameters(folder: str | Path) -> int | None:
     root = Path(folder)
     if not root.is_dir():
         return None
-    total = 0
     try:
-        for path in sorted(root.rglob("*.safetensors")):
-            with open(path, "rb") as f:
-                header = json.loads(_safetensors_header(f, path))
-            for name, entry in header.items():
-                if name != "__metadata__":
-                    count = 1
-                    for dim in entry["shape"]:
-                        count *= dim
-                    total += count
-    except (OSError, ValueError, KeyError, ModelError):
+        total = sum(parameter_count(safetensors_header(p)[1]) for p in sorted(root.rglob("*.safetensors")))
+    except (OSError, ModelError):
         return None
     return total or None
 
