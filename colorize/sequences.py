@@ -74,19 +74,20 @@ def list_frames(pattern: Pattern, what: str) -> dict[int, Path]:
     names = [entry.name for entry in pattern.folder.iterdir()]
     hits: dict[int, list[tuple[Path, bool]]] = {}
     for seq in fileseq.findSequencesInList(names, pad_style=PAD_STYLE):
-        if seq.basename() != pattern.head or seq.extension() != pattern.tail or seq.frameSet() is None:
+        frames = seq.frameSet()
+        if seq.basename() != pattern.head or seq.extension() != pattern.tail or frames is None:
             continue
-        for frame in seq.frameSet():
-            name = seq.frame(frame)
-            hits.setdefault(frame, []).append((pattern.folder / name, pattern.path(frame).name == name))
+        for number in frames:
+            frame, file = int(number), seq.frame(number)
+            hits.setdefault(frame, []).append((pattern.folder / file, pattern.path(frame).name == file))
     found: dict[int, Path] = {}
     for frame, entries in sorted(hits.items()):
         entries.sort()
         if len(entries) > 1:
-            names = ", ".join(e.name for e, _ in entries[1:])
+            others = ", ".join(e.name for e, _ in entries[1:])
             raise InputDataError(
                 f"{entries[0][0]}: frame {frame} appears twice in {what} sequence {pattern.text!r} "
-                f"(also as {names}); keep one"
+                f"(also as {others}); keep one"
             )
         entry, padded = entries[0]
         if not padded:
