@@ -115,7 +115,8 @@ class FramePrep:
     """A frame's CPU work done ahead (`preprocess`): it needs the frame's line art and inputs only.
 
     NumPy and OpenCV only: torch's CPU kernels run on OpenMP, and a second thread starting them makes a
-    second team of threads that fights the model's for the cores. Tensors are made on the main thread.
+    second team of threads that fights the model's for the cores. Tensors are made on the main thread, and
+    so are masks that need the segmentation network (`masks_from`: completed by `colorize`).
     """
 
     sketch: np.ndarray  # (Hp, Wp) float32 in [-1, 1], lines bright
@@ -127,6 +128,7 @@ class FramePrep:
     previous: int | None  # a warped frame: the frame whose result it starts from
     cel: np.ndarray | None  # cel finish: the line art's region labels
     info: dict[str, Any]
+    masks_from: FrameInput | None = None  # masks still to make on the main thread (segmentation network)
 
 
 @dataclass
@@ -274,18 +276,17 @@ class DiffusionEngine(EngineBase):
         o, geometry, f = self.options, cache.geometry, fi.frame
         ink = ink_u8(fi.lineart)
         self._remember_ink(f, ink)
-        foreground, masks, sources = self._masks(fi) if cache.conditioning.split else (None, None, {})
         work_ink = np.clip(geometry.to_work(ink.astype(np.float32) / 255.0), 0.0, 1.0)
         info: dict[str, Any] = {
             "mode": o.mode,
-            "mask_source": sources,
+            "mask_source": {},
             "background": cache.background_source,
             "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
         }
         if cache.bleach_mask is not None:
             info["bleach_mask"] = cache.bleach_mask
-        if foreground is not None:
-            info["foreground"] = round(float(foreground.mean()), 4)
+        if cache.conditioning.split:
+            info["foreground"] = None  # (`_add_masks`)
         temporal = self.settings.temporal
         init, warp, previous = None, None, None
         if temporal != "warp":
@@ -304,9 +305,9 @@ class DiffusionEngine(EngineBase):
             warp = line_art_warp(ink, self._ink(previous), o.occlusion_threshold)
             info["temporal"] = f"warp from {previous} (anchor {self._starts[f]})"
             info["occluded"] = round(float(warp.occluded.mean()), 4)
-        return FramePrep(
+        prep = FramePrep(
             sketch=pp.sketch_plane(work_ink),
-            regions=pp.latent_masks(masks, geometry, cache.latent).numpy() if masks is not None else None,
+            regions=None,
             noise_key=SHOT_KEY if temporal == "locked" else f,
             from_noise=init is None and warp is None,
             init=init,
@@ -314,7 +315,27 @@ class DiffusionEngine(EngineBase):
             previous=previous,
             cel=cel_regions(fi.lineart, self.settings.flat) if o.cel_finish else None,
             info=info,
+            masks_from=fi if self._segments(fi) else None,
         )
+        if cache.conditioning.split and prep.masks_from is None:
+            self._add_masks(prep, fi)
+        return prep
+
+    def _segments(self, fi: FrameInput) -> bool:
+        """Whether the frame's masks need the segmentation network (a torch model, maybe on the GPU): it runs
+        on the main thread (`colorize`), never in the runner's reader threads (see FramePrep)."""
+        shot, cache = self._require_cache()
+        missing = any(c.name not in fi.masks for c in shot.characters)
+        return cache.conditioning.split and self.segmenter is not None and missing
+
+    def _add_masks(self, prep: FramePrep, fi: FrameInput) -> None:
+        """The frame's region masks (and what they came from) into its FramePrep."""
+        _, cache = self._require_cache()
+        foreground, masks, sources = self._masks(fi)
+        prep.regions = pp.latent_masks(masks, cache.geometry, cache.latent).numpy()
+        prep.info["mask_source"] = sources
+        prep.info["foreground"] = round(float(foreground.mean()), 4)
+        prep.masks_from = None
 
     def _remember_ink(self, frame: int, ink: np.ndarray) -> None:
         with self._inks_lock:
@@ -380,6 +401,9 @@ class DiffusionEngine(EngineBase):
         if self.settings.temporal == "warp":
             helpers, failed = self._chain_helpers(jobs)
             jobs = {**helpers, **{f: j for f, j in jobs.items() if f not in failed}}
+        for job in jobs.values():  # the segmentation network, on this (the main) thread
+            if job.prep.masks_from is not None:
+                self._add_masks(job.prep, job.prep.masks_from)
         results = self._compute(sorted(jobs.values(), key=lambda j: self._index[j.frame]))
         return [
             FrameResult(fi.frame, None, {}, error=failed[fi.frame])
