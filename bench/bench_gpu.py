@@ -274,7 +274,7 @@ class Bench:
                     backends[name.lower()] = per_call_ms(attention=(name,))
                 except (RuntimeError, AttributeError) as error:
                     backends[name.lower()] = f"unavailable ({str(error).splitlines()[0][:60]})"
-        del engine
+        engine.close()
         return self.log(
             "unet",
             batch=batch,

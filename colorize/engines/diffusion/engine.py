@@ -189,7 +189,7 @@ class DiffusionEngine(EngineBase):
             torch.backends.cudnn.benchmark = False
         self.factor = 2 ** (len(self.model.vae.config["block_out_channels"]) - 1)
         self.counts = {"unet_batches": 0, "frames": 0, "padding": 0}  # UNet batches run (benches, tests)
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
+        self._workers: ThreadPoolExecutor | None = None  # (`_pool`: made when first needed, ended by close)
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
         self._starts: dict[int, int] = {}  # frame -> its warp chain's anchor
@@ -250,7 +250,17 @@ class DiffusionEngine(EngineBase):
 
     def close(self) -> None:
         """Shut the engine's worker threads down (the runner calls it when the stream ends)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor:
+        """The engine's worker threads (per-frame CPU work inside a batch); a closed engine used again gets
+        new ones."""
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
+        return self._workers
 
     def _reference_mask(self, character: Character) -> tuple[np.ndarray, str]:
         """(soft H×W float32 mask of the character in its reference, where it came from)."""
