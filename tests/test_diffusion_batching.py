@@ -193,12 +193,15 @@ def test_frame_bytes_do_not_depend_on_batch_companions_or_position(shot, model):
     frames = {f: engine.preprocess(_read_frame(plan, f)) for f in range(1001, 1007)}
     first = engine.colorize([frames[1001], frames[1002], frames[1003]])[0].image
     among_others = engine.colorize([frames[1004], frames[1005], frames[1001]])[2].image
+    engine.close()  # its worker threads end; used again, it makes new ones
+    assert engine._workers is None
     alone = engine.colorize([frames[1001]])[0].image  # padded with copies of itself
     unprepared = engine.colorize([_read_frame(plan, 1006), _read_frame(plan, 1001)])[1].image
     assert np.array_equal(first, among_others)
     assert np.array_equal(first, alone)
     assert np.array_equal(first, unprepared)
     assert engine.counts == {"unet_batches": 4, "frames": 9, "padding": 3}
+    engine.close()
 
 
 def test_warp_runs_chains_side_by_side_and_chunks_in_any_order_give_the_same_bytes(shot, model, tmp_path):
