@@ -22,6 +22,7 @@ from colorize.shot import ShotPlan, find_manifest, plan_shot
 # The settings' own Literal types: a value the settings add is a choice here too.
 EngineName: Any = Settings.model_fields["engine"].annotation
 Temporal: Any = Settings.model_fields["temporal"].annotation
+TimingMode: Any = Settings.model_fields["timing"].annotation
 
 
 SHOT_DIR = typer.Argument(..., help="The shot folder.", show_default=False)
@@ -50,6 +51,10 @@ RUN_OPTIONS: dict[str, tuple[Any, OptionInfo]] = {
     "seed": (int | None, typer.Option(None, "--seed", help="Seed (same seed and inputs: same bytes).")),
     "model": (Path | None, typer.Option(None, "--model", "-m", help="Diffusion model folder.")),
     "temporal": (Temporal | None, typer.Option(None, "--temporal", help="none | locked | warp (diffusion).")),
+    "timing": (
+        TimingMode | None,
+        typer.Option(None, "--timing", help="strict | hold: a missing line-art frame number is a hold."),
+    ),
     "max_unresolved": (
         int | None,
         typer.Option(
