@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,24 +16,13 @@ from typer.models import OptionInfo
 
 from colorize.errors import CheckFailed, ColorizeError, ExitCode, Interrupted, OutputClosed
 from colorize.events import Events
+from colorize.settings import Settings
 from colorize.shot import ShotPlan, find_manifest, plan_shot
 
-
-class EngineName(str, Enum):
-    auto = "auto"
-    flat = "flat"
-    diffusion = "diffusion"
-
-
-class TimingMode(str, Enum):
-    strict = "strict"
-    hold = "hold"
-
-
-class Temporal(str, Enum):
-    none = "none"
-    locked = "locked"
-    warp = "warp"
+# The settings' own Literal types: a value the settings add is a choice here too.
+EngineName: Any = Settings.model_fields["engine"].annotation
+Temporal: Any = Settings.model_fields["temporal"].annotation
+TimingMode: Any = Settings.model_fields["timing"].annotation
 
 
 SHOT_DIR = typer.Argument(..., help="The shot folder.", show_default=False)
@@ -99,9 +87,7 @@ class RunOptions:
         for name, value in self.values.items():
             if value is None:
                 continue
-            if isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, Path):
+            if isinstance(value, Path):
                 value = str(value.resolve())  # tasks may run from another folder
             yield name, value
 

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__, images
-from colorize.engines import batches_of, engine_spec
+from colorize.engines import BatchSizes, batches_of, engine_spec
 from colorize.engines.base import (
     Character,
     Engine,
@@ -341,6 +341,14 @@ class _Stream:
             return
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
+        try:
+            self._run_engine(colorizer, work)
+        finally:
+            colorizer.close()  # its thread pools end with the stream, whatever happened
+            if self.qa is not None and self.qa.figures:
+                self.qa.finish()
+
+    def _run_engine(self, colorizer: Engine, work: dict[int, list[tuple[int, str]]]) -> None:
         self.native_depth = reads_native_depth(colorizer, self.plan.settings)
         colorizer.prepare(shot_context(self.plan, self.size, self.qa is not None, self.native_depth))
         self._notes(colorizer)
@@ -350,11 +358,7 @@ class _Stream:
             engine_spec(plan.engine), drawings, plan.frames, tuple(sorted(plan.keyframe_paths)), plan.settings
         )
         _check_schedule(batches, drawings)
-        try:
-            self._stream(colorizer, batches, work)
-        finally:
-            if self.qa is not None and self.qa.figures:
-                self.qa.finish()
+        self._stream(colorizer, batches, work)
 
     # -- worker processes, one per device -----------------------------------------------------------------
 
@@ -458,10 +462,10 @@ class _Stream:
         self, engine: Engine, batches: list[tuple[int, ...]], work: dict[int, list[tuple[int, str]]]
     ) -> None:
         """Color the drawings of `batches`; `work`: drawing -> the frames (and why) that show it."""
-        window = 2 * self.plan.settings.batch  # frames read ahead
+        window = BatchSizes(self.plan.settings.batch).read_ahead
         pending = iter([f for batch in batches for f in batch])
         reads: deque[tuple[int, Future[FrameInput]]] = deque()
-        preprocess = getattr(engine, "preprocess", None)
+        preprocess = engine.preprocess
         reader = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="colorize-read")
         writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="colorize-write")
 
@@ -524,7 +528,7 @@ class _Stream:
             error, fatal = bad_input, False
         except Exception as failure:
             error = _out_of_memory(failure, engine, frames, self.plan.settings.batch) or _internal(
-                failure, f"engine {getattr(engine, 'name', '?')!r} on frames {frame_range_text(frames)}"
+                failure, f"engine {engine.name!r} on frames {frame_range_text(frames)}"
             )
         self._notes(engine)
         if error is not None:
@@ -551,9 +555,8 @@ class _Stream:
 
     def _notes(self, engine: Engine) -> None:
         """The engine's messages for people, as `message` events."""
-        notes = getattr(engine, "notes", None)
-        while notes:
-            self.events.emit("message", text=str(notes.pop(0)))
+        while engine.notes:
+            self.events.emit("message", text=str(engine.notes.pop(0)))
 
     # -- reporting, in the order of coloring -------------------------------------------------------------
 
@@ -695,7 +698,7 @@ def _result_problem(
     engine: Engine, results: Any, frames: list[int], size: tuple[int, int]
 ) -> InternalError | None:
     """What is wrong with an engine's results (a bug in the engine), or None."""
-    name = getattr(engine, "name", type(engine).__name__)
+    name = engine.name
     got = [getattr(r, "frame", None) for r in results] if isinstance(results, list | tuple) else results
     if got != frames:
         return InternalError(
@@ -738,7 +741,7 @@ def _out_of_memory(error: Exception, engine: Engine, frames: list[int], batch: i
         return None
     return OutOfMemory(
         f"out of memory coloring frames {frame_range_text(frames)} with engine "
-        f"{getattr(engine, 'name', '?')!r} at --batch {batch}; lower --batch (or diffusion.resolution)"
+        f"{engine.name!r} at --batch {batch}; lower --batch (or diffusion.resolution)"
     )
 
 
