@@ -18,9 +18,12 @@ What it does, all in one process (see bench/README.md for running it on an offli
    capture included), not the model load. Prints frames/s end to end, the model-time floor (frames/s if
    only the engine's UNet batches ran: sketch encoder, VAE encode, denoising loop, VAE decode), the UNet
    batches and their padding, and the peak GPU memory of the run;
-4. per batch size, one UNet call of the shot's shape (batch × guidance branches): ms eager (median), ms
-   replayed as a CUDA graph, whether the two outputs are bitwise equal, FLOPs per call
-   (`torch.utils.flop_counter`), TFLOP/s, and ms per call under each attention backend;
+4. per batch size, one UNet call of the shot's shape (batch × guidance branches), measured through the
+   engine's own batch function (`pipeline.denoise_batch`, nothing assembled here): a run of 1 step and one
+   of 1 + --unet-calls steps, the difference per step is one UNet call (and a scheduler step). ms eager
+   (median of 3), ms replayed as a CUDA graph, whether the two runs' latents are bitwise equal, FLOPs per
+   call (`torch.utils.flop_counter`, 2 steps minus 1), TFLOP/s, and ms per call under each attention
+   backend;
 5. with CUDA: the warp run at the largest batch again with `diffusion.cuda_graph: true`, and whether its
    frames' pixels equal the eager run's (the condition for making CUDA graphs the default); with
    --offload also a run with `diffusion.offload: true` (frames/s, peak memory, same pixels).
@@ -199,13 +202,13 @@ class Bench:
         return record
 
     def unet(self, batch: int) -> dict[str, Any]:
-        """One UNet call of the shot's shape at `batch`: eager, CUDA graph, FLOPs, attention backends."""
+        """One UNet call of the shot's shape at `batch` through `denoise_batch`: eager, CUDA graph, FLOPs,
+        attention backends (see the module docstring)."""
         torch = self.torch
         from torch.utils.flop_counter import FlopCounterMode
 
-        from colorize.engines.diffusion.cuda_graph import GraphedModelCall
         from colorize.engines.diffusion.engine import DiffusionEngine
-        from colorize.engines.diffusion.pipeline import batch_inputs, predict
+        from colorize.engines.diffusion.pipeline import ATTENTION_BACKENDS, denoise_batch
         from colorize.engines.diffusion.sampling import branches
         from colorize.runner import shot_context
 
@@ -214,61 +217,64 @@ class Bench:
         engine.prepare(shot_context(plan, size))
         _, cache = engine._require_cache()
         m, o = self.model, plan.settings.diffusion
-        names = branches(o.ref_scale, o.sketch_scale)
-        characters = len(plan.characters)
-        with torch.inference_mode():
-            sketch = torch.zeros(batch, 3, *cache.geometry.padded, device=m.device)
-            regions = torch.zeros(batch, characters, *cache.latent, device=m.device)
-            regions[:, 0, : cache.latent[0] // 2] = 1.0
-            inputs = batch_inputs(
+        width = batch * len(branches(o.ref_scale, o.sketch_scale))
+        regions = torch.zeros(batch, len(plan.characters), *cache.latent)
+        regions[:, 0, : cache.latent[0] // 2] = 1.0
+        generator = torch.Generator().manual_seed(0)
+        frames = {
+            "sketch": torch.zeros(batch, *cache.geometry.padded),
+            "noise": torch.randn(batch, m.unet.config["in_channels"], *cache.latent, generator=generator),
+            "region_masks": regions,
+        }
+        calls = self.args.unet_calls
+
+        def run(steps: int, **options: Any) -> Any:
+            return denoise_batch(
                 m,
                 cache.conditioning,
-                hints=m.encode_sketch(sketch),
-                blank_hints=cache.blank_hints,
-                region_masks=regions,
-                names=names,
+                **frames,
+                steps=steps,
+                ref_scale=o.ref_scale,
+                sketch_scale=o.sketch_scale,
+                batch_size=batch,
+                **options,
             )
-            width = batch * len(names)
-            x = torch.randn(width, m.unet.config["in_channels"], *cache.latent, device=m.device)
-            t = torch.full((width,), 500, device=m.device, dtype=torch.long)
 
-            def call() -> Any:
-                return predict(m, cache.conditioning, inputs, x, t)
+        def per_call_ms(**options: Any) -> float:
+            """(ms of 1 + calls steps − ms of 1 step) / calls, medians of 3 runs each."""
 
-            def median_ms(fn: Any) -> float:
-                fn()
+            def ms(steps: int) -> float:
                 times = []
-                for _ in range(self.args.unet_calls):
+                for _ in range(3):
                     if self.cuda:
                         torch.cuda.synchronize()
                     begin = time.perf_counter()
-                    fn()
-                    if self.cuda:
-                        torch.cuda.synchronize()
+                    run(steps, **options).latents.cpu()
                     times.append((time.perf_counter() - begin) * 1000)
-                return round(statistics.median(times), 2)
+                return statistics.median(times)
 
-            with engine._attention():
-                eager_ms = median_ms(call)
-                with FlopCounterMode(display=False) as counter:
-                    eager = call()
-                flops = counter.get_total_flops()
-                graph_ms, same = None, None
-                if self.cuda:
-                    graphed = GraphedModelCall(m, cache.conditioning).load(inputs)
-                    graph_ms = median_ms(lambda: graphed(x, t))
-                    same = bool(torch.equal(graphed(x, t), eager))
-            backends = {}
-            if self.cuda:
-                from torch.nn.attention import SDPBackend, sdpa_kernel
+            run(1, **options)  # warm-up (a CUDA graph is captured here)
+            return round((ms(1 + calls) - ms(1)) / calls, 2)
 
-                for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"):
-                    try:
-                        with sdpa_kernel([getattr(SDPBackend, name)]):
-                            backends[name.lower()] = median_ms(call)
-                    except (RuntimeError, AttributeError) as error:
-                        backends[name.lower()] = f"unavailable ({str(error).splitlines()[0][:60]})"
-        del engine
+        eager_ms = per_call_ms()
+        counted = []
+        for steps in (1, 2):
+            with FlopCounterMode(display=False) as counter:
+                run(steps)
+            counted.append(counter.get_total_flops())
+        flops = counted[1] - counted[0]
+        graph_ms, same = None, None
+        if self.cuda:
+            graph_ms = per_call_ms(cuda_graph=True)
+            same = bool(torch.equal(run(2, cuda_graph=True).latents, run(2).latents))
+        backends = {}
+        if self.cuda:
+            for name in (*ATTENTION_BACKENDS[:2], "CUDNN_ATTENTION", "MATH"):
+                try:
+                    backends[name.lower()] = per_call_ms(attention=(name,))
+                except (RuntimeError, AttributeError) as error:
+                    backends[name.lower()] = f"unavailable ({str(error).splitlines()[0][:60]})"
+        engine.close()
         return self.log(
             "unet",
             batch=batch,
@@ -277,7 +283,7 @@ class Bench:
             graph_ms=graph_ms,
             graph_equals_eager=same,
             tflop_per_call=round(flops / 1e12, 4),
-            eager_tflops=round(flops / 1e12 / (eager_ms / 1000), 2),
+            eager_tflops=round(flops / 1e12 / (max(eager_ms, 1e-6) / 1000), 2),
             graph_tflops=round(flops / 1e12 / (graph_ms / 1000), 2) if graph_ms else None,
             backends_ms=backends,
         )

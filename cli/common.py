@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,19 +16,13 @@ from typer.models import OptionInfo
 
 from colorize.errors import CheckFailed, ColorizeError, ExitCode, Interrupted, OutputClosed
 from colorize.events import Events
+from colorize.settings import Settings
 from colorize.shot import ShotPlan, find_manifest, plan_shot
 
-
-class EngineName(str, Enum):
-    auto = "auto"
-    flat = "flat"
-    diffusion = "diffusion"
-
-
-class Temporal(str, Enum):
-    none = "none"
-    locked = "locked"
-    warp = "warp"
+# The settings' own Literal types: a value the settings add is a choice here too.
+EngineName: Any = Settings.model_fields["engine"].annotation
+Temporal: Any = Settings.model_fields["temporal"].annotation
+TimingMode: Any = Settings.model_fields["timing"].annotation
 
 
 SHOT_DIR = typer.Argument(..., help="The shot folder.", show_default=False)
@@ -58,6 +51,10 @@ RUN_OPTIONS: dict[str, tuple[Any, OptionInfo]] = {
     "seed": (int | None, typer.Option(None, "--seed", help="Seed (same seed and inputs: same bytes).")),
     "model": (Path | None, typer.Option(None, "--model", "-m", help="Diffusion model folder.")),
     "temporal": (Temporal | None, typer.Option(None, "--temporal", help="none | locked | warp (diffusion).")),
+    "timing": (
+        TimingMode | None,
+        typer.Option(None, "--timing", help="strict | hold: a missing line-art frame number is a hold."),
+    ),
     "max_unresolved": (
         int | None,
         typer.Option(
@@ -90,9 +87,7 @@ class RunOptions:
         for name, value in self.values.items():
             if value is None:
                 continue
-            if isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, Path):
+            if isinstance(value, Path):
                 value = str(value.resolve())  # tasks may run from another folder
             yield name, value
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from colorize_cli.common import errors_to_exit
 
-from colorize.errors import OutputError, UsageError
+from colorize.errors import OutputError
 
 if TYPE_CHECKING:
     import torch
@@ -20,14 +20,13 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+StoreDtype = Literal["keep", "fp32", "fp16", "bf16"]
 _DTYPES = {"keep": None, "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def _dtype(name: str) -> torch.dtype | None:
+def _dtype(name: StoreDtype) -> torch.dtype | None:
     import torch
 
-    if name not in _DTYPES:
-        raise UsageError(f"--dtype {name!r}: choose one of {', '.join(_DTYPES)}")
     torch_name = _DTYPES[name]
     return getattr(torch, torch_name) if torch_name else None
 
@@ -49,7 +48,7 @@ def convert(
         help="CLIP ViT-H/14 to include: the OpenCLIP file (open_clip_pytorch_model.bin or .safetensors) or a "
         "local transformers folder (CLIPVisionModelWithProjection).",
     ),
-    dtype: str = typer.Option("keep", "--dtype", help="Store tensors as keep|fp32|fp16|bf16."),
+    dtype: StoreDtype = typer.Option("keep", "--dtype", help="Store tensors as keep|fp32|fp16|bf16."),
 ) -> None:
     """Convert an official checkpoint into a model folder (offline; every key is checked).
 
@@ -143,7 +142,9 @@ def parity(
 @app.command("init-random", no_args_is_help=True)
 def init_random(
     folder: Path = typer.Argument(..., help="Model folder to create."),
-    size: str = typer.Option("tiny", "--size", help="tiny (CPU tests, ~9 MB) or full (released v2 sizes)."),
+    size: Literal["tiny", "full"] = typer.Option(
+        "tiny", "--size", help="tiny (CPU tests, ~9 MB) or full (released v2 sizes)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
     clip: bool = typer.Option(True, "--clip/--no-clip", help="Include a random CLIP vision model."),
     force: bool = typer.Option(False, "--force", help="Replace a model folder that is already there."),
@@ -158,8 +159,6 @@ def init_random(
         from colorize.engines.diffusion.model_folder import random_model, remove_model_folder
         from colorize.engines.diffusion.modeling import INDEX
 
-        if size not in ("tiny", "full"):
-            raise UsageError(f"--size {size!r}: choose tiny or full")
         if (folder / INDEX).exists():
             if not force:
                 raise OutputError(f"{folder}: already holds a model folder; pass --force to replace it")

@@ -6,8 +6,8 @@ Line art has no texture, only thin sparse lines, so flow is computed on the *ink
 Two levels of correspondence:
 
 * `line_flow` — plain dense DIS flow on blurred ink at about `work` pixels along the long side. Cheap and
-  good for small motion; the diffusion engine's temporal warp (`colorize.temporal.warp_previous`) and the
-  evaluation's flow-warp baseline use it.
+  good for small motion; the diffusion engine's temporal warp (`colorize.temporal.line_art_warp` ahead,
+  `apply_warp` per batch) and the evaluation's flow-warp baseline (`temporal.warp_previous`) use it.
 * `correspondence` — a global motion first (an affine transform of the ink found by phase correlation for
   the translation, then ECC on a small pyramid), then DIS on the *residual* (the current frame against
   the source warped by the global motion) at a finer resolution that keeps thin lines. It survives moves
@@ -23,25 +23,21 @@ on a sparse grid or at given pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
-_GRIDS: dict[tuple[int, int, int], np.ndarray] = {}
 
-
+@lru_cache(maxsize=8)
 def grid(h: int, w: int, step: int = 1) -> np.ndarray:
-    """H×W×2 float32 pixel coordinates (x, y) times `step`; cached per size (read-only)."""
-    key = (h, w, step)
-    if key not in _GRIDS:
-        if len(_GRIDS) > 6:
-            _GRIDS.clear()
-        xs = np.broadcast_to(np.arange(0, step * w, step, dtype=np.float32)[None, :], (h, w))
-        ys = np.broadcast_to(np.arange(0, step * h, step, dtype=np.float32)[:, None], (h, w))
-        g = cv2.merge([np.ascontiguousarray(xs), np.ascontiguousarray(ys)])
-        g.setflags(write=False)
-        _GRIDS[key] = g
-    return _GRIDS[key]
+    """H×W×2 float32 pixel coordinates (x, y) times `step`; cached per size (read-only). Thread-safe: the
+    runner's reader threads and the engine's workers call it at once (`lru_cache` keeps its own lock)."""
+    xs = np.broadcast_to(np.arange(0, step * w, step, dtype=np.float32)[None, :], (h, w))
+    ys = np.broadcast_to(np.arange(0, step * h, step, dtype=np.float32)[:, None], (h, w))
+    g = cv2.merge([np.ascontiguousarray(xs), np.ascontiguousarray(ys)])
+    g.setflags(write=False)
+    return g
 
 
 def flow_scale(shape: tuple[int, int], work: int) -> int:

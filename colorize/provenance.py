@@ -7,8 +7,9 @@ An output's provenance record holds:
   `ShotPlan.frame_inputs` of every frame in `ShotPlan.dependencies`, and `ShotPlan.shot_inputs`): the frame's own inputs, those of the frames its engine reads to make it (the flat
   engine's chain from a keyframe, a diffusion warp chain from its anchor), the references and background.
   Contents, not paths or dates: touching or moving a shot changes nothing, repainting a keyframe does.
-- `settings`: a sha256 of the resolved settings that can change the engine's pixels (each engine declares
-  the ones it ignores), plus the model folder's fingerprint for the diffusion engine.
+- `settings`: a sha256 of the resolved settings the engine reads (each engine declares them:
+  `EngineSpec.reads`, see `colorize.engines`) and those the writer applies, plus the model folder's
+  fingerprint for the diffusion engine.
 - `engine` and `colorize` (the tool version).
 - `unresolved`: the frame's unresolved region count when the engine reports one (for the quality gate and
   the summary of frames that are skipped as fresh).
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from colorize import __version__, images
-from colorize.engines import engine_spec
+from colorize.engines import engine_spec, pixel_settings
 from colorize.errors import IOFailure, MissingInputError
 from colorize.shot import ShotPlan
 
@@ -126,15 +127,9 @@ def _files_digest(files: dict[str, Path]) -> str:
 
 
 def settings_digest(plan: ShotPlan) -> str:
-    """sha256 of the settings that can change the plan's engine's pixels (and its model's fingerprint)."""
+    """sha256 of the settings the plan's engine reads and the writer applies (and its model's fingerprint)."""
     spec = engine_spec(plan.engine)
-    pixels = plan.settings.model_dump(mode="json")
-    for key in spec.ignores:  # a top-level key, or `section.key`
-        section, _, name = key.partition(".")
-        if name:
-            pixels.get(section, {}).pop(name, None)
-        else:
-            pixels.pop(key, None)
+    pixels = pixel_settings(spec, plan.settings)
     if spec.fingerprint is not None:
         pixels["model fingerprint"] = spec.fingerprint(plan.settings)
     return hashlib.sha256(json.dumps(pixels, sort_keys=True).encode()).hexdigest()

@@ -7,7 +7,6 @@ frame's file name, range text, gaps.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +52,6 @@ class Pattern:
         name = self.head + fileseq.getPaddingChars(self.width, pad_style=PAD_STYLE) + self.tail
         return Pattern(str(folder / name), folder, self.head, self.tail, self.width)
 
-    def match(self, name: str) -> tuple[int, bool] | None:
-        """(frame, padded as the pattern says) for a file name of this sequence, or None."""
-        m = re.fullmatch(re.escape(self.head) + r"(-?\d+)" + re.escape(self.tail), name)
-        if not m:
-            return None
-        frame = int(m.group(1))
-        return frame, self._sequence.frame(frame) == name
-
 
 def parse_pattern(text: str, base: Path) -> Pattern:
     """Parse a pattern relative to `base` (the manifest's folder)."""
@@ -78,18 +69,25 @@ def list_frames(pattern: Pattern, what: str) -> dict[int, Path]:
     """Frames of a sequence present on disk: {frame: path}. Duplicate frame numbers are an error."""
     if not pattern.folder.is_dir():
         raise MissingInputError(f"{pattern.folder}: folder of {what} sequence {pattern.text!r} not found")
+    # fileseq groups the folder's names into sequences, one per padding: the same frame written with two
+    # paddings lands in two groups (a duplicate), a frame of another width in its own (not padded).
+    names = [entry.name for entry in pattern.folder.iterdir()]
     hits: dict[int, list[tuple[Path, bool]]] = {}
-    for entry in sorted(pattern.folder.iterdir()):
-        hit = pattern.match(entry.name)
-        if hit is not None:
-            hits.setdefault(hit[0], []).append((entry, hit[1]))
+    for seq in fileseq.findSequencesInList(names, pad_style=PAD_STYLE):
+        frames = seq.frameSet()
+        if seq.basename() != pattern.head or seq.extension() != pattern.tail or frames is None:
+            continue
+        for number in frames:
+            frame, file = int(number), seq.frame(number)
+            hits.setdefault(frame, []).append((pattern.folder / file, pattern.path(frame).name == file))
     found: dict[int, Path] = {}
     for frame, entries in sorted(hits.items()):
+        entries.sort()
         if len(entries) > 1:
-            names = ", ".join(e.name for e, _ in entries[1:])
+            others = ", ".join(e.name for e, _ in entries[1:])
             raise InputDataError(
                 f"{entries[0][0]}: frame {frame} appears twice in {what} sequence {pattern.text!r} "
-                f"(also as {names}); keep one"
+                f"(also as {others}); keep one"
             )
         entry, padded = entries[0]
         if not padded:

@@ -22,6 +22,11 @@ OUTPUT_ALPHA_HELP = (
     "transparent, lines keep their alpha); on: always RGBA; off: RGB over white."
 )
 OUTPUT_DEPTH_HELP = "Bits per channel of the written frames: 8 or 16 (PNG and TIFF)."
+Timing = Literal["strict", "hold"]
+TIMING_HELP = (
+    "strict: one line-art file per frame, a missing frame number is an error; hold: a missing frame number "
+    "is a hold (the frame shows the last drawing before it)."
+)
 
 
 class StrictModel(BaseModel):
@@ -189,6 +194,7 @@ class Settings(StrictModel):
     )
     output_alpha: OutputAlpha = Field("auto", description=OUTPUT_ALPHA_HELP)
     output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
+    timing: Timing = Field("strict", description=TIMING_HELP)
     flat: FlatSettings = FlatSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
     trace_lines: TraceLineSettings = Field(

@@ -59,11 +59,6 @@ def anchor_at(index: int, frame: int, keyframes: Container[int], anchor_every: i
     return frame in keyframes or index % max(1, anchor_every) == 0
 
 
-def is_anchor(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> bool:
-    """Whether the warp chain restarts at `frame` (frames: the whole shot, sorted)."""
-    return anchor_at(frames.index(frame), frame, keyframes, anchor_every)
-
-
 def chain_start(frame: int, frames: Sequence[int], keyframes: Sequence[int], anchor_every: int) -> int:
     """The anchor frame the warp chain of `frame` starts from (frames: the whole shot, sorted)."""
     keys, i = set(keyframes), frames.index(frame)

@@ -16,18 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from colorize.engines import engine_spec, register_engine
-from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import InputDataError
 
 HERE = Path(__file__).resolve().parent
 
 
-class Fake:
+class Fake(EngineBase):
     """Copies the line art (deterministic, any size); subclasses break it in one way each."""
 
     name = "fake"
 
     def __init__(self, settings=None):
+        super().__init__()
         self.calls = 0
         self.shot: ShotContext | None = None
 

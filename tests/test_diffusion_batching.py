@@ -193,12 +193,15 @@ def test_frame_bytes_do_not_depend_on_batch_companions_or_position(shot, model):
     frames = {f: engine.preprocess(_read_frame(plan, f)) for f in range(1001, 1007)}
     first = engine.colorize([frames[1001], frames[1002], frames[1003]])[0].image
     among_others = engine.colorize([frames[1004], frames[1005], frames[1001]])[2].image
+    engine.close()  # its worker threads end; used again, it makes new ones
+    assert engine._workers is None
     alone = engine.colorize([frames[1001]])[0].image  # padded with copies of itself
     unprepared = engine.colorize([_read_frame(plan, 1006), _read_frame(plan, 1001)])[1].image
     assert np.array_equal(first, among_others)
     assert np.array_equal(first, alone)
     assert np.array_equal(first, unprepared)
     assert engine.counts == {"unet_batches": 4, "frames": 9, "padding": 3}
+    engine.close()
 
 
 def test_warp_runs_chains_side_by_side_and_chunks_in_any_order_give_the_same_bytes(shot, model, tmp_path):
@@ -242,20 +245,12 @@ def test_a_bad_frame_fails_its_chain_only(shot, model, tmp_path):
 
 
 def test_denoising_loop_makes_no_host_sync(model):
-    """The whole loop (UNet, guidance, scheduler step) runs on the meta device: a tensor read on the host
-    (`.item()`, a tensor in an `if`, `.nonzero()`, `.cpu()`) would raise there. On a GPU such a read waits
-    for the device every step."""
+    """The engine's batch function (`pipeline.denoise_batch`: inputs, padding, guidance, scheduler, start,
+    the loop, decode) runs on the meta device: a tensor read on the host (`.item()`, a tensor in an `if`,
+    `.nonzero()`, `.cpu()`) would raise there. On a GPU such a read waits for the device every step."""
     from colorize.engines.diffusion.model_folder import tiny_config
     from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
-    from colorize.engines.diffusion.pipeline import Conditioning, make_model_call
-    from colorize.engines.diffusion.sampling import (
-        branch_predictor,
-        guided_denoiser,
-        make_scheduler,
-        sample,
-        set_steps,
-        start_latents,
-    )
+    from colorize.engines.diffusion.pipeline import Conditioning, denoise_batch
 
     meta = ColorizeDiffusionModel.from_config(tiny_config(), meta=True).eval()
     tokens = torch.empty(1, 8, 32, device="meta")
@@ -266,27 +261,27 @@ def test_denoising_loop_makes_no_host_sync(model):
         meta.background_features(z, tokens, size_emb),
         meta.style_vectors(z, tokens, size_emb),
         split=True,
+        blank_hints=meta.encode_sketch(torch.empty(1, 3, 64, 64, device="meta")),
     )
-    names = ["cond", "uncond_ref", "uncond_sketch"]
-    hints = meta.encode_sketch(torch.empty(2, 3, 64, 64, device="meta"))
-    model_call = make_model_call(
-        meta,
-        conditioning,
-        hints=hints,
-        blank_hints=[h[:1] for h in hints],
-        region_masks=torch.empty(2, 2, 8, 8, device="meta"),
-        names=names,
-    )
-    denoise = guided_denoiser(branch_predictor(model_call, names), 3.0, 1.5)
-    noise = torch.empty(2, 4, 8, 8, device="meta")
-    with torch.inference_mode():
-        for sampler, strength in (("dpmpp", 1.0), ("dpmpp", 0.5), ("euler", 0.5), ("ddim", 0.5)):
-            scheduler = make_scheduler(sampler, meta.scheduler_config)
-            timesteps = set_steps(scheduler, 2, strength)
-            image = None if strength == 1.0 else torch.empty(2, 4, 8, 8, device="meta")
-            x = start_latents(scheduler, noise, timesteps, image_latents=image)
-            out = sample(denoise, x, scheduler, timesteps)
-            assert out.device.type == "meta" and out.shape == (2, 4, 8, 8)
+    for sampler, strength in (("dpmpp", 1.0), ("dpmpp", 0.5), ("euler", 0.5), ("ddim", 0.5)):
+        result = denoise_batch(
+            meta,
+            conditioning,
+            sketch=torch.empty(2, 64, 64, device="meta"),
+            noise=torch.empty(2, 4, 8, 8, device="meta"),
+            region_masks=torch.empty(2, 2, 8, 8, device="meta"),
+            init_images=None
+            if strength == 1.0
+            else torch.empty(2, 64, 64, 3, dtype=torch.uint8, device="meta"),
+            sampler=sampler,
+            steps=2,
+            strength=strength,
+            ref_scale=3.0,
+            sketch_scale=1.5,
+            batch_size=3,  # padded too
+        )
+        assert result.latents.device.type == "meta" and result.latents.shape == (2, 4, 8, 8)
+        assert result.images.shape == (2, 3, 64, 64)
 
 
 def test_offload_gives_the_same_bytes(shot, model, tmp_path):
@@ -307,6 +302,33 @@ def test_offload_gives_the_same_bytes(shot, model, tmp_path):
     # Per shot: CLIP, VAE, background and style encoders, sketch encoder; per UNet batch: sketch encoder,
     # VAE (init images), UNet, VAE: components take turns on the device.
     assert offload.moves >= 5 + 3 * engine.counts["unet_batches"]
+
+
+def test_offload_moves_one_component_at_a_time_onto_the_device():
+    """A CPU machine has no second device: the transfer is replaced by a copy into new storage (what a copy
+    to a GPU makes), so the test sees which component is "on the device": each one used goes there, the one
+    before goes back to its CPU copy (the very storage it had), one at a time."""
+    from colorize.engines.diffusion.model_folder import random_model
+
+    model = random_model("tiny", with_clip=False)
+    model.enable_offload("cpu")
+    assert model.offload is not None
+    model.offload.transfer = lambda cpu: cpu.clone()  # type: ignore[method-assign]
+    home = {n: next(getattr(model, n).parameters()).data_ptr() for n in ("sketch_encoder", "unet", "vae")}
+
+    def on_device() -> set[str]:
+        return {n for n, ptr in home.items() if next(getattr(model, n).parameters()).data_ptr() != ptr}
+
+    with torch.inference_mode():
+        assert on_device() == set()
+        model.encode_sketch(torch.zeros(1, 3, 64, 64))
+        assert on_device() == {"sketch_encoder"}
+        model.decode_latent(torch.zeros(1, 4, 8, 8))
+        assert on_device() == {"vae"}
+        t = torch.zeros(2, dtype=torch.long)
+        model.predict_v(torch.zeros(2, 4, 8, 8), t, context=torch.zeros(2, 4, 32))
+        assert on_device() == {"unet"}
+    assert model.offload.moves == 3
 
 
 def test_cuda_graph_falls_back_on_cpu_with_one_message(shot, model, tmp_path):

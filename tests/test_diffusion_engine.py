@@ -187,9 +187,22 @@ def _with_segmenter(tiny_model: Path, tmp_path: Path) -> Path:
     return model
 
 
-def test_mask_and_bleaching_sources(shot, tiny_model, tmp_path):
-    """Frame masks: manifest, line art, segmentation network. Bleaching (no background reference): the
-    manifest's reference_mask, else the segmentation network, else the heuristic."""
+def test_mask_and_bleaching_sources(shot, tiny_model, tmp_path, monkeypatch):
+    """Frame masks: manifest, line art, segmentation network (on the main thread, never in the runner's
+    reader threads). Bleaching (no background reference): the manifest's reference_mask, else the
+    segmentation network, else the heuristic."""
+    import threading
+
+    from colorize.engines.diffusion.preprocess import AnimeSegmenter
+
+    threads: list[str] = []
+    probability = AnimeSegmenter.probability
+
+    def recorded(self, rgb):
+        threads.append(threading.current_thread().name)
+        return probability(self, rgb)
+
+    monkeypatch.setattr(AnimeSegmenter, "probability", recorded)
     _manifest(shot, drop_mask="cat", background=False)
     frame = ["--frames", "1002", "--temporal", "none"]
     info = _done(_run(shot, tiny_model, tmp_path / "a", *frame))[1002]
@@ -200,6 +213,7 @@ def test_mask_and_bleaching_sources(shot, tiny_model, tmp_path):
     info = _done(_run(shot, model, tmp_path / "b", *frame))[1002]
     assert info["mask_source"] == {"hero": "manifest", "cat": "anime_seg"}
     assert info["bleach_mask"] == "anime_seg"
+    assert threads == ["MainThread"] * 2  # the reference (prepare), then frame 1002 (colorize)
 
     mask = np.zeros((192, 192), np.uint8)
     mask[40:150, 50:140] = 255

@@ -50,10 +50,10 @@ def test_reference_foreground_is_what_is_not_the_flat_backdrop(tmp_path):
 def test_sketch_is_inverted_padded_to_64_and_cropped_back():
     ink = np.zeros((100, 150), np.float32)
     ink[50, :] = 1.0
-    sketch = pp.normalize_sketch(ink)
-    assert sketch.shape == (3, 128, 192)
-    assert float(sketch[0, 50, 10]) == 1.0 and float(sketch[0, 10, 10]) == -1.0  # lines bright, paper dark
-    assert float(sketch[:, 100:, :].max()) == -1.0  # padding is paper
+    sketch = pp.sketch_plane(ink)
+    assert sketch.shape == (128, 192) and sketch.dtype == np.float32
+    assert float(sketch[50, 10]) == 1.0 and float(sketch[10, 10]) == -1.0  # lines bright, paper dark
+    assert float(sketch[100:, :].max()) == -1.0 and float(sketch[:, 150:].max()) == -1.0  # padding is paper
     assert pp.padded_size(256, 384) == (256, 384)
     assert pp.crop(np.zeros((128, 192, 3)), (100, 150)).shape == (100, 150, 3)
 

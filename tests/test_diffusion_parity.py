@@ -237,3 +237,74 @@ def test_two_characters_change_only_their_own_region(fixture_model):
     # On this fixture (a 16×24 latent whose deepest level is 2×3, so receptive fields span the frame) the
     # ratio is 0.48; the per-layer check above is the exact one.
     assert rms_char1 < 0.6 * rms_inside, (rms_char1, rms_inside)
+
+
+# -- one pipeline: the parity check runs the path `colorize shot` runs --------------------------------------
+
+
+class _FirstCall(Exception):
+    """Raised at the first UNet call of the parity run: its stack is all the test needs."""
+
+
+def _diffusion_stack() -> list[str]:
+    """The functions of colorize/engines/diffusion/ on the stack, walking out from the caller's caller
+    (the UNet's caller first), as `module.qualname`."""
+    import sys
+
+    from colorize.engines import diffusion
+
+    package = str(Path(diffusion.__file__).parent)
+    frame, out = sys._getframe(2), []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith(package):
+            out.append(f"{Path(code.co_filename).stem}.{code.co_qualname}")
+        frame = frame.f_back
+    return out
+
+
+def test_the_shot_and_the_parity_check_share_the_path_to_the_unet(shot, tmp_path, monkeypatch):
+    """At every UNet call of `colorize shot` (tiny model, `--temporal none`), the functions of the diffusion
+    package on the stack that the end-to-end parity run also has come first, without a gap: the engine's
+    own frame handling sits above the shared batch function, never inside it."""
+    import yaml
+
+    from colorize.engines.diffusion.parity import run_parity
+    from colorize.engines.diffusion.unet import ColorizeUNet
+
+    folder = _needs_e2e()
+    stacks: list[list[str]] = []
+    forward = ColorizeUNet.forward
+
+    def recording(self, *args, **kwargs):
+        stacks.append(_diffusion_stack())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ColorizeUNet, "forward", recording)
+    runner = CliRunner()
+    model = tmp_path / "tiny"
+    assert runner.invoke(_cli_app(), ["model", "init-random", str(model), "--size", "tiny"]).exit_code == 0
+    manifest = shot / "refs.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["diffusion"] = {"resolution": 64, "steps": 2, "ref_scale": 3.0, "sketch_scale": 1.5}
+    manifest.write_text(yaml.safe_dump(data))
+    args = ["--engine", "diffusion", "--model", str(model), "--temporal", "none", "--frames", "1001-1003"]
+    result = runner.invoke(_cli_app(), ["shot", str(shot), "--batch", "2", *args])
+    assert result.exit_code == 0, result.output
+    shot_stacks, stacks[:] = list(stacks), []
+    assert len(shot_stacks) == 2 * 2  # 2 UNet batches × 2 steps
+
+    def first_call(self, *args, **kwargs):
+        stacks.append(_diffusion_stack())
+        raise _FirstCall
+
+    monkeypatch.setattr(ColorizeUNet, "forward", first_call)
+    with pytest.raises(_FirstCall):
+        run_parity(folder)
+    parity = set(stacks[0])
+    for stack in shot_stacks:
+        shared = [f for f in stack if f in parity]
+        assert stack[: len(shared)] == shared, f"shot: {stack}\nparity: {stacks[0]}"
+        assert shared == stacks[0][: len(shared)]  # the same chain, in the same order
+        assert "pipeline.denoise_batch" in shared and shared[0] == "modeling.ColorizeDiffusionModel.predict_v"
+        assert "engine.DiffusionEngine.colorize" in stack[len(shared) :]  # the engine's own, above

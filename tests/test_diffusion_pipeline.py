@@ -39,6 +39,10 @@ class _Recorder:
     def encode_image(self, image):
         return image[:, :1, :2, :2] * 0 + image.mean()
 
+    def encode_sketch(self, sketch):
+        self.calls.append(("sketch", float(sketch.mean())))
+        return [sketch]
+
     def size_embedding(self, rh, rw):
         return torch.stack([rh, rw])[None]
 
@@ -65,6 +69,7 @@ def test_v2_the_background_encoder_reads_the_references_tokens_when_it_bleaches(
     cond = pipeline.encode_references(model, _tokens, [ref], bleach_mask=mask, latent_size=(16, 16))
     assert ("background", -1.0) in model.calls  # the reference's tokens, not the bleached (mean 0)
     assert float(cond.steps["bg_tokens"].mean()) == 0.0 and cond.split
+    assert ("sketch", -1.0) in model.calls and cond.blank_hints[0].shape == (1, 3, 16, 16)  # a blank sketch
     assert cond.context.shape == (1, 4, 3) and torch.equal(cond.zero_context, torch.zeros(1, 4, 3))
 
     model.calls.clear()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from colorize import images
-from colorize.engines.base import FrameResult
+from colorize.engines.base import EngineBase, FrameResult
 from colorize.events import Events
 from colorize.runner import run_shot
 from colorize.shot import plan_shot, validate_plan
@@ -67,7 +67,7 @@ def test_other_formats_keep_the_record_in_a_sidecar_that_never_outlives_its_fram
     assert images.read_metadata(path) is None and not (tmp_path / ".f.tif.colorize").exists()
 
 
-class Sixteen:
+class Sixteen(EngineBase):
     name = "sixteen"
 
     def prepare(self, shot):

@@ -55,6 +55,22 @@ def test_engine_bug_mid_run_writes_what_it_colored_then_stops(shot):
     assert sorted(p.name for p in (shot / "color").glob("*.png")) == [f"sh001.{f}.png" for f in done]
 
 
+def test_the_runner_closes_the_engine_when_the_stream_ends_however_it_ends(shot):
+    closed: list[str] = []
+
+    class Closing(fake_engines.RaisesOnSecondBatch):
+        def close(self):
+            closed.append("bug")
+
+    class ClosingFine(fake_engines.Fake):
+        def close(self):
+            closed.append("fine")
+
+    run(shot, Closing, batch=3)  # an engine bug stops the run
+    run(shot, ClosingFine, frames="1010-1011")
+    assert closed == ["bug", "fine"]
+
+
 def test_bad_input_read_by_the_engine_fails_that_batch_and_the_run_goes_on(shot):
     summary, events, _ = run(shot, fake_engines.BadChainFrame, batch=2)
     assert_one_summary(events)

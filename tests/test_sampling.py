@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from colorize.engines.diffusion.config import OFFICIAL_SCHEDULER
+from colorize.engines.diffusion.pipeline import Conditioning, denoise_batch
 from colorize.engines.diffusion.sampling import (
-    branch_predictor,
     branches,
     combine,
-    guided_denoiser,
     make_scheduler,
-    sample,
     set_steps,
     start_latents,
 )
@@ -47,9 +46,10 @@ def test_each_sampler_denoises_to_the_data(name, strength):
     timesteps = set_steps(scheduler, 10, strength)
     assert len(timesteps) == (10 if strength == 1.0 else 5)
     x = start_latents(scheduler, noise, timesteps, image_latents=None if strength == 1.0 else x0 * 0.5)
-    seen = []
-    out = sample(_oracle(scheduler, x0), x, scheduler, timesteps, callback=lambda s: seen.append(s["i"]))
-    assert seen == list(range(len(timesteps)))
+    denoise = _oracle(scheduler, x0)
+    for t in timesteps:  # the steps of pipeline.denoise_batch's loop, with the oracle for the model
+        x = scheduler.step(denoise(scheduler.scale_model_input(x, t), t), t, x, return_dict=False)[0]
+    out = x
     # "leading" spacing ends at t = 1 (steps_offset), not 0: a little noise is left.
     left = 5 * (1 - float(scheduler.alphas_cumprod[1])) ** 0.5
     assert torch.allclose(out, x0, atol=2e-2 + left), float((out - x0).abs().max())
@@ -96,17 +96,50 @@ def test_branches_and_combination():
     assert combine({"cond": c, "uncond_ref": r, "uncond_sketch": s}, 5, 3) == 0.5 * (5.0 + 2.0)
 
 
-def test_guided_denoiser_runs_every_branch_of_every_frame_in_one_call():
-    calls = []
+class _BranchModel:
+    """Stands in for the pipeline's model. Its UNet tells the branches apart by what they read and returns
+    cond 0, uncond_ref 1 (zero reference context), uncond_sketch 2 (blank-sketch hints); it records the batch
+    of every call."""
 
-    def model_call(x, t):
-        calls.append((x.shape[0], t.shape))
-        # branch k of the batch gets value k: cond 0, uncond_ref 1, uncond_sketch 2
-        return torch.arange(3.0).repeat_interleave(2).view(6, 1, 1, 1).expand_as(x)
+    device = torch.device("cpu")
+    scheduler_config = CONFIG
 
-    predict = branch_predictor(model_call, branches(5.0, 3.0))
-    denoise = guided_denoiser(predict, ref_scale=5.0, sketch_scale=3.0)
-    v = denoise(torch.zeros(2, 4, 3, 3), torch.tensor(500))
-    assert calls == [(6, torch.Size([6]))]
-    expected = 0.5 * ((1 + 5 * (0 - 1)) + (2 + 3 * (0 - 2)))
-    assert torch.allclose(v, torch.full((2, 4, 3, 3), expected))
+    def __init__(self):
+        self.calls: list[int] = []
+        self.unet = SimpleNamespace(dtype=torch.float32)
+
+    def encode_sketch(self, sketch):
+        return [sketch[:, :1]]
+
+    def predict_v(self, x, t, *, context, sketch_hints, **_):
+        self.calls.append(x.shape[0])
+        v = 2 * (1 - sketch_hints[0][:, :, :1, :1]) + (1 - context[:, :1, :, None])
+        return v.expand_as(x)
+
+    def decode_latent(self, latents):
+        return latents[:, :3]
+
+
+def test_the_batch_function_runs_every_branch_of_every_padded_frame_in_one_call_per_step():
+    model = _BranchModel()
+    conditioning = Conditioning(
+        torch.ones(1, 1, 1), None, None, split=False, blank_hints=[torch.zeros(1, 1, 8, 8)]
+    )
+    seen = []
+    result = denoise_batch(
+        model,
+        conditioning,
+        sketch=torch.ones(2, 8, 8),
+        noise=torch.zeros(2, 4, 8, 8),
+        steps=3,
+        ref_scale=5.0,
+        sketch_scale=3.0,
+        batch_size=4,
+        callback=seen.append,
+    )
+    assert model.calls == [3 * 4] * 3  # 3 branches × 4 frames (2 + 2 copies), one call per step
+    assert result.latents.shape == (2, 4, 8, 8) and result.images.shape == (2, 3, 8, 8)  # copies dropped
+    values = {name: float(v.mean()) for name, v in seen[0]["branches"].items()}
+    assert values == {"cond": 0.0, "uncond_ref": 1.0, "uncond_sketch": 2.0}
+    expected = 0.5 * ((1 + 5 * (0 - 1)) + (2 + 3 * (0 - 2)))  # both guidances, averaged
+    assert torch.allclose(seen[0]["v"], torch.full((4, 4, 8, 8), expected))

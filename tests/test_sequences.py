@@ -68,7 +68,11 @@ def test_paths_follow_fileseq_padding(tmp_path):
     p = parse_pattern("seq/sh.####.png", tmp_path)
     assert p.path(10000).name == "sh.10000.png"  # more digits than the padding: no truncation
     assert p.path(-3).name == "sh.-003.png"  # as fileseq (and printf %04d) pad negative frames
-    assert p.match("sh.-003.png") == (-3, True) and p.match("sh.-0003.png") == (-3, False)
+    touch(tmp_path / "seq", "sh.-003.png", "sh.0004.png")
+    assert list_frames(p, "lineart") == {
+        -3: tmp_path / "seq" / "sh.-003.png",
+        4: tmp_path / "seq" / "sh.0004.png",
+    }
     assert p.with_folder(tmp_path / "out").path(7) == tmp_path / "out" / "sh.0007.png"
     with pytest.raises(ValueError, match="needs a frame number"):
         p.path()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from colorize.temporal import SHOT_KEY, chain_start, frame_noise, is_anchor, noise_seed, warp_previous
+from colorize.temporal import SHOT_KEY, anchor_at, chain_start, frame_noise, noise_seed, warp_previous
 
 
 def test_noise_depends_only_on_seed_and_frame():
@@ -23,7 +23,8 @@ def test_noise_depends_only_on_seed_and_frame():
 def test_anchors_every_k_frames_and_keyframes():
     frames = list(range(1001, 1021))
     keys = [1011]
-    assert [f for f in frames if is_anchor(f, frames, keys, 4)] == [1001, 1005, 1009, 1011, 1013, 1017]
+    anchors = [f for i, f in enumerate(frames) if anchor_at(i, f, keys, 4)]
+    assert anchors == [1001, 1005, 1009, 1011, 1013, 1017]
     assert chain_start(1001, frames, keys, 4) == 1001
     assert chain_start(1004, frames, keys, 4) == 1001
     assert chain_start(1010, frames, keys, 4) == 1009

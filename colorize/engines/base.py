@@ -3,18 +3,21 @@
 Engines never read or write files. The runner hands them arrays (and loaders for frames outside the
 batch, for engines that propagate through the shot) and takes arrays back.
 
-Optional parts an engine may have:
+What an engine is (declared, never probed: `EngineBase` gives every part its default):
 
 - `preprocess(frame_input) -> FrameInput`: per-frame CPU work that needs no other frame's result (sketch
   normalisation, mask merging, line-art flow). The runner calls it in its reader threads, right after
   reading the frame, so it overlaps the engine's work on earlier batches; it must be thread-safe. What it
-  returns (usually the input with `prepared` set) is what `colorize` gets.
+  returns (usually the input with `prepared` set) is what `colorize` gets. Default: the input unchanged.
 - `notes`: a list of one-line messages for people (a setting ignored on this machine); the runner empties
   it into `message` events after `prepare` and after every batch.
 - `native_depth = True`: with `output_depth: 16` the engine takes line art and keyframes at their files'
   depth (uint16 for 16-bit files, see `reads_native_depth`); without it every frame comes as 8-bit.
+- `close()`: releases what the engine owns (thread pools); the runner calls it when the stream ends,
+  whatever happened (an engine used directly: `with engine:` or `close()`). Default: nothing to release.
 - A frame that cannot be made while the rest of its batch can (a bad input file read for it alone) comes
   back as a `FrameResult` with `error` set and no image: that frame fails, the others are written.
+- Which frames come together, and what each reads, is declared in its `EngineSpec` (`colorize.engines`).
 
 Determinism contract: the result for frame f must be a pure function of the shot's inputs, the settings
 and f. It must not depend on which other frames this run processed before (a shot run whole and the
@@ -89,15 +92,45 @@ class FrameResult:
 
 class Engine(Protocol):
     name: str
+    native_depth: bool
+    notes: list[str]
 
     def prepare(self, shot: ShotContext) -> None:
         """Per-shot work (reference encodings, palettes). Called once before any batch."""
 
+    def preprocess(self, frame_input: FrameInput) -> FrameInput:
+        """Per-frame work ahead of the batch, in the runner's reader threads (thread-safe)."""
+
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color one batch of frames; results in the same order."""
+
+    def close(self) -> None:
+        """Release what the engine owns (its thread pools)."""
+
+
+class EngineBase:
+    """The defaults of the optional parts of `Engine`; engines derive from it and override what they have."""
+
+    name = "engine"
+    native_depth = False
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def preprocess(self, frame_input: FrameInput) -> FrameInput:
+        return frame_input
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> EngineBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def reads_native_depth(engine: Engine, settings: Settings) -> bool:
     """Whether the runner hands `engine` 16-bit files at 16 bits: `output_depth: 16` and the engine says
     it works at 16 bits (`native_depth`); otherwise every frame is read as 8-bit, as the engine expects."""
-    return settings.output_depth == 16 and bool(getattr(engine, "native_depth", False))
+    return settings.output_depth == 16 and engine.native_depth

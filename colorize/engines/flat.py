@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from colorize import images
-from colorize.engines.base import FrameInput, FrameResult, ShotContext
+from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
 from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
@@ -128,13 +128,14 @@ class _Key:
         )
 
 
-class FlatEngine:
+class FlatEngine(EngineBase):
     """Paint-bucket engine; see the module docstring."""
 
     name = "flat"
     native_depth = True  # with output_depth 16, frames come at their files' depth (see Depth above)
 
     def __init__(self, settings: Settings):
+        super().__init__()
         self.settings = settings
         self.flat = settings.flat
         self.roles = LineRoles.from_settings(settings.trace_lines)

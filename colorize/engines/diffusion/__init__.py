@@ -5,7 +5,8 @@ cross-attention, fg/bg LoRA), `sketch_encoder`, `encoders` (background/style), `
 blocks), `reference` (CLIP tokens; OpenCLIP -> transformers), `embeddings` (size embedding), `config`
 (official config -> component configs), `modeling` (the `ColorizeDiffusionModel` container and the model
 folder format), `loading` (safe weight-file reading), `convert` (official checkpoint -> modules),
-`pipeline` (the sampling run as tensor functions), `sampling` (schedulers, the loop, guidance), `engine`
+`pipeline` (the sampling run: per-shot references and `denoise_batch`, the one batch function),
+`sampling` (schedulers, guidance rule), `engine`
 (shots through the pipeline), `preprocess` (masks, sketches, working size), `parity` (fixture checks),
 `model_folder` (info, random folders). Nothing is imported here so that `import colorize` stays light.
 """

@@ -25,9 +25,9 @@ the line-art flow and occlusion from the previous frame (`temporal: warp`), the 
 finish.
 
 Per batch (`colorize`): the init images (the previous result warped along the precomputed flow, in worker
-threads), then per UNet batch the explicit denoising loop of `sampling` with every guidance branch of
-every frame in one UNet call (`pipeline.batch_inputs` / `pipeline.predict`, or its CUDA-graph replay:
-cuda_graph.py), VAE decode, one copy back, then crop, resize back and cel finish in worker threads.
+threads), then per UNet batch `pipeline.denoise_batch` (the one batch function the parity check and the GPU
+benchmark run too: padding, guidance branches, scheduler, start, the denoising loop, CUDA-graph replay,
+decode), one copy back, then crop, resize back and cel finish in worker threads.
 
 Temporal modes (see `colorize.temporal` for the warp-chain rule that makes chunked runs equal whole
 runs): `none` noise(seed, f); `locked` one noise field for the shot; `warp` the previous frame's result
@@ -49,9 +49,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from threading import Lock
@@ -60,7 +58,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from colorize.engines.base import Character, FrameInput, FrameResult, ShotContext
+from colorize.engines import BatchSizes
+from colorize.engines.base import Character, EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError, InputDataError, MissingInputError, UsageError
 from colorize.images import over_white
 from colorize.regions.segment import ink_u8
@@ -69,41 +68,11 @@ from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, li
 
 from . import preprocess as pp
 from .cel import CelRegions, cel_apply, cel_regions
-from .cuda_graph import GraphedModelCall
-from .modeling import INDEX, ColorizeDiffusionModel, missing_parts, read_index
-from .pipeline import BatchInputs, Conditioning, batch_inputs, dilate_mask, encode_references, predict
+from .modeling import ColorizeDiffusionModel
+from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_references
 from .planning import chain_starts
-from .sampling import (
-    branch_predictor,
-    branches,
-    guided_denoiser,
-    make_scheduler,
-    sample,
-    set_steps,
-    start_latents,
-)
 
 WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
-HELD_CHAINS_PER_BATCH = 4  # warp: results kept of up to 4 × batch chains (the schedule starts ≤ 2 × batch)
-
-CONVERT_HINT = (
-    "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
-    "complete folder (`colorize model init-random DIR` a random one for tests)"
-)
-
-
-def check_model_folder(folder: str | Path) -> Path:
-    """Raise one MissingInputError line naming everything missing, and how to make the folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
-    index = read_index(folder) if (folder / INDEX).is_file() else None
-    missing = [INDEX] if index is None else missing_parts(folder)
-    if missing:
-        raise MissingInputError(
-            f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
-        )
-    return folder
 
 
 def choose_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype, torch.dtype]:
@@ -136,8 +105,7 @@ class ShotCache:
 
     geometry: pp.Geometry  # frame size, working size, padded model input (multiples of 64)
     latent: tuple[int, int]  # latent (h, w) of the padded size
-    conditioning: Conditioning
-    blank_hints: list[torch.Tensor]  # sketch hints of a blank sketch (unconditional sketch branch)
+    conditioning: Conditioning  # (with the blank-sketch hints and the shot's CUDA graphs)
     background_source: str  # what the background encoder read
     bleach_mask: str | None  # where the bleaching mask came from: manifest, anime_seg, heuristic
 
@@ -147,7 +115,8 @@ class FramePrep:
     """A frame's CPU work done ahead (`preprocess`): it needs the frame's line art and inputs only.
 
     NumPy and OpenCV only: torch's CPU kernels run on OpenMP, and a second thread starting them makes a
-    second team of threads that fights the model's for the cores. Tensors are made on the main thread.
+    second team of threads that fights the model's for the cores. Tensors are made on the main thread, and
+    so are masks that need the segmentation network (`masks_from`: completed by `colorize`).
     """
 
     sketch: np.ndarray  # (Hp, Wp) float32 in [-1, 1], lines bright
@@ -159,6 +128,7 @@ class FramePrep:
     previous: int | None  # a warped frame: the frame whose result it starts from
     cel: CelRegions | None  # cel finish: the line art's regions and line roles
     info: dict[str, Any]
+    masks_from: FrameInput | None = None  # masks still to make on the main thread (segmentation network)
 
 
 @dataclass
@@ -172,7 +142,7 @@ class _Job:
         return self.frame_input.frame
 
 
-class DiffusionEngine:
+class DiffusionEngine(EngineBase):
     """ColorizeDiffusion v2 engine; see the module docstring.
 
     `model`: an already loaded model (benchmarks comparing settings on one model); by default the settings'
@@ -182,15 +152,15 @@ class DiffusionEngine:
     name = "diffusion"
 
     def __init__(self, settings: Settings, model: ColorizeDiffusionModel | None = None):
+        super().__init__()
         self.settings = settings
         self.options = settings.diffusion
-        self.notes: list[str] = []  # messages for people (the runner emits them)
+        self.sizes = BatchSizes(settings.batch)
         self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
         folder = Path(settings.model) if settings.model else None
-        if model is None:
-            folder = check_model_folder(settings.model or "")
+        if model is None:  # the plan validated the folder (EngineSpec.check); loading reads what it loads
             model = ColorizeDiffusionModel.from_pretrained(
-                folder,
+                settings.model or "",
                 device="cpu" if self.options.offload else self.device,
                 dtype=self.dtype,
                 full_precision_dtype=full,
@@ -219,10 +189,9 @@ class DiffusionEngine:
             torch.backends.cudnn.benchmark = False
         self.factor = 2 ** (len(self.model.vae.config["block_out_channels"]) - 1)
         self.counts = {"unet_batches": 0, "frames": 0, "padding": 0}  # UNet batches run (benches, tests)
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
+        self._workers: ThreadPoolExecutor | None = None  # (`_pool`: made when first needed, ended by close)
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
-        self._graph: GraphedModelCall | None = None
         self._starts: dict[int, int] = {}  # frame -> its warp chain's anchor
         self._index: dict[int, int] = {}  # frame -> its position in the shot
         self._held: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()  # anchor -> (frame, result)
@@ -238,7 +207,6 @@ class DiffusionEngine:
         self._held.clear()
         with self._inks_lock:
             self._inks.clear()
-        self._graph = None
         self._starts = chain_starts(shot.frames, shot.keyframes, self.options.warp_anchor_every)
         self._index = {f: i for i, f in enumerate(shot.frames)}
         geometry = pp.frame_geometry(*shot.size, self.options.resolution)
@@ -272,15 +240,27 @@ class DiffusionEngine:
             output_size=geometry.work,
             mode=mode,
         )
-        blank = torch.full((1, 3, *geometry.padded), -1.0)
         self._cache = ShotCache(
             geometry=geometry,
             latent=latent,
             conditioning=conditioning,
-            blank_hints=self.model.encode_sketch(blank),
             background_source=source,
             bleach_mask=how,
         )
+
+    def close(self) -> None:
+        """Shut the engine's worker threads down (the runner calls it when the stream ends)."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor:
+        """The engine's worker threads (per-frame CPU work inside a batch); a closed engine used again gets
+        new ones."""
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="colorize-diffusion")
+        return self._workers
 
     def _reference_mask(self, character: Character) -> tuple[np.ndarray, str]:
         """(soft H×W float32 mask of the character in its reference, where it came from)."""
@@ -306,18 +286,17 @@ class DiffusionEngine:
         o, geometry, f = self.options, cache.geometry, fi.frame
         ink = ink_u8(fi.lineart)
         self._remember_ink(f, ink)
-        foreground, masks, sources = self._masks(fi) if cache.conditioning.split else (None, None, {})
         work_ink = np.clip(geometry.to_work(ink.astype(np.float32) / 255.0), 0.0, 1.0)
         info: dict[str, Any] = {
             "mode": o.mode,
-            "mask_source": sources,
+            "mask_source": {},
             "background": cache.background_source,
             "working_size": [geometry.work[1], geometry.work[0]],  # [w, h] as run_start's `size`
         }
         if cache.bleach_mask is not None:
             info["bleach_mask"] = cache.bleach_mask
-        if foreground is not None:
-            info["foreground"] = round(float(foreground.mean()), 4)
+        if cache.conditioning.split:
+            info["foreground"] = None  # (`_add_masks`)
         temporal = self.settings.temporal
         init, warp, previous = None, None, None
         if temporal != "warp":
@@ -336,9 +315,9 @@ class DiffusionEngine:
             warp = line_art_warp(ink, self._ink(previous), o.occlusion_threshold)
             info["temporal"] = f"warp from {previous} (anchor {self._starts[f]})"
             info["occluded"] = round(float(warp.occluded.mean()), 4)
-        return FramePrep(
+        prep = FramePrep(
             sketch=pp.sketch_plane(work_ink),
-            regions=pp.latent_masks(masks, geometry, cache.latent).numpy() if masks is not None else None,
+            regions=None,
             noise_key=SHOT_KEY if temporal == "locked" else f,
             from_noise=init is None and warp is None,
             init=init,
@@ -348,13 +327,33 @@ class DiffusionEngine:
             if o.cel_finish
             else None,
             info=info,
+            masks_from=fi if self._segments(fi) else None,
         )
+        if cache.conditioning.split and prep.masks_from is None:
+            self._add_masks(prep, fi)
+        return prep
+
+    def _segments(self, fi: FrameInput) -> bool:
+        """Whether the frame's masks need the segmentation network (a torch model, maybe on the GPU): it runs
+        on the main thread (`colorize`), never in the runner's reader threads (see FramePrep)."""
+        shot, cache = self._require_cache()
+        missing = any(c.name not in fi.masks for c in shot.characters)
+        return cache.conditioning.split and self.segmenter is not None and missing
+
+    def _add_masks(self, prep: FramePrep, fi: FrameInput) -> None:
+        """The frame's region masks (and what they came from) into its FramePrep."""
+        _, cache = self._require_cache()
+        foreground, masks, sources = self._masks(fi)
+        prep.regions = pp.latent_masks(masks, cache.geometry, cache.latent).numpy()
+        prep.info["mask_source"] = sources
+        prep.info["foreground"] = round(float(foreground.mean()), 4)
+        prep.masks_from = None
 
     def _remember_ink(self, frame: int, ink: np.ndarray) -> None:
         with self._inks_lock:
             self._inks[frame] = ink
             self._inks.move_to_end(frame)
-            while len(self._inks) > 4 * self.settings.batch + 8:
+            while len(self._inks) > self.sizes.remembered_inks:
                 self._inks.popitem(last=False)
 
     def _ink(self, frame: int) -> np.ndarray:
@@ -414,6 +413,9 @@ class DiffusionEngine:
         if self.settings.temporal == "warp":
             helpers, failed = self._chain_helpers(jobs)
             jobs = {**helpers, **{f: j for f, j in jobs.items() if f not in failed}}
+        for job in jobs.values():  # the segmentation network, on this (the main) thread
+            if job.prep.masks_from is not None:
+                self._add_masks(job.prep, job.prep.masks_from)
         results = self._compute(sorted(jobs.values(), key=lambda j: self._index[j.frame]))
         return [
             FrameResult(fi.frame, None, {}, error=failed[fi.frame])
@@ -504,7 +506,7 @@ class DiffusionEngine:
             for job, image in zip(jobs, images, strict=True):
                 self._held[job.anchor] = (job.frame, image)
                 self._held.move_to_end(job.anchor)
-            while len(self._held) > HELD_CHAINS_PER_BATCH * self.settings.batch:
+            while len(self._held) > self.sizes.held_results:
                 self._held.popitem(last=False)
         return {job.frame: image for job, image in zip(jobs, images, strict=True)}
 
@@ -527,83 +529,27 @@ class DiffusionEngine:
         """Denoise the jobs' frames (one timestep schedule) as one UNet batch of `settings.batch` frames;
         (len(jobs), Hp, Wp, 3) uint8."""
         _, cache = self._require_cache()
-        m, o = self.model, self.options
-        b, width = len(jobs), max(len(jobs), self.settings.batch)
+        o = self.options
         self.counts["unet_batches"] += 1
-        self.counts["frames"] += b
-        self.counts["padding"] += width - b
-
-        def stack(arrays: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
-            """The batch padded to `width` with copies of its last frame, on the device."""
-            t = (
-                torch.stack(arrays)
-                if isinstance(arrays[0], torch.Tensor)
-                else torch.from_numpy(np.stack(arrays))
-            )
-            if width > b:
-                t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
-            return _to_device(t, m.device)
-
-        shape = (m.unet.config["in_channels"], *cache.latent)
-        noise = stack([frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs])
-        sketch = stack([j.prep.sketch for j in jobs])[:, None].expand(-1, 3, -1, -1).contiguous()
-        names = branches(o.ref_scale, o.sketch_scale)
-        region_masks = None
-        if cache.conditioning.split:  # every frame has its masks then
-            region_masks = stack([j.prep.regions for j in jobs if j.prep.regions is not None])
-        inputs = batch_inputs(
-            m,
+        self.counts["frames"] += len(jobs)
+        self.counts["padding"] += max(0, self.settings.batch - len(jobs))
+        shape = (self.model.unet.config["in_channels"], *cache.latent)
+        result = denoise_batch(
+            self.model,
             cache.conditioning,
-            hints=m.encode_sketch(sketch),
-            blank_hints=cache.blank_hints,
-            region_masks=region_masks,
-            names=names,
+            sketch=[j.prep.sketch for j in jobs],
+            noise=[frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs],
+            region_masks=[j.prep.regions for j in jobs if j.prep.regions is not None] or None,
+            init_images=inits,
+            sampler=o.sampler,
+            steps=o.steps,
+            strength=o.strength,
+            ref_scale=o.ref_scale,
+            sketch_scale=o.sketch_scale,
+            batch_size=self.settings.batch,
+            cuda_graph=self.graphs,
         )
-        scheduler = make_scheduler(o.sampler, m.scheduler_config)
-        if inits is None:
-            timesteps = set_steps(scheduler, o.steps)
-            latents = start_latents(scheduler, noise, timesteps)
-        else:
-            timesteps = set_steps(scheduler, o.steps, o.strength)
-            image_latents = m.encode_image(pp.to_model_image(stack(inits)))
-            latents = start_latents(scheduler, noise, timesteps, image_latents=image_latents)
-        with self._attention():
-            model_call = self._model_call(inputs)
-            denoise = guided_denoiser(branch_predictor(model_call, names), o.ref_scale, o.sketch_scale)
-            latents = sample(denoise, latents, scheduler, timesteps, disable=True)
-        return pp.from_model_image(m.decode_latent(latents)[:b])  # decoded at the fixed batch shape too
-
-    def _model_call(self, inputs: BatchInputs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """`model_call(x, t)` of this batch: eager, or the shot's CUDA graph fed the batch's inputs."""
-        _, cache = self._require_cache()
-        if self.graphs:
-            if self._graph is None:
-                self._graph = GraphedModelCall(self.model, cache.conditioning)
-            return self._graph.load(inputs)
-
-        def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return predict(self.model, cache.conditioning, inputs, x, t)
-
-        return model_call
-
-    @contextmanager
-    def _attention(self) -> Iterator[None]:
-        """On a GPU, the attention backends the UNet may use: FlashAttention first (exact attention), the
-        memory-efficient kernel where flash cannot run (float32), the math kernel last."""
-        if self.device.type != "cuda":
-            yield
-            return
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-            yield
-
-
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor on `device`; to a GPU from pinned memory, without waiting for the copy."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+        return pp.from_model_image(result.images)  # decoded at the fixed batch shape, one copy back
 
 
 def _chain_error(frame: int, anchor: int, missing: int, error: ColorizeError) -> ColorizeError:

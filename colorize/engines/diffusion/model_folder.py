@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 
 def describe_model_folder(folder: str | Path) -> list[str]:
     """Human-readable lines about a model folder (reads configs and safetensors headers, no tensors)."""
-    from safetensors import SafetensorError, safe_open
-
-    from .planning import check_weight_files, require_model_folder
+    from .planning import check_weight_files, parameter_count, require_model_folder, safetensors_header
 
     folder = require_model_folder(folder)  # a checkpoint file given instead says how to convert it
     index = read_index(folder)
@@ -56,15 +54,8 @@ def describe_model_folder(folder: str | Path) -> list[str]:
         path = folder / name / WEIGHTS
         if not path.is_file():
             raise MissingInputError(f"{path}: weights file missing")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                count, dtypes = 0, set()
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    tensor_slice = f.get_slice(key)
-                    count += _numel(tensor_slice.get_shape())
-                    dtypes.add(tensor_slice.get_dtype())
-        except (SafetensorError, OSError) as error:
-            raise ModelError(f"{path}: corrupt or truncated weights ({error})") from None
+        tensors = safetensors_header(path)[1]
+        count, dtypes = parameter_count(tensors), {str(e["dtype"]) for e in tensors.values()}
         total += count
         lines.append(f"{name:<19}{count / 1e6:8.1f} M parameters  {'/'.join(sorted(dtypes))}")
     scheduler = folder / "scheduler" / "scheduler_config.json"
@@ -78,13 +69,6 @@ def describe_model_folder(folder: str | Path) -> list[str]:
     lines.append(f"{'total':<19}{total / 1e6:8.1f} M parameters (without CLIP)")
     lines.append(f"clip               {clip}")
     return lines
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def remove_model_folder(folder: Path) -> None:

@@ -194,10 +194,7 @@ class ColorizeDiffusionModel(nn.Module):
         """Load a model folder straight into `device`: the UNet and encoders in `dtype`, the VAE and CLIP in
         `full_precision_dtype` (None: float32 for either). Raises one-line errors for missing or corrupt parts."""
         folder = Path(folder)
-        index = read_index(folder)
-        missing = missing_parts(folder, clip=load_clip and CLIP in index)
-        if missing:
-            raise MissingInputError(f"{folder}: incomplete model folder, missing {', '.join(missing)}")
+        index = check_model_folder(folder, clip=load_clip)
         parts: dict[str, Any] = {}
         for name, component in COMPONENTS.items():
             if index.get(name) != _library(component):
@@ -347,9 +344,13 @@ class SequentialOffload:
             for tensor, cpu in self._tensors[self.active]:
                 tensor.data = cpu
         for tensor, cpu in self._tensors[name]:
-            tensor.data = cpu.to(self.device, non_blocking=True)
+            tensor.data = self.transfer(cpu)
         self.active = name
         self.moves += 1
+
+    def transfer(self, cpu: torch.Tensor) -> torch.Tensor:
+        """A CPU copy on the device (asynchronously from pinned memory)."""
+        return cpu.to(self.device, non_blocking=True)
 
 
 # ---- reading a folder ---------------------------------------------------------------------------------
@@ -376,6 +377,29 @@ def read_index(folder: str | Path) -> dict[str, Any]:
         raise ModelError(
             f"{path}: format version {index.get('format_version')} not supported (expected "
             f"{FORMAT_VERSION}); convert the checkpoint again with `colorize model convert`"
+        )
+    return index
+
+
+CONVERT_HINT = (
+    "`colorize model convert v2-full.safetensors --out DIR --clip open_clip_pytorch_model.bin` makes a "
+    "complete folder (`colorize model init-random DIR` a random one for tests)"
+)
+
+
+def check_model_folder(folder: str | Path, *, clip: bool = True) -> dict[str, Any]:
+    """The folder's checked index; one MissingInputError line naming everything missing (the CLIP part when
+    the index names one and `clip`), and how to make the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingInputError(f"{folder}: model folder not found; {CONVERT_HINT}")
+    if not (folder / INDEX).is_file():
+        raise MissingInputError(f"{folder}: incomplete model folder, missing {INDEX}; {CONVERT_HINT}")
+    index = read_index(folder)
+    missing = missing_parts(folder, clip=clip and CLIP in index)
+    if missing:
+        raise MissingInputError(
+            f"{folder}: incomplete model folder, missing {', '.join(missing)}; {CONVERT_HINT}"
         )
     return index
 

@@ -4,10 +4,13 @@
   module on the fixture's tiny model; every tensor must be within the tolerance.
 * end-to-end fixture (`../shared/parity-e2e`, config.json has `sampling`): whole sampling runs of the
   official app from raw inputs (reference, its mask, sketch, sketch mask, start noise) to final latents
-  and decoded images, on the module fixture's model. It is run through the engine's own functions
-  (`pipeline.encode_references`, `pipeline.make_model_call`, `sampling.*`, the model's encoders and
-  VAE), with the fixture's fake CLIP as the token function. The final latents decide (within the
-  fixture's tolerance); every other tensor is printed to find where a mismatch starts.
+  and decoded images, on the module fixture's model. It runs what `colorize shot` runs: the engine's
+  per-shot `pipeline.encode_references` and its batch function `pipeline.denoise_batch`, which owns the
+  whole sampling run. What the official run fixes from outside goes in through their documented
+  arguments only: the fixture's fake CLIP as the token function, the fixture's start noise as `noise`.
+  The model is configured as the official run's (its conditioning scales and scheduler fields). The
+  final latents decide (within the fixture's tolerance); every other tensor is printed to find where a
+  mismatch starts.
 
 Every size, setting, threshold, step count, guidance and scheduler field comes from the fixture's
 config.json and inputs. The weights are regenerated with the fixture's own script and converted with the
@@ -21,7 +24,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +38,8 @@ from colorize.errors import MissingInputError, ModelError
 from .config import ConditioningScales, ModelConfig, load_official_config
 from .convert import convert_checkpoint, official_key_shapes
 from .modeling import ColorizeDiffusionModel
-from .pipeline import Mode, encode_references, make_model_call
-from .sampling import (
-    BranchPredictor,
-    branch_predictor,
-    branches,
-    guided_denoiser,
-    make_scheduler,
-    sample,
-    set_steps,
-    start_latents,
-)
+from .pipeline import Mode, denoise_batch, encode_references
+from .sampling import make_scheduler
 
 TOLERANCE = 1e-4
 MODEL_FILES = ("config.json", "keys.json", "make_weights.py")
@@ -354,7 +349,7 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
     height, width = int(raw["height"]), int(raw["width"])
     got: dict[str, torch.Tensor] = {}
     log(f"running {len(sampling['guidance'])} sampling runs of {sampling['steps']} steps ({mode})")
-    with torch.inference_mode():
+    with torch.inference_mode(), _configured(model, scales, scheduler_config):
         conditioning = encode_references(
             model,
             tokens,
@@ -367,59 +362,29 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
         got.update(conditioning.steps)
         got.update({f"style.{i}": v for i, v in enumerate(conditioning.style_vectors or [])})
         got.update({f"hs_bg.{i}": h for i, h in enumerate(conditioning.background_features or [])})
-        hints = model.encode_sketch(inputs["sketch"])
-        blank_hints = model.encode_sketch(torch.full_like(inputs["sketch"], -1.0))
-        got.update({f"control.{i}": h for i, h in enumerate(hints)})
-        got.update({f"control_blank.{i}": h for i, h in enumerate(blank_hints)})
+        got.update({f"control.{i}": h for i, h in enumerate(model.encode_sketch(inputs["sketch"]))})
+        got.update({f"control_blank.{i}": h for i, h in enumerate(conditioning.blank_hints or [])})
         for guidance in sampling["guidance"]:
             g = guidance["name"]
-            ref_scale, sketch_scale = float(guidance["reference"]), float(guidance["sketch"])
-            names = branches(ref_scale, sketch_scale)
-            model_call = make_model_call(
+            states: list[dict[str, Any]] = []
+            result = denoise_batch(
                 model,
                 conditioning,
-                hints=hints,
-                blank_hints=blank_hints,
+                sketch=inputs["sketch"],
+                noise=inputs["x0"],
                 region_masks=inputs["smask"],
-                names=names,
-                scales=scales,
+                sampler=sampler,
+                steps=int(sampling["steps"]),
+                ref_scale=float(guidance["reference"]),
+                sketch_scale=float(guidance["sketch"]),
+                callback=states.append,
             )
-            predict = branch_predictor(model_call, names)
-            first: dict[str, torch.Tensor] = {}
-
-            def recording(
-                x: torch.Tensor,
-                t: torch.Tensor,
-                _predict: BranchPredictor = predict,
-                _first: dict[str, torch.Tensor] = first,
-            ) -> dict[str, torch.Tensor]:
-                out = _predict(x, t)
-                if not _first:
-                    _first.update(out)
-                return out
-
-            scheduler = make_scheduler(sampler, scheduler_config)
-            timesteps = set_steps(scheduler, int(sampling["steps"]))
-            got["timesteps"] = timesteps
-            x = start_latents(scheduler, inputs["x0"], timesteps)
-            vs: list[torch.Tensor] = []
-            latents: list[torch.Tensor] = []
-
-            def record(
-                state: dict[str, Any],
-                _vs: list[torch.Tensor] = vs,
-                _latents: list[torch.Tensor] = latents,
-            ) -> None:
-                _vs.append(state["v"])
-                _latents.append(state["x"])
-
-            final = sample(
-                guided_denoiser(recording, ref_scale, sketch_scale), x, scheduler, timesteps, callback=record
-            )
-            got.update({f"{g}.step0.v.{name}": v for name, v in first.items()})
-            got[f"{g}.v"], got[f"{g}.latents"] = torch.stack(vs), torch.stack(latents)
-            got[f"{g}.final_latent"] = final
-            got[f"{g}.image"] = model.decode_latent(final)
+            got.update({f"{g}.step0.v.{name}": v for name, v in states[0]["branches"].items()})
+            got["timesteps"] = torch.stack([s["t"] for s in states])  # what the run stepped through
+            got[f"{g}.v"] = torch.stack([s["v"] for s in states])
+            got[f"{g}.latents"] = torch.stack([s["x"] for s in states])
+            got[f"{g}.final_latent"] = result.latents
+            got[f"{g}.image"] = result.images
     tolerance = float(raw.get("tolerance", {}).get("final_latent_relative_error", TOLERANCE))
     rows = _rows(
         expected,
@@ -430,6 +395,20 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
         per_step=lambda name: re.match(r"g\d+\.(v|latents)$", name) is not None,
     )
     return ParityReport("end-to-end", rows)
+
+
+@contextmanager
+def _configured(
+    model: ColorizeDiffusionModel, scales: ConditioningScales, scheduler_config: dict[str, Any]
+) -> Iterator[None]:
+    """The fixture model configured as the official run's (conditioning scales, scheduler fields); the
+    cached model gets its own configuration back afterwards (the module fixture reuses it)."""
+    saved = model.scales, model.scheduler_config
+    model.scales, model.scheduler_config = scales, scheduler_config
+    try:
+        yield
+    finally:
+        model.scales, model.scheduler_config = saved
 
 
 def _module_fixture(folder: Path, named: str) -> Path:

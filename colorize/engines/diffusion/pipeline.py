@@ -12,29 +12,38 @@ enhancement on):
     style        = style_encoder(z_ref, ref_tokens, size_emb)          averaged over the characters
     hs_bg        = background_encoder(z_bg, ref_tokens, size_emb)      the reference's tokens as context
     context      = [ref_tokens_1 ; … ; ref_tokens_N ; bg_tokens]       split cross-attention
+    blank_hints  = sketch_encoder(blank sketch)                        the unconditional sketch branch's
 
 With a background image the background encoder reads that image, its tokens and its own size embedding
 instead of the bleached reference. Mode `plain` (enhancements off) uses the references' tokens as the
 context and nothing else: no split attention, no background injection, no style.
 
-Per batch (`batch_inputs`): the sketch hints, the blank-sketch hints, the region masks and the branches'
-contexts batched as the official sampler batches them (cond, uncond_ref, uncond_sketch); per step
-(`predict`): one UNet call on them. `make_model_call` binds the two into the `model_call(x, t)` the
-sampling loop calls (the engine may replay `predict` as a CUDA graph instead: cuda_graph.py).
+Per batch (`denoise_batch`, the one function the engine, `colorize model parity` and bench/bench_gpu.py
+call): a batch of prepared frames (sketches, region masks, start noise, img2img start images) in, decoded
+images out. It pads the batch to its fixed shape, stacks the guidance branches as the official sampler
+does (cond, uncond_ref, uncond_sketch: `batch_inputs`), builds the scheduler, starts from noise or from the
+encoded images noised to `strength`, runs the denoising loop (one UNet call per step for every branch and
+frame: `predict`, or its CUDA-graph replay, cuda_graph.py) and decodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConditioningScales
 from .embeddings import reference_size_ratios
 from .modeling import ColorizeDiffusionModel
+from .preprocess import to_model_image
+from .sampling import branches, combine, make_scheduler, set_steps, start_latents
+
+if TYPE_CHECKING:
+    from .cuda_graph import GraphedModelCall
 
 TokenFunction = Callable[[torch.Tensor], torch.Tensor]
 Mode = Literal["v2", "plain"]
@@ -78,6 +87,8 @@ class Conditioning:
     style_vectors: list[torch.Tensor] | None
     split: bool  # split cross-attention (v2 with characters): the region masks are used
     steps: dict[str, torch.Tensor] = field(default_factory=dict)
+    blank_hints: list[torch.Tensor] | None = None  # sketch hints of a blank sketch at the model input's size
+    graphs: dict[tuple, GraphedModelCall] = field(default_factory=dict)  # CUDA graphs by batch shape
 
     @property
     def zero_context(self) -> torch.Tensor:
@@ -101,10 +112,36 @@ def encode_references(
 
     characters: [-1, 1] reference images (1, 3, h_i, w_i), manifest order. background: a background image,
     or None to bleach the first character's reference with `bleach_mask` (1, 1, h_1, w_1), already dilated.
-    latent_size: the size the references are resized to for the VAE (the model input's pixel size).
+    latent_size: the size the references are resized to for the VAE (the model input's pixel size; the
+    blank sketch of the unconditional sketch branch has it too).
     output_size: the size the size embedding compares the references with (default: latent_size).
     """
-    output_size = output_size or latent_size
+    conditioning = _encode_references(
+        model,
+        tokens,
+        characters,
+        background,
+        bleach_mask,
+        latent_size,
+        output_size or latent_size,
+        mode,
+        bleach_threshold,
+    )
+    conditioning.blank_hints = model.encode_sketch(torch.full((1, 3, *latent_size), -1.0))
+    return conditioning
+
+
+def _encode_references(
+    model: ColorizeDiffusionModel,
+    tokens: TokenFunction,
+    characters: Sequence[torch.Tensor],
+    background: torch.Tensor | None,
+    bleach_mask: torch.Tensor | None,
+    latent_size: tuple[int, int],
+    output_size: tuple[int, int],
+    mode: Mode,
+    bleach_threshold: float,
+) -> Conditioning:
     steps: dict[str, torch.Tensor] = {}
 
     def encode(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,16 +205,19 @@ def batch_inputs(
     conditioning: Conditioning,
     *,
     hints: list[torch.Tensor],
-    blank_hints: list[torch.Tensor],
     region_masks: torch.Tensor | None,
     names: list[str],
 ) -> BatchInputs:
     """The branches of a batch stacked as the official sampler stacks them (cond, uncond_ref, uncond_sketch).
 
-    hints: the sketch encoder's hints of the batch (B frames, before the control scale); blank_hints: those
-    of a blank sketch (batch 1). region_masks (B, N, h, w) at latent size, used when the conditioning splits.
+    hints: the sketch encoder's hints of the batch (B frames, before the control scale); the unconditional
+    sketch branch reads the conditioning's blank-sketch hints. region_masks (B, N, h, w) at latent size, used
+    when the conditioning splits.
     """
     width = hints[0].shape[0]
+    blank = conditioning.blank_hints or []
+    if "uncond_sketch" in names and len(blank) != len(hints):
+        raise ValueError("the unconditional sketch branch needs the conditioning's blank_hints")
     contexts = {
         "cond": conditioning.context,
         "uncond_ref": conditioning.zero_context,
@@ -189,8 +229,8 @@ def batch_inputs(
     return BatchInputs(
         context=torch.cat([contexts[n].expand(width, -1, -1) for n in names]),
         hints=[
-            torch.cat([blank.expand_as(h) if n == "uncond_sketch" else h for n in names])
-            for h, blank in zip(hints, blank_hints, strict=True)
+            torch.cat([blank[level].expand_as(h) if n == "uncond_sketch" else h for n in names])
+            for level, h in enumerate(hints)
         ],
         region_masks=masks_all,
     )
@@ -202,7 +242,6 @@ def predict(
     inputs: BatchInputs,
     x: torch.Tensor,
     t: torch.Tensor,
-    scales: ConditioningScales | None = None,
 ) -> torch.Tensor:
     """float32 v of every branch and frame (x, t: branches·B stacked as `inputs`): one UNet call."""
     v = model.predict_v(
@@ -213,27 +252,148 @@ def predict(
         region_masks=inputs.region_masks,
         background_features=conditioning.background_features,
         style_vectors=conditioning.style_vectors,
-        scales=scales,
     )
     return v.float()
 
 
-def make_model_call(
+# ---- the batch function -----------------------------------------------------------------------------------
+
+Frames = torch.Tensor | Sequence[np.ndarray] | Sequence[torch.Tensor]
+StepCallback = Callable[[dict[str, Any]], None]
+ATTENTION_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")  # on a GPU, in order of preference
+
+
+@dataclass
+class BatchResult:
+    latents: torch.Tensor  # (B, C, h, w) float32 final latents, on the model's device
+    images: torch.Tensor  # (B, 3, Hp, Wp) float32 decoded images in [-1, 1] (not clamped), on the device
+
+
+@torch.inference_mode()
+def denoise_batch(
     model: ColorizeDiffusionModel,
     conditioning: Conditioning,
     *,
-    hints: list[torch.Tensor],
-    blank_hints: list[torch.Tensor],
-    region_masks: torch.Tensor | None,
+    sketch: Frames,
+    noise: Frames,
+    region_masks: Frames | None = None,
+    init_images: Frames | None = None,
+    sampler: str = "dpmpp",
+    steps: int = 20,
+    strength: float = 1.0,
+    ref_scale: float = 4.0,
+    sketch_scale: float = 1.0,
+    batch_size: int | None = None,
+    cuda_graph: bool = False,
+    attention: Sequence[str] = ATTENTION_BACKENDS,
+    callback: StepCallback | None = None,
+) -> BatchResult:
+    """B prepared frames -> their final latents and decoded images: the whole sampling run of one batch.
+
+    The frames (each argument B frames, stacked or as a list of per-frame arrays, on any device):
+      sketch        (B, Hp, Wp) one plane, or (B, 3, Hp, Wp): the inverted sketch in [-1, 1], lines bright,
+                    at the model input's size (padded to multiples of 64)
+      noise         (B, C, h, w) start noise: the engine draws it per frame (`temporal.frame_noise`), the
+                    parity check passes the official run's
+      region_masks  (B, N, h, w) latent region masks of the N characters (read when the conditioning splits)
+      init_images   (B, Hp, Wp, 3) uint8 start images: img2img from `strength` (None: every step from noise)
+    The run: `sampler` (dpmpp, ddim, euler) over `steps`; guidance branches by `ref_scale` and
+    `sketch_scale` (on above 1, `sampling.branches`); the UNet batch padded to `batch_size` frames with
+    copies of the last frame (a fixed shape, so a frame's bytes do not depend on its companions), the copies
+    dropped; `cuda_graph`: replay the UNet call as a CUDA graph (one per batch shape, kept in the
+    conditioning); `attention`: the SDPA backends the UNet may use on a GPU, in order. The scheduler and the
+    conditioning scales are the model's (`model.scheduler_config`, `model.scales`). `callback` gets
+    {i, t, x, v, branches} after every step (x: latents after the step, v: guided v, branches: v per branch).
+    """
+    device = model.device
+    b = len(noise)
+    width = max(b, batch_size or b)  # frames per UNet call
+
+    def batched(frames: Frames) -> torch.Tensor:
+        """The frames stacked, padded to `width` with copies of the last one, on the device."""
+        t = frames if isinstance(frames, torch.Tensor) else _stack(frames)
+        if width > b:
+            t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
+        return _to_device(t, device)
+
+    # 1. inputs at the batch's fixed shape, every guidance branch stacked: G = len(names) branches
+    names = branches(ref_scale, sketch_scale)
+    x0 = batched(sketch)
+    if x0.ndim == 3:
+        x0 = x0[:, None].expand(-1, 3, -1, -1).contiguous()  # (W, 3, Hp, Wp)
+    masks = batched(region_masks) if conditioning.split and region_masks is not None else None  # (W, N, h, w)
+    inputs = batch_inputs(model, conditioning, hints=model.encode_sketch(x0), region_masks=masks, names=names)
+
+    # 2. the scheduler and the start: noise, or the start images encoded and noised to the first step
+    scheduler = make_scheduler(sampler, model.scheduler_config)
+    timesteps = set_steps(scheduler, steps, 1.0 if init_images is None else strength)  # on the CPU
+    image_latents = None
+    if init_images is not None:
+        image_latents = model.encode_image(to_model_image(batched(init_images)))  # (W, C, h, w)
+    latents = start_latents(scheduler, batched(noise), timesteps, image_latents=image_latents)  # (W, C, h, w)
+
+    # 3. the denoising loop: one UNet call per step for every branch and frame, no host sync
+    model_call = _model_call(model, conditioning, inputs, names, width, cuda_graph)
+    model_steps = timesteps.to(device)  # the scheduler reads t on the CPU, the UNet on the device
+    with _attention(device, attention):
+        for i, t in enumerate(timesteps):
+            x = scheduler.scale_model_input(latents, t)  # (W, C, h, w)
+            x_all = x.repeat(len(names), 1, 1, 1)  # (G·W, C, h, w), branch-major as `inputs`
+            t_all = model_steps[i].reshape(1).expand(x_all.shape[0])  # (G·W,)
+            v_all = model_call(x_all, t_all).chunk(len(names))  # G × (W, C, h, w)
+            v_branches = dict(zip(names, v_all, strict=True))
+            v = combine(v_branches, ref_scale, sketch_scale)  # (W, C, h, w) guided v
+            latents = scheduler.step(v, t, latents, return_dict=False)[0]
+            if callback is not None:
+                callback({"i": i, "t": t, "x": latents, "v": v, "branches": v_branches})
+
+    # 4. decode at the fixed batch shape too, then drop the padding
+    images = model.decode_latent(latents)[:b]  # (B, 3, Hp, Wp)
+    return BatchResult(latents=latents[:b], images=images)
+
+
+def _model_call(
+    model: ColorizeDiffusionModel,
+    conditioning: Conditioning,
+    inputs: BatchInputs,
     names: list[str],
-    scales: ConditioningScales | None = None,
+    width: int,
+    cuda_graph: bool,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """`model_call(x_all, t_all)` -> float32 v for `names` × frames stacked in that order (sampling.py)."""
-    inputs = batch_inputs(
-        model, conditioning, hints=hints, blank_hints=blank_hints, region_masks=region_masks, names=names
-    )
+    """`model_call(x_all, t_all)` of a batch: eager `predict`, or the shot's CUDA graph fed the batch's inputs."""
+    if cuda_graph:
+        from .cuda_graph import GraphedModelCall
 
-    def model_call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return predict(model, conditioning, inputs, x, t, scales)
+        graph = conditioning.graphs.setdefault((width, *names), GraphedModelCall(model, conditioning))
+        return graph.load(inputs)
 
-    return model_call
+    def eager(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return predict(model, conditioning, inputs, x, t)
+
+    return eager
+
+
+@contextmanager
+def _attention(device: torch.device, backends: Sequence[str]) -> Iterator[None]:
+    """On a GPU, the attention backends the UNet may use (FlashAttention first: exact attention; the
+    memory-efficient kernel where flash cannot run, float32; the math kernel last)."""
+    if device.type != "cuda":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([getattr(SDPBackend, name) for name in backends]):
+        yield
+
+
+def _stack(frames: Sequence[np.ndarray] | Sequence[torch.Tensor]) -> torch.Tensor:
+    if isinstance(frames[0], torch.Tensor):
+        return torch.stack(list(frames))  # type: ignore[arg-type]
+    return torch.from_numpy(np.stack(frames))
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A tensor on `device`; a CPU tensor goes to a GPU from pinned memory, without waiting for the copy."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -23,7 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from colorize.engines import consecutive_batches
+from colorize.engines import BatchSizes, consecutive_batches
 from colorize.errors import MissingInputError, ModelError
 from colorize.settings import Settings
 
@@ -87,14 +87,14 @@ def warp_batches(
     which start chains whose frames can then share batches; with `batch` 1, where nothing is shared, the
     first candidate's kind, so frames keep shot order), taking chains already started first, then new
     chains in shot order. Candidates
-    are the started chains and new ones up to 2 × `batch` chains in all, which also bounds the results
+    are the started chains and new ones up to `BatchSizes.open_chains` (2 × `batch`) chains in all, which also bounds the results
     the engine keeps in memory (one per started chain).
 
     A frame's bytes do not depend on which frames share its batch (the UNet always sees `batch` frames;
     see the engine), so this order only decides speed, never results.
     """
     starts = chain_starts(frames, keyframes, anchor_every)
-    keys = set(keyframes)
+    keys, open_chains = set(keyframes), BatchSizes(batch).open_chains
     chains: dict[int, deque[int]] = {}
     for f in todo:
         chains.setdefault(starts[f], deque()).append(f)
@@ -106,7 +106,7 @@ def warp_batches(
     started: list[tuple[int, deque[int]]] = []
     out: list[tuple[int, ...]] = []
     while started or waiting:
-        candidates = started + list(islice(waiting, max(0, 2 * batch - len(started))))
+        candidates = started + list(islice(waiting, max(0, open_chains - len(started))))
         kinds = [from_noise(*c) for c in candidates]
         noise = kinds.count(True)
         tie = 2 * noise == len(kinds)
@@ -149,21 +149,44 @@ def check_weight_files(folder: str | Path) -> None:
     """
     root = require_model_folder(folder)
     for path in sorted(root.rglob("*.safetensors")):
-        with open(path, "rb") as f:
-            header = _safetensors_header(f, path)
-        try:
-            entries = json.loads(header)
-            end = max(
-                (int(e["data_offsets"][1]) for k, e in entries.items() if k != "__metadata__"), default=0
-            )
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            raise ModelError(f"{path}: corrupt safetensors header") from None
+        header, tensors = safetensors_header(path)
+        end = max((int(e["data_offsets"][1]) for e in tensors.values()), default=0)
         size, expected = path.stat().st_size, 8 + len(header) + end
         if size != expected:
             what = "truncated" if size < expected else "longer than its tensors"
             raise ModelError(
                 f"{path}: {what} ({size:,} bytes, the header says {expected:,}); copy or convert the model again"
             )
+
+
+def safetensors_header(path: Path) -> tuple[bytes, dict[str, dict]]:
+    """A safetensors file's header: (its bytes, {tensor name: {dtype, shape, data_offsets}}) without the
+    metadata entry; ModelError naming the file when it is not a whole, readable header. The one reader
+    of these headers (file checks, fingerprints, parameter counts, `model info`)."""
+    try:
+        with open(path, "rb") as f:
+            header = _safetensors_header(f, path)
+    except OSError as error:
+        raise ModelError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        entries = json.loads(header)
+        tensors = {k: e for k, e in entries.items() if k != "__metadata__"}
+        for e in tensors.values():  # the fields every reader uses exist and are numbers
+            parameter_count({"": e}), int(e["data_offsets"][1]), str(e["dtype"])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ModelError(f"{path}: corrupt safetensors header") from None
+    return header, tensors
+
+
+def parameter_count(tensors: dict[str, dict]) -> int:
+    """Number of weights of a header's tensors."""
+    total = 0
+    for entry in tensors.values():
+        count = 1
+        for dim in entry["shape"]:
+            count *= int(dim)
+        total += count
+    return total
 
 
 def model_fingerprint(folder: str | Path | None) -> str:
@@ -204,18 +227,9 @@ def model_parameters(folder: str | Path) -> int | None:
     root = Path(folder)
     if not root.is_dir():
         return None
-    total = 0
     try:
-        for path in sorted(root.rglob("*.safetensors")):
-            with open(path, "rb") as f:
-                header = json.loads(_safetensors_header(f, path))
-            for name, entry in header.items():
-                if name != "__metadata__":
-                    count = 1
-                    for dim in entry["shape"]:
-                        count *= dim
-                    total += count
-    except (OSError, ValueError, KeyError, ModelError):
+        total = sum(parameter_count(safetensors_header(p)[1]) for p in sorted(root.rglob("*.safetensors")))
+    except (OSError, ModelError):
         return None
     return total or None
 
@@ -236,12 +250,13 @@ def gpu_memory_estimate_mib(settings: Settings, frame_size: tuple[int, int]) -> 
     fixed overhead for the CUDA context and VAE decoding.
     """
     from colorize.engines.diffusion.preprocess import frame_geometry
+    from colorize.engines.diffusion.sampling import branches
 
     options = settings.diffusion
     params = (model_parameters(settings.model) if settings.model else None) or FULL_MODEL_PARAMETERS
     weight_bytes = 4 if options.dtype == "float32" else 2
     padded = frame_geometry(*frame_size, options.resolution).padded
-    branches = 1 + (options.ref_scale != 1) + (options.sketch_scale != 1)
-    activations = ACTIVATION_GIB_PER_MEGAPIXEL * padded[0] * padded[1] / 1e6 * settings.batch * branches
+    guidance = len(branches(options.ref_scale, options.sketch_scale))  # the sampler's own rule
+    activations = ACTIVATION_GIB_PER_MEGAPIXEL * padded[0] * padded[1] / 1e6 * settings.batch * guidance
     gib = params * weight_bytes / 2**30 + activations + OVERHEAD_GIB
     return int(-(-gib // 1)) * 1024

@@ -26,7 +26,7 @@ enlarging (`resize_image`); masks by area (soft, they become soft latent masks a
 nearest when enlarging. The decoded result is cropped to the working size and resized back to the
 frame's size (bicubic, clipped to uint8: `Geometry.to_frame`).
 
-Sketch normalisation (`normalize_sketch`). Line strength inverted (lines 1, paper 0) mapped to [-1, 1]
+Sketch normalisation (`sketch_plane`). Line strength inverted (lines 1, paper 0) mapped to [-1, 1]
 on three channels, padded on the right and bottom with paper to a multiple of 64 (the aspect is kept;
 the model's latent grid must divide evenly through the UNet); results are cropped back (`crop`).
 """
@@ -281,11 +281,6 @@ def sketch_plane(ink: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     return padded * 2.0 - 1.0
 
 
-def normalize_sketch(ink: np.ndarray, multiple: int = MULTIPLE) -> torch.Tensor:
-    """(3, Hp, Wp) float32 sketch in [-1, 1], lines bright (inverted), padded with paper."""
-    return torch.from_numpy(sketch_plane(ink, multiple))[None].expand(3, -1, -1).contiguous()
-
-
 def pad_image(image: np.ndarray, size: tuple[int, int], fill: int = 255) -> np.ndarray:
     """Pad an H×W(×C) image on the right and bottom to `size` (rows, columns)."""
     h, w = image.shape[:2]
@@ -295,7 +290,7 @@ def pad_image(image: np.ndarray, size: tuple[int, int], fill: int = 255) -> np.n
 
 
 def crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Undo the padding of `normalize_sketch`."""
+    """Undo the padding of `sketch_plane` / `pad_image`."""
     return image[: size[0], : size[1]]
 
 
