@@ -110,14 +110,14 @@ _SPECS: dict[str, EngineSpec] = {
         "flat",
         _create_flat,
         _flat_depends_on,
-        ignores=NON_PIXEL_SETTINGS | {"seed", "batch", "temporal", "diffusion"},
+        ignores=NON_PIXEL_SETTINGS | {"seed", "batch", "temporal", "diffusion", "keys"},
     ),
     "diffusion": EngineSpec(
         "diffusion",
         _create_diffusion,
         _diffusion_depends_on,
         # offload moves the same weights around: same kernels, same bytes.
-        ignores=NON_PIXEL_SETTINGS | {"flat", "diffusion.offload"},
+        ignores=NON_PIXEL_SETTINGS | {"flat", "diffusion.offload", "keys"},
         fingerprint=_diffusion_fingerprint,
         check=_diffusion_check,
         schedule=_diffusion_schedule,
