@@ -99,6 +99,33 @@ def _diffusion_check(settings: Settings) -> None:
     check_weight_files(settings.model or "")
 
 
+def _create_keys(settings: Settings) -> Engine:
+    _diffusion_check(settings)
+    from colorize.engines.keys import KeysEngine
+
+    return KeysEngine(settings)
+
+
+def _itself(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    return (frame,)
+
+
+def _create_hybrid(settings: Settings) -> Engine:
+    _diffusion_check(settings)
+    from colorize.engines.keys import HybridEngine
+
+    return HybridEngine(settings)
+
+
+def _whole_shot(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    """hybrid: the keys are chosen from the whole shot's line art, so every frame may decide any output."""
+    return tuple(frames)
+
+
 def _diffusion_fingerprint(settings: Settings) -> str:
     from colorize.engines.diffusion.planning import model_fingerprint
 
@@ -121,6 +148,25 @@ _SPECS: dict[str, EngineSpec] = {
         fingerprint=_diffusion_fingerprint,
         check=_diffusion_check,
         schedule=_diffusion_schedule,
+    ),
+    # `colorize keys`: the diffusion engine painting key drawings, each alone (temporal none) and
+    # cel-finished with the flat engine's regions (so `flat` counts); see colorize.engines.keys.
+    "keys": EngineSpec(
+        "keys",
+        _create_keys,
+        _itself,
+        ignores=NON_PIXEL_SETTINGS | {"diffusion.offload", "keys", "temporal"},
+        fingerprint=_diffusion_fingerprint,
+        check=_diffusion_check,
+    ),
+    # `engine: hybrid`: keys chosen and painted in memory, then the flat engine, in one run.
+    "hybrid": EngineSpec(
+        "hybrid",
+        _create_hybrid,
+        _whole_shot,
+        ignores=NON_PIXEL_SETTINGS | {"diffusion.offload", "temporal"},
+        fingerprint=_diffusion_fingerprint,
+        check=_diffusion_check,
     ),
 }
 
