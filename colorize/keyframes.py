@@ -22,6 +22,7 @@ from colorize.errors import ManifestError, OutputError
 from colorize.keys import KeyChoice, choose_keys
 from colorize.manifest import load_manifest, load_yaml_with_lines
 from colorize.provenance import Provenance, pixels_digest
+from colorize.runner import shot_context
 from colorize.sequences import Pattern, list_frames, parse_pattern
 from colorize.shot import ShotPlan
 
@@ -76,8 +77,15 @@ def keys_pass(plan: ShotPlan, explicit: list[int] | None = None) -> KeysPass:
         if masked
         else None
     )
+    context = shot_context(plan, (0, 0))  # the characters and background as the flat engine gets them
     choice = choose_keys(
-        plan.frames, lambda f: images.read_rgba(plan.lineart_paths[f]), plan.settings, explicit, load_masks
+        plan.frames,
+        lambda f: images.read_rgba(plan.lineart_paths[f]),
+        plan.settings,
+        explicit,
+        load_masks,
+        context.characters,
+        context.background,
     )
     existing = list_frames(pattern, "keyframes") if pattern.folder.is_dir() else {}
     ours = {f for f, path in existing.items() if written_by_keys(path)}

@@ -7,9 +7,9 @@ the whole sequence, so it is the same whatever `--frames` chunk asks for it:
 - the first frame of the shot is a key;
 - a drawing becomes a key when the flat engine, run forward from the last key (its correspondence, votes,
   reuse of repeats and region matching, on a stand-in keyframe that gives every region of the key its own
-  color), carries less than `keys.min_carried` of its regions with confidence: the regions it leaves
-  unresolved or marks low-confidence (`frame_done`'s `unresolved` and `low_confidence`) are what a painted
-  key would lose there (a new pose, a turn, a character entering);
+  color), leaves a region unresolved (it would take a reference's color, which no key has) or carries
+  less than `keys.min_carried` of its regions with confidence (`frame_done`'s `unresolved` and
+  `low_confidence`): what a painted key would lose there (a new pose, a turn, a character entering);
 - the first *new* drawing (one that repeats no earlier drawing of the shot) `keys.max_gap` frames or more
   after the last key is a key, so propagation never runs longer than that through new drawings;
 - an exact repeat (the same ink: hold, cycle, ping-pong) is never a key: the flat engine copies the colors
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from colorize.engines.base import FrameInput, ShotContext
+from colorize.engines.base import Character, FrameInput, ShotContext
 from colorize.engines.flat import FlatEngine
 from colorize.regions.segment import Segmentation
 from colorize.settings import Settings
@@ -62,15 +62,18 @@ def choose_keys(
     settings: Settings,
     explicit: Sequence[int] | None = None,
     load_masks: Callable[[int], dict[str, np.ndarray]] | None = None,
+    characters: tuple[Character, ...] = (),
+    background: np.ndarray | None = None,
 ) -> KeyChoice:
     """The key drawings of the shot `frames` (sorted, the whole sequence); see the module docstring.
 
     `load_lineart(frame)` returns the frame's RGBA line art (it raises the `ColorizeError` naming a bad
     file); `load_masks(frame)` its character masks, when the manifest gives some (the flat engine keeps
-    votes within a character)."""
+    votes within a character); `characters` and `background` as the flat engine gets them (regions it
+    would paint from a reference are regions no key carries)."""
     if explicit is not None:
         return KeyChoice(tuple(Key(f, ASKED, "named with --frames") for f in sorted(set(explicit))))
-    walker = _Walker(settings, frames, load_lineart, load_masks)
+    walker = _Walker(settings, frames, load_lineart, load_masks, characters, background)
     keys: list[Key] = []
     over: list[Key] = []
     carried: dict[int, float] = {}
@@ -82,15 +85,17 @@ def choose_keys(
             carried[frame] = 1.0
             walker.restart(fi)
             continue
-        share = carried[frame] = 1.0 if pos == 0 else walker.carried(fi)
+        share, lost = (1.0, 0) if pos == 0 else walker.carried(fi)
+        carried[frame] = share
         key: Key | None = None
         if pos == 0:
             key = Key(frame, FIRST, "the first frame of the shot")
-        elif share < settings.keys.min_carried:
+        elif share < settings.keys.min_carried or lost:
+            why = f"{lost} regions only a reference could paint, " if lost else ""
             key = Key(
                 frame,
                 CHANGE,
-                f"propagation from key {frames[last]} carries {share:.0%} of its regions "
+                f"propagation from key {frames[last]}: {why}{share:.0%} of its regions carried with confidence "
                 f"(keys.min_carried {settings.keys.min_carried:.0%})",
                 share,
             )
@@ -122,7 +127,10 @@ class _Walker:
         frames: Sequence[int],
         load_lineart: Callable[[int], np.ndarray],
         load_masks: Callable[[int], dict[str, np.ndarray]] | None,
+        characters: tuple[Character, ...] = (),
+        background: np.ndarray | None = None,
     ):
+        self.characters, self.background = characters, background
         self.settings = settings
         self.frames = tuple(frames)
         self.load_lineart = load_lineart
@@ -151,8 +159,8 @@ class _Walker:
             frames=self.frames,
             keyframes=(key_frame,),
             size=self.size,
-            characters=(),
-            background=None,
+            characters=self.characters,
+            background=self.background,
             settings=self.engine.settings,
             load_lineart=self.load_lineart,
             load_keyframe=lambda frame: stand_in,
@@ -161,11 +169,13 @@ class _Walker:
         self.engine.prepare(context)
         self.engine.colorize([replace(key, keyframe=stand_in)])
 
-    def carried(self, fi: FrameInput) -> float:
-        """Share of the frame's regions the engine carries from the last key with confidence."""
+    def carried(self, fi: FrameInput) -> tuple[float, int]:
+        """(share of the frame's regions the engine carries from the last key with confidence, regions it
+        cannot carry at all: the flat engine would paint those from a reference, a color no key has)."""
         info = self.engine.colorize([fi])[0].info
         regions = max(1, int(info["regions"]))
-        return 1.0 - (int(info["unresolved"]) + int(info["low_confidence"])) / regions
+        lost = int(info["unresolved"]) + int(info["sources"].get("reference", 0))
+        return 1.0 - (lost + int(info["low_confidence"])) / regions, lost
 
 
 def _digest(fi: FrameInput) -> bytes:

@@ -237,9 +237,12 @@ class FlatEngine:
                 paste_off_lines(paint, seg, self._paint_source(key, alpha, paint.dtype))
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
+            owners = self._owners(fi.frame, seg)
+            if shot.keyframes:  # small regions take the keys' colors around them before any reference's
+                self._small_from_neighbours(seg, colors, source, owners)
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
-            self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
+            self._small_from_neighbours(seg, colors, source, owners)
             paint = self._paint(seg, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
         source[0] = KEYFRAME  # label 0 = lines, not a region

@@ -86,7 +86,14 @@ class HybridEngine:
         from colorize.keys import choose_keys
 
         self._shot = shot
-        choice = choose_keys(shot.frames, shot.load_lineart, self.settings, load_masks=_masks_of(shot))
+        choice = choose_keys(
+            shot.frames,
+            shot.load_lineart,
+            self.settings,
+            load_masks=_masks_of(shot),
+            characters=shot.characters,
+            background=shot.background,
+        )
         self._new = {k for k in choice.frames if k not in shot.keyframes}
         self._painted = {}
         keyframes = tuple(sorted(set(shot.keyframes) | set(choice.frames)))
