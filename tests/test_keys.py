@@ -50,3 +50,158 @@ def test_named_frames_are_the_keys(drawings):
 
 def test_the_choice_reads_only_line_art_and_is_deterministic(drawings):
     assert _choose(drawings).keys == _choose(drawings).keys
+
+
+# -- the keys pass and the review loop, end to end (tiny random model, 128 px working size, 2 steps) -------
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """The sample shot without its keyframe (no `keyframes` in its manifest), keys painted once."""
+    import shutil
+
+    from colorize_cli.app import app
+    from conftest import SAMPLE
+    from typer.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("keys")
+    model = root / "tiny"
+    assert CliRunner().invoke(app, ["model", "init-random", str(model), "--size", "tiny"]).exit_code == 0
+    shot = root / "shot"
+    shutil.copytree(SAMPLE, shot, ignore=shutil.ignore_patterns("color", "keys"))
+    text = (shot / "refs.yaml").read_text().replace("keyframes: keys/sh001.####.png\n", "")
+    (shot / "refs.yaml").write_text(text + "batch: 1\ndiffusion:\n  steps: 2\n  resolution: 128\n")
+    return shot, model
+
+
+def _cli(*args: str):
+    from colorize_cli.app import app
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _events(result) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def _clean_colors(image: np.ndarray, lineart: np.ndarray) -> set[tuple[int, ...]]:
+    """The colors of an image off the lines (pixels of a line-art region no ink touches)."""
+    from colorize import images
+    from colorize.regions.segment import line_layers, segment_ink
+
+    ink, _, _ = line_layers(lineart)
+    seg = segment_ink(ink, 2, 12, 0.4)
+    off = (seg.labels > 0) & (ink == 0)
+    return set(map(tuple, np.unique(images.over_white(image)[off].reshape(-1, 3), axis=0)))
+
+
+def test_keys_then_flat_colors_the_shot_from_the_keys_alone(keyed):
+    from conftest import tree_bytes
+
+    from colorize import images
+
+    shot, model = keyed
+    manifest_before = (shot / "refs.yaml").read_text()
+    dry = _cli("keys", str(shot), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    import json
+
+    listed = json.loads(dry.stdout)
+    assert listed["keys"][0]["frame"] == 1001 and listed["in_manifest"] is False
+    assert not (shot / "keys").exists()  # a dry run paints nothing
+
+    first = _cli("keys", str(shot), "--model", str(model), "--json", "--write-manifest")
+    assert first.exit_code == 0, first.output
+    done = [e["frame"] for e in _events(first) if e["event"] == "frame_done"]
+    assert done[0] == 1001 and done == [k["frame"] for k in listed["keys"]]
+    # The manifest gained exactly one line, the rest as it was.
+    after = (shot / "refs.yaml").read_text()
+    assert after.replace("keyframes: keys/sh001.####.png\n", "") == manifest_before
+    keys_bytes = tree_bytes(shot / "keys")
+
+    again = _cli("keys", str(shot), "--model", str(model), "--json")
+    assert again.exit_code == 0
+    assert {e["event"] for e in _events(again) if e["event"].startswith("frame_")} == {"frame_skipped"}
+    assert tree_bytes(shot / "keys") == keys_bytes  # a rerun writes nothing
+
+    flat = _cli("shot", str(shot), "--engine", "flat", "--json")
+    assert flat.exit_code == 0, flat.output
+    assert sum(e["event"] == "frame_done" for e in _events(flat)) == 24
+    keys = sorted(done)
+    key_colors = {
+        k: _clean_colors(
+            images.read_rgba(shot / f"keys/sh001.{k}.png"), images.read_rgba(shot / f"lineart/sh001.{k}.png")
+        )
+        for k in keys
+    }
+    for f in range(1001, 1025):
+        span = [k for k in keys if k <= f][-1:] + [k for k in keys if k >= f][:1]
+        allowed = set().union(*(key_colors[k] for k in span))
+        out = _clean_colors(
+            images.read_rgba(shot / f"color/sh001.{f}.png"), images.read_rgba(shot / f"lineart/sh001.{f}.png")
+        )
+        assert out <= allowed, f"frame {f}: colors no key of its span has: {sorted(out - allowed)[:3]}"
+
+
+def test_hybrid_equals_keys_then_flat(keyed, tmp_path):
+    """`engine: hybrid` (keys painted in memory) gives the pixels of `colorize keys` + `colorize shot
+    --engine flat` with untouched keys (the outputs of the test before)."""
+    import shutil
+
+    from colorize import images
+
+    shot, model = keyed
+    if not (shot / "color").exists():
+        pytest.skip("needs the keys and the flat pass of the test before")
+    copy = tmp_path / "shot"
+    shutil.copytree(shot, copy, ignore=shutil.ignore_patterns("color", "keys"))
+    text = (copy / "refs.yaml").read_text().replace("keyframes: keys/sh001.####.png\n", "")
+    (copy / "refs.yaml").write_text(text)  # no keyframes: hybrid chooses and paints its keys in memory
+    one = tmp_path / "one"
+    hybrid = _cli(
+        "shot",
+        str(copy),
+        "--engine",
+        "hybrid",
+        "--model",
+        str(model),
+        "--out",
+        str(one),
+        "--frames",
+        "1001-1012",
+    )
+    assert hybrid.exit_code == 0, hybrid.output
+    for f in range(1001, 1013):
+        a, b = images.read_image(shot / f"color/sh001.{f}.png"), images.read_image(one / f"sh001.{f}.png")
+        assert np.array_equal(a, b), f"frame {f}"
+
+
+def test_a_repainted_key_makes_exactly_its_span_stale_and_is_never_overwritten(keyed):
+    from PIL import Image
+
+    shot, model = keyed
+    if not (shot / "color").exists():
+        pytest.skip("needs the keys and the flat pass of the test before")
+    keys = sorted(int(p.name.split(".")[1]) for p in (shot / "keys").glob("*.png"))
+    k = keys[-1]
+    # A painter fixes the last key in a paint program (which drops the text chunk).
+    path = shot / f"keys/sh001.{k}.png"
+    pixels = np.array(Image.open(path).convert("RGB"))
+    pixels[pixels.sum(axis=-1) > 600] = (250, 250, 200)
+    Image.fromarray(pixels).save(path)
+    painted = path.read_bytes()
+    status = _cli("status", str(shot), "--engine", "flat", "--json")
+    import json
+
+    doc = json.loads(status.stdout)
+    span_after = [f for f in range(1001, 1025) if f >= keys[-2]] if len(keys) > 1 else list(range(1001, 1025))
+    from colorize.sequences import frame_range_text
+
+    assert doc["stale"]["frames"] == frame_range_text(span_after[1:] if len(keys) > 1 else span_after)
+    rerun = _cli("keys", str(shot), "--model", str(model), "--json")
+    assert rerun.exit_code == 0
+    assert k not in [e.get("frame") for e in _events(rerun) if e["event"] == "frame_done"]
+    assert path.read_bytes() == painted  # the painter's key is kept
