@@ -205,3 +205,29 @@ def test_a_repainted_key_makes_exactly_its_span_stale_and_is_never_overwritten(k
     assert rerun.exit_code == 0
     assert k not in [e.get("frame") for e in _events(rerun) if e["event"] == "frame_done"]
     assert path.read_bytes() == painted  # the painter's key is kept
+
+
+def test_plan_keys_puts_a_gpu_keys_step_before_the_flat_frame_tasks(shot, tmp_path):
+    """`colorize plan --keys`: the keys task first (GPU), then frame tasks with --engine flat (no GPU)."""
+    import json
+
+    import yaml
+    from openjd.model import DocumentType, decode_job_template, document_string_to_object
+
+    tasks = json.loads(_cli("plan", str(shot), "--keys", "--chunk", "12", "--seed", "7").stdout)
+    assert tasks["keys"]["command"][1] == "keys" and "--seed" in tasks["keys"]["command"]
+    assert tasks["engine"] == "flat" and len(tasks["tasks"]) == 2
+    assert all(t["command"][t["command"].index("--engine") + 1] == "flat" for t in tasks["tasks"])
+    template = tmp_path / "job.yaml"
+    assert _cli("plan", str(shot), "--keys", "--format", "openjd", "--save", str(template)).exit_code == 0
+    text = template.read_text()
+    decode_job_template(template=document_string_to_object(document=text, document_type=DocumentType.YAML))
+    keys_step, frames_step = yaml.safe_load(text)["steps"]
+    assert keys_step["name"] == "Keys" and keys_step["script"]["actions"]["onRun"]["args"][0] == "keys"
+    assert {a["name"] for a in keys_step["hostRequirements"]["amounts"]} >= {"amount.worker.gpu"}
+    assert frames_step["dependencies"] == [{"dependsOn": "Keys"}] and "hostRequirements" not in frames_step
+    # Without a `keyframes` pattern the flat tasks could not find the keys: refused, naming the manifest.
+    manifest = shot / "refs.yaml"
+    manifest.write_text(manifest.read_text().replace("keyframes: keys/sh001.####.png\n", ""))
+    refused = _cli("plan", str(shot), "--keys")
+    assert refused.exit_code == 2 and "keyframes" in refused.stderr
