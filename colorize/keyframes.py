@@ -52,6 +52,20 @@ def default_pattern(lineart: Pattern, base: Path) -> Pattern:
     )
 
 
+def keyframe_pattern(plan: ShotPlan) -> Pattern:
+    """The manifest's `keyframes` pattern, else `default_pattern`."""
+    manifest = load_manifest(plan.manifest_path)
+    base = plan.manifest_path.parent
+    if not manifest.keyframes:
+        return default_pattern(plan.lineart, base)
+    pattern = parse_pattern(manifest.keyframes, base)
+    if not pattern.is_sequence:
+        raise ManifestError(
+            [f"{plan.manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"]
+        )
+    return pattern
+
+
 def keys_pass(plan: ShotPlan, explicit: list[int] | None = None) -> KeysPass:
     """Choose the keys of the shot `plan` (its whole sequence; `explicit`: these frames) and make the plan
     of the pass that paints them."""
@@ -103,7 +117,8 @@ def keys_pass(plan: ShotPlan, explicit: list[int] | None = None) -> KeysPass:
         dependencies={f: (f,) for f in selected},
     )
     orphans = tuple(sorted(f for f in ours if f not in set(choice.frames)))
-    return KeysPass(keys_plan, choice, pattern, bool(manifest.keyframes), painters, orphans)
+    in_manifest = bool(load_manifest(plan.manifest_path).keyframes)
+    return KeysPass(keys_plan, choice, pattern, in_manifest, painters, orphans)
 
 
 def written_by_keys(path: Path) -> bool:

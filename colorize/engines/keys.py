@@ -2,7 +2,8 @@
 
 `KeysEngine` is the diffusion engine as `colorize keys` runs it (`keys_settings`): every key from its own
 noise (`temporal: none`: a key never waits on another frame) and cel-finished (`diffusion.cel_finish`: one
-color per line-art region, the flat engine's regions). Each result carries `info["pixels"]`, the digest of
+color per line-art region, the flat engine's regions), with the line art multiplied over it (`with_lines`)
+so that a painter reviews a finished-looking cel. Each result carries `info["pixels"]`, the digest of
 the pixels as they are written (`provenance.pixels_digest`), which the runner stores in the key's record:
 that is how `colorize keys` knows a keyframe file is one it wrote and nobody changed since.
 
@@ -58,8 +59,9 @@ class KeysEngine:
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         results = self.inner.colorize(batch)
-        for result in results:
-            if result.image is not None:
+        for fi, result in zip(batch, results, strict=False):
+            if result.image is not None and result.frame == fi.frame:
+                result.image = with_lines(result.image, fi.lineart)
                 written = images.output_array(
                     result.image, self.settings.output_alpha, self.settings.output_depth
                 )
@@ -157,6 +159,14 @@ class HybridEngine:
         if self._shot is None:
             raise RuntimeError("HybridEngine.prepare(shot) must be called before colorize()")
         return self._shot
+
+
+def with_lines(paint: np.ndarray, lineart: np.ndarray) -> np.ndarray:
+    """The line art multiplied over a cel-finished key (RGB uint8), as a painted cel looks: lines dark,
+    colored trace lines tinted, nothing changed where the line art is white (the flat engine reads a key's
+    colors there)."""
+    lines = images.over_white(images.to_uint8(lineart))[..., :3].astype(np.uint16)
+    return ((paint[..., :3].astype(np.uint16) * lines + 127) // 255).astype(np.uint8)
 
 
 def _as_read(image: np.ndarray) -> np.ndarray:
