@@ -81,14 +81,15 @@ def keys(
     with errors_to_exit(events):
         plan = plan_from_options(shot_dir, refs, None, None, options)
         explicit = _explicit(frames, plan)
+        if not dry_run:  # the model folder first: choosing reads the whole shot
+            spec = engine_spec("keys")
+            assert spec.check is not None
+            spec.check(plan.settings)
         validate_plan(plan, deep=True, frames=plan.frames)
         kp = keys_pass(plan, explicit)
         if dry_run:
             _list(kp, json_events)
             return
-        spec = engine_spec("keys")
-        assert spec.check is not None
-        spec.check(kp.plan.settings)
         notes = _notes(kp)
         if write_manifest and not kp.in_manifest:
             add_to_manifest(plan.manifest_path, kp.pattern_text)

@@ -55,6 +55,9 @@ def test_the_choice_reads_only_line_art_and_is_deterministic(drawings):
 # -- the keys pass and the review loop, end to end (tiny random model, 128 px working size, 2 steps) -------
 
 
+SHOT = range(1001, 1017)  # the sample's first 16 frames
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
     """The sample shot without its keyframe (no `keyframes` in its manifest), keys painted once."""
@@ -69,6 +72,9 @@ def keyed(tmp_path_factory):
     assert CliRunner().invoke(app, ["model", "init-random", str(model), "--size", "tiny"]).exit_code == 0
     shot = root / "shot"
     shutil.copytree(SAMPLE, shot, ignore=shutil.ignore_patterns("color", "keys"))
+    for late in range(SHOT[-1] + 1, 1025):  # a shorter shot keeps the test cheap
+        for path in shot.rglob(f"sh001.{late}.png"):
+            path.unlink()
     text = (shot / "refs.yaml").read_text().replace("keyframes: keys/sh001.####.png\n", "")
     (shot / "refs.yaml").write_text(text + "batch: 1\ndiffusion:\n  steps: 2\n  resolution: 128\n")
     return shot, model
@@ -129,7 +135,7 @@ def test_keys_then_flat_colors_the_shot_from_the_keys_alone(keyed):
 
     flat = _cli("shot", str(shot), "--engine", "flat", "--json")
     assert flat.exit_code == 0, flat.output
-    assert sum(e["event"] == "frame_done" for e in _events(flat)) == 24
+    assert sum(e["event"] == "frame_done" for e in _events(flat)) == len(SHOT)
     keys = sorted(done)
     key_colors = {
         k: _clean_colors(
@@ -137,7 +143,7 @@ def test_keys_then_flat_colors_the_shot_from_the_keys_alone(keyed):
         )
         for k in keys
     }
-    for f in range(1001, 1025):
+    for f in SHOT:
         span = [k for k in keys if k <= f][-1:] + [k for k in keys if k >= f][:1]
         allowed = set().union(*(key_colors[k] for k in span))
         out = _clean_colors(
@@ -197,7 +203,7 @@ def test_a_repainted_key_makes_exactly_its_span_stale_and_is_never_overwritten(k
     import json
 
     doc = json.loads(status.stdout)
-    span_after = [f for f in range(1001, 1025) if f >= keys[-2]] if len(keys) > 1 else list(range(1001, 1025))
+    span_after = [f for f in SHOT if f >= keys[-2]] if len(keys) > 1 else list(SHOT)
     from colorize.sequences import frame_range_text
 
     assert doc["stale"]["frames"] == frame_range_text(span_after[1:] if len(keys) > 1 else span_after)
@@ -205,6 +211,8 @@ def test_a_repainted_key_makes_exactly_its_span_stale_and_is_never_overwritten(k
     assert rerun.exit_code == 0
     assert k not in [e.get("frame") for e in _events(rerun) if e["event"] == "frame_done"]
     assert path.read_bytes() == painted  # the painter's key is kept
+    sheet = _cli("preview", str(shot), "--keys")
+    assert sheet.exit_code == 0 and (shot / "keys_sheet.png").is_file()
 
 
 def test_plan_keys_puts_a_gpu_keys_step_before_the_flat_frame_tasks(shot, tmp_path):
@@ -231,3 +239,11 @@ def test_plan_keys_puts_a_gpu_keys_step_before_the_flat_frame_tasks(shot, tmp_pa
     manifest.write_text(manifest.read_text().replace("keyframes: keys/sh001.####.png\n", ""))
     refused = _cli("plan", str(shot), "--keys")
     assert refused.exit_code == 2 and "keyframes" in refused.stderr
+
+
+def test_keys_without_a_model_or_with_frames_outside_the_shot_is_one_line(shot):
+    no_model = _cli("keys", str(shot))
+    assert no_model.exit_code == 66 and "model" in no_model.stderr
+    assert len(no_model.stderr.strip().splitlines()) == 1
+    outside = _cli("keys", str(shot), "--frames", "999", "--dry-run")
+    assert outside.exit_code == 2 and "999" in outside.stderr
