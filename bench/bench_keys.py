@@ -54,6 +54,13 @@ def run_case(src: Path, model: Path, work: Path) -> dict:
     shot = work / src.name
     shutil.copytree(src, shot, ignore=shutil.ignore_patterns("gt", "regions", "keys", "color", "key*"))
     manifest = yaml.safe_load((shot / "refs.yaml").read_text())
+    if not manifest.get("characters") and not (manifest.get("background") or {}).get("reference"):
+        # An evaluation case has keyframes, no references: its first keyframe stands in for the colour
+        # model sheet (with a random model the colours mean nothing anyway).
+        first = sorted((src / manifest["keyframes"]).parent.glob("*"))[0]
+        (shot / "refs").mkdir(exist_ok=True)
+        shutil.copyfile(first, shot / "refs" / f"model{first.suffix}")
+        manifest["characters"] = {"model": {"reference": f"refs/model{first.suffix}"}}
     manifest.pop("keyframes", None)
     manifest.update(FAST)
     (shot / "refs.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -141,7 +148,14 @@ def main() -> None:
         for case in cases:
             if wanted and case.name not in wanted:
                 continue
-            r = run_case(case, model, Path(tmp) / case.name)
+            try:
+                r = run_case(case, model, Path(tmp) / case.name)
+            except subprocess.CalledProcessError as error:
+                print(
+                    f"| {case.name} | failed: {' '.join(error.cmd[1:3])} exited {error.returncode} |",
+                    flush=True,
+                )
+                continue
             both = r["keys_s"] + r["flat_s"]
             print(
                 f"| {r['case']} | {r['frames']} | {r['drawings']} | {len(r['keys'])} ({','.join(map(str, r['keys']))}) "

@@ -74,7 +74,12 @@ def plan(
         if keys:
             keys_args = RunOptions({**options.values, "engine": None}).argv()
             options = RunOptions({**options.values, "engine": EngineName.flat})
-        shot_plan = plan_from_options(shot_dir, refs, frames, out, options)
+        if keys:
+            from colorize_cli.keys import plan_before_keys
+
+            shot_plan = plan_before_keys(shot_dir, refs, frames, out, options)
+        else:
+            shot_plan = plan_from_options(shot_dir, refs, frames, out, options)
         if keys and not load_manifest(shot_plan.manifest_path).keyframes:
             raise UsageError(
                 f"--keys: {shot_plan.manifest_path} names no `keyframes` pattern, where the flat tasks would "

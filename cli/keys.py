@@ -20,12 +20,12 @@ from colorize_cli.common import (
 from colorize_cli.shot import Progress, _debug
 
 from colorize.engines import create_engine, engine_spec
-from colorize.errors import ExitCode, UsageError
+from colorize.errors import ColorizeError, ExitCode, MissingInputError, UsageError
 from colorize.events import Events, HumanReporter
-from colorize.keyframes import KeysPass, add_to_manifest, keys_pass
+from colorize.keyframes import KeysPass, add_to_manifest, keyframe_pattern, keys_pass
 from colorize.runner import run_shot
 from colorize.sequences import frame_range_text, parse_frame_range
-from colorize.shot import ShotPlan, check_output_writable, validate_plan
+from colorize.shot import ShotPlan, check_output_writable, raise_problems, validate_plan
 
 
 @with_run_options
@@ -79,7 +79,7 @@ def keys(
         human=HumanReporter(sys.stderr, progress=progress.value, quiet=quiet, interval=progress_every),
     )
     with errors_to_exit(events):
-        plan = plan_from_options(shot_dir, refs, None, None, options)
+        plan = plan_before_keys(shot_dir, refs, None, None, options)
         explicit = _explicit(frames, plan)
         if not dry_run:  # the model folder first: choosing reads the whole shot
             spec = engine_spec("keys")
@@ -107,6 +107,21 @@ def keys(
     _debug(summary)
     if summary.exit_code != ExitCode.OK:
         raise typer.Exit(int(summary.exit_code))
+
+
+def plan_before_keys(
+    shot_dir: Path, refs: Path | None, frames: str | None, out: Path | None, options: RunOptions
+) -> ShotPlan:
+    """`plan_from_options`, where the manifest's keyframes folder may not exist yet (`colorize keys` makes
+    it): every other problem is raised as usual."""
+    problems: list[ColorizeError] = []
+    plan = plan_from_options(shot_dir, refs, frames, out, options, problems=problems)
+    folder = keyframe_pattern(plan).folder
+    missing = f"{folder}: folder of keyframes sequence"
+    raise_problems(
+        [p for p in problems if not (isinstance(p, MissingInputError) and str(p).startswith(missing))]
+    )
+    return plan
 
 
 def _explicit(frames: str | None, plan: ShotPlan) -> list[int] | None:

@@ -135,7 +135,10 @@ class _Walker:
         self.frames = tuple(frames)
         self.load_lineart = load_lineart
         self.load_masks = load_masks or (lambda frame: {})
-        self.engine = FlatEngine(settings.model_copy(update={"output_alpha": "off", "output_depth": 8}))
+        flat = settings.flat.model_copy(update={"fill": "flat"})  # (painting only: the counts are the same)
+        self.engine = FlatEngine(
+            settings.model_copy(update={"output_alpha": "off", "output_depth": 8, "flat": flat})
+        )
         self.drawings: set[bytes] = set()  # every drawing of the shot so far
         self.size: tuple[int, int] = (0, 0)
 

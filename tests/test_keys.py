@@ -222,6 +222,9 @@ def test_plan_keys_puts_a_gpu_keys_step_before_the_flat_frame_tasks(shot, tmp_pa
     import yaml
     from openjd.model import DocumentType, decode_job_template, document_string_to_object
 
+    import shutil
+
+    shutil.rmtree(shot / "keys")  # the manifest names keys/…, which `colorize keys` will make
     tasks = json.loads(_cli("plan", str(shot), "--keys", "--chunk", "12", "--seed", "7").stdout)
     assert tasks["keys"]["command"][1] == "keys" and "--seed" in tasks["keys"]["command"]
     assert tasks["engine"] == "flat" and len(tasks["tasks"]) == 2
