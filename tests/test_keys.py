@@ -218,11 +218,10 @@ def test_a_repainted_key_makes_exactly_its_span_stale_and_is_never_overwritten(k
 def test_plan_keys_puts_a_gpu_keys_step_before_the_flat_frame_tasks(shot, tmp_path):
     """`colorize plan --keys`: the keys task first (GPU), then frame tasks with --engine flat (no GPU)."""
     import json
+    import shutil
 
     import yaml
     from openjd.model import DocumentType, decode_job_template, document_string_to_object
-
-    import shutil
 
     shutil.rmtree(shot / "keys")  # the manifest names keys/…, which `colorize keys` will make
     tasks = json.loads(_cli("plan", str(shot), "--keys", "--chunk", "12", "--seed", "7").stdout)
