@@ -91,7 +91,7 @@ def choose_keys(
         if pos == 0:
             key = Key(frame, FIRST, "the first frame of the shot")
         elif share < settings.keys.min_carried or lost:
-            why = f"{lost} regions only a reference could paint, " if lost else ""
+            why = f"{lost} regions it cannot carry (unresolved, or a reference's color), " if lost else ""
             key = Key(
                 frame,
                 CHANGE,
