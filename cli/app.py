@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import typer  # noqa: E402
 from colorize_cli import evaluate as evaluate_cmds  # noqa: E402
 from colorize_cli import farm as farm_cmds  # noqa: E402
+from colorize_cli import keys as keys_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
@@ -50,6 +51,7 @@ def _root(
 
 shot_cmds.register(app)
 farm_cmds.register(app)
+keys_cmds.register(app)
 evaluate_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
 
@@ -81,7 +83,7 @@ def _usage_error_event(ctx: Any, message: str) -> None:
     """`colorize shot … --json`: a command line refused by the parser is an `error` event too (README:
     a wrapper gets error events or run_start … summary, whatever went wrong)."""
     command = getattr(ctx, "command", None)
-    if getattr(command, "name", None) == "shot" and "--json" in sys.argv[1:]:
+    if getattr(command, "name", None) in ("shot", "keys") and "--json" in sys.argv[1:]:
         with contextlib.suppress(OutputClosed):
             Events(json_stream=sys.stdout).emit("error", error=message, exit_code=int(ExitCode.USAGE))
 

@@ -39,7 +39,10 @@ JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 # --preset, which picks the preset layer). Declared once here: `shot`, `check`, `status` and `plan` take
 # them through `@with_run_options`, and `plan` hands them on to every task as these same flags.
 RUN_OPTIONS: dict[str, tuple[Any, OptionInfo]] = {
-    "engine": (EngineName | None, typer.Option(None, "--engine", "-e", help="auto | flat | diffusion.")),
+    "engine": (
+        EngineName | None,
+        typer.Option(None, "--engine", "-e", help="auto | flat | diffusion | hybrid."),
+    ),
     "preset": (
         str | None,
         typer.Option(None, "--preset", "-p", help="Preset name from presets/ or a .yaml path."),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from colorize_cli.common import errors_to_exit
+from colorize_cli.common import REFS, errors_to_exit
 
 eval_app = typer.Typer(
     help="Evaluate the flat engine: region and pixel accuracy, PSNR, alpha IoU, beside a flow-warp baseline.\n\n"
@@ -185,14 +185,27 @@ def preview_cmd(
         help="A QA folder (`colorize shot --qa DIR`): frames side by side with their overlays, "
         "and the sheet picks the worst frames.",
     ),
+    keys: bool = typer.Option(
+        False,
+        "--keys",
+        help="OUT_DIR is a shot folder: write its keys_sheet.png (references, then each key beside its line "
+        "art) for review.",
+    ),
+    refs: Path | None = REFS,
 ) -> None:
     """Write OUT_DIR/preview.mp4 and OUT_DIR/contact_sheet.png of a rendered shot.
 
-    Example: `colorize preview shot042/color --fps 24 --qa shot042/qa`
+    With --keys, OUT_DIR is a shot folder and the keys sheet is written beside its manifest.
+
+    Examples: `colorize preview shot042/color --fps 24 --qa shot042/qa`, `colorize preview shot042 --keys`
     """
-    from colorize.preview import write_preview
+    from colorize.preview import write_keys_sheet, write_preview
+    from colorize.shot import find_manifest, plan_shot
 
     with errors_to_exit():
+        if keys:
+            typer.echo(str(write_keys_sheet(plan_shot(find_manifest(out_dir, refs)))))
+            return
         for path in write_preview(out_dir, fps=fps, qa_dir=qa):
             typer.echo(str(path))
 

@@ -20,9 +20,10 @@ from colorize_cli.common import (
     with_run_options,
 )
 
-from colorize.errors import OutputError
+from colorize.errors import OutputError, UsageError
 from colorize.farm import openjd_template, plan_tasks
 from colorize.images import image_size, write_atomic
+from colorize.manifest import load_manifest
 
 
 class PlanFormat(str, Enum):
@@ -41,6 +42,12 @@ def plan(
     save: Path | None = typer.Option(None, "--save", help="Write to this file instead of stdout."),
     frames: str | None = FRAMES,
     out: Path | None = OUT,
+    keys: bool = typer.Option(
+        False,
+        "--keys",
+        help="A `colorize keys` task first (on a GPU worker), then the frame tasks with --engine flat (no "
+        "GPU); the manifest must name its `keyframes`.",
+    ),
     *,
     options: RunOptions,
 ) -> None:
@@ -57,20 +64,37 @@ def plan(
 
         colorize plan ./shot042 --chunk 24 --format openjd --save jobs/shot042.job.yaml
 
+        colorize plan ./shot042 --keys --model /models/colorize-v2 --format openjd --save job.yaml
+
         openjd run jobs/shot042.job.yaml      # run it locally; submit the same file to Deadline Cloud
     """
     with errors_to_exit():
-        shot_plan = plan_from_options(shot_dir, refs, frames, out, options)
+        keys_args = None
+        if keys:
+            keys_args = RunOptions({**options.values, "engine": None}).argv()
+            options = RunOptions({**options.values, "engine": "flat"})
+        if keys:
+            from colorize_cli.keys import plan_before_keys
+
+            shot_plan = plan_before_keys(shot_dir, refs, frames, out, options)
+        else:
+            shot_plan = plan_from_options(shot_dir, refs, frames, out, options)
+        if keys and not load_manifest(shot_plan.manifest_path).keyframes:
+            raise UsageError(
+                f"--keys: {shot_plan.manifest_path} names no `keyframes` pattern, where the flat tasks would "
+                "find the keys: add one (`colorize keys DIR --write-manifest` adds keys/<line-art name>)"
+            )
         if fmt is PlanFormat.openjd:
             gpu_memory = None
-            if shot_plan.engine == "diffusion":
+            if shot_plan.engine in ("diffusion", "hybrid") or keys:  # hybrid and keys paint with diffusion
                 from colorize.engines.diffusion.planning import gpu_memory_estimate_mib
+                from colorize.engines.keys import keys_settings
 
                 size = image_size(shot_plan.lineart_paths[shot_plan.frames[0]])
-                gpu_memory = gpu_memory_estimate_mib(shot_plan.settings, size)
+                gpu_memory = gpu_memory_estimate_mib(keys_settings(shot_plan.settings), size)
             template = (save or Path("job.yaml")).absolute()
             doc, required = openjd_template(
-                shot_plan, shot_dir, chunk, options.argv(), template.parent, gpu_memory
+                shot_plan, shot_dir, chunk, options.argv(), template.parent, gpu_memory, keys_args
             )
             text = yaml.safe_dump(doc, sort_keys=False, width=1000)
             if required:
@@ -83,7 +107,7 @@ def plan(
                 )
         else:
             args = options.task_args(out)
-            text = json.dumps(plan_tasks(shot_plan, shot_dir, chunk, args), indent=2) + "\n"
+            text = json.dumps(plan_tasks(shot_plan, shot_dir, chunk, args, keys_args), indent=2) + "\n"
         if save is None:
             typer.echo(text, nl=False)
         else:

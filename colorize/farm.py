@@ -46,10 +46,19 @@ def plan_chunks(plan: ShotPlan, size: int) -> list[str]:
     return chunks
 
 
-def plan_tasks(plan: ShotPlan, shot_dir: Path, chunk: int, args: list[str]) -> dict[str, Any]:
-    """The JSON document `colorize plan` prints; `args` are the `colorize shot` options every task gets."""
+def plan_tasks(
+    plan: ShotPlan, shot_dir: Path, chunk: int, args: list[str], keys_args: list[str] | None = None
+) -> dict[str, Any]:
+    """The JSON document `colorize plan` prints; `args` are the `colorize shot` options every task gets.
+    With `keys_args` (`plan --keys`), a `keys` task (`colorize keys` with those options) comes first: the
+    frame tasks run after it."""
     base = ["colorize", *shot_command(plan, shot_dir, args)]
+    keys: dict[str, Any] = {}
+    if keys_args is not None:
+        command = ["colorize", "keys", *shot_command(plan, shot_dir, keys_args)[1:], "--json"]
+        keys = {"keys": {"command": command, "gpu": True}}
     return {
+        **keys,
         "manifest": str(plan.manifest_path.resolve()),
         "frames": plan.selected_range,
         "frames_total": len(plan.selected),
@@ -70,6 +79,7 @@ def openjd_template(
     args: list[str],
     template_dir: Path,
     gpu_memory_mib: int | None = None,
+    keys_args: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """An Open Job Description job template with one task per chunk of frames, and the job parameters it
     leaves without a default ({name: absolute path}: give them with `-p NAME=VALUE`).
@@ -79,7 +89,9 @@ def openjd_template(
     (relative to it, never walking up): a path there gets its relative default, any other path none. The
     executable is a parameter too, so a worker whose `colorize` is not on PATH can be pointed at it. Tasks
     report progress with `openjd_progress:` / `openjd_status:` lines. With `gpu_memory_mib` (the diffusion
-    engine), the step asks for a GPU worker with that much GPU memory.
+    engine), the step asks for a GPU worker with that much GPU memory. With `keys_args` (`plan --keys`), a
+    `Keys` step of one task (`colorize keys` with those options) comes first, on a GPU worker
+    (`gpu_memory_mib`), and the frame step depends on it and asks for no GPU.
     """
     required: dict[str, str] = {}
 
@@ -127,13 +139,44 @@ def openjd_template(
             }
         },
     }
-    if gpu_memory_mib is not None:
-        step["hostRequirements"] = {
+    gpu = (
+        {
             "amounts": [
                 {"name": "amount.worker.gpu", "min": 1},
                 {"name": "amount.worker.gpu.memory", "min": gpu_memory_mib},
             ]
         }
+        if gpu_memory_mib is not None
+        else None
+    )
+    steps = [step]
+    if keys_args is not None:
+        keys_step: dict[str, Any] = {
+            "name": "Keys",
+            "script": {
+                "actions": {
+                    "onRun": {
+                        "command": "{{Param.Colorize}}",
+                        "args": [
+                            "keys",
+                            "{{Param.ShotDir}}",
+                            "--refs",
+                            "{{Param.Refs}}",
+                            "--progress",
+                            "openjd",
+                            "--json",
+                            *keys_args,
+                        ],
+                    }
+                }
+            },
+        }
+        if gpu is not None:
+            keys_step["hostRequirements"] = gpu
+        step["dependencies"] = [{"dependsOn": "Keys"}]
+        steps = [keys_step, step]
+    elif gpu is not None:
+        step["hostRequirements"] = gpu
     name = re.sub(r"[^A-Za-z0-9 ._-]", "_", f"colorize {plan.lineart.head.rstrip('._') or shot_dir.name}")
     template = {
         "specificationVersion": "jobtemplate-2023-09",
@@ -149,6 +192,6 @@ def openjd_template(
                 "description": "The colorize executable on the workers.",
             },
         ],
-        "steps": [step],
+        "steps": steps,
     }
     return template, required

@@ -21,6 +21,7 @@ from colorize.settings import (
     TIMING_HELP,
     DiffusionSettings,
     FlatSettings,
+    KeysSettings,
     OutputAlpha,
     StrictModel,
     Timing,
@@ -32,8 +33,10 @@ from colorize.settings import (
 
 
 class SettingsLayer(StrictModel):
-    engine: Literal["auto", "flat", "diffusion"] | None = Field(
-        None, description="auto picks diffusion only when a model is configured, else flat."
+    engine: Literal["auto", "flat", "diffusion", "hybrid"] | None = Field(
+        None,
+        description="auto picks diffusion only when a model is configured, else flat; hybrid: key drawings "
+        "painted by diffusion, the rest carried by the flat engine, in one run.",
     )
     seed: int | None = Field(None, description="Seed of every random choice; same seed, same bytes.")
     batch: int | None = Field(None, ge=1, le=256, description="Frames per engine call.")
@@ -53,6 +56,7 @@ class SettingsLayer(StrictModel):
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
     trace_lines: TraceLineSettings | None = None
+    keys: KeysSettings | None = None
 
     def as_layer(self) -> dict[str, Any]:
         """The keys this layer sets, as plain data (nested sections keep only their set keys)."""

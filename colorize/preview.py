@@ -14,8 +14,9 @@ import numpy as np
 
 from colorize import images
 from colorize.errors import InputDataError, MissingInputError, OutputError
-from colorize.qa import QA_JSON, badness, grid_sheet
-from colorize.sequences import find_sequence
+from colorize.qa import QA_JSON, badness, contact_sheet, grid_sheet
+from colorize.sequences import find_sequence, list_frames
+from colorize.shot import ShotPlan
 
 PREVIEW_NAMES = ("preview.mp4", "contact_sheet.png")
 
@@ -99,3 +100,34 @@ def write_preview(
         sheet, grid_sheet(sheet_imgs, sheet_names, cols=2 if qa else 4, tile=640 if qa else 320)
     )
     return [mp4, sheet]
+
+
+KEYS_SHEET = "keys_sheet.png"
+
+
+def write_keys_sheet(plan: ShotPlan, tile: int = 360) -> Path:
+    """A contact sheet of a shot's keys for review (`colorize preview DIR --keys`): the references on the
+    first row, then each keyframe beside its line art, whose it is in the caption (`colorize keys` or a
+    painter). Written beside the manifest as keys_sheet.png; returns its path."""
+    from colorize.keyframes import keyframe_pattern, written_by_keys
+
+    pattern = keyframe_pattern(plan)
+    keys = list_frames(pattern, "keyframes") if pattern.folder.is_dir() else {}
+    if not keys:
+        raise MissingInputError(
+            f"{pattern.folder / pattern.text.split('/')[-1]}: no keyframes (run `colorize keys`)"
+        )
+    refs = [(c.name, c.reference) for c in plan.characters]
+    refs += [("background", plan.background)] if plan.background else []
+    rows: list[list[np.ndarray | None]] = [[images.read_rgb(path) for _, path in refs]] if refs else []
+    labels = [f"references: {', '.join(name for name, _ in refs)}"] if refs else []
+    for frame, path in sorted(keys.items()):
+        if frame not in plan.lineart_paths:
+            continue
+        rows.append([images.read_rgba(plan.lineart_paths[frame]), images.read_rgba(path)])
+        whose = "colorize keys" if written_by_keys(path) else "painter"
+        labels.append(f"key {frame} ({whose}): line art | key")
+    sheet = contact_sheet(rows, labels, tile=tile)
+    out = plan.manifest_path.parent / KEYS_SHEET
+    images.write_image(out, sheet)
+    return out

@@ -13,6 +13,9 @@ An output's provenance record holds:
 - `engine` and `colorize` (the tool version).
 - `unresolved`: the frame's unresolved region count when the engine reports one (for the quality gate and
   the summary of frames that are skipped as fresh).
+- `pixels`: a sha256 of the decoded pixels, when the engine reports one (`info["pixels"]`, see
+  `pixels_digest`): `colorize keys` writes it into the keyframes it paints, so that a key a painter changed
+  in a program that keeps the text chunk is still recognised as the painter's.
 
 The record is stored in the frame itself (`images.write_image` metadata: a PNG text chunk). An output is
 *done* when its record matches the current one, *stale* when it does not (or has none: written by an older
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from colorize import __version__, images
 from colorize.engines import engine_spec, pixel_settings
@@ -42,11 +47,13 @@ class Provenance:
     settings: str
     inputs: str
     unresolved: int | None = None
+    pixels: str | None = None
 
     def to_text(self) -> str:
         record: dict[str, Any] = {"schema": RECORD_SCHEMA, **asdict(self)}
-        if self.unresolved is None:
-            del record["unresolved"]
+        for optional in ("unresolved", "pixels"):
+            if record[optional] is None:
+                del record[optional]
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -60,7 +67,16 @@ class Provenance:
             return None
 
     def with_unresolved(self, unresolved: Any) -> Provenance:
-        return Provenance(self.engine, self.colorize, self.settings, self.inputs, _count(unresolved))
+        return Provenance(
+            self.engine, self.colorize, self.settings, self.inputs, _count(unresolved), self.pixels
+        )
+
+    def with_result(self, info: dict[str, Any]) -> Provenance:
+        """The record of an output made with the engine details `info` (`unresolved`, `pixels`)."""
+        pixels = info.get("pixels")
+        return replace(
+            self.with_unresolved(info.get("unresolved")), pixels=pixels if isinstance(pixels, str) else None
+        )
 
     def stale_reason(self, stored: Provenance | None) -> str | None:
         """Why an output made with `stored` is not what this record describes; None when it is."""
@@ -146,6 +162,18 @@ def file_digest(path: Path) -> str:
         raise MissingInputError(f"{path}: file not found") from None
     except OSError as error:
         raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
+    return digest.hexdigest()
+
+
+def pixels_digest(image: np.ndarray) -> str:
+    """sha256 of an image's pixels as `images.read_image` decodes its file (RGBA, the file's depth): the
+    same for the array an engine hands the writer (after `images.output_array`) and the file read back."""
+    if image.ndim == 2:
+        image = np.dstack([image] * 3)
+    if image.shape[2] == 3:
+        image = np.dstack([image, np.full(image.shape[:2], np.iinfo(image.dtype).max, image.dtype)])
+    digest = hashlib.sha256(f"{image.shape} {image.dtype.str}\n".encode())
+    digest.update(np.ascontiguousarray(image).data)
     return digest.hexdigest()
 
 

@@ -186,14 +186,17 @@ def run_shot(
     size: tuple[int, int],
     overwrite: bool = False,
     qa_dir: Path | None = None,
+    messages: Sequence[str] = (),
 ) -> Summary:
     """Color the plan's selected frames that are missing or stale (all with `overwrite`).
+
+    `messages`: lines for people, emitted as `message` events right after `run_start`.
 
     `engine` is an engine, or a function that makes one (called only when some frame needs coloring, so a
     rerun with every frame fresh never loads a model). Emits `run_start` ... `summary`; never raises for
     what happens after `run_start` (the summary says it), so the caller only maps `exit_code`.
     """
-    return _run(plan, events, size, lambda stream: stream.run(engine, overwrite), qa_dir)
+    return _run(plan, events, size, lambda stream: stream.run(engine, overwrite), qa_dir, messages)
 
 
 def run_on_devices(
@@ -222,6 +225,7 @@ def _run(
     size: tuple[int, int],
     body: Callable[[_Stream], None],
     qa_dir: Path | None = None,
+    messages: Sequence[str] = (),
 ) -> Summary:
     clock = Stopwatch()
     summary = Summary(total=len(plan.selected))
@@ -242,6 +246,8 @@ def _run(
         )
         if plan.settings.engine == "auto":
             events.emit("message", text=f"engine {plan.engine} ({plan.engine_reason})")
+        for text in messages:
+            events.emit("message", text=text)
         body(_Stream(plan, events, summary, size, qa_dir))
     except KeyboardInterrupt:
         summary.stop(ExitCode.INTERRUPTED, "interrupted")
@@ -558,7 +564,7 @@ class _Stream:
             for i, (f, reason) in enumerate(work[result.frame]):
                 # The same array for every frame that shows the drawing: byte-identical outputs. Frames of
                 # one drawing share their dependencies, so their records are the same too.
-                record = self.freshness.expected(f).with_unresolved(result.info.get("unresolved"))
+                record = self.freshness.expected(f).with_result(result.info)
                 write = writer.submit(
                     _write_output, self.outputs[f], result.image, self.plan.settings, record.to_text()
                 )

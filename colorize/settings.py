@@ -170,10 +170,29 @@ class DiffusionSettings(StrictModel):
         return value
 
 
+class KeysSettings(StrictModel):
+    """How `colorize keys` (and `engine: hybrid`) choose the key drawings of a shot from its line art."""
+
+    max_gap: int = Field(
+        48,
+        ge=1,
+        description="A key at least every this many frames: the first new drawing (not a repeat of an "
+        "earlier one) this many frames or more after the last key becomes one.",
+    )
+    max_count: int = Field(16, ge=1, description="At most this many keys per shot (the first ones).")
+    min_carried: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="A drawing becomes a key when the flat engine, run from the last key, carries less than "
+        "this share of its regions with confidence (the rest unresolved or low-confidence).",
+    )
+
+
 class Settings(StrictModel):
     """Everything that changes the result of a run."""
 
-    engine: Literal["auto", "flat", "diffusion"] = "auto"
+    engine: Literal["auto", "flat", "diffusion", "hybrid"] = "auto"
     seed: int = 0
     batch: int = Field(4, ge=1, le=256)
     temporal: Literal["none", "locked", "warp"] = "warp"
@@ -200,6 +219,7 @@ class Settings(StrictModel):
     trace_lines: TraceLineSettings = Field(
         TraceLineSettings(), description="Colour-trace lines: which line colours are filled, and how."
     )
+    keys: KeysSettings = KeysSettings()
 
 
 def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_wrong_type_and_bad_choice(tmp_path):
         load_manifest(path)
     text = "\n".join(info.value.problems)
     assert f"{path}:9: batch:" in text and "'many'" in text
-    assert f"{path}:10: engine: got 'magic', expected 'auto', 'flat' or 'diffusion'" in text
+    assert f"{path}:10: engine: got 'magic', expected 'auto', 'flat', 'diffusion' or 'hybrid'" in text
 
 
 def test_yaml_syntax_error_has_line_and_column(tmp_path):

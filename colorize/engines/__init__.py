@@ -174,24 +174,65 @@ def _diffusion_check(settings: Settings) -> None:
     check_weight_files(folder)  # headers and file sizes only
 
 
+def _create_keys(settings: Settings) -> Engine:
+    _diffusion_check(settings)
+    from colorize.engines.keys import KeysEngine
+
+    return KeysEngine(settings)
+
+
+def _itself(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    return (frame,)
+
+
+def _create_hybrid(settings: Settings) -> Engine:
+    _diffusion_check(settings)
+    from colorize.engines.keys import HybridEngine
+
+    return HybridEngine(settings)
+
+
+def _whole_shot(
+    frame: int, frames: Sequence[int], keyframes: Sequence[int], settings: Settings
+) -> tuple[int, ...]:
+    """hybrid: the keys are chosen from the whole shot's line art, so every frame may decide any output."""
+    return tuple(frames)
+
+
 def _diffusion_fingerprint(settings: Settings) -> str:
     from colorize.engines.diffusion.planning import model_fingerprint
 
     return model_fingerprint(settings.model)
 
 
+def _section(name: str) -> frozenset[str]:
+    """Every leaf field of the settings section `name`, as dotted paths."""
+    section = Settings.model_fields[name].annotation
+    assert section is not None
+    return frozenset(f"{name}.{field}" for field in section.model_fields)
+
+
+# Colour-trace lines: which line pixels are filled, and with which side's colour (regions/lines.py), in
+# the flat engine and in the diffusion engine's cel finish.
+TRACE_READS = _section("trace_lines")
+
 # The flat engine reads its own section, every field (flat.py); nothing random, no batch dependence.
-FLAT_READS = frozenset(
-    {
-        "flat.lines",
-        "flat.gap_close",
-        "flat.min_region",
-        "flat.unresolved_color",
-        "flat.colored_lines",
-        "flat.line_threshold",
-        "flat.match_threshold",
-        "flat.fill",
-    }
+FLAT_READS = (
+    frozenset(
+        {
+            "flat.lines",
+            "flat.gap_close",
+            "flat.min_region",
+            "flat.unresolved_color",
+            "flat.colored_lines",
+            "flat.line_threshold",
+            "flat.match_threshold",
+            "flat.fill",
+        }
+    )
+    | TRACE_READS
 )
 
 
@@ -199,30 +240,33 @@ FLAT_READS = frozenset(
 # and the flat fields of the line-art segmentation it shares with the flat engine: masks derived from the
 # line art (`preprocess.lineart_foreground`: gap_close, line_threshold) and cel finish (`cel.cel_regions`:
 # gap_close, min_region, line_threshold).
-DIFFUSION_READS = frozenset(
-    {
-        "seed",  # each frame's noise
-        "batch",  # the UNet's batch shape (a frame's floats can differ in the last bit with it)
-        "temporal",
-        "diffusion.steps",
-        "diffusion.sampler",
-        "diffusion.resolution",
-        "diffusion.mode",
-        "diffusion.ref_scale",
-        "diffusion.sketch_scale",
-        "diffusion.strength",
-        "diffusion.cel_finish",
-        "diffusion.device",  # other kernels, other last bits
-        "diffusion.dtype",
-        "diffusion.mask_dilation",
-        "diffusion.mask_source",
-        "diffusion.warp_anchor_every",
-        "diffusion.occlusion_threshold",
-        "diffusion.cuda_graph",  # until a GPU run shows the replay gives the eager bytes
-        "flat.gap_close",
-        "flat.line_threshold",
-        "flat.min_region",
-    }
+DIFFUSION_READS = (
+    frozenset(
+        {
+            "seed",  # each frame's noise
+            "batch",  # the UNet's batch shape (a frame's floats can differ in the last bit with it)
+            "temporal",
+            "diffusion.steps",
+            "diffusion.sampler",
+            "diffusion.resolution",
+            "diffusion.mode",
+            "diffusion.ref_scale",
+            "diffusion.sketch_scale",
+            "diffusion.strength",
+            "diffusion.cel_finish",
+            "diffusion.device",  # other kernels, other last bits
+            "diffusion.dtype",
+            "diffusion.mask_dilation",
+            "diffusion.mask_source",
+            "diffusion.warp_anchor_every",
+            "diffusion.occlusion_threshold",
+            "diffusion.cuda_graph",  # until a GPU run shows the replay gives the eager bytes
+            "flat.gap_close",
+            "flat.line_threshold",
+            "flat.min_region",
+        }
+    )
+    | TRACE_READS
 )
 
 
@@ -236,6 +280,28 @@ _SPECS: dict[str, EngineSpec] = {
         fingerprint=_diffusion_fingerprint,
         check=_diffusion_check,
         schedule=_diffusion_schedule,
+    ),
+    # `colorize keys`: the diffusion engine painting key drawings, each alone (temporal none) and
+    # cel-finished with the flat engine's regions (so `flat` counts); see colorize.engines.keys.
+    "keys": EngineSpec(
+        "keys",
+        _create_keys,
+        _itself,
+        # each key alone (temporal none) and cel-finished (cel_finish on), whatever the settings say;
+        # which drawings are keys (`keys.*`) decides which files, not their pixels.
+        reads=DIFFUSION_READS - {"temporal", "diffusion.cel_finish"},
+        fingerprint=_diffusion_fingerprint,
+        check=_diffusion_check,
+    ),
+    # `engine: hybrid`: keys chosen and painted in memory, then the flat engine, in one run.
+    "hybrid": EngineSpec(
+        "hybrid",
+        _create_hybrid,
+        _whole_shot,
+        # the keys' painting and the flat engine's, and the choice of keys (it decides every output).
+        reads=FLAT_READS | (DIFFUSION_READS - {"temporal", "diffusion.cel_finish"}) | _section("keys"),
+        fingerprint=_diffusion_fingerprint,
+        check=_diffusion_check,
     ),
 }
 

@@ -263,9 +263,12 @@ class FlatEngine(EngineBase):
             unfilled = cv2.subtract(unfilled, taken)
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
+            owners = self._owners(fi.frame, seg)
+            if shot.keyframes:  # small regions take the keys' colors around them (same owner) first
+                self._small_from_neighbours(seg, colors, source, owners, same_owner=True)
             if not shot.keyframes or fi.masks:
                 self._reference_fill(seg, fi, colors, source)
-            self._small_from_neighbours(seg, colors, source, self._owners(fi.frame, seg))
+            self._small_from_neighbours(seg, colors, source, owners)
             paint, unfilled = self._paint(seg, lw, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
             over = lw.trace
@@ -566,7 +569,12 @@ class FlatEngine(EngineBase):
     # -- fallbacks ---------------------------------------------------------------------------------------
 
     def _small_from_neighbours(
-        self, seg: Segmentation, colors: np.ndarray, source: np.ndarray, owner: np.ndarray | None = None
+        self,
+        seg: Segmentation,
+        colors: np.ndarray,
+        source: np.ndarray,
+        owner: np.ndarray | None = None,
+        same_owner: bool = False,
     ) -> None:
         """Small regions left unresolved (under min_region px, or NEIGHBOUR_SHARE of the frame) take their
         most common neighbour's color.
@@ -574,7 +582,7 @@ class FlatEngine(EngineBase):
         Tiny enclosures (pockets where lines meet, 1-px holes) and small new parts (a mouth corner that
         opens, an eye pocket) often have nothing to match in the frames before; the color around them
         beats the unresolved color (QA marks those above min_region as low confidence). With owners
-        (masks), a neighbour of the same owner comes first.
+        (masks), a neighbour of the same owner comes first; with `same_owner`, only such a neighbour.
         """
         small = (colors == NO_COLOR) & (seg.areas < self._neighbour_limit(seg))
         small[0] = False
@@ -584,6 +592,8 @@ class FlatEngine(EngineBase):
             nb = neighbour_regions(seg, small, reach=reach, owner=owner)
             take = small & (nb > 0)
             take[take] &= colors[nb[take]] != NO_COLOR
+            if same_owner and owner is not None:
+                take[take] &= owner[nb[take]] == owner[take]
             colors[take] = colors[nb[take]]
             source[take] = NEIGHBOUR
             small &= ~take
