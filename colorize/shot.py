@@ -21,6 +21,7 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
+from colorize.colormodel import Palette, keyframe_problems, load_palette
 from colorize.engines import choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
@@ -32,7 +33,8 @@ from colorize.errors import (
     UsageError,
 )
 from colorize.images import IMAGE_EXTS, image_size, verify_image
-from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines
+from colorize.layers import clashes, plan_layers
+from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
 from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
 from colorize.settings import Settings, merge_layers
 
@@ -73,6 +75,12 @@ class ShotPlan:
     # selected frame -> the line-art frames its output is made from (the engine's rule; includes the frame)
     dependencies: dict[int, tuple[int, ...]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # where settings came from, for the run log
+    palette: Palette | None = None  # the colour model (`settings.palette`, loaded)
+    layers: dict[str, Pattern] = field(default_factory=dict)  # layer name -> pattern (`colorize.layers`)
+
+    def outputs_of(self, f: int) -> dict[str, Path]:
+        """Every file frame `f` writes: its layers, then the main output (`output`), in writing order."""
+        return {**{name: p.path(f) for name, p in self.layers.items()}, "output": self.output.path(f)}
 
     @property
     def reads(self) -> tuple[int, ...]:
@@ -123,6 +131,8 @@ class ShotPlan:
                 files[f"mask {c.name}"] = c.mask.path()
         if self.background:
             files["background"] = self.background
+        if self.palette is not None:
+            files["palette"] = self.palette.path
         return files
 
 
@@ -163,6 +173,12 @@ def resolve_settings(
     if manifest.model:
         model = Path(manifest.model)
         manifest_layer["model"] = str(model if model.is_absolute() else manifest_path.parent / model)
+    if manifest.palette:
+        manifest_layer["palette"] = str(manifest_path.parent / manifest.palette)
+    if "palette" in preset_layer:  # relative to the preset file
+        preset_layer["palette"] = str(
+            preset_path(preset_name, manifest_path.parent).parent / preset_layer["palette"]
+        )
     env_layer = {"model": os.environ[MODEL_ENV]} if os.environ.get(MODEL_ENV) else {}
     merged = merge_layers(preset_layer, manifest_layer, env_layer, cli)
     sources = {}
@@ -324,6 +340,24 @@ def plan_shot(
         background = base / manifest.background.reference
         _require_file(background, "background reference", problems)
 
+    palette = None
+    if settings.palette:
+        try:
+            palette = load_palette(Path(settings.palette))
+        except ColorizeError as error:
+            problems.append(error)
+    layers = plan_layers(
+        manifest.layers.model_dump() if manifest.layers else {},
+        base,
+        out_dir,
+        manifest_path,
+        settings.palette is not None,
+        problems,
+    )
+    if layers and selected:
+        for clash in clashes({**layers, "output": output}, selected[0]):
+            problems.append(OutputError(f"{manifest_path}: layers: {clash}"))
+
     plan = ShotPlan(
         manifest_path=manifest_path,
         lineart=lineart,
@@ -339,17 +373,22 @@ def plan_shot(
         engine_reason=engine_reason,
         dependencies=dependencies,
         sources=sources,
+        palette=palette,
+        layers=layers,
     )
     if not problems:
         inputs = plan.input_paths()
-        clash = [f for f in selected if plan.output.path(f).resolve() in inputs]
-        if clash:
-            problems.append(
-                OutputError(
-                    f"{plan.output.path(clash[0])}: output of frame {clash[0]} is an input file; "
-                    "change `output` or --out"
+        for kind in ["output", *plan.layers]:
+            pattern = plan.layers.get(kind, plan.output)
+            hit = [f for f in selected if pattern.path(f).resolve() in inputs]
+            if hit:
+                what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
+                problems.append(
+                    OutputError(
+                        f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
+                        f"change `{key}` or --out"
+                    )
                 )
-            )
     if not collect:
         raise_problems(problems)
     return plan
@@ -450,6 +489,13 @@ def validate_plan(
         elif c.name not in single_masks_done and not (collect and not c.mask.path().is_file()):
             single_masks_done.add(c.name)
             same_size(c.mask.path(), f"mask of {c.name!r}")
+    if plan.palette is not None and not problems:
+        for f in frames:
+            fp = plan.frame(f)
+            if fp.keyframe is not None:
+                problems.extend(
+                    InputDataError(line) for line in keyframe_problems(plan.palette, fp.keyframe, fp.lineart)
+                )
     for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
         if collect and not ref.is_file():  # plan_shot reported it
             continue

@@ -13,6 +13,8 @@ Optional parts an engine may have:
   it into `message` events after `prepare` and after every batch.
 - `native_depth = True`: with `output_depth: 16` the engine takes line art and keyframes at their files'
   depth (uint16 for 16-bit files, see `reads_native_depth`); without it every frame comes as 8-bit.
+- Layers: when `ShotContext.layers` names "paint" and/or "line", each result carries them
+  (`FrameResult.layers`); with `ShotContext.palette`, every painted pixel is a palette colour.
 - A frame that cannot be made while the rest of its batch can (a bad input file read for it alone) comes
   back as a `FrameResult` with `error` set and no image: that frame fails, the others are written.
 
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from colorize.colormodel import Palette
 from colorize.errors import ColorizeError
 from colorize.settings import Settings
 
@@ -61,6 +64,8 @@ class ShotContext:
     load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×4 RGBA colored keyframe (likewise)
     load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
     qa: bool = False  # the run asks for QA overlays (FrameResult.qa) from engines that make them
+    layers: tuple[str, ...] = ()  # layers each FrameResult must carry (`colorize.layers.ENGINE_LAYERS`)
+    palette: Palette | None = None  # the colour model: every painted pixel must be one of its colours
 
 
 @dataclass
@@ -82,6 +87,9 @@ class FrameResult:
     seconds: float | None = None  # engine time of this frame, when the engine can tell (else batch / n)
     qa: np.ndarray | None = None  # H×W×3 uint8 QA overlay, when the shot asks for one (ShotContext.qa)
     error: ColorizeError | None = None  # this frame alone could not be made (the rest of its batch could)
+    # the layers the shot asks for (ShotContext.layers): "paint" (RGB/RGBA fills, lines painted over) and
+    # "line" (RGBA main lines, straight alpha), same size and depth as `image`; `line` over `paint` = `image`
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Engine(Protocol):

@@ -35,6 +35,12 @@ line art or span keyframes are 16-bit is painted and rendered at 16 bits: each r
 carry the 16-bit keyframe pixels, and lines are composited from the 16-bit line art. A frame whose
 inputs are all 8-bit is made at 8 bits, as without the setting (the writer widens it exactly).
 
+Colour model (`palette`): keyframes are snapped to the palette as they are read (every pixel to its
+nearest colour, CIELAB ΔE), region colors from anywhere else (references) are snapped too, and the frame is
+made at 8 bits, so every painted pixel is a palette colour (unresolved regions keep `unresolved_color`).
+Layers (`ShotContext.layers`): `paint` is the paint layer (lines painted over), `line` the main lines
+(`regions.render.line_layer`).
+
 Character masks (when the manifest gives them) make every region "owned" by the character covering most
 of its pixels, or by the background; votes only count pixels of the same owner (see `regions.propagate`).
 
@@ -56,6 +62,7 @@ import cv2
 import numpy as np
 
 from colorize import images
+from colorize.colormodel import Palette
 from colorize.engines.base import FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
 from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
@@ -65,12 +72,20 @@ from colorize.regions.palette import (
     NO_COLOR,
     deep_colors,
     dominant_colors,
+    on_model,
     parse_hex,
     reference_palette,
     widen,
 )
 from colorize.regions.propagate import propagate, vote_pixels
-from colorize.regions.render import carry_texture, paint_layer, paint_layer16, paste_off_lines, render
+from colorize.regions.render import (
+    carry_texture,
+    line_layer,
+    paint_layer,
+    paint_layer16,
+    paste_off_lines,
+    render,
+)
 from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
 from colorize.settings import Settings
 
@@ -139,6 +154,7 @@ class FlatEngine:
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
         self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
+        self.palette: Palette | None = None  # the colour model (ShotContext.palette)
 
     # -- interface ---------------------------------------------------------------------------------------
 
@@ -151,6 +167,7 @@ class FlatEngine:
         self._sigs.clear()
         self._states.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
+        self.palette = shot.palette
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
     def preprocess(self, frame_input: FrameInput) -> FrameInput:
@@ -223,7 +240,8 @@ class FlatEngine:
         if fi.frame in shot.keyframes:
             self._key(fi.frame, fi.keyframe)  # this frame's keyframe as the batch brings it (not re-read)
         alpha = self._alpha(seg, keys)
-        deep = fi.lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
+        lineart = fi.lineart if self.palette is None else images.to_uint8(fi.lineart)
+        deep = lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
         digest = self._signature(fi.frame).digest
         same = [k for k in keys if self._signature(k).digest == digest]
         if fi.frame in shot.keyframes or same:
@@ -246,7 +264,12 @@ class FlatEngine:
         unresolved = colors == NO_COLOR
         unresolved[0] = False
         source[unresolved] = UNRESOLVED
-        image = render(seg, paint, fi.lineart, self.flat.lines, self.flat.colored_lines)
+        image = render(seg, paint, lineart, self.flat.lines, self.flat.colored_lines)
+        layers = {}
+        if "paint" in shot.layers:
+            layers["paint"] = paint
+        if "line" in shot.layers:
+            layers["line"] = line_layer(seg, lineart, paint.dtype, self.flat.lines, self.flat.colored_lines)
         counts = np.bincount(source[1:], minlength=len(SOURCES))
         info: dict[str, Any] = {
             "regions": int(seg.count),
@@ -258,7 +281,7 @@ class FlatEngine:
         low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
         info["low_confidence"] = int(low.sum())
         qa = qa_overlay(image, seg, source, low, SOURCES) if self.qa else None
-        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa)
+        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa, layers=layers)
 
     def _paint(
         self,
@@ -276,7 +299,7 @@ class FlatEngine:
 
     def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
         """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""
-        out = colors.copy()
+        out = on_model(self.palette, colors) if self.palette is not None else colors.copy()
         out[out == NO_COLOR] = parse_hex(self.flat.unresolved_color)
         out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
         return out
@@ -644,6 +667,8 @@ class FlatEngine:
             image = self._require_shot().load_keyframe(frame)
         if image.shape[2] == 3:
             image = np.dstack([image, np.full(image.shape[:2], np.iinfo(image.dtype).max, image.dtype)])
+        if self.palette is not None:  # on model: every pixel carried from it is a palette colour
+            image = self.palette.snap(images.to_uint8(image))
         image8 = images.to_uint8(image)
         seg = self._segmentation(frame)
         # Region colors from the pixels no line touches (anti-aliased edges are tinted by the line).
