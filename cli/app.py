@@ -17,6 +17,7 @@ import typer  # noqa: E402
 from colorize_cli import evaluate as evaluate_cmds  # noqa: E402
 from colorize_cli import farm as farm_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
+from colorize_cli import palette as palette_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
 from colorize import __version__  # noqa: E402
@@ -52,6 +53,7 @@ shot_cmds.register(app)
 farm_cmds.register(app)
 evaluate_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
+app.add_typer(palette_cmds.app, name="palette")
 
 
 def _terminate(signum: int, frame: object) -> None:
