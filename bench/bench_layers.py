@@ -55,8 +55,12 @@ def over(line: np.ndarray, paint: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "realdata")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--realdata", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "realdata"
+    )
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--shift", default="40,12")
     parser.add_argument("--angle", type=float, default=3.0)
@@ -101,9 +105,13 @@ def main() -> None:
         index_mismatch += int(((index == 0) != ~painted).sum())
         print(f"frame {f}: index {index.dtype} {index.shape}, ids {sorted(np.unique(index).tolist())[:6]}...")
     print(f"line over paint vs output: max difference {worst:.0f}/255")
-    print(f"painted pixels of paint not palette[index]: {off_palette}; index 0 != transparent: {index_mismatch}")
+    print(
+        f"painted pixels of paint not palette[index]: {off_palette}; index 0 != transparent: {index_mismatch}"
+    )
     # Region ids on the moved frame.
-    seg2 = moved(region_ids(images.read_rgba(pbc / "seg.png")).astype(np.float32), shift, args.angle).astype(np.int64)
+    seg2 = moved(region_ids(images.read_rgba(pbc / "seg.png")).astype(np.float32), shift, args.angle).astype(
+        np.int64
+    )
     gt2 = moved(gt, shift, args.angle)
     seg2[line2[..., 3] > 0] = 0
     index2 = np.asarray(Image.open(shot / "layers" / "index" / "f.0002.png")).astype(np.int64)
@@ -124,7 +132,11 @@ def main() -> None:
     print(f"check without {dropped.strip()}: exit {check.returncode}: {check.stderr.strip()[:400]}")
     (shot / "show.palette.yaml").write_text("\n".join(text[:entry] + [dropped] + text[entry:]) + "\n")
     # Chunks equal the whole run, for every file.
-    whole = {p.relative_to(shot): p.read_bytes() for p in sorted(shot.rglob("f.000*")) if "line/" not in str(p)}
+    whole = {
+        p.relative_to(shot): p.read_bytes()
+        for p in sorted(shot.rglob("f.000*"))
+        if not str(p.relative_to(shot)).startswith("line/")
+    }
     outputs = [p for p in whole if str(p).startswith(("out", "layers"))]
     for p in outputs:
         (shot / p).unlink()
