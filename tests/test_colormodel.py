@@ -165,3 +165,25 @@ def test_real_keyframes_pass_with_their_own_palette(shared, tmp_path):
         fewer = Palette(palette.path, palette.ids[1:], palette.names[1:], palette.rgba[1:])
         problems = keyframe_problems(fewer, shared / key, shared / line)
         assert len(problems) == 1 and colors[0][0] == parse_color(problems[0].split("colour ")[1].split()[0])
+
+
+def test_cel_finish_snaps_regions_to_the_palette_and_keeps_the_keyframes_transparency(tmp_path):
+    from colorize.engines.diffusion.cel import cel_apply, keep_alpha
+
+    palette = load_palette(write(tmp_path / "p.yaml", GOOD))
+    labels = np.zeros((4, 6), np.int64)
+    labels[:, :3], labels[:, 4:] = 1, 2  # column 3: line
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[:, :3] = [236, 200, 180]  # near skin
+    image[:, 4:] = [210, 170, 135]  # near skin shadow
+    image[:, 3] = [5, 5, 5]
+    out = cel_apply(image, labels, palette)
+    assert out[0, 0].tolist() == [242, 208, 181] and out[0, 5].tolist() == [217, 168, 140]
+    assert out[0, 3].tolist() == [5, 5, 5]  # line pixels keep the result's colour
+    lineart = np.zeros((4, 6, 4), np.uint8)
+    lineart[:, 3, 3] = 255  # lines in alpha
+    key = np.zeros((4, 6, 4), np.uint8)
+    key[:, :3] = [242, 208, 181, 255]  # region 2 transparent in the keyframe
+    rgba = keep_alpha(out, lineart, key, labels)
+    assert rgba[..., 3].tolist()[0] == [255, 255, 255, 255, 0, 0]
+    assert keep_alpha(out, np.full((4, 6, 4), 255, np.uint8), None, labels) is out  # opaque shot: RGB
