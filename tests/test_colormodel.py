@@ -187,3 +187,20 @@ def test_cel_finish_snaps_regions_to_the_palette_and_keeps_the_keyframes_transpa
     rgba = keep_alpha(out, lineart, key, labels)
     assert rgba[..., 3].tolist()[0] == [255, 255, 255, 255, 0, 0]
     assert keep_alpha(out, np.full((4, 6, 4), 255, np.uint8), None, labels) is out  # opaque shot: RGB
+
+
+def test_a_preset_names_the_palette_relative_to_itself(tmp_path):
+    from colorize.shot import plan_shot
+
+    shot = sample_shot(tmp_path)
+    (tmp_path / "show").mkdir()
+    write(tmp_path / "show" / "show.palette.yaml", GOOD)
+    write(tmp_path / "show" / "show.yaml", "palette: show.palette.yaml\n")
+    with (shot / "refs.yaml").open("a") as f:
+        f.write("layers: {index: idx/i.####.png}\n")
+    text = (shot / "refs.yaml").read_text().replace("preset: default", "preset: ../show/show.yaml")
+    (shot / "refs.yaml").write_text(text)
+    plan = plan_shot(shot / "refs.yaml")
+    assert plan.palette is not None and plan.palette.names == ("skin", "skin shadow", "glass")
+    assert plan.shot_inputs()["palette"].resolve() == (tmp_path / "show" / "show.palette.yaml").resolve()
+    assert list(plan.outputs_of(1001)) == ["index", "output"]

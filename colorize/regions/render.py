@@ -176,10 +176,14 @@ def line_layer(
         return np.zeros((h, w, 4), dtype)
     ink, _ = main_line_ink(seg, lineart, colored_lines)
     alpha_lines = lines_in_alpha(seg, lineart)
-    if dtype == np.uint16:
-        source, ink = _line_layer16(lineart, ink, alpha_lines)
-    else:
-        source = to_uint8(lineart)
+    if dtype == np.uint8:  # OpenCV on uint8 planes (numpy float math costs several times more at 1080p)
+        r, g, b, _ = cv2.split(to_uint8(lineart))
+        if not alpha_lines:  # (p - (255 - ink)) * 255 / ink, rounded; 0 where ink is 0
+            paper = cv2.bitwise_not(ink)
+            r, g, b = (cv2.divide(cv2.subtract(c, paper), ink, scale=255) for c in (r, g, b))
+        out = cv2.merge([r, g, b, ink])
+        return cv2.bitwise_and(out, out, mask=cv2.compare(ink, 0, cv2.CMP_GT))
+    source, ink = _line_layer16(lineart, ink, alpha_lines)
     top = float(np.iinfo(dtype).max)
     a = ink.astype(np.float32)[..., None] / top
     p = source[..., :3].astype(np.float32)
