@@ -111,7 +111,8 @@ class Palette:
         pos = np.minimum(pos, len(keys) - 1)
         hit = keys[order][pos] == flat
         out = np.where(hit, self.ids[order][pos], UNASSIGNED_ID).astype(np.uint16)
-        out[rgba.reshape(-1, rgba.shape[-1])[:, 3] == 0] = TRANSPARENT_ID
+        if rgba.shape[-1] == 4:
+            out[rgba.reshape(-1, 4)[:, 3] == 0] = TRANSPARENT_ID
         return out.reshape(rgba.shape[:2])
 
     def digest(self) -> str:
@@ -121,7 +122,10 @@ class Palette:
 
 
 def pack(rgba: np.ndarray) -> np.ndarray:
-    """(..., 4) RGBA uint8 -> (...) uint32 (the four bytes read as one little-endian integer)."""
+    """(..., 4) RGBA uint8 -> (...) uint32 (the four bytes read as one little-endian integer); RGB is
+    taken as opaque."""
+    if rgba.shape[-1] == 3:
+        rgba = np.concatenate([rgba, np.full((*rgba.shape[:-1], 1), 255, np.uint8)], axis=-1)
     return np.ascontiguousarray(rgba, dtype=np.uint8).view("<u4")[..., 0]
 
 
@@ -196,7 +200,8 @@ def interior(image: np.ndarray, off_lines: np.ndarray | None = None) -> np.ndarr
                 flat &= packed[1 + dy : packed.shape[0] - 1 + dy, 1 + dx : packed.shape[1] - 1 + dx] == same
     out = np.zeros(packed.shape, bool)
     out[1:-1, 1:-1] = flat
-    out &= image[..., 3] > 0
+    if image.shape[-1] == 4:
+        out &= image[..., 3] > 0
     if off_lines is not None:
         out &= off_lines
     return out
