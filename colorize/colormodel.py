@@ -243,7 +243,7 @@ def off_model(palette: Palette, image: np.ndarray, counted: np.ndarray, where: s
     return problems
 
 
-def extract(images: list[np.ndarray], min_pixels: int = 16) -> list[tuple[tuple[int, ...], int]]:
+def extract(images: list[np.ndarray], min_pixels: int = 1) -> list[tuple[tuple[int, ...], int]]:
     """The painted colours of keyframes (RGBA uint8): (rgba, pixels) of each colour with at least
     `min_pixels` interior pixels (`interior`, without line art), most frequent first, then by colour."""
     total: dict[int, int] = {}
