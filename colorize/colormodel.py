@@ -22,7 +22,7 @@ This module knows nothing of shots or engines: it takes arrays and paths and rai
 
 from __future__ import annotations
 
-import hashlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -105,20 +105,28 @@ class Palette:
         """H×W uint16 palette ids of an RGBA uint8 paint layer: TRANSPARENT_ID where alpha is 0,
         UNASSIGNED_ID where the colour is not in the palette."""
         flat = pack(rgba).ravel()
-        keys = self.packed
-        order = np.argsort(keys)
-        pos = np.searchsorted(keys[order], flat)
-        pos = np.minimum(pos, len(keys) - 1)
-        hit = keys[order][pos] == flat
-        out = np.where(hit, self.ids[order][pos], UNASSIGNED_ID).astype(np.uint16)
+        modulus, slots = self._lookup
+        pos = slots[flat % np.uint32(modulus)]
+        hit = self.packed[pos] == flat
+        out = np.where(hit, self.ids[pos], np.uint16(UNASSIGNED_ID)).astype(np.uint16)
         if rgba.shape[-1] == 4:
             out[rgba.reshape(-1, 4)[:, 3] == 0] = TRANSPARENT_ID
         return out.reshape(rgba.shape[:2])
 
-    def digest(self) -> str:
-        return hashlib.sha256(
-            self.rgba.tobytes() + self.ids.tobytes() + "\0".join(self.names).encode()
-        ).hexdigest()
+    @functools.cached_property
+    def _lookup(self) -> tuple[int, np.ndarray]:
+        """(m, slots): a perfect hash of the packed colours, `slots[c % m]` = the position of colour c
+        (the smallest m at which no two colours share a slot), so `index` is one modulo and one lookup
+        per pixel."""
+        keys = self.packed.astype(np.int64)
+        if len(np.unique(keys)) < len(keys):
+            raise ValueError("a palette with a colour given twice has no index")  # (load_palette refuses it)
+        modulus = len(keys)
+        while len(np.unique(keys % modulus)) < len(keys):
+            modulus += 1
+        slots = np.zeros(modulus, np.int64)
+        slots[keys % modulus] = np.arange(len(keys))
+        return modulus, slots
 
 
 def pack(rgba: np.ndarray) -> np.ndarray:
