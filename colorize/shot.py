@@ -527,8 +527,13 @@ def validate_plan(
 
 
 def check_output_writable(plan: ShotPlan) -> None:
-    """Raise OutputError unless the output folder exists-and-is-writable or can be created."""
-    folder = plan.output.folder
+    """Raise OutputError unless the output folder (and each layer's) exists-and-is-writable or can be
+    created."""
+    for folder in dict.fromkeys([plan.output.folder, *(p.folder for p in plan.layers.values())]):
+        _check_folder_writable(folder)
+
+
+def _check_folder_writable(folder: Path) -> None:
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
