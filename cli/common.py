@@ -26,6 +26,11 @@ class EngineName(str, Enum):
     diffusion = "diffusion"
 
 
+class TimingMode(str, Enum):
+    strict = "strict"
+    hold = "hold"
+
+
 class Temporal(str, Enum):
     none = "none"
     locked = "locked"
@@ -58,6 +63,10 @@ RUN_OPTIONS: dict[str, tuple[Any, OptionInfo]] = {
     "seed": (int | None, typer.Option(None, "--seed", help="Seed (same seed and inputs: same bytes).")),
     "model": (Path | None, typer.Option(None, "--model", "-m", help="Diffusion model folder.")),
     "temporal": (Temporal | None, typer.Option(None, "--temporal", help="none | locked | warp (diffusion).")),
+    "timing": (
+        TimingMode | None,
+        typer.Option(None, "--timing", help="strict | hold: a missing line-art frame number is a hold."),
+    ),
     "max_unresolved": (
         int | None,
         typer.Option(

@@ -66,7 +66,7 @@ def plan(
             if shot_plan.engine == "diffusion":
                 from colorize.engines.diffusion.planning import gpu_memory_estimate_mib
 
-                size = image_size(shot_plan.lineart_paths[shot_plan.selected[0]])
+                size = image_size(shot_plan.lineart_paths[shot_plan.frames[0]])
                 gpu_memory = gpu_memory_estimate_mib(shot_plan.settings, size)
             template = (save or Path("job.yaml")).absolute()
             doc, required = openjd_template(

@@ -165,10 +165,14 @@ def check(
             problems.append(error)
         raise_problems(problems)
         h, w = size or (0, 0)
-        keys = [f for f in plan.selected if f in plan.keyframe_paths]
-        selected = set(plan.selected)
-        extra = [f for f in plan.reads if f not in selected]
-        reads = f", also reads {_count(len(extra), 'frame')} {frame_range_text(extra)}" if extra else ""
+        keys = [f for f in plan.selected if f in plan.keyframe_frames.values()]
+        shown = {plan.drawing(f) for f in plan.selected}
+        extra = [d for d in plan.reads if d not in shown]
+        noun = "frame" if plan.exposures.kind == "strict" else "drawing"
+        reads = f", also reads {_count(len(extra), noun)} {frame_range_text(extra)}" if extra else ""
+        if plan.exposures.kind != "strict":
+            drawings = sorted(d for d in shown if d is not None)
+            reads = f", {plan.exposures.kind} timing: {_count(len(drawings), 'drawing')}" + reads
         typer.echo(
             f"ok: {plan.manifest_path}: {_count(len(plan.selected), 'frame')} {plan.selected_range}, {w}×{h}, "
             f"{_count(len(plan.characters), 'character')}, {_count(len(keys), 'keyframe')}, engine {plan.engine} "

@@ -240,6 +240,9 @@ def _summary_text(record: dict[str, Any]) -> str:
     )
     if record.get("not_run"):
         text += f", {record['not_run']} not run"
+    drawings = record.get("drawings_colored")
+    if drawings is not None and drawings != record["done"]:
+        text += f"; {drawings} drawing{'s' if drawings != 1 else ''} colored"
     if record.get("unresolved_regions"):
         text += (
             f"; {record['unresolved_regions']} unresolved regions in {record['frames_with_unresolved']} "

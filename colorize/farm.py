@@ -12,13 +12,38 @@ import re
 from pathlib import Path
 from typing import Any
 
-from colorize.sequences import chunk_frames
+from colorize.errors import UsageError
+from colorize.sequences import frame_range_text
 from colorize.shot import ShotPlan
 
 
 def shot_command(plan: ShotPlan, shot_dir: Path, args: list[str]) -> list[str]:
     """`colorize shot DIR --refs FILE ARGS` with absolute paths (a task may run from any folder)."""
     return ["shot", str(shot_dir.resolve()), "--refs", str(plan.manifest_path.resolve()), *args]
+
+
+def plan_chunks(plan: ShotPlan, size: int) -> list[str]:
+    """The selected frames in consecutive chunks of about `size` frames, each as fileseq range text.
+
+    A cut goes between two frames that show different drawings (a held drawing is colored once, by one
+    task) when there is such a place within half a chunk of `size`; otherwise at `size` (the task after the
+    cut then colors the held drawing again: the same bytes, more work). Under strict timing every frame is
+    its own drawing: chunks of exactly `size`.
+    """
+    if size < 1:
+        raise UsageError(f"--chunk {size}: must be at least 1")
+    frames = plan.selected
+    n, start, chunks = len(frames), 0, []
+    while start < n:
+        end = n
+        if n - start > size:
+            target = start + size
+            low, high = start + max(1, size - size // 2), min(n - 1, target + size // 2)
+            free = [j for j in range(low, high + 1) if plan.drawing(frames[j - 1]) != plan.drawing(frames[j])]
+            end = min(free, key=lambda j: (abs(j - target), j)) if free else target
+        chunks.append(frame_range_text(frames[start:end]))
+        start = end
+    return chunks
 
 
 def plan_tasks(plan: ShotPlan, shot_dir: Path, chunk: int, args: list[str]) -> dict[str, Any]:
@@ -33,7 +58,7 @@ def plan_tasks(plan: ShotPlan, shot_dir: Path, chunk: int, args: list[str]) -> d
         "output": str(plan.output.folder.resolve() / Path(plan.output.text).name),
         "tasks": [
             {"index": i, "frames": text, "command": [*base, "--frames", text, "--json"]}
-            for i, text in enumerate(chunk_frames(plan.selected, chunk))
+            for i, text in enumerate(plan_chunks(plan, chunk))
         ],
     }
 
@@ -77,7 +102,7 @@ def openjd_template(
         "name": "Colorize",
         "parameterSpace": {
             "taskParameterDefinitions": [
-                {"name": "Frames", "type": "STRING", "range": chunk_frames(plan.selected, chunk)}
+                {"name": "Frames", "type": "STRING", "range": plan_chunks(plan, chunk)}
             ]
         },
         "script": {

@@ -19,10 +19,12 @@ from colorize.settings import (
     OUTPUT_ALPHA_HELP,
     OUTPUT_DEPTH_HELP,
     PALETTE_HELP,
+    TIMING_HELP,
     DiffusionSettings,
     FlatSettings,
     OutputAlpha,
     StrictModel,
+    Timing,
 )
 
 # A settings layer: every field optional, "not set" = None. Presets and manifests are layers; the CLI is
@@ -47,6 +49,7 @@ class SettingsLayer(StrictModel):
     )
     output_alpha: OutputAlpha | None = Field(None, description=OUTPUT_ALPHA_HELP)
     output_depth: Literal[8, 16] | None = Field(None, description=OUTPUT_DEPTH_HELP)
+    timing: Timing | None = Field(None, description=TIMING_HELP)
     flat: FlatSettings | None = None
     diffusion: DiffusionSettings | None = None
     palette: str | None = Field(None, description=PALETTE_HELP)
@@ -102,6 +105,17 @@ class Manifest(SettingsLayer):
     characters: dict[str, CharacterEntry] = Field(default_factory=dict)
     background: BackgroundEntry | None = None
     preset: str = Field("default", description="Name of a preset in presets/ (or a path to a .yaml).")
+    timing_end: int | None = Field(
+        None, ge=0, description="timing: hold: the shot's last frame, when it ends on a hold."
+    )
+    timesheet: str | None = Field(
+        None,
+        description="Exposure sheet: an .xdts file or a CSV of `frame,drawing` lines. It decides the frames; "
+        "`lineart` then names drawings by their sheet numbers.",
+    )
+    timesheet_layer: str | None = Field(
+        None, description="The cel layer of the timesheet to follow, when it has several."
+    )
     layers: LayersEntry | None = Field(
         None, description="Layer files written with each output frame (index, paint, line patterns)."
     )

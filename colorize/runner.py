@@ -104,6 +104,7 @@ class Summary:
     stop_code: ExitCode | None = None
     unresolved_regions: int = 0
     frames_with_unresolved: int = 0
+    drawings: int = 0  # drawings the engine colored (a held drawing once, however many frames show it)
 
     def count_unresolved(self, unresolved: Any) -> bool:
         """Add a frame's `unresolved` count (from its event or record) to the totals; False when it is
@@ -255,6 +256,7 @@ def _run(
             summary,
             "summary",
             done=summary.done,
+            drawings_colored=summary.drawings,
             skipped=summary.skipped,
             failed=summary.failed,
             not_run=summary.not_run,
@@ -286,6 +288,7 @@ class _Entry:
     seconds: float = 0.0
     write: Future[None] | None = None
     error: ColorizeError | None = None
+    repeat: bool = False  # another frame of this run showed the same drawing first (same pixels)
 
 
 class _Stream:
@@ -328,7 +331,16 @@ class _Stream:
 
     def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
         todo = self._todo(overwrite)
-        if not todo:
+        work: dict[int, list[tuple[int, str]]] = {}  # drawing -> its frames to write, in frame order
+        blanks: list[tuple[int, str]] = []
+        for f, reason in todo:
+            d = self.plan.drawing(f)
+            if d is None:
+                blanks.append((f, reason))
+            else:
+                work.setdefault(d, []).append((f, reason))
+        self._write_blanks(blanks)
+        if not work:
             return
         make = isinstance(engine, type) or not hasattr(engine, "colorize")
         colorizer: Engine = engine() if make else engine  # type: ignore[operator,assignment]
@@ -336,16 +348,13 @@ class _Stream:
         colorizer.prepare(shot_context(self.plan, self.size, self.qa is not None, self.native_depth))
         self._notes(colorizer)
         plan = self.plan
+        drawings = sorted(work)
         batches = batches_of(
-            engine_spec(plan.engine),
-            [f for f, _ in todo],
-            plan.frames,
-            tuple(sorted(plan.keyframe_paths)),
-            plan.settings,
+            engine_spec(plan.engine), drawings, plan.frames, tuple(sorted(plan.keyframe_paths)), plan.settings
         )
-        _check_schedule(batches, [f for f, _ in todo])
+        _check_schedule(batches, drawings)
         try:
-            self._stream(colorizer, batches, dict(todo))
+            self._stream(colorizer, batches, work)
         finally:
             if self.qa is not None and self.qa.figures:
                 self.qa.finish()
@@ -359,7 +368,7 @@ class _Stream:
         todo = list(reasons)
         if not todo:
             return
-        chunks = split_frames(todo, self.plan.dependencies, len(devices))
+        chunks = split_frames(todo, self.plan.joined, len(devices))
         args = [*worker_args, *(["--overwrite"] if overwrite else [])]
         workers, queue = start_workers(
             list(zip(devices, chunks, strict=False)),
@@ -382,6 +391,9 @@ class _Stream:
         finally:
             stop_workers(workers)  # (when the run stops early: Ctrl-C, SIGTERM, a closed stdout)
             self._drain(queue, running)
+            self.summary.drawings += sum(
+                _count_of((w.summary or {}).get("drawings_colored")) for w in workers
+            )
 
     def _drain(self, queue: Queue, running: int) -> None:
         """After stopping the workers: the frames they finished meanwhile still get their events."""
@@ -445,7 +457,10 @@ class _Stream:
 
     # -- the stream --------------------------------------------------------------------------------------
 
-    def _stream(self, engine: Engine, batches: list[tuple[int, ...]], reasons: dict[int, str]) -> None:
+    def _stream(
+        self, engine: Engine, batches: list[tuple[int, ...]], work: dict[int, list[tuple[int, str]]]
+    ) -> None:
+        """Color the drawings of `batches`; `work`: drawing -> the frames (and why) that show it."""
         window = 2 * self.plan.settings.batch  # frames read ahead
         pending = iter([f for batch in batches for f in batch])
         reads: deque[tuple[int, Future[FrameInput]]] = deque()
@@ -470,13 +485,13 @@ class _Stream:
                     try:
                         batch.append(future.result())
                     except ColorizeError as error:
-                        self.out.append(_Entry(f, error=error))
+                        self._fail_drawing(work[f], error)
                     except Exception as error:
                         bug = _internal(error, f"reading frame {f}")
-                        self.out.append(_Entry(f, error=bug))
+                        self._fail_drawing(work[f], bug)
                         raise _Stop(bug) from None
                 if batch:
-                    self._color(engine, batch, reasons, writer)
+                    self._color(engine, batch, work, writer)
                 self._report(keep=window)
                 if self.write_failed is not None:
                     raise _Stop(self.write_failed)
@@ -487,9 +502,18 @@ class _Stream:
             with contextlib.suppress(OutputClosed):
                 self._report_ready()
 
+    def _fail_drawing(self, frames: list[tuple[int, str]], error: ColorizeError | None) -> None:
+        """Every frame that shows a drawing that could not be colored fails with its error."""
+        self.out.extend(_Entry(f, error=error) for f, _ in frames)
+
     def _color(
-        self, engine: Engine, batch: list[FrameInput], reasons: dict[int, str], writer: ThreadPoolExecutor
+        self,
+        engine: Engine,
+        batch: list[FrameInput],
+        work: dict[int, list[tuple[int, str]]],
+        writer: ThreadPoolExecutor,
     ) -> None:
+        """Color one batch of drawings; each result is written to every frame that shows its drawing."""
         frames = [fi.frame for fi in batch]
         clock = Stopwatch()
         fatal = True
@@ -507,21 +531,24 @@ class _Stream:
             )
         self._notes(engine)
         if error is not None:
-            self.out.extend(_Entry(f, error=error) for f in frames)
+            for f in frames:
+                self._fail_drawing(work[f], error)
             if fatal:
                 raise _Stop(error)
             return
         per_frame = clock.seconds / len(batch)
         for result in results:
             if result.error is not None or result.image is None:  # (no image without an error: checked)
-                self.out.append(_Entry(result.frame, error=result.error))
+                self._fail_drawing(work[result.frame], result.error)
                 continue
-            record = self.freshness.expected(result.frame).with_unresolved(result.info.get("unresolved"))
-            write = writer.submit(
-                _write_output, self.plan, self.files[result.frame], result, record.to_text()
-            )
+            self.summary.drawings += 1
             seconds = result.seconds if result.seconds is not None else per_frame
-            self.out.append(_Entry(result.frame, reasons[result.frame], result, seconds, write))
+            for i, (f, reason) in enumerate(work[result.frame]):
+                # The same array for every frame that shows the drawing: byte-identical outputs. Frames of
+                # one drawing share their dependencies, so their records are the same too.
+                record = self.freshness.expected(f).with_unresolved(result.info.get("unresolved"))
+                write = writer.submit(_write_output, self.plan, self.files[f], result, record.to_text())
+                self.out.append(_Entry(f, reason, result, seconds if i == 0 else 0.0, write, repeat=i > 0))
 
     def _notes(self, engine: Engine) -> None:
         """The engine's messages for people, as `message` events."""
@@ -562,7 +589,7 @@ class _Stream:
             self.write_failed = self.write_failed or bug
             return
         info = entry.result.info
-        if self.qa is not None:
+        if self.qa is not None and not entry.repeat:
             try:
                 self.qa.add(entry.frame, path, entry.result.qa, info)
             except ColorizeError as error:
@@ -579,6 +606,7 @@ class _Stream:
             "output": str(path),
             "seconds": round(entry.seconds, 4),
             "reason": entry.reason,
+            **self._timing_fields(entry.frame),
         }
         # The engine's details follow; a key of the same name as one of the runner's never replaces it.
         self.events.emit(
@@ -592,7 +620,50 @@ class _Stream:
             self._fail(state.frame, gate, {"output": str(state.path), "unresolved": unresolved})
             return
         self.summary.skipped += 1
-        self.events.emit("frame_skipped", frame=state.frame, output=str(state.path), reason="fresh")
+        self.events.emit(
+            "frame_skipped",
+            frame=state.frame,
+            output=str(state.path),
+            reason="fresh",
+            **self._timing_fields(state.frame),
+        )
+
+    def _timing_fields(self, frame: int) -> dict[str, Any]:
+        """`drawing` (the drawing the frame shows; null: blank) and `held_from` (the first frame that shows
+        it, when that is another one) under hold or timesheet timing; nothing under strict timing."""
+        timing = self.plan.exposures
+        if timing.kind == "strict":
+            return {}
+        fields: dict[str, Any] = {"drawing": timing.drawing(frame)}
+        held = timing.held_from(frame)
+        if held is not None:
+            fields["held_from"] = held
+        return fields
+
+    def _write_blanks(self, blanks: list[tuple[int, str]]) -> None:
+        """Blank frames of a timesheet (an empty cel): a fully transparent frame each (white with
+        `output_alpha: off`), written without the engine."""
+        if not blanks:
+            return
+        empty = np.zeros((*self.size, 4), np.uint8)
+        for f, reason in blanks:
+            record = self.freshness.expected(f)
+            try:
+                blank = FrameResult(f, empty, layers={name: empty for name in ENGINE_LAYERS})
+                _write_output(self.plan, self.files[f], blank, record.to_text())
+            except ColorizeError as error:
+                self._fail(f, error)
+                raise _Stop(error) from None
+            self.summary.done += 1
+            self.events.emit(
+                "frame_done",
+                frame=f,
+                output=str(self.outputs[f]),
+                seconds=0.0,
+                reason=reason,
+                blank=True,
+                **self._timing_fields(f),
+            )
 
     def _gate(self, frame: int, unresolved: Any) -> QualityGateFailed | None:
         """Count the frame's unresolved regions; the quality-gate failure if there are too many."""
@@ -616,6 +687,10 @@ class _Stream:
         }
         extra = {str(k): v for k, v in (details or {}).items() if k not in fields}
         self.events.emit("frame_failed", **fields, **extra)
+
+
+def _count_of(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _result_problem(

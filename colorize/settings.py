@@ -26,6 +26,11 @@ PALETTE_HELP = (
     "colour and keyframe colours not in it are errors. Relative to the file that names it."
 )
 OUTPUT_DEPTH_HELP = "Bits per channel of the written frames: 8 or 16 (PNG and TIFF)."
+Timing = Literal["strict", "hold"]
+TIMING_HELP = (
+    "strict: one line-art file per frame, a missing frame number is an error; hold: a missing frame number "
+    "is a hold (the frame shows the last drawing before it)."
+)
 
 
 class StrictModel(BaseModel):
@@ -164,6 +169,7 @@ class Settings(StrictModel):
     )
     output_alpha: OutputAlpha = Field("auto", description=OUTPUT_ALPHA_HELP)
     output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
+    timing: Timing = Field("strict", description=TIMING_HELP)
     flat: FlatSettings = FlatSettings()
     palette: str | None = Field(None, description=PALETTE_HELP)
     diffusion: DiffusionSettings = DiffusionSettings()

@@ -1,5 +1,8 @@
 """Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings, engine.
 
+Timing (`colorize.timing`) is resolved here, once: which drawing each output frame shows (strict, holds, or
+a timesheet). The plan's engine-facing numbers are drawings; its outputs, selection and events are frames.
+
 The plan also names every line-art frame the engine will read for the selected range (its `depends_on`
 rule: a flat-engine chain from a keyframe, a diffusion warp chain from its anchor), so validation covers
 them and `check` and `shot` agree on what a run touches; and it lists, per output, the input files that
@@ -22,7 +25,7 @@ from typing import Any, overload
 from pydantic import ValidationError
 
 from colorize.colormodel import Palette, keyframe_problems, load_palette
-from colorize.engines import choose_engine, engine_spec
+from colorize.engines import DependsOn, choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
     ColorizeError,
@@ -37,6 +40,7 @@ from colorize.layers import clashes, plan_layers
 from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
 from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
 from colorize.settings import Settings, merge_layers
+from colorize.timing import Timing, read_timesheet
 
 MODEL_ENV = "COLORIZE_MODEL_DIR"
 
@@ -51,30 +55,48 @@ class CharacterPlan:
 
 @dataclass(frozen=True)
 class FramePlan:
-    frame: int
+    """The files of one drawing (line art, its keyframe, its masks), as the engine reads them."""
+
+    frame: int  # the drawing's number (a frame number under strict timing)
     lineart: Path
-    output: Path
     keyframe: Path | None
     masks: dict[str, Path]
 
 
 @dataclass(frozen=True)
 class ShotPlan:
+    """A run, resolved. Two kinds of numbers: *frames* (outputs, `selected`, events) and *drawings*
+    (line-art numbers: `frames`, `lineart_paths`, `keyframe_paths`, `dependencies`' values, what engines
+    color); `timing` maps one to the other. Under strict timing they are the same numbers."""
+
     manifest_path: Path
     lineart: Pattern
     output: Pattern
-    frames: tuple[int, ...]  # the whole line-art sequence
-    selected: tuple[int, ...]  # the frames this run produces
-    lineart_paths: dict[int, Path]
-    keyframe_paths: dict[int, Path]
+    frames: tuple[int, ...]  # every drawing the shot shows (line-art numbers), sorted: the engines' sequence
+    selected: tuple[int, ...]  # the output frames this run produces
+    lineart_paths: dict[int, Path]  # drawing -> line art
+    keyframe_paths: dict[int, Path]  # drawing -> the colored keyframe of a frame that shows it
     characters: tuple[CharacterPlan, ...]
     background: Path | None
     settings: Settings
     engine: str = "flat"
     engine_reason: str = ""
-    # selected frame -> the line-art frames its output is made from (the engine's rule; includes the frame)
+    # selected frame -> the drawings its output is made from (the engine's rule; includes the frame's own
+    # drawing; none for a blank frame)
     dependencies: dict[int, tuple[int, ...]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # where settings came from, for the run log
+    timing: Timing | None = None  # frame -> drawing; None: strict over `frames`
+    keyframe_frames: dict[int, int] = field(default_factory=dict)  # drawing -> the frame its keyframe names
+
+    def __post_init__(self) -> None:
+        if self.timing is None:
+            object.__setattr__(self, "timing", Timing.strict(self.frames))
+
+    @property
+    def exposures(self) -> Timing:
+        assert self.timing is not None  # (set in __post_init__)
+        return self.timing
+
     palette: Palette | None = None  # the colour model (`settings.palette`, loaded)
     layers: dict[str, Pattern] = field(default_factory=dict)  # layer name -> pattern (`colorize.layers`)
 
@@ -84,17 +106,28 @@ class ShotPlan:
 
     @property
     def reads(self) -> tuple[int, ...]:
-        """Every line-art frame the engine reads for the selected frames, sorted."""
-        return tuple(sorted({d for deps in self.dependencies.values() for d in deps} | set(self.selected)))
+        """Every drawing the engine reads for the selected frames, sorted."""
+        return tuple(sorted({d for deps in self.dependencies.values() for d in deps}))
 
-    def frame(self, f: int) -> FramePlan:
+    def drawing(self, frame: int) -> int | None:
+        """The drawing output frame `frame` shows (None: a blank frame)."""
+        return self.exposures.drawing(frame)
+
+    def frame(self, d: int) -> FramePlan:
+        """The files of drawing `d`."""
         return FramePlan(
-            frame=f,
-            lineart=self.lineart_paths[f],
-            output=self.output.path(f),
-            keyframe=self.keyframe_paths.get(f),
-            masks={c.name: c.mask.path(f) for c in self.characters if c.mask is not None},
+            frame=d,
+            lineart=self.lineart_paths[d],
+            keyframe=self.keyframe_paths.get(d),
+            masks={c.name: c.mask.path(d) for c in self.characters if c.mask is not None},
         )
+
+    def joined(self, previous: int, frame: int) -> bool:
+        """Whether output `frame` shares work with output `previous` (the frame before it): the same
+        drawing, or a drawing made from `previous`'s (a chain): a chunk cut between them colors a drawing
+        twice or recomputes a chain."""
+        d = self.exposures.drawing(previous)
+        return d is not None and (d == self.exposures.drawing(frame) or d in self.dependencies.get(frame, ()))
 
     @property
     def selected_range(self) -> str:
@@ -109,7 +142,8 @@ class ShotPlan:
         return {p.resolve() for p in paths}
 
     def frame_inputs(self, frame: int) -> dict[str, Path]:
-        """A line-art frame's own files by role (`lineart 1001`, `keyframe 1001`, `mask hero 1001`).
+        """A drawing's own files by role (`lineart 1001`, `keyframe 1001`, `mask hero 1001`: the drawing's
+        number; its keyframe, whichever frame names it).
 
         Roles never name folders: moving a shot elsewhere keeps them."""
         files = {f"lineart {frame}": self.lineart_paths[frame]}
@@ -220,6 +254,74 @@ def plan_shot(
     base = manifest_path.parent
     settings, sources = resolve_settings(manifest, manifest_path, preset, overrides or {})
 
+    lineart, line_paths = _lineart(manifest, base, manifest_path)
+    timing, line_paths = _timing(manifest, settings, lineart, line_paths, manifest_path, problems)
+    selected = _selection(frames, timing)
+    output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
+    _check_output_pattern(manifest, manifest_path, output, lineart, problems)
+    keyframe_paths, keyframe_frames = _keyframes(manifest, manifest_path, timing, problems)
+
+    engine, engine_reason = choose_engine(settings)
+    spec = engine_spec(engine)
+    if spec.check is not None:
+        try:
+            spec.check(settings)
+        except ColorizeError as error:
+            problems.append(error)
+    dependencies = _dependencies(spec.depends_on, selected, timing, keyframe_paths, settings)
+    if settings.timing == "strict" and timing.kind == "strict":
+        _report_gaps(lineart, line_paths, selected, dependencies, frames is not None, problems)
+    reads = sorted({d for deps in dependencies.values() for d in deps})
+    characters = _characters(manifest, base, reads, problems)
+
+    background = None
+    if manifest.background and manifest.background.reference:
+        background = base / manifest.background.reference
+        _require_file(background, "background reference", problems)
+    palette, layers = _colour_model_and_layers(
+        manifest, settings, base, out_dir, manifest_path, output, selected, problems
+    )
+
+    plan = ShotPlan(
+        manifest_path=manifest_path,
+        lineart=lineart,
+        output=output,
+        frames=timing.drawings,
+        selected=tuple(selected),
+        lineart_paths=line_paths,
+        keyframe_paths=keyframe_paths,
+        characters=tuple(characters),
+        background=background,
+        settings=settings,
+        engine=engine,
+        engine_reason=engine_reason,
+        dependencies=dependencies,
+        sources=sources,
+        timing=timing,
+        keyframe_frames=keyframe_frames,
+        palette=palette,
+        layers=layers,
+    )
+    if not problems:
+        inputs = plan.input_paths()
+        for kind in ["output", *plan.layers]:
+            pattern = plan.layers.get(kind, plan.output)
+            hit = [f for f in selected if pattern.path(f).resolve() in inputs]
+            if hit:
+                what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
+                problems.append(
+                    OutputError(
+                        f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
+                        f"change `{key}` or --out"
+                    )
+                )
+    if not collect:
+        raise_problems(problems)
+    return plan
+
+
+def _lineart(manifest: Manifest, base: Path, manifest_path: Path) -> tuple[Pattern, dict[int, Path]]:
+    """The line-art pattern and its files on disk (frame or drawing number -> path)."""
     lineart = parse_pattern(manifest.lineart, base)
     if not lineart.is_sequence:
         raise ManifestError(
@@ -228,30 +330,98 @@ def plan_shot(
     line_paths = list_frames(lineart, "lineart")
     if not line_paths:
         raise MissingInputError(f"{lineart.folder}: no frame matches lineart pattern {manifest.lineart!r}")
+    return lineart, line_paths
+
+
+def _timing(
+    manifest: Manifest,
+    settings: Settings,
+    lineart: Pattern,
+    line_paths: dict[int, Path],
+    manifest_path: Path,
+    problems: list[ColorizeError],
+) -> tuple[Timing, dict[int, Path]]:
+    """The shot's timing (frame -> drawing) and the line art of the drawings it shows."""
+    drawings = sorted(line_paths)
+    end = manifest.timing_end
+    if manifest.timesheet:
+        if settings.timing == "hold" or end is not None:
+            key = "timing_end" if end is not None else "timing: hold"
+            raise ManifestError(
+                [f"{manifest_path}: {key} and timesheet: the timesheet says what each frame shows; keep one"]
+            )
+        timing = read_timesheet(manifest_path.parent / manifest.timesheet, manifest.timesheet_layer)
+        missing = [d for d in timing.drawings if d not in line_paths]
+        if missing:
+            shown = ", ".join(f"{d} (frame {timing.first_frame(d)})" for d in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise MissingInputError(
+                f"{lineart.path(missing[0])}: drawings {shown}{more} of {timing.source} are missing from "
+                f"lineart {manifest.lineart!r}"
+            )
+        if not timing.drawings:
+            raise InputDataError(f"{manifest_path}: {timing.source} shows no drawing (every frame is blank)")
+        return timing, {d: line_paths[d] for d in timing.drawings}
+    if manifest.timesheet_layer is not None:
+        problems.append(ManifestError([f"{manifest_path}: timesheet_layer: needs `timesheet`"]))
+    if settings.timing == "hold":
+        if end is not None and end < drawings[-1]:
+            raise ManifestError(
+                [f"{manifest_path}: timing_end: {end} is before the last line-art frame {drawings[-1]}"]
+            )
+        return Timing.holds(drawings, end), line_paths
+    if end is not None:
+        problems.append(
+            ManifestError([f"{manifest_path}: timing_end: needs `timing: hold` (the shot ends on a hold)"])
+        )
+    return Timing.strict(drawings), line_paths
+
+
+def _report_gaps(
+    lineart: Pattern,
+    line_paths: dict[int, Path],
+    selected: list[int],
+    dependencies: dict[int, tuple[int, ...]],
+    chunk: bool,
+    problems: list[ColorizeError],
+) -> None:
+    """Strict timing: one problem per gap in the line art, however long (a 500-frame hole is one problem,
+    not 500). A `--frames` chunk is refused only for the gaps among the frames it reads."""
     all_frames = sorted(line_paths)
-    # One line per gap, however long (a 500-frame hole is one problem, not 500).
+    reads = {d for deps in dependencies.values() for d in deps} | set(selected)
+    low, high = (min(reads), max(reads)) if reads else (0, -1)
     for _, run in itertools.groupby(enumerate(gaps(all_frames)), key=lambda item: item[1] - item[0]):
         hole = [frame for _, frame in run]
+        if chunk and not (low < hole[0] < high):
+            continue
         which = f"frame {hole[0]} is" if len(hole) == 1 else f"frames {frame_range_text(hole)} are"
         problems.append(
             MissingInputError(
-                f"{lineart.path(hole[0])}: {which} missing from lineart sequence {frame_range_text(all_frames)}"
+                f"{lineart.path(hole[0])}: {which} missing from lineart sequence {frame_range_text(all_frames)} "
+                "(`timing: hold` treats gaps as holds)"
             )
         )
 
-    if frames is not None:  # an empty --frames "" (an unset farm variable) selects nothing, not the shot
-        wanted = parse_frame_range(frames)
-        outside = [f for f in wanted if f not in line_paths]
-        if outside:
-            raise UsageError(
-                f"--frames {frames}: frames {frame_range_text(outside)} are not in lineart sequence "
-                f"{frame_range_text(all_frames)}"
-            )
-        selected = wanted
-    else:
-        selected = all_frames
 
-    output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
+def _selection(frames: str | None, timing: Timing) -> list[int]:
+    """The frames `--frames` asks for (all of the shot's frames without it)."""
+    all_frames = timing.frames
+    if frames is None:  # an empty --frames "" (an unset farm variable) selects nothing, not the shot
+        return list(all_frames)
+    wanted = parse_frame_range(frames)
+    outside = [f for f in wanted if f not in timing.exposures]
+    if outside:
+        what = "lineart sequence" if timing.kind == "strict" else f"{timing.kind} timing"
+        raise UsageError(
+            f"--frames {frames}: frames {frame_range_text(outside)} are not in {what} "
+            f"{frame_range_text(all_frames)}"
+        )
+    return wanted
+
+
+def _check_output_pattern(
+    manifest: Manifest, manifest_path: Path, output: Pattern, lineart: Pattern, problems: list[ColorizeError]
+) -> None:
     suffix = os.path.splitext("frame" + output.tail)[1].lower()  # tail: ".png", "_v2.png", ""
     if suffix not in IMAGE_EXTS:
         key = "output" if manifest.output else "output (default: the lineart's file type)"
@@ -274,41 +444,74 @@ def plan_shot(
             )
         )
 
-    keyframe_paths: dict[int, Path] = {}
-    if manifest.keyframes:
-        keys = parse_pattern(manifest.keyframes, base)
-        if keys.is_sequence:
-            try:
-                keyframe_paths = list_frames(keys, "keyframes")
-            except ColorizeError as error:
-                problems.append(error)
-            stray = [f for f in keyframe_paths if f not in line_paths]
-            for f in stray:
-                problems.append(InputDataError(f"{keyframe_paths[f]}: keyframe {f} has no lineart frame {f}"))
-        else:
-            problems.append(
-                ManifestError(
-                    [f"{manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"]
-                )
-            )
 
-    engine, engine_reason = choose_engine(settings)
-    spec = engine_spec(engine)
-    if spec.check is not None:
-        try:
-            spec.check(settings)
-        except ColorizeError as error:
-            problems.append(error)
-    rule = spec.depends_on
-    key_frames = sorted(f for f in keyframe_paths if f in line_paths)
-    # Frames between the same keyframes (or anchors) share one tuple: long shots stay small in memory.
+def _keyframes(
+    manifest: Manifest, manifest_path: Path, timing: Timing, problems: list[ColorizeError]
+) -> tuple[dict[int, Path], dict[int, int]]:
+    """The colored keyframes by the drawing they show ({drawing: path}), and the frame each is named by
+    ({drawing: frame}). A keyframe is a finished frame: its number is a frame number."""
+    if not manifest.keyframes:
+        return {}, {}
+    keys = parse_pattern(manifest.keyframes, manifest_path.parent)
+    if not keys.is_sequence:
+        problems.append(
+            ManifestError([f"{manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"])
+        )
+        return {}, {}
+    try:
+        found = list_frames(keys, "keyframes")
+    except ColorizeError as error:
+        problems.append(error)
+        return {}, {}
+    paths: dict[int, Path] = {}
+    frame_of: dict[int, int] = {}
+    for f, path in sorted(found.items()):
+        if f not in timing.exposures:
+            what = "lineart frame" if timing.kind == "strict" else "frame in the shot's timing:"
+            problems.append(InputDataError(f"{path}: keyframe {f} has no {what} {f}"))
+            continue
+        d = timing.drawing(f)
+        if d is None:
+            problems.append(InputDataError(f"{path}: keyframe {f}: frame {f} is blank in {timing.source}"))
+        elif d in paths:
+            problems.append(
+                InputDataError(f"{path}: keyframes {frame_of[d]} and {f} both show drawing {d}; keep one")
+            )
+        else:
+            paths[d], frame_of[d] = path, f
+    return paths, frame_of
+
+
+def _dependencies(
+    rule: DependsOn,
+    selected: list[int],
+    timing: Timing,
+    keyframe_paths: dict[int, Path],
+    settings: Settings,
+) -> dict[int, tuple[int, ...]]:
+    """Selected frame -> the drawings its output is made from (the engine's rule over the drawings; a
+    blank frame: none). Frames between the same keyframes (or anchors) share one tuple: long shots stay
+    small in memory."""
+    drawings = timing.drawings
+    key_drawings = sorted(keyframe_paths)
     shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    by_drawing: dict[int, tuple[int, ...]] = {}
     dependencies: dict[int, tuple[int, ...]] = {}
     for f in selected:
-        deps = rule(f, all_frames, key_frames, settings)
-        dependencies[f] = shared.setdefault(deps, deps)
-    reads = sorted({d for deps in dependencies.values() for d in deps})
+        d = timing.drawing(f)
+        if d is None:
+            dependencies[f] = ()
+            continue
+        if d not in by_drawing:
+            deps = rule(d, drawings, key_drawings, settings)
+            by_drawing[d] = shared.setdefault(deps, deps)
+        dependencies[f] = by_drawing[d]
+    return dependencies
 
+
+def _characters(
+    manifest: Manifest, base: Path, reads: list[int], problems: list[ColorizeError]
+) -> list[CharacterPlan]:
     characters = []
     for name, entry in manifest.characters.items():
         ref = base / entry.reference
@@ -334,64 +537,32 @@ def plan_shot(
         if reference_mask is not None:
             _require_file(reference_mask, f"reference_mask of character {name!r}", problems)
         characters.append(CharacterPlan(name, ref, mask, reference_mask))
+    return characters
 
-    background = None
-    if manifest.background and manifest.background.reference:
-        background = base / manifest.background.reference
-        _require_file(background, "background reference", problems)
 
+def _colour_model_and_layers(
+    manifest: Manifest,
+    settings: Settings,
+    base: Path,
+    out_dir: Path | None,
+    manifest_path: Path,
+    output: Pattern,
+    selected: list[int],
+    problems: list[ColorizeError],
+) -> tuple[Palette | None, dict[str, Pattern]]:
+    """The palette (`settings.palette`, loaded) and the layer patterns (`colorize.layers`); problems appended."""
     palette = None
     if settings.palette:
         try:
             palette = load_palette(Path(settings.palette))
         except ColorizeError as error:
             problems.append(error)
-    layers = plan_layers(
-        manifest.layers.model_dump() if manifest.layers else {},
-        base,
-        out_dir,
-        manifest_path,
-        settings.palette is not None,
-        problems,
-    )
+    entries = manifest.layers.model_dump() if manifest.layers else {}
+    layers = plan_layers(entries, base, out_dir, manifest_path, settings.palette is not None, problems)
     if layers and selected:
         for clash in clashes({**layers, "output": output}, selected[0]):
             problems.append(OutputError(f"{manifest_path}: layers: {clash}"))
-
-    plan = ShotPlan(
-        manifest_path=manifest_path,
-        lineart=lineart,
-        output=output,
-        frames=tuple(all_frames),
-        selected=tuple(selected),
-        lineart_paths=line_paths,
-        keyframe_paths=keyframe_paths,
-        characters=tuple(characters),
-        background=background,
-        settings=settings,
-        engine=engine,
-        engine_reason=engine_reason,
-        dependencies=dependencies,
-        sources=sources,
-        palette=palette,
-        layers=layers,
-    )
-    if not problems:
-        inputs = plan.input_paths()
-        for kind in ["output", *plan.layers]:
-            pattern = plan.layers.get(kind, plan.output)
-            hit = [f for f in selected if pattern.path(f).resolve() in inputs]
-            if hit:
-                what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
-                problems.append(
-                    OutputError(
-                        f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
-                        f"change `{key}` or --out"
-                    )
-                )
-    if not collect:
-        raise_problems(problems)
-    return plan
+    return palette, layers
 
 
 def _require_file(path: Path, what: str, problems: list[ColorizeError]) -> None:
@@ -520,6 +691,10 @@ def validate_plan(
                     f"reference is {ref_hw[1]}×{ref_hw[0]}"
                 )
             )
+    if size is not None:
+        from colorize.keymatch import check_keyframes
+
+        check_keyframes(plan, frames, size, problems)
     if not collect:
         raise_problems(problems)
         assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)

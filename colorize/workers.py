@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from queue import Queue
 from typing import Any
@@ -96,17 +96,29 @@ def _visible_gpus() -> list[str]:
 
 
 def split_frames(
-    frames: Sequence[int], dependencies: dict[int, tuple[int, ...]], parts: int
+    frames: Sequence[int],
+    dependencies: dict[int, tuple[int, ...]] | Callable[[int, int], bool],
+    parts: int,
 ) -> list[list[int]]:
     """`frames` (sorted) in at most `parts` consecutive chunks of about equal size.
 
     Each cut goes where no output depends on the frame before it (`dependencies`: the plan's frame ->
-    the frames its output is made from) when there is such a place within half a chunk of the even cut;
-    otherwise at the even cut (the chunk after it then recomputes a chain in memory: correct, slower).
+    the frames its output is made from, or `ShotPlan.joined`: whether a frame shares work with the one
+    before it, its drawing or a chain) when there is such a place within half a chunk of the even cut;
+    otherwise at the even cut (the chunk after it then recomputes a chain, or colors a held drawing
+    again, in memory: correct, slower).
     """
     n = len(frames)
     parts = max(1, min(parts, n))
-    free = [i for i in range(1, n) if frames[i - 1] not in dependencies.get(frames[i], (frames[i],))]
+    if callable(dependencies):
+        joined = dependencies
+    else:
+        deps = dependencies
+
+        def joined(previous: int, frame: int) -> bool:
+            return previous in deps.get(frame, (frame,))
+
+    free = [i for i in range(1, n) if not joined(frames[i - 1], frames[i])]
     cuts: list[int] = []
     for k in range(1, parts):
         target = round(k * n / parts)

@@ -85,7 +85,9 @@ def test_a_hole_in_the_sequence_is_one_line_however_long(shot):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert result.exit_code == ExitCode.NO_INPUT
     seq = "1001-1004,1006-1009,1013-1024"
+    hint = " (`timing: hold` treats gaps as holds)"
     assert lines == [
-        f"colorize: error: {shot}/lineart/sh001.1005.png: frame 1005 is missing from lineart sequence {seq}",
-        f"colorize: error: {shot}/lineart/sh001.1010.png: frames 1010-1012 are missing from lineart sequence {seq}",
+        f"colorize: error: {shot}/lineart/sh001.1005.png: frame 1005 is missing from lineart sequence {seq}{hint}",
+        f"colorize: error: {shot}/lineart/sh001.1010.png: frames 1010-1012 are missing from lineart sequence "
+        f"{seq}{hint}",
     ]

@@ -23,7 +23,8 @@ DependsOn = Callable[[int, Sequence[int], Sequence[int], Settings], tuple[int, .
 Schedule = Callable[[Sequence[int], Sequence[int], Sequence[int], Settings], list[tuple[int, ...]]]
 
 # Settings that change no engine's pixels: where a run writes and how it judges its results.
-NON_PIXEL_SETTINGS = frozenset({"engine", "model", "output_compression", "max_unresolved"})
+# `timing` decides which drawing a frame shows (the plan's timing), never how a drawing is colored.
+NON_PIXEL_SETTINGS = frozenset({"engine", "model", "output_compression", "max_unresolved", "timing"})
 
 
 @dataclass(frozen=True)
