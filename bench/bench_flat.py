@@ -1,6 +1,6 @@
 """Flat-engine shot throughput on a generated 1080p shot, next to plain PNG read + write of the same frames.
 
-    python bench/bench_flat.py [--frames 100] [--size 1080x1920] [--batch 4] [--cli] [--profile N]
+    python bench/bench_flat.py [--frames 100] [--size 1080x1920] [--batch 4] [--cli] [--profile N] [--layers]
 
 Prints frames/s of
 (a) IO only: `colorize.images.read_rgba` each line-art PNG and `colorize.images.write_image` it as an RGB
@@ -9,7 +9,8 @@ Prints frames/s of
 (b) the flat engine shot as a user runs it: `colorize.runner.run_shot` (reader thread -> engine batches
     -> writer thread), keyframe at frame 0, every other frame propagated; with --cli the `colorize shot`
     console script in a subprocess instead (adds interpreter start-up and imports);
-and the ratio (b)/(a). `--profile N` instead runs cProfile over the engine alone for N frames.
+and the ratio (b)/(a). `--layers`: the shot also writes all three layers (index, paint, line PNGs) with a
+palette extracted from its keyframe (the IO baseline stays one PNG per frame: the ratio shows their cost). `--profile N` instead runs cProfile over the engine alone for N frames.
 Everything happens in a temporary folder; nothing is kept.
 """
 
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from synth import make_frame  # tests/synth.py: generated cel drawings
 
-from colorize import images
+from colorize import colormodel, images
 from colorize.engines.base import FrameInput
 from colorize.engines.flat import FlatEngine
 from colorize.events import Events
@@ -51,7 +52,12 @@ seed: 0
 """
 
 
-def _make_shot(root: Path, frames: int, h: int, w: int) -> None:
+LAYERS = """palette: palette.yaml
+layers: {index: layers/i.####.png, paint: layers/p.####.png, line: layers/l.####.png}
+"""
+
+
+def _make_shot(root: Path, frames: int, h: int, w: int, layers: bool = False) -> None:
     (root / "line").mkdir()
     (root / "keys").mkdir()
     for f in range(frames):
@@ -60,7 +66,11 @@ def _make_shot(root: Path, frames: int, h: int, w: int) -> None:
         cv2.imwrite(str(root / "line" / f"b.{f:04d}.png"), cv2.cvtColor(fr.lineart, cv2.COLOR_RGBA2BGRA))
         if f == 0:
             images.write_image(root / "keys" / "b.0000.png", fr.color)
-    (root / "refs.yaml").write_text(MANIFEST.format(output="out_flat"))
+    (root / "refs.yaml").write_text(MANIFEST.format(output="out_flat") + (LAYERS if layers else ""))
+    if layers:
+        key = images.read_rgba(root / "keys" / "b.0000.png")
+        text = colormodel.palette_yaml(colormodel.extract([key]), ["b.0000.png"])
+        (root / "palette.yaml").write_text(text)
 
 
 def _io_only(root: Path, frames: int) -> float:
@@ -156,6 +166,7 @@ def main() -> None:
     ap.add_argument("--size", default="1080x1920", help="HxW")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cli", action="store_true", help="run the shot through the `colorize shot` subprocess")
+    ap.add_argument("--layers", action="store_true", help="also write index, paint and line layers")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the engine over N frames")
     ap.add_argument(
         "--cv-threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's choice)"
@@ -169,7 +180,7 @@ def main() -> None:
         root = Path(tmp)
         t0 = time.perf_counter()
         n = args.profile or args.frames
-        _make_shot(root, n, h, w)
+        _make_shot(root, n, h, w, args.layers)
         print(
             f"generated {n} frames {h}x{w} in {time.perf_counter() - t0:.1f} s; load {os.getloadavg()[0]:.2f}"
         )
@@ -191,6 +202,7 @@ def main() -> None:
         f"IO only (read_rgba + write_image): {n / io_s:6.2f} frames/s ({1000 * io_s / n:.1f} ms/frame; "
         f"before {1000 * io1 / n:.1f}, after {1000 * io2 / n:.1f})"
     )
+    how += " with index, paint and line layers" if args.layers else ""
     print(f"flat engine shot ({how}):   {n / flat_s:6.2f} frames/s ({1000 * flat_s / n:.1f} ms/frame)")
     if not args.cli:
         print(f"  of which engine (main thread):  {1000 * engine_s / n:.1f} ms/frame")

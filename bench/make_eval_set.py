@@ -17,6 +17,8 @@ Synthetic cases (generated cel drawings, --size):
 Real-data cases (transforms of --realdata):
   pbc_move          pbc0242 panned 40 px and turned 3 degrees per frame
   pbc_cycle         pbc0242 on a cycle of four positions, three times (exact repeats)
+  pbc_palette       pbc_move's first four frames with a palette of the keyframe's colours and the index
+                    layer: palette ids scored per region (`palette ids` column)
   lg_pan            laughing_girl frame 0 moved 80 px and turned 3 degrees per frame, there and back
   lg_pingpong_shake laughing_girl's four drawings ping-pong under a camera shake; truth on drawing 0
   lg_pingpong       the four drawings ping-pong (0 1 2 3 2 1 ...) for 96 frames from one keyframe;
@@ -47,6 +49,7 @@ from synth import (  # noqa: E402  tests/synth.py: generated cel drawings
 )
 
 from colorize import images  # noqa: E402
+from colorize.colormodel import extract, palette_yaml  # noqa: E402
 from colorize.evaluate import moved, moved_lineart, moved_truth, region_ids, write_case  # noqa: E402
 from colorize.regions.palette import pack_color  # noqa: E402
 
@@ -136,7 +139,7 @@ def _moved_frame(line, gt, ids, shift, angle):
     return line1, moved_truth(gt, line1, shift, angle), ids1
 
 
-def _real_case(folder: Path, line, gt, ids, path, keys, description, truth_for=None) -> None:
+def _real_case(folder: Path, line, gt, ids, path, keys, description, truth_for=None, palette=None) -> None:
     lines, gts, regs = [], {}, {}
     for i, (shift, angle) in enumerate(path):
         l1, g1, r1 = (
@@ -145,7 +148,7 @@ def _real_case(folder: Path, line, gt, ids, path, keys, description, truth_for=N
         lines.append(l1)
         if truth_for is None or i in truth_for:
             gts[i], regs[i] = g1, r1
-    write_case(folder, lines, {k: gts[k] for k in keys}, gts, regs, description)
+    write_case(folder, lines, {k: gts[k] for k in keys}, gts, regs, description, palette=palette)
 
 
 def color_regions(gt: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -172,6 +175,10 @@ def real_cases(out: Path, realdata: Path) -> None:
         )
         cycle = [((40.0 * k, 0.0), 3.0 * k) for k in (0, 1, 2, 3)] * 3
         _real_case(out / "pbc_cycle", line, gt, ids, cycle, [0], "pbc0242 on a cycle of 4 positions, 3 times")
+        palette = palette_yaml(extract([gt]), ["pbc0242/gt.png"])
+        _real_case(
+            out / "pbc_palette", line, gt, ids, path[:4], [0], "pbc_move with a palette: ids", palette=palette
+        )
     girl = realdata / "laughing_girl"
     if girl.is_dir():
         drawings = [images.read_rgba(girl / "line" / f"{i:04d}.png") for i in range(4)]

@@ -18,6 +18,7 @@ from colorize_cli import evaluate as evaluate_cmds  # noqa: E402
 from colorize_cli import farm as farm_cmds  # noqa: E402
 from colorize_cli import keys as keys_cmds  # noqa: E402
 from colorize_cli import model as model_cmds  # noqa: E402
+from colorize_cli import palette as palette_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
 from colorize import __version__  # noqa: E402
@@ -54,6 +55,7 @@ farm_cmds.register(app)
 keys_cmds.register(app)
 evaluate_cmds.register(app)
 app.add_typer(model_cmds.app, name="model")
+app.add_typer(palette_cmds.app, name="palette")
 
 
 def _terminate(signum: int, frame: object) -> None:

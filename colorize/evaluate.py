@@ -125,6 +125,29 @@ def region_accuracy(
     return float(ok[present].mean()) if present.any() else 1.0, wrong[gt_ids]
 
 
+def palette_id_accuracy(
+    index: np.ndarray, truth: np.ndarray, gt_ids: np.ndarray, min_area: int = MIN_AREA
+) -> float:
+    """Share of ground-truth regions (of at least `min_area` pixels) whose most common index-layer id is
+    the most common palette id of the truth there (`Palette.index` of the finished frame)."""
+    lab = gt_ids.ravel()
+    keep = lab > 0
+    regions, inverse, areas = np.unique(lab[keep], return_inverse=True, return_counts=True)
+    if len(regions) == 0:
+        return float("nan")
+    right = []
+    for values in (index.ravel()[keep], truth.ravel()[keep]):
+        pairs = inverse.astype(np.int64) * 65536 + values.astype(np.int64)
+        uniq, counts = np.unique(pairs, return_counts=True)
+        order = np.lexsort((-counts, uniq // 65536))
+        first = order[np.r_[True, (uniq[order] // 65536)[1:] != (uniq[order] // 65536)[:-1]]]
+        best = np.zeros(len(regions), np.int64)
+        best[uniq[first] // 65536] = uniq[first] % 65536
+        right.append(best)
+    big = areas >= min_area
+    return float((right[0] == right[1])[big].mean()) if big.any() else float("nan")
+
+
 def pixel_accuracy(
     result: np.ndarray, gt: np.ndarray, where: np.ndarray, tolerance: int = TOLERANCE
 ) -> float:
@@ -272,6 +295,11 @@ def evaluate_case(
             wrong_e = wrong if who == "engine" else wrong_e
             if who == "baseline":
                 wrong_b = wrong
+        if plan.palette is not None and "index" in plan.layers:
+            index = _index_layer(plan, f)
+            row["engine_palette_id_acc"] = palette_id_accuracy(
+                index, plan.palette.index(images.to_uint8(_rgba(gt))), ids, MIN_AREA
+            )
         report.frames.append(row)
         score = row["engine_region_acc"] - row["baseline_region_acc"]
         if worst is None or (row["engine_region_acc"], score) < worst[:2]:
@@ -287,6 +315,9 @@ def evaluate_case(
     figures["repeats"] = repeats
     figures["repeats_not_identical"] = int(repeat_mismatch)
     figures["repeats_unresolved"] = int(repeat_unresolved)
+    ids_acc = [r["engine_palette_id_acc"] for r in report.frames if "engine_palette_id_acc" in r]
+    if ids_acc:
+        figures["engine_palette_id_acc"] = float(np.mean(ids_acc))
     for key in ("region_acc", "pixel_acc", "psnr", "alpha_iou"):
         for who in ("engine", "baseline"):
             values = [r[f"{who}_{key}"] for r in report.frames]
@@ -314,6 +345,14 @@ def evaluate_case(
         _write(sheet, contact_sheet([worst[2]], [caption], tile=320))
         report.sheets.append(sheet)
     return report
+
+
+def _index_layer(plan: Any, frame: int) -> np.ndarray:
+    """The index layer (16-bit ids) the run wrote for `frame`."""
+    from PIL import Image
+
+    with Image.open(plan.layers["index"].path(frame)) as im:
+        return np.asarray(im).astype(np.int64)
 
 
 def _chunks_identical(case: Path, out: Path, plan: Any, overrides: dict | None, chunks: int) -> bool:
@@ -356,13 +395,14 @@ def table(reports: list[CaseReport]) -> str:
     head = (
         "| case | frames (scored) | region acc engine / baseline | pixel acc engine / baseline "
         "| PSNR dB engine / baseline | alpha IoU engine / baseline | unresolved | repeats identical "
-        "| chunks = whole |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "| chunks = whole | palette ids |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in reports:
         f = r.figures
         same = f"{f['repeats'] - f['repeats_not_identical']}/{f['repeats']}" if f["repeats"] else "–"
+        ids = f"{f['engine_palette_id_acc']:.3f}" if "engine_palette_id_acc" in f else "–"
 
         def pair(key: str, digits: int, f: dict = f) -> str:
             if not f["scored"]:
@@ -372,7 +412,7 @@ def table(reports: list[CaseReport]) -> str:
         rows.append(
             f"| {r.name}{' (shaded)' if r.shaded else ''} | {f['frames']} ({f['scored']}) "
             f"| {pair('region_acc', 3)} | {pair('pixel_acc', 3)} | {pair('psnr', 2)} | {pair('alpha_iou', 3)} "
-            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} |"
+            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} | {ids} |"
         )
     traced = [(r.name, r.figures["trace"]) for r in reports if "trace" in r.figures]
     return head + "\n".join(rows) + "\n" + ("\n" + trace_table(traced) if traced else "")
@@ -438,8 +478,11 @@ def write_case(
     shaded: bool = False,
     masks: dict[str, list[np.ndarray]] | None = None,
     trace: bool = False,
+    palette: str | None = None,
 ) -> Path:
-    """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps."""
+    """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps.
+    `palette`: a palette file's text: the case then runs with it and writes the index layer (scored as
+    palette id accuracy)."""
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
@@ -463,6 +506,9 @@ def write_case(
                 )
             images.write_image(folder / "masks" / f"{name}_ref.png", np.full((8, 8, 3), 128, np.uint8))
             manifest += f"  {name}:\n    reference: masks/{name}_ref.png\n    mask: masks/{name}/f.####.png\n"
+    if palette is not None:
+        (folder / "palette.yaml").write_text(palette)
+        manifest += "palette: palette.yaml\nlayers: {index: index/f.####.png}\n"
     (folder / "refs.yaml").write_text(manifest)
     meta = {"description": description, "shaded": shaded, **({"trace": True} if trace else {})}
     (folder / "case.json").write_text(json.dumps(meta, indent=1))

@@ -4,7 +4,8 @@ Every input is normalised to RGBA (8-bit for the engines; `read_image` keeps 16 
 written atomically. Reading goes through Pillow, whose errors are Python exceptions (a truncated PNG never
 prints library noise on stderr), except 16-bit color PNG/TIFF, which Pillow reduces to 8 bits and OpenCV
 decodes at full depth; writing goes through OpenCV, whose PNG encoder is fast and byte-stable.
-Formats: PNG, TIFF, JPEG, WebP, BMP (what Pillow reads); EXR is not supported.
+Formats: PNG, TIFF, TGA, JPEG, WebP, BMP (what Pillow reads); EXR is not supported. TGA is written by
+`tga_bytes` (Pillow's RLE encoder, with colorize's record).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Image.MAX_IMAGE_PIXELS = None
 
 TMP_MARK = ".colorize-tmp-"
 # File types frames may have (what `read_image` decodes); EXR is not among them.
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".tga", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def _open(path: Path) -> Image.Image:
@@ -272,33 +273,158 @@ def write_image(path: Path, image: np.ndarray, *, compression: int = 1, metadata
     """Encode and atomically write one frame, with an optional metadata text (the provenance record).
 
     PNG: the text is a `tEXt` chunk (keyword `colorize`) right after the header, in the same atomic write,
-    so it travels with the frame and reading it costs a few hundred bytes. Other formats: a hidden sidecar
-    `.NAME.colorize` beside the frame, removed before the frame is replaced and written after it, so a
-    frame never pairs with another frame's record.
+    so it travels with the frame and reading it costs a few hundred bytes. TGA: a developer-area field
+    (`tga_bytes`), likewise. Other formats: a hidden sidecar `.NAME.colorize` beside the frame, removed
+    before the frame is replaced and written after it, so a frame never pairs with another frame's record.
     """
-    suffix = (path.suffix or ".png").lower()
-    data = encode_image(image, suffix, compression)
-    if suffix == ".png":
-        if metadata is not None:
-            data = _with_png_text(data, METADATA_KEY, metadata)
-        write_atomic(path, data)
-        return
-    sidecar = _sidecar(path)
-    sidecar.unlink(missing_ok=True)
-    write_atomic(path, data)
+    write_frames([(path, image)], compression=compression, metadata=metadata)
+
+
+def write_frames(
+    files: list[tuple[Path, np.ndarray]], *, compression: int = 1, metadata: str | None = None
+) -> None:
+    """`write_image` of several files that belong together (a frame and its layers) in one step.
+
+    Every file is encoded and written to its temporary name first; only then are they renamed into place,
+    in the given order (the main output last). A failure before the renames leaves every old file as it
+    was; a crash during them leaves files whose records say which run made them, so a rerun finds the
+    frame stale or missing, never fresh with a half-written file.
+    """
+    staged: list[tuple[Path, Path, bool]] = []  # (temporary, final, record in a sidecar)
+    try:
+        for path, image in files:
+            suffix = (path.suffix or ".png").lower()
+            if suffix == ".tga":
+                data = tga_bytes(image, metadata)
+            else:
+                data = encode_image(image, suffix, compression)
+                if suffix == ".png" and metadata is not None:
+                    data = _with_png_text(data, METADATA_KEY, metadata)
+            tmp = temp_path_for(path)
+            staged.append((tmp, path, suffix not in _RECORD_INSIDE))
+            _write_file(tmp, path, data)
+        for _, path, sidecar in staged:
+            if sidecar:
+                _sidecar(path).unlink(missing_ok=True)
+        for tmp, path, _ in staged:
+            _replace(tmp, path)
+    except BaseException:
+        for tmp, _, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
     if metadata is not None:
-        write_atomic(sidecar, metadata.encode("utf-8"))
+        for _, path, sidecar in staged:
+            if sidecar:
+                write_atomic(_sidecar(path), metadata.encode("utf-8"))
+
+
+_RECORD_INSIDE = (".png", ".tga")  # formats that carry the record in the file
+
+
+def _write_file(tmp: Path, path: Path, data: bytes) -> None:
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        _raise_write(path, error)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        _raise_write(path, error)
+
+
+def _raise_write(path: Path, error: OSError) -> None:
+    if isinstance(error, (PermissionError, IsADirectoryError)):  # not the disk's fault: exit 73, not 74
+        raise OutputError(f"{path}: cannot write ({error.strerror})") from None
+    raise IOFailure(f"{path}: write failed ({error.strerror or error})") from None
 
 
 def read_metadata(path: Path) -> str | None:
     """The metadata text `write_image` stored with a frame; None if there is none or the frame is incomplete."""
-    if path.suffix.lower() == ".png" or not path.suffix:
+    suffix = path.suffix.lower()
+    if suffix == ".png" or not path.suffix:
         return _png_text(path, METADATA_KEY)
+    if suffix == ".tga":
+        return _tga_text(path)
     sidecar = _sidecar(path)
     try:
         return sidecar.read_text(encoding="utf-8") if path.is_file() else None
     except (OSError, UnicodeDecodeError):
         return None
+
+
+# TGA (Truevision TGA 2.0): RLE true colour, origin bottom-left (the format's default, what Pillow and
+# After Effects expect), 32-bit BGRA with 8 alpha bits (straight alpha: the extension area says so,
+# attributes type 3) or 24-bit BGR without alpha; 8 bits per channel (16-bit frames are rounded). The
+# provenance record is a developer-area field (tag TGA_RECORD_TAG) that readers skip; the footer at the
+# very end points at it, so a truncated file has no record.
+TGA_RECORD_TAG = 0x434C  # "CL": a developer tag (0-32767 are free for applications)
+_TGA_SIGNATURE = b"TRUEVISION-XFILE.\0"
+_TGA_EXTENSION_SIZE = 495
+
+
+def tga_bytes(image: np.ndarray, metadata: str | None = None) -> bytes:
+    """A TGA file (see above) of an RGB/RGBA/gray uint8 or uint16 image."""
+    import io
+
+    image = to_uint8(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, "TGA", compression="tga_rle")
+    data = buffer.getvalue()
+    if data.endswith(_TGA_SIGNATURE):
+        data = data[:-26]
+    out = bytearray(data)
+    dev_offset = 0
+    if metadata is not None:
+        text = metadata.encode("utf-8")
+        field_at = len(out)
+        out += text
+        dev_offset = len(out)
+        out += struct.pack("<HHII", 1, TGA_RECORD_TAG, field_at, len(text))
+    ext_offset = len(out)
+    ext = bytearray(_TGA_EXTENSION_SIZE)
+    struct.pack_into("<H", ext, 0, _TGA_EXTENSION_SIZE)
+    ext[426 : 426 + 8] = b"colorize"
+    ext[494] = 3 if image.shape[2] == 4 else 0  # alpha: 3 = straight ("useful"), 0 = none
+    out += ext
+    out += struct.pack("<II", ext_offset, dev_offset) + _TGA_SIGNATURE
+    return bytes(out)
+
+
+def _tga_text(path: Path) -> str | None:
+    """The record in a TGA's developer area; None if absent or the file is incomplete (no footer)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size < 26 + 18:
+                return None
+            f.seek(size - 26)
+            footer = f.read(26)
+            if footer[8:] != _TGA_SIGNATURE:
+                return None
+            _, dev = struct.unpack("<II", footer[:8])
+            if not dev or dev + 2 > size:
+                return None
+            f.seek(dev)
+            (count,) = struct.unpack("<H", f.read(2))
+            for _ in range(count):
+                tag, offset, length = struct.unpack("<HII", f.read(10))
+                if tag == TGA_RECORD_TAG and offset + length <= size:
+                    f.seek(offset)
+                    return f.read(length).decode("utf-8")
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _sidecar(path: Path) -> Path:

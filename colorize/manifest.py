@@ -18,6 +18,7 @@ from colorize.errors import ManifestError, MissingInputError
 from colorize.settings import (
     OUTPUT_ALPHA_HELP,
     OUTPUT_DEPTH_HELP,
+    PALETTE_HELP,
     TIMING_HELP,
     DiffusionSettings,
     FlatSettings,
@@ -57,6 +58,7 @@ class SettingsLayer(StrictModel):
     diffusion: DiffusionSettings | None = None
     trace_lines: TraceLineSettings | None = None
     keys: KeysSettings | None = None
+    palette: str | None = Field(None, description=PALETTE_HELP)
 
     def as_layer(self) -> dict[str, Any]:
         """The keys this layer sets, as plain data (nested sections keep only their set keys)."""
@@ -85,6 +87,20 @@ class BackgroundEntry(StrictModel):
     reference: str | None = Field(None, description="Reference image of the background.")
 
 
+class LayersEntry(StrictModel):
+    """Files a frame writes besides its main output: frame patterns like `output` (each optional)."""
+
+    index: str | None = Field(
+        None,
+        description="16-bit single-channel PNG (or TIFF): the palette id of each pixel of the paint layer, 0 "
+        "where it is transparent, 65535 where a colour is not in the palette (unresolved). Needs `palette`.",
+    )
+    paint: str | None = Field(
+        None, description="RGBA fills alone (lines painted over like flat.lines: fill; trace lines filled)."
+    )
+    line: str | None = Field(None, description="RGBA main lines alone in their ink, straight alpha.")
+
+
 class Manifest(SettingsLayer):
     """refs.yaml, version 1."""
 
@@ -105,6 +121,9 @@ class Manifest(SettingsLayer):
     )
     timesheet_layer: str | None = Field(
         None, description="The cel layer of the timesheet to follow, when it has several."
+    )
+    layers: LayersEntry | None = Field(
+        None, description="Layer files written with each output frame (index, paint, line patterns)."
     )
 
     @field_validator("characters")
@@ -282,6 +301,11 @@ def _presets_dir() -> Path:
     import colorize_presets
 
     return Path(colorize_presets.__file__).parent
+
+
+def preset_path(name_or_path: str, base: Path | None = None) -> Path:
+    """The file of a preset given by name (presets/<name>.yaml) or path (relative to `base`)."""
+    return _preset_path(name_or_path, base)
 
 
 def _preset_path(name_or_path: str, base: Path | None) -> Path:

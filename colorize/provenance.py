@@ -128,13 +128,24 @@ class Freshness:
         return Provenance(self.plan.engine, __version__, self._settings, inputs)
 
     def state(self, frame: int) -> OutputState:
-        """done / stale / missing for the output of `frame`, reading only its record."""
+        """done / stale / missing for the output of `frame` (with its layers: done only when every file
+        is there and fresh), reading only their records."""
         path = self.plan.output.path(frame)
-        if not path.is_file():
-            return OutputState(frame, path, "missing", None, None)
-        stored = Provenance.from_text(images.read_metadata(path))
-        reason = self.expected(frame).stale_reason(stored)
-        return OutputState(frame, path, "stale" if reason else "done", reason, stored)
+        expected = self.expected(frame)
+        main: Provenance | None = None
+        for name, file in self.plan.outputs_of(frame).items():
+            if not file.is_file():
+                if name == "output" or not path.is_file():
+                    return OutputState(frame, path, "missing", None, None)
+                return OutputState(frame, path, "stale", f"layer {name} missing", None)
+            stored = Provenance.from_text(images.read_metadata(file))
+            reason = expected.stale_reason(stored)
+            if reason:
+                why = reason if name == "output" else f"layer {name}: {reason}"
+                return OutputState(frame, path, "stale", why, stored)
+            if name == "output":
+                main = stored
+        return OutputState(frame, path, "done", None, main)
 
 
 def _files_digest(files: dict[str, Path]) -> str:

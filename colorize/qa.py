@@ -157,9 +157,10 @@ class QAWriter:
 
     def add(self, frame: int, output: Path, overlay: np.ndarray | None, info: dict) -> None:
         """Record a done frame; its overlay goes to FOLDER/<output file name>.png."""
-        self.figures[frame] = {
-            k: info[k] for k in ("regions", "unresolved", "low_confidence", "sources") if k in info
-        }
+        figures = {k: info[k] for k in ("regions", "unresolved", "low_confidence", "sources") if k in info}
+        if overlay is None:  # an engine without overlays: what it says of the frame
+            figures = {**{str(k): v for k, v in info.items() if k != "bleach_mask"}, **figures}
+        self.figures[frame] = figures
         if overlay is None:
             return
         self._mkdir()

@@ -71,10 +71,10 @@ from colorize.errors import (
     most_serious,
 )
 from colorize.events import SCHEMA, Events, Stopwatch
+from colorize.layers import ENGINE_LAYERS, layer_images
 from colorize.provenance import Freshness, OutputState
 from colorize.qa import QAWriter
 from colorize.sequences import frame_range_text
-from colorize.settings import Settings
 from colorize.shot import ShotPlan
 from colorize.workers import (
     STOP_SECONDS,
@@ -175,6 +175,8 @@ def shot_context(
         load_keyframe=lambda f: read(plan.keyframe_paths[f]),
         load_masks=load_masks,
         qa=qa,
+        layers=engine_layers(plan),
+        palette=plan.palette,
     )
 
 
@@ -319,6 +321,7 @@ class _Stream:
         self.summary = summary
         self.size = size
         self.outputs = {f: plan.output.path(f) for f in plan.selected}
+        self.files = {f: plan.outputs_of(f) for f in plan.selected}  # with the layers, main output last
         self.freshness = Freshness(plan)
         self.out: deque[_Entry] = deque()  # frames in flight to their events, in order
         self.write_failed: ColorizeError | None = None
@@ -327,7 +330,7 @@ class _Stream:
 
     def _todo(self, overwrite: bool) -> list[tuple[int, str]]:
         """(frame, reason) of the frames to color; fresh ones are reported as skipped."""
-        images.remove_stale_temps(list(self.outputs.values()))
+        images.remove_stale_temps([p for files in self.files.values() for p in files.values()])
         todo: list[tuple[int, str]] = []
         for f in self.plan.selected:
             if overwrite:
@@ -339,7 +342,7 @@ class _Stream:
             else:
                 todo.append((f, "missing" if state.state == "missing" else f"stale: {state.reason}"))
         if todo:
-            _make_folders({self.outputs[f].parent for f, _ in todo})
+            _make_folders({p.parent for f, _ in todo for p in self.files[f].values()})
         return todo
 
     def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
@@ -538,7 +541,7 @@ class _Stream:
         error: ColorizeError | None
         try:
             results = engine.colorize(batch)
-            error = _result_problem(engine, results, frames, self.size)
+            error = _result_problem(engine, results, frames, self.size, engine_layers(self.plan))
         except InternalError as bug:
             error = bug
         except ColorizeError as bad_input:  # a bad file the engine read: this batch fails, the run goes on
@@ -565,9 +568,7 @@ class _Stream:
                 # The same array for every frame that shows the drawing: byte-identical outputs. Frames of
                 # one drawing share their dependencies, so their records are the same too.
                 record = self.freshness.expected(f).with_result(result.info)
-                write = writer.submit(
-                    _write_output, self.outputs[f], result.image, self.plan.settings, record.to_text()
-                )
+                write = writer.submit(_write_output, self.plan, self.files[f], result, record.to_text())
                 self.out.append(_Entry(f, reason, result, seconds if i == 0 else 0.0, write, repeat=i > 0))
 
     def _notes(self, engine: Engine) -> None:
@@ -669,7 +670,8 @@ class _Stream:
         for f, reason in blanks:
             record = self.freshness.expected(f)
             try:
-                _write_output(self.outputs[f], empty, self.plan.settings, record.to_text())
+                blank = FrameResult(f, empty, layers={name: empty for name in ENGINE_LAYERS})
+                _write_output(self.plan, self.files[f], blank, record.to_text())
             except ColorizeError as error:
                 self._fail(f, error)
                 raise _Stop(error) from None
@@ -713,7 +715,7 @@ def _count_of(value: Any) -> int:
 
 
 def _result_problem(
-    engine: Engine, results: Any, frames: list[int], size: tuple[int, int]
+    engine: Engine, results: Any, frames: list[int], size: tuple[int, int], layers: tuple[str, ...] = ()
 ) -> InternalError | None:
     """What is wrong with an engine's results (a bug in the engine), or None."""
     name = engine.name
@@ -740,6 +742,11 @@ def _result_problem(
                 f"engine {name!r} returned a {what} image for frame {r.frame}; expected uint8 or uint16 "
                 f"of {size[1]}×{size[0]}, RGB or RGBA"
             )
+        made = getattr(r, "layers", {})
+        for layer in layers:
+            got = made.get(layer) if isinstance(made, dict) else None
+            if not isinstance(got, np.ndarray) or got.shape[:2] != size or got.ndim != 3:
+                return InternalError(f"engine {name!r} returned no {layer} layer for frame {r.frame}")
     return None
 
 
@@ -771,10 +778,25 @@ def _internal(error: BaseException, doing: str) -> InternalError:
     return bug
 
 
-def _write_output(path: Path, image: np.ndarray, settings: Settings, provenance: str) -> None:
-    """Convert an engine's frame to the output alpha and depth, and write it atomically with its record."""
-    converted = images.output_array(image, settings.output_alpha, settings.output_depth)
-    images.write_image(path, converted, compression=settings.output_compression, metadata=provenance)
+def _write_output(plan: ShotPlan, files: dict[str, Path], result: FrameResult, provenance: str) -> None:
+    """Convert an engine's frame to the output alpha and depth, make its layers (`colorize.layers`), and
+    write them all in one step (`images.write_frames`), each with the record."""
+    settings = plan.settings
+    assert result.image is not None
+    converted = images.output_array(result.image, settings.output_alpha, settings.output_depth)
+    wanted = {name: path for name, path in files.items() if name != "output"}
+    written = layer_images(wanted, result.layers, plan.palette, settings.output_depth) if wanted else []
+    images.write_frames(
+        [*written, (files["output"], converted)], compression=settings.output_compression, metadata=provenance
+    )
+
+
+def engine_layers(plan: ShotPlan) -> tuple[str, ...]:
+    """The layers an engine must make for the plan's layer files (the index is made from the paint)."""
+    wanted = set(plan.layers)
+    if "index" in wanted:
+        wanted.add("paint")
+    return tuple(name for name in ENGINE_LAYERS if name in wanted)
 
 
 def _make_folders(folders: set[Path]) -> None:

@@ -21,6 +21,10 @@ OUTPUT_ALPHA_HELP = (
     "auto: RGBA output when the line art or the keyframes have transparency (transparent regions stay "
     "transparent, lines keep their alpha); on: always RGBA; off: RGB over white."
 )
+PALETTE_HELP = (
+    "Colour model file (YAML: version 1, colors of id, name, #rrggbb[aa]): every painted pixel is a palette "
+    "colour and keyframe colours not in it are errors. Relative to the file that names it."
+)
 OUTPUT_DEPTH_HELP = "Bits per channel of the written frames: 8 or 16 (PNG and TIFF)."
 Timing = Literal["strict", "hold"]
 TIMING_HELP = (
@@ -215,6 +219,7 @@ class Settings(StrictModel):
     output_depth: Literal[8, 16] = Field(8, description=OUTPUT_DEPTH_HELP)
     timing: Timing = Field("strict", description=TIMING_HELP)
     flat: FlatSettings = FlatSettings()
+    palette: str | None = Field(None, description=PALETTE_HELP)
     diffusion: DiffusionSettings = DiffusionSettings()
     trace_lines: TraceLineSettings = Field(
         TraceLineSettings(), description="Colour-trace lines: which line colours are filled, and how."

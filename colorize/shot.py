@@ -24,6 +24,7 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
+from colorize.colormodel import Palette, keyframe_problems, load_palette
 from colorize.engines import DependsOn, choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
@@ -35,7 +36,8 @@ from colorize.errors import (
     UsageError,
 )
 from colorize.images import IMAGE_EXTS, image_size, verify_image
-from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines
+from colorize.layers import clashes, plan_layers
+from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
 from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
 from colorize.settings import Settings, merge_layers
 from colorize.timing import Timing, read_timesheet
@@ -94,6 +96,13 @@ class ShotPlan:
     def exposures(self) -> Timing:
         assert self.timing is not None  # (set in __post_init__)
         return self.timing
+
+    palette: Palette | None = None  # the colour model (`settings.palette`, loaded)
+    layers: dict[str, Pattern] = field(default_factory=dict)  # layer name -> pattern (`colorize.layers`)
+
+    def outputs_of(self, f: int) -> dict[str, Path]:
+        """Every file frame `f` writes: its layers, then the main output (`output`), in writing order."""
+        return {**{name: p.path(f) for name, p in self.layers.items()}, "output": self.output.path(f)}
 
     @property
     def reads(self) -> tuple[int, ...]:
@@ -156,6 +165,8 @@ class ShotPlan:
                 files[f"mask {c.name}"] = c.mask.path()
         if self.background:
             files["background"] = self.background
+        if self.palette is not None:
+            files["palette"] = self.palette.path
         return files
 
 
@@ -196,6 +207,12 @@ def resolve_settings(
     if manifest.model:
         model = Path(manifest.model)
         manifest_layer["model"] = str(model if model.is_absolute() else manifest_path.parent / model)
+    if manifest.palette:
+        manifest_layer["palette"] = str(manifest_path.parent / manifest.palette)
+    if "palette" in preset_layer:  # relative to the preset file
+        preset_layer["palette"] = str(
+            preset_path(preset_name, manifest_path.parent).parent / preset_layer["palette"]
+        )
     env_layer = {"model": os.environ[MODEL_ENV]} if os.environ.get(MODEL_ENV) else {}
     merged = merge_layers(preset_layer, manifest_layer, env_layer, cli)
     sources = {}
@@ -261,6 +278,9 @@ def plan_shot(
     if manifest.background and manifest.background.reference:
         background = base / manifest.background.reference
         _require_file(background, "background reference", problems)
+    palette, layers = _colour_model_and_layers(
+        manifest, settings, base, out_dir, manifest_path, output, selected, problems
+    )
 
     plan = ShotPlan(
         manifest_path=manifest_path,
@@ -279,17 +299,22 @@ def plan_shot(
         sources=sources,
         timing=timing,
         keyframe_frames=keyframe_frames,
+        palette=palette,
+        layers=layers,
     )
     if not problems:
         inputs = plan.input_paths()
-        clash = [f for f in selected if plan.output.path(f).resolve() in inputs]
-        if clash:
-            problems.append(
-                OutputError(
-                    f"{plan.output.path(clash[0])}: output of frame {clash[0]} is an input file; "
-                    "change `output` or --out"
+        for kind in ["output", *plan.layers]:
+            pattern = plan.layers.get(kind, plan.output)
+            hit = [f for f in selected if pattern.path(f).resolve() in inputs]
+            if hit:
+                what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
+                problems.append(
+                    OutputError(
+                        f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
+                        f"change `{key}` or --out"
+                    )
                 )
-            )
     if not collect:
         raise_problems(problems)
     return plan
@@ -515,6 +540,31 @@ def _characters(
     return characters
 
 
+def _colour_model_and_layers(
+    manifest: Manifest,
+    settings: Settings,
+    base: Path,
+    out_dir: Path | None,
+    manifest_path: Path,
+    output: Pattern,
+    selected: list[int],
+    problems: list[ColorizeError],
+) -> tuple[Palette | None, dict[str, Pattern]]:
+    """The palette (`settings.palette`, loaded) and the layer patterns (`colorize.layers`); problems appended."""
+    palette = None
+    if settings.palette:
+        try:
+            palette = load_palette(Path(settings.palette))
+        except ColorizeError as error:
+            problems.append(error)
+    entries = manifest.layers.model_dump() if manifest.layers else {}
+    layers = plan_layers(entries, base, out_dir, manifest_path, settings.palette is not None, problems)
+    if layers and selected:
+        for clash in clashes({**layers, "output": output}, selected[0]):
+            problems.append(OutputError(f"{manifest_path}: layers: {clash}"))
+    return palette, layers
+
+
 def _require_file(path: Path, what: str, problems: list[ColorizeError]) -> None:
     """A file the manifest names must be a file: one problem line if it is missing or a folder."""
     if path.is_dir():
@@ -610,6 +660,13 @@ def validate_plan(
         elif c.name not in single_masks_done and not (collect and not c.mask.path().is_file()):
             single_masks_done.add(c.name)
             same_size(c.mask.path(), f"mask of {c.name!r}")
+    if plan.palette is not None and not problems:
+        for f in frames:
+            fp = plan.frame(f)
+            if fp.keyframe is not None:
+                problems.extend(
+                    InputDataError(line) for line in keyframe_problems(plan.palette, fp.keyframe, fp.lineart)
+                )
     for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
         if collect and not ref.is_file():  # plan_shot reported it
             continue
@@ -645,8 +702,13 @@ def validate_plan(
 
 
 def check_output_writable(plan: ShotPlan) -> None:
-    """Raise OutputError unless the output folder exists-and-is-writable or can be created."""
-    folder = plan.output.folder
+    """Raise OutputError unless the output folder (and each layer's) exists-and-is-writable or can be
+    created."""
+    for folder in dict.fromkeys([plan.output.folder, *(p.folder for p in plan.layers.values())]):
+        _check_folder_writable(folder)
+
+
+def _check_folder_writable(folder: Path) -> None:
     probe = folder
     while not probe.exists():
         if probe.parent == probe:

@@ -333,3 +333,33 @@ def test_device_and_dtype_choice():
         assert choose_device("auto", "auto") == (cpu, torch.float32, torch.float32)
         with pytest.raises(UsageError, match="CUDA is not available"):
             choose_device("cuda", "auto")
+
+
+def test_cel_finish_on_model_keeps_transparency_writes_layers_and_qa_details(shot, tiny_model, tmp_path):
+    from colorize import images
+    from colorize.colormodel import extract, load_palette, palette_yaml
+    from colorize.engines.diffusion.cel import cel_regions
+
+    key_path = shot / "keys" / "sh001.1001.png"
+    key = images.read_rgba(key_path)
+    key[(key == key[0, 0]).all(axis=-1), 3] = 0  # the keyframe's backdrop is transparent
+    images.write_image(key_path, key)
+    (shot / "pal.yaml").write_text(palette_yaml(extract([key]), ["key"]))
+    _manifest(shot, cel=True, palette="pal.yaml", layers={"index": "idx/i.####.png", "paint": "p/p.####.png"})
+    result = CliRunner().invoke(
+        app,
+        ["shot", str(shot), "--engine", "diffusion", "--model", str(tiny_model), "--out", str(tmp_path / "o")]
+        + ["--frames", "1001", "--temporal", "none", "--qa", str(tmp_path / "qa"), "--progress", "none"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "--qa: the diffusion engine makes no overlays" in result.output
+    qa = json.loads((tmp_path / "qa" / "qa.json").read_text())["frames"]["1001"]
+    assert qa["temporal"] == "none" and qa["regions"] > 0
+    out = images.read_rgba(tmp_path / "o" / "sh001.1001.png")
+    assert out[0, 0, 3] == 0 and (out[..., 3] == 255).any()  # transparent where the keyframe is
+    labels = cel_regions(images.read_rgba(shot / "lineart" / "sh001.1001.png"))
+    palette = load_palette(shot / "pal.yaml")
+    painted = (labels > 0) & (out[..., 3] > 0)
+    assert (palette.index(out)[painted] != 65535).all()  # every region on model
+    index = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "o" / "index" / "i.1001.png"))
+    assert ((index == 0) == (out[..., 3] == 0)).all()

@@ -121,3 +121,33 @@ def test_pbc0242_large_move(tmp_path):
     assert rec / total >= 0.95
     assert report.figures["engine_region_acc"] >= 0.97
     assert report.figures["engine_alpha_iou"] >= 0.98  # the transparent background stays transparent
+
+
+def test_a_palette_case_scores_the_index_layer_ids(tmp_path):
+    from colorize.colormodel import extract, palette_yaml
+    from colorize.evaluate import palette_id_accuracy, table
+
+    frames = [make_frame(90, 160, shift=(dx, dy), angle=a, dots=4) for dx, dy, a in [(0, 0, 0), (8, 3, 2)]]
+    key = finished(frames[0])
+    case = write_case(
+        tmp_path / "case",
+        [f.lineart for f in frames],
+        {0: key},
+        {i: finished(f) for i, f in enumerate(frames)},
+        {i: region_map(f) for i, f in enumerate(frames)},
+        "palette case",
+        palette=palette_yaml(extract([images.to_uint8(key)]), ["key"]),
+    )
+    report = evaluate_case(case, tmp_path / "out")
+    f = report.figures
+    # Flat colours, one palette colour each: a region's id is right exactly where its colour is.
+    assert f["engine_palette_id_acc"] == f["engine_region_acc"] >= 0.9
+    assert "| palette ids |" in table(
+        [report]
+    ) and f"{report.figures['engine_palette_id_acc']:.3f} |" in table([report])
+    ids = np.array([[1, 1, 2, 2]] * 4)
+    truth = np.array([[5, 5, 6, 6]] * 4, np.uint16)
+    assert palette_id_accuracy(truth, truth, ids, min_area=1) == 1.0
+    wrong = truth.copy()
+    wrong[:, 2:] = 5
+    assert palette_id_accuracy(wrong, truth, ids, min_area=1) == 0.5

@@ -448,7 +448,8 @@ def test_init_writes_what_check_passes(shot, tmp_path, layout):
     checked = runner.invoke(app, ["check", str(folder)])
     assert checked.exit_code == 0, (manifest, checked.output)
     if layout == "tga with holds":
-        assert manifest["timing"] == "hold" and manifest["output"] == "color/c001_####.png"
+        # TGA line art: TGA output (colorize writes 32-bit straight-alpha TGA)
+        assert manifest["timing"] == "hold" and manifest["output"] == "color/c001_####.tga"
     if layout == "xdts with two layers":
         assert (manifest["timesheet"], manifest["timesheet_layer"]) == ("c001.xdts", "A")
         assert "8 frames" in checked.output

@@ -40,6 +40,7 @@ NOT_PIXELS = frozenset(
         "output_compression",  # zlib level: the same pixels at every level
         "max_unresolved",  # the quality gate judges a written frame, it does not change it
         "diffusion.offload",  # moves the same weights between memories: same kernels, same bytes
+        "palette",  # a path: the palette's content is one of the shot's inputs (in every record)
         "timing",  # which drawing a frame shows (the plan's timing), never how a drawing is colored
     }
 )

@@ -15,6 +15,8 @@ What an engine is (declared, never probed: `EngineBase` gives every part its def
   depth (uint16 for 16-bit files, see `reads_native_depth`); without it every frame comes as 8-bit.
 - `close()`: releases what the engine owns (thread pools); the runner calls it when the stream ends,
   whatever happened (an engine used directly: `with engine:` or `close()`). Default: nothing to release.
+- Layers: when `ShotContext.layers` names "paint" and/or "line", each result carries them
+  (`FrameResult.layers`); with `ShotContext.palette`, every painted pixel is a palette colour.
 - A frame that cannot be made while the rest of its batch can (a bad input file read for it alone) comes
   back as a `FrameResult` with `error` set and no image: that frame fails, the others are written.
 - Which frames come together, and what each reads, is declared in its `EngineSpec` (`colorize.engines`).
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from colorize.colormodel import Palette
 from colorize.errors import ColorizeError
 from colorize.settings import Settings
 
@@ -64,6 +67,8 @@ class ShotContext:
     load_keyframe: Callable[[int], np.ndarray]  # frame -> H×W×4 RGBA colored keyframe (likewise)
     load_masks: Callable[[int], dict[str, np.ndarray]]  # frame -> {character: H×W bool}, given masks only
     qa: bool = False  # the run asks for QA overlays (FrameResult.qa) from engines that make them
+    layers: tuple[str, ...] = ()  # layers each FrameResult must carry (`colorize.layers.ENGINE_LAYERS`)
+    palette: Palette | None = None  # the colour model: every painted pixel must be one of its colours
 
 
 @dataclass
@@ -88,6 +93,9 @@ class FrameResult:
     # H×W bool: the main-line pixels (ink kept as drawn: `regions.lines`), from engines that know them;
     # trace lines and coloured lines a keyframe painted over are not main lines
     main_lines: np.ndarray | None = None
+    # the layers the shot asks for (ShotContext.layers): "paint" (RGB/RGBA fills, lines painted over) and
+    # "line" (RGBA main lines, straight alpha), same size and depth as `image`; `line` over `paint` = `image`
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Engine(Protocol):

@@ -35,6 +35,12 @@ line art or span keyframes are 16-bit is painted and rendered at 16 bits: each r
 carry the 16-bit keyframe pixels, and lines are composited from the 16-bit line art. A frame whose
 inputs are all 8-bit is made at 8 bits, as without the setting (the writer widens it exactly).
 
+Colour model (`palette`): keyframes are snapped to the palette as they are read (every pixel to its
+nearest colour, CIELAB ΔE), region colors from anywhere else (references) are snapped too, and the frame is
+made at 8 bits, so every painted pixel is a palette colour (unresolved regions keep `unresolved_color`).
+Layers (`ShotContext.layers`): `paint` is the paint layer (lines painted over), `line` the main lines
+(`regions.render.line_layer`).
+
 Character masks (when the manifest gives them) make every region "owned" by the character covering most
 of its pixels, or by the background; votes only count pixels of the same owner (see `regions.propagate`).
 
@@ -56,6 +62,7 @@ import cv2
 import numpy as np
 
 from colorize import images
+from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
 from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
@@ -67,6 +74,7 @@ from colorize.regions.palette import (
     NO_COLOR,
     deep_colors,
     dominant_colors,
+    on_model,
     parse_hex,
     reference_palette,
     widen,
@@ -76,6 +84,7 @@ from colorize.regions.render import (
     carry_texture,
     fill_trace,
     keyframe_lines,
+    line_layer,
     paint_layer,
     paint_layer16,
     paste_off_lines,
@@ -151,6 +160,7 @@ class FlatEngine(EngineBase):
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
         self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
+        self.palette: Palette | None = None  # the colour model (ShotContext.palette)
 
     # -- interface ---------------------------------------------------------------------------------------
 
@@ -163,6 +173,7 @@ class FlatEngine(EngineBase):
         self._sigs.clear()
         self._states.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
+        self.palette = shot.palette
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
     def preprocess(self, frame_input: FrameInput) -> FrameInput:
@@ -241,7 +252,8 @@ class FlatEngine(EngineBase):
         if fi.frame in shot.keyframes:
             self._key(fi.frame, fi.keyframe)  # this frame's keyframe as the batch brings it (not re-read)
         alpha = self._alpha(seg, keys)
-        deep = fi.lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
+        lineart = fi.lineart if self.palette is None else images.to_uint8(fi.lineart)
+        deep = lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
         digest = self._signature(fi.frame).digest
         same = [k for k in keys if self._signature(k).digest == digest]
         if fi.frame in shot.keyframes or same:
@@ -276,7 +288,14 @@ class FlatEngine(EngineBase):
         unresolved = colors == NO_COLOR
         unresolved[0] = False
         source[unresolved] = UNRESOLVED
-        image = render(seg, paint, fi.lineart, self.flat.lines, self.flat.colored_lines, over)
+        image = render(seg, paint, lineart, self.flat.lines, self.flat.colored_lines, over)
+        layers = {}
+        if "paint" in shot.layers:
+            layers["paint"] = paint
+        if "line" in shot.layers:
+            layers["line"] = line_layer(
+                seg, lineart, paint.dtype, self.flat.lines, self.flat.colored_lines, over
+            )
         counts = np.bincount(source[1:], minlength=len(SOURCES))
         info: dict[str, Any] = {
             "regions": int(seg.count),
@@ -294,7 +313,9 @@ class FlatEngine(EngineBase):
         main = cv2.threshold(seg.ink, 0, 1, cv2.THRESH_BINARY)[1]  # 0/1: every line pixel ...
         if lw.count or cv2.countNonZero(over):
             main = cv2.subtract(main, over)  # ... but those painted over
-        return FrameResult(frame=fi.frame, image=image, info=info, qa=qa, main_lines=main.view(bool))
+        return FrameResult(
+            frame=fi.frame, image=image, info=info, qa=qa, main_lines=main.view(bool), layers=layers
+        )
 
     def _paint(
         self,
@@ -314,7 +335,7 @@ class FlatEngine(EngineBase):
 
     def _finish_colors(self, seg: Segmentation, colors: np.ndarray) -> np.ndarray:
         """Colors to paint: unresolved regions in the visible color; lines (label 0) like region 1."""
-        out = colors.copy()
+        out = on_model(self.palette, colors) if self.palette is not None else colors.copy()
         out[out == NO_COLOR] = parse_hex(self.flat.unresolved_color)
         out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
         return out
@@ -689,6 +710,8 @@ class FlatEngine(EngineBase):
             image = self._require_shot().load_keyframe(frame)
         if image.shape[2] == 3:
             image = np.dstack([image, np.full(image.shape[:2], np.iinfo(image.dtype).max, image.dtype)])
+        if self.palette is not None:  # on model: every pixel carried from it is a palette colour
+            image = self.palette.snap(images.to_uint8(image))
         image8 = images.to_uint8(image)
         seg = self._segmentation(frame)
         # Region colors from the pixels no line touches (anti-aliased edges are tinted by the line).

@@ -11,7 +11,12 @@ it belongs to (`deep_colors`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from colorize.colormodel import Palette
 
 NO_COLOR = -1
 TRANSPARENT = 0
@@ -147,3 +152,19 @@ def reference_palette(reference: np.ndarray, size: int = 8, mask: np.ndarray | N
     order = order[cnt[order] > 0][:size]
     mean = np.round(sums[order] / cnt[order, None]).astype(np.int64)
     return OPAQUE | (mean[:, 0] << 16) | (mean[:, 1] << 8) | mean[:, 2]
+
+
+def on_model(palette: Palette, colors: np.ndarray) -> np.ndarray:
+    """Packed colors (int64, NO_COLOR and TRANSPARENT kept) snapped to the nearest colour of a colour model
+    (`colorize.colormodel`: CIELAB ΔE plus alpha)."""
+    out = colors.astype(np.int64, copy=True)
+    real = (out != NO_COLOR) & (out != TRANSPARENT)
+    if not real.any():
+        return out
+    uniq, inverse = np.unique(out[real], return_inverse=True)
+    rgba = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255, (uniq >> 24) & 255], axis=-1)
+    snapped = palette.rgba[palette.nearest(rgba.astype(np.uint8))].astype(np.int64)
+    packed = (snapped[:, 3] << 24) | (snapped[:, 0] << 16) | (snapped[:, 1] << 8) | snapped[:, 2]
+    packed[snapped[:, 3] == 0] = TRANSPARENT
+    out[real] = packed[inverse.ravel()]
+    return out

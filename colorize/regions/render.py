@@ -188,14 +188,7 @@ def render(
     """
     if lines == "fill":
         return paint
-    ink = seg.ink
-    colored = None
-    if colored_lines == "fill":
-        colored = colored_lines_of(seg, lineart) if over is None else over
-        if cv2.countNonZero(colored):
-            ink = cv2.subtract(ink, colored)  # 0 on colored lines
-        else:
-            colored = None
+    ink, colored = main_line_ink(seg, lineart, colored_lines, over)
     alpha_lines = lines_in_alpha(seg, lineart)
     if paint.dtype == np.uint16:
         return _over(paint, *_line_layer16(lineart, ink, alpha_lines), alpha_lines)
@@ -215,6 +208,56 @@ def render(
     )
     if colored is not None:
         cv2.copyTo(paint, colored, out)
+    return out
+
+
+def main_line_ink(
+    seg: Segmentation, lineart: np.ndarray, colored_lines: str = "fill", over: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ink of the main lines, the painted-over mask or None): the one place that splits the line art into
+    main lines (composited as drawn: the output's and the line layer's lines) and lines painted over.
+    With colored_lines="fill", the pixels of `over` (H×W uint8 0/255: the trace lines of `lines.classify`,
+    and coloured lines a keyframe painted over) are painted over (ink 0 there); default every coloured
+    line pixel."""
+    ink = seg.ink
+    if colored_lines == "fill":
+        colored = colored_lines_of(seg, lineart) if over is None else over
+        if cv2.countNonZero(colored):
+            return cv2.subtract(ink, colored), colored  # 0 on colored lines
+    return ink, None
+
+
+def line_layer(
+    seg: Segmentation,
+    lineart: np.ndarray,
+    dtype: np.dtype,
+    lines: str = "keep",
+    colored_lines: str = "fill",
+    over: np.ndarray | None = None,
+) -> np.ndarray:
+    """The line layer: H×W×4 RGBA of `dtype` (uint8 or uint16, the paint's), the main lines alone in their
+    ink with straight (unpremultiplied) alpha, so that `line` over the paint layer is what `render` makes
+    (within rounding). Lines in alpha keep their color; opaque line art on white paper has the paper taken
+    out (color = (p - top * (1 - a)) / a). All transparent with lines="fill"."""
+    h, w = seg.labels.shape
+    if lines == "fill":
+        return np.zeros((h, w, 4), dtype)
+    ink, _ = main_line_ink(seg, lineart, colored_lines, over)
+    alpha_lines = lines_in_alpha(seg, lineart)
+    if dtype == np.uint8:  # OpenCV on uint8 planes (numpy float math costs several times more at 1080p)
+        r, g, b, _ = cv2.split(to_uint8(lineart))
+        if not alpha_lines:  # (p - (255 - ink)) * 255 / ink, rounded; 0 where ink is 0
+            paper = cv2.bitwise_not(ink)
+            r, g, b = (cv2.divide(cv2.subtract(c, paper), ink, scale=255) for c in (r, g, b))
+        out = cv2.merge([r, g, b, ink])
+        return cv2.bitwise_and(out, out, mask=cv2.compare(ink, 0, cv2.CMP_GT))
+    source, ink = _line_layer16(lineart, ink, alpha_lines)
+    top = float(np.iinfo(dtype).max)
+    a = ink.astype(np.float32)[..., None] / top
+    p = source[..., :3].astype(np.float32)
+    color = p if alpha_lines else np.maximum(p - top * (1 - a), 0) / np.maximum(a, 1e-6)
+    out = np.dstack([np.clip(color + 0.5, 0, top), ink.astype(np.float32)]).astype(dtype)
+    out[ink == 0] = 0
     return out
 
 

@@ -67,7 +67,7 @@ from colorize.settings import Settings
 from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, line_art_warp
 
 from . import preprocess as pp
-from .cel import CelRegions, cel_apply, cel_regions
+from .cel import CelRegions, cel_apply, cel_regions, keep_alpha
 from .modeling import ColorizeDiffusionModel
 from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_references
 from .planning import chain_starts
@@ -204,6 +204,11 @@ class DiffusionEngine(EngineBase):
     def prepare(self, shot: ShotContext) -> None:
         """Encode every reference once for the shot."""
         self._shot = shot
+        if shot.qa:
+            self.notes.append(
+                "--qa: the diffusion engine makes no overlays; qa.json lists each frame's details "
+                "(temporal seeding, occlusion, foreground, regions with cel finish)"
+            )
         self._held.clear()
         with self._inks_lock:
             self._inks.clear()
@@ -315,6 +320,9 @@ class DiffusionEngine(EngineBase):
             warp = line_art_warp(ink, self._ink(previous), o.occlusion_threshold)
             info["temporal"] = f"warp from {previous} (anchor {self._starts[f]})"
             info["occluded"] = round(float(warp.occluded.mean()), 4)
+        cel = cel_regions(fi.lineart, self.settings.flat, self.settings.trace_lines) if o.cel_finish else None
+        if cel is not None:
+            info["regions"] = int(cel.labels.max())
         prep = FramePrep(
             sketch=pp.sketch_plane(work_ink),
             regions=None,
@@ -323,9 +331,7 @@ class DiffusionEngine(EngineBase):
             init=init,
             warp=warp,
             previous=previous,
-            cel=cel_regions(fi.lineart, self.settings.flat, self.settings.trace_lines)
-            if o.cel_finish
-            else None,
+            cel=cel,
             info=info,
             masks_from=fi if self._segments(fi) else None,
         )
@@ -401,7 +407,7 @@ class DiffusionEngine(EngineBase):
     @torch.inference_mode()
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color a batch (frames of one kind, as the schedule groups them; any batch works)."""
-        self._require_cache()
+        shot, _ = self._require_cache()
         # Frames the runner did not preprocess (an engine driven directly): prepared here, in threads.
         batch = list(
             self._pool.map(
@@ -420,11 +426,14 @@ class DiffusionEngine(EngineBase):
         return [
             FrameResult(fi.frame, None, {}, error=failed[fi.frame])
             if fi.frame in failed
-            else FrameResult(
-                fi.frame,
-                results[fi.frame],
-                fi.prepared.info,
-                main_lines=fi.prepared.cel.main if fi.prepared.cel is not None else None,
+            else _with_layers(
+                FrameResult(
+                    fi.frame,
+                    self._with_alpha(fi, results[fi.frame]),
+                    fi.prepared.info,
+                    main_lines=fi.prepared.cel.main if fi.prepared.cel is not None else None,
+                ),
+                shot,
             )
             for fi in batch
         ]
@@ -520,8 +529,21 @@ class DiffusionEngine(EngineBase):
     def _finish(self, job: _Job, image: np.ndarray) -> np.ndarray:
         """A decoded padded result (uint8) at the frame's size, cel-finished if asked."""
         _, cache = self._require_cache()
+        shot, _ = self._require_cache()
         image = cache.geometry.to_frame(image)
-        return cel_apply(image, job.prep.cel) if job.prep.cel is not None else image
+        return cel_apply(image, job.prep.cel, shot.palette) if job.prep.cel is not None else image
+
+    def _with_alpha(self, fi: FrameInput, image: np.ndarray) -> np.ndarray:
+        """The frame as written: the shot's transparency kept (`output_alpha: auto`, `cel.keep_alpha`)."""
+        shot, _ = self._require_cache()
+        if self.settings.output_alpha != "auto":
+            return image
+        keyframe = fi.keyframe
+        if keyframe is None and fi.frame in shot.keyframes:
+            keyframe = shot.load_keyframe(fi.frame)
+        return keep_alpha(
+            image, fi.lineart, keyframe, fi.prepared.cel.labels if fi.prepared.cel is not None else None
+        )
 
     # ---- the sampler -----------------------------------------------------------------------------------
 
@@ -550,6 +572,18 @@ class DiffusionEngine(EngineBase):
             cuda_graph=self.graphs,
         )
         return pp.from_model_image(result.images)  # decoded at the fixed batch shape, one copy back
+
+
+def _with_layers(result: FrameResult, shot: ShotContext) -> FrameResult:
+    """The layers the shot asks for: the model paints its lines into the frame, so `paint` is the frame
+    itself (on model with cel finish and a palette, its lines not: index 65535 there) and `line` is empty."""
+    image = result.image
+    if image is not None:
+        if "paint" in shot.layers:
+            result.layers["paint"] = image
+        if "line" in shot.layers:
+            result.layers["line"] = np.zeros((*image.shape[:2], 4), image.dtype)
+    return result
 
 
 def _chain_error(frame: int, anchor: int, missing: int, error: ColorizeError) -> ColorizeError:
