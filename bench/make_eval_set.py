@@ -19,6 +19,12 @@ Real-data cases (transforms of --realdata):
   pbc_cycle         pbc0242 on a cycle of four positions, three times (exact repeats)
   pbc_palette       pbc_move's first four frames with a palette of the keyframe's colours and the index
                     layer: palette ids scored per region (`palette ids` column)
+  pbc_nearest       pbc_move's path with nearest-neighbour resampled line art (1-px line gaps, steps)
+  pbc_gaps          pbc_move's path with 300 gaps of 1-3 px cut into the lines of every moved frame
+  pbc_bend          synthetic non-rigid motion: one part of pbc0242 (around the left of the middle) pushed up
+                    to 35 px against its neighbours by a smooth local displacement, and back
+  pbc_reference     pbc0242 with no keyframe, its finished frame given as the character's reference:
+                    the colors are palette guesses, so what counts is that they are flagged
   lg_pan            laughing_girl frame 0 moved 80 px and turned 3 degrees per frame, there and back
   lg_pingpong_shake laughing_girl's four drawings ping-pong under a camera shake; truth on drawing 0
   lg_pingpong       the four drawings ping-pong (0 1 2 3 2 1 ...) for 96 frames from one keyframe;
@@ -52,6 +58,8 @@ from colorize import images  # noqa: E402
 from colorize.colormodel import extract, palette_yaml  # noqa: E402
 from colorize.evaluate import moved, moved_lineart, moved_truth, region_ids, write_case  # noqa: E402
 from colorize.regions.palette import pack_color  # noqa: E402
+from colorize.regions.render import render  # noqa: E402
+from colorize.regions.segment import segment  # noqa: E402
 
 
 def syn_move_rotate(out: Path, h: int, w: int) -> None:
@@ -131,24 +139,103 @@ def _synthetic(
 # -- real data ----------------------------------------------------------------------------------------------
 
 
-def _moved_frame(line, gt, ids, shift, angle):
-    """(line art, truth, region ids) of the drawing moved by `shift` and turned by `angle`."""
-    line1 = moved_lineart(line, shift, angle)
+def _moved_frame(line, gt, ids, shift, angle, lines=None):
+    """(line art, truth, region ids) of the drawing moved by `shift` and turned by `angle`; `lines`
+    makes the moved line art (default: anti-aliased, as redrawn)."""
+    line1 = (lines or moved_lineart)(line, shift, angle)
     ids1 = moved(ids.astype(np.float32), shift, angle).astype(np.int64)
     ids1[line1[..., 3] > 0] = 0  # pixels under the moved lines are not counted
     return line1, moved_truth(gt, line1, shift, angle), ids1
 
 
-def _real_case(folder: Path, line, gt, ids, path, keys, description, truth_for=None, palette=None) -> None:
+def _real_case(
+    folder: Path,
+    line,
+    gt,
+    ids,
+    path,
+    keys,
+    description,
+    truth_for=None,
+    lines_of=None,
+    references=None,
+    settings="",
+    palette=None,
+) -> None:
     lines, gts, regs = [], {}, {}
     for i, (shift, angle) in enumerate(path):
         l1, g1, r1 = (
-            _moved_frame(line, gt, ids, shift, angle) if (shift, angle) != ((0, 0), 0) else (line, gt, ids)
+            _moved_frame(line, gt, ids, shift, angle, lines_of)
+            if (shift, angle) != ((0, 0), 0)
+            else (line, gt, ids)
         )
         lines.append(l1)
         if truth_for is None or i in truth_for:
             gts[i], regs[i] = g1, r1
-    write_case(folder, lines, {k: gts[k] for k in keys}, gts, regs, description, palette=palette)
+    write_case(
+        folder,
+        lines,
+        {k: gts[k] for k in keys},
+        gts,
+        regs,
+        description,
+        references=references,
+        palette=palette,
+    )
+    if settings:  # manifest settings of the case (e.g. close_breaks for broken lines)
+        with open(folder / "refs.yaml", "a") as manifest:
+            manifest.write(settings)
+
+
+def nearest_lineart(line: np.ndarray, shift, angle) -> np.ndarray:
+    """Line art moved with nearest-neighbour resampling (as aliased exports and some scans are): thin
+    lines break into steps with 1-px gaps."""
+    return moved(line, shift, angle)
+
+
+def bent(img: np.ndarray, k: float, linear: bool = False) -> np.ndarray:
+    """`img` with one part pushed against its neighbours (a local, smooth displacement: a hand or a
+    head moving while the rest stays): up to 7·k px right and 4·k px down, fading out with distance
+    from a point left of the drawing's middle (sigma: 12 % of the width). Nearest sampling for maps."""
+    h, w = img.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy, sigma = 0.42 * w, 0.5 * h, 0.12 * w
+    bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
+    # Inverse map, approximately: a destination pixel reads from where the bump pushed it from.
+    map_x, map_y = xs - 7.0 * k * bump, ys - 4.0 * k * bump
+    flags = cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST
+    return cv2.remap(img, map_x, map_y, flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def bent_case(folder: Path, line, gt, ids, steps: list[int]) -> None:
+    """The drawing with one part bent further each frame (see `bent`); keyframe = the first frame."""
+    lines, gts, regs = [], {}, {}
+    for i, k in enumerate(steps):
+        if k == 0:
+            l1, g1, r1 = line, gt, ids
+        else:
+            l1 = bent(line, k, linear=True)
+            l1[..., 3] = np.where(l1[..., 3] > 0, 255, 0).astype(np.uint8)  # binary lines, as drawn
+            r1 = bent(ids.astype(np.float32), k).astype(np.int64)
+            r1[l1[..., 3] > 0] = 0
+            g1 = render(segment(l1), bent(gt, k), l1, "keep", "fill")
+        lines.append(l1)
+        gts[i], regs[i] = g1, r1
+    write_case(folder, lines, {0: gts[0]}, gts, regs, "a part bent against its neighbours (synthetic)")
+    with open(folder / "refs.yaml", "a") as manifest:  # its binarised lines break where they thin
+        manifest.write("flat:\n  close_breaks: true\n")
+
+
+def with_gaps(line: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Line art (lines in alpha) with `count` gaps of 1-3 px cut into its lines at random places (a
+    scan's breaks, a hand-drawn stroke stopping short)."""
+    out = line.copy()
+    ys, xs = np.nonzero(line[..., 3] > 0)
+    rng = np.random.default_rng(seed)
+    for i in rng.choice(len(ys), size=min(count, len(ys)), replace=False):
+        r = int(rng.integers(1, 3))  # a disc of radius 1 or 2: gaps of 1-3 px across a thin line
+        cv2.circle(out, (int(xs[i]), int(ys[i])), r - 1, (0, 0, 0, 0), -1)
+    return out
 
 
 def color_regions(gt: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -173,6 +260,39 @@ def real_cases(out: Path, realdata: Path) -> None:
         _real_case(
             out / "pbc_move", line, gt, ids, path, [0], "pbc0242 panned 40 px and turned 3 deg per frame"
         )
+        _real_case(
+            out / "pbc_nearest",
+            line,
+            gt,
+            ids,
+            path,
+            [0],
+            "pbc0242 panned and turned, nearest-neighbour resampled (1-px line gaps)",
+            lines_of=nearest_lineart,
+            settings="flat:\n  close_breaks: true\n",
+        )
+        _real_case(
+            out / "pbc_gaps",
+            line,
+            gt,
+            ids,
+            path,
+            [0],
+            "pbc0242 panned and turned, 300 line gaps of 1-3 px cut into every moved frame",
+            lines_of=lambda ln, shift, angle: with_gaps(moved_lineart(ln, shift, angle), 300, int(shift[0])),
+            settings="flat:\n  close_breaks: true\n",
+        )
+        _real_case(
+            out / "pbc_reference",
+            line,
+            gt,
+            ids,
+            path[:3],
+            [],
+            "pbc0242 from its finished frame given as a reference only (no keyframe)",
+            references={"girl": gt},
+        )
+        bent_case(out / "pbc_bend", line, gt, ids, [0, 1, 2, 3, 4, 5, 4, 3])
         cycle = [((40.0 * k, 0.0), 3.0 * k) for k in (0, 1, 2, 3)] * 3
         _real_case(out / "pbc_cycle", line, gt, ids, cycle, [0], "pbc0242 on a cycle of 4 positions, 3 times")
         palette = palette_yaml(extract([gt]), ["pbc0242/gt.png"])

@@ -45,7 +45,7 @@ def eval_set_cmd(
 
     Example: `colorize eval set evalset --out /tmp/eval --chunks 3`
     """
-    from colorize.evaluate import evaluate_set, table
+    from colorize.evaluate import evaluate_set, flag_summary, table
 
     with errors_to_exit():
         reports = evaluate_set(root, out, _overrides(gap_close, min_region, fill), chunks)
@@ -53,7 +53,7 @@ def eval_set_cmd(
         (out / "table.md").write_text(text)
         (out / "results.json").write_text(
             json.dumps(
-                {r.name: vars(r) for r in reports},
+                {**{r.name: vars(r) for r in reports}, "set_flags": flag_summary(reports)},
                 indent=1,
                 default=str,
             )

@@ -184,6 +184,8 @@ def check(
         )
         for line_warning in trace_line_warnings(plan):
             sys.stderr.write(f"colorize: warning: {line_warning}\n")
+        if plan.engine == "flat":
+            _warn_leaky_keyframes(plan)
         first = plan.characters[0] if plan.characters else None
         model = Path(plan.settings.model) if plan.settings.model else None
         if (
@@ -211,6 +213,32 @@ def trace_line_warnings(plan: ShotPlan) -> list[str]:
         lw = frame_line_work(images.read_rgba(path), plan.settings.flat, plan.settings.trace_lines)
         out += [w for w in line_warnings(lw, f"{path.name} (frame {f})") if w not in out]
     return out
+
+
+def _warn_leaky_keyframes(plan: ShotPlan) -> None:
+    """Warn about keyframes whose segmentation merges areas the keyframe paints in different colors
+    (line gaps that `flat.gap_close` does not close): the flat engine would carry one color into both."""
+    from colorize import images
+    from colorize.regions.leaks import leaky_regions
+    from colorize.regions.segment import segment
+
+    fs = plan.settings.flat
+    for f in sorted(k for k in plan.keyframe_paths if k in set(plan.reads)):
+        seg = segment(
+            images.read_rgba(plan.lineart_paths[f]),
+            fs.gap_close,
+            fs.min_region,
+            fs.line_threshold,
+            fs.close_breaks,
+        )
+        leaks = leaky_regions(seg, images.to_uint8(images.read_rgba(plan.keyframe_paths[f])))
+        if leaks:
+            x, y = leaks[0].at
+            sys.stderr.write(
+                f"colorize: warning: keyframe {f} ({plan.keyframe_paths[f]}): {_count(len(leaks), 'region')} "
+                f"of the line art hold several keyframe colors (the largest, {leaks[0].area} px, near x={x} "
+                f"y={y}): line gaps leak; close them, raise flat.gap_close (now {fs.gap_close}) or set flat.close_breaks\n"
+            )
 
 
 @with_run_options

@@ -20,7 +20,9 @@ Metrics per frame with ground truth (keyframe frames excluded), averaged per cas
 - PSNR over the whole frame, both composited over white; alpha IoU of the opaque (alpha >= 128) pixels.
 Baseline: the nearest keyframe warped onto the frame by plain optical flow between the two line-art frames
 (`colorize.temporal.warp_previous`, the diffusion engine's temporal warp) with the frame's line layer on
-top, rendered like the engine's output. SSIM (Gaussian window, OpenCV) is kept for `eval folder`.
+top, rendered like the engine's output (a case without keyframes: the bare line art).
+Flags: the regions the engine marks low-confidence or unresolved (what QA tells a painter to check)
+against the regions it got wrong (`flag_counts`): recall and precision. SSIM (Gaussian window, OpenCV) is kept for `eval folder`.
 """
 
 from __future__ import annotations
@@ -148,6 +150,26 @@ def palette_id_accuracy(
     return float((right[0] == right[1])[big].mean()) if big.any() else float("nan")
 
 
+def flag_counts(wrong: np.ndarray, flagged: np.ndarray, gt_ids: np.ndarray, min_area: int) -> dict[str, int]:
+    """How well the engine's flags (H×W bool: pixels of regions it calls low-confidence or unresolved)
+    predict its errors (`wrong`, H×W bool from `region_accuracy`), over the ground-truth regions of at
+    least `min_area` pixels: {"wrong": wrong regions, "wrong_flagged": wrong regions most of whose pixels
+    are flagged, "flagged": regions most of whose pixels are flagged}. Recall = wrong_flagged / wrong,
+    precision = wrong_flagged / flagged."""
+    n = int(gt_ids.max()) + 1
+    ids = gt_ids.ravel()
+    area = np.bincount(ids, minlength=n)
+    present = area >= max(1, min_area)
+    present[0] = False
+    bad = (np.bincount(ids, weights=wrong.ravel(), minlength=n) * 2 > area) & present
+    marked = (np.bincount(ids, weights=flagged.ravel(), minlength=n) * 2 > area) & present
+    return {"wrong": int(bad.sum()), "wrong_flagged": int((bad & marked).sum()), "flagged": int(marked.sum())}
+
+
+def _unpack(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+
 def pixel_accuracy(
     result: np.ndarray, gt: np.ndarray, where: np.ndarray, tolerance: int = TOLERANCE
 ) -> float:
@@ -205,7 +227,7 @@ def flow_warp_baseline(
     line layer on top (rendered as the engine renders its own output)."""
     warped, _ = warp_previous(keyframe, ink_u8(line), ink_u8(line_key))
     fs = settings.flat
-    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold)
+    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks)
     return render(seg, np.ascontiguousarray(warped), line, fs.lines, fs.colored_lines)
 
 
@@ -223,15 +245,24 @@ class CaseReport:
 
 
 def run_case(
-    case: Path, out: Path, overrides: dict[str, Any] | None = None, frames: str | None = None
+    case: Path,
+    out: Path,
+    overrides: dict[str, Any] | None = None,
+    frames: str | None = None,
+    flags: dict[int, np.ndarray] | None = None,
 ) -> list[dict]:
-    """Color a case with the flat engine through the real runner into `out`; the `frame_done` events."""
+    """Color a case with the flat engine through the real runner into `out`; the `frame_done` events.
+
+    `flags` (a dict) receives, per frame, the engine's bit-packed mask of flagged pixels (regions it calls
+    low-confidence or unresolved; `FlatEngine.flags`)."""
     plan = plan_shot(
         case / "refs.yaml", out_dir=out, frames=frames, overrides={"engine": "flat", **(overrides or {})}
     )
     size = validate_plan(plan, deep=False)
     stream = io.StringIO()
-    summary = run_shot(plan, FlatEngine(plan.settings), Events(json_stream=stream), size=size, overwrite=True)
+    engine = FlatEngine(plan.settings)
+    engine.flags = flags
+    summary = run_shot(plan, engine, Events(json_stream=stream), size=size, overwrite=True)
     if summary.failures:
         raise summary.failures[0][1]
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -252,7 +283,9 @@ def evaluate_case(
     plan = plan_shot(
         case / "refs.yaml", out_dir=out / "engine", overrides={"engine": "flat", **(overrides or {})}
     )
-    done = {e["frame"]: e for e in run_case(case, out / "engine", overrides)}
+    flags: dict[int, np.ndarray] = {}
+    done = {e["frame"]: e for e in run_case(case, out / "engine", overrides, flags=flags)}
+    caught = {"wrong": 0, "wrong_flagged": 0, "flagged": 0}
     keys = sorted(plan.keyframe_paths)
     gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
     regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
@@ -277,13 +310,16 @@ def evaluate_case(
             continue
         gt = images.read_image(gts[f])
         ids = region_ids(images.read_rgba(regions[f]))
-        k = min(keys, key=lambda k: (abs(k - f), k))
-        base = flow_warp_baseline(
-            images.read_rgba(plan.keyframe_paths[k]),
-            images.read_rgba(plan.lineart_paths[k]),
-            line,
-            plan.settings,
-        )
+        if keys:
+            k = min(keys, key=lambda k: (abs(k - f), k))
+            base = flow_warp_baseline(
+                images.read_rgba(plan.keyframe_paths[k]),
+                images.read_rgba(plan.lineart_paths[k]),
+                line,
+                plan.settings,
+            )
+        else:  # nothing to warp: the baseline is the bare line art
+            base = images.over_white(line)
         row: dict[str, Any] = {"frame": f, "unresolved": done[f].get("unresolved", 0)}
         wrong_e = None
         for who, img in (("engine", result), ("baseline", base)):
@@ -293,6 +329,10 @@ def evaluate_case(
             row[f"{who}_psnr"] = psnr(img, gt)
             row[f"{who}_alpha_iou"] = alpha_iou(img, gt)
             wrong_e = wrong if who == "engine" else wrong_e
+            if who == "engine" and f in flags:
+                counts = flag_counts(wrong, _unpack(flags[f], ids.shape), ids, MIN_AREA)
+                row.update({f"flag_{k}": v for k, v in counts.items()})
+                caught = {k: caught[k] + counts[k] for k in caught}
             if who == "baseline":
                 wrong_b = wrong
         if plan.palette is not None and "index" in plan.layers:
@@ -318,6 +358,7 @@ def evaluate_case(
     ids_acc = [r["engine_palette_id_acc"] for r in report.frames if "engine_palette_id_acc" in r]
     if ids_acc:
         figures["engine_palette_id_acc"] = float(np.mean(ids_acc))
+    figures.update({f"flags_{k}": v for k, v in caught.items()})
     for key in ("region_acc", "pixel_acc", "psnr", "alpha_iou"):
         for who in ("engine", "baseline"):
             values = [r[f"{who}_{key}"] for r in report.frames]
@@ -395,7 +436,7 @@ def table(reports: list[CaseReport]) -> str:
     head = (
         "| case | frames (scored) | region acc engine / baseline | pixel acc engine / baseline "
         "| PSNR dB engine / baseline | alpha IoU engine / baseline | unresolved | repeats identical "
-        "| chunks = whole | palette ids |\n"
+        "| chunks = whole | palette ids | wrong flagged / flags wrong |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
@@ -412,10 +453,36 @@ def table(reports: list[CaseReport]) -> str:
         rows.append(
             f"| {r.name}{' (shaded)' if r.shaded else ''} | {f['frames']} ({f['scored']}) "
             f"| {pair('region_acc', 3)} | {pair('pixel_acc', 3)} | {pair('psnr', 2)} | {pair('alpha_iou', 3)} "
-            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} | {ids} |"
+            f"| {f['unresolved']} | {same} | {_yes_no(f.get('chunks_identical'))} | {ids} "
+            f"| {f.get('flags_wrong_flagged', 0)}/{f.get('flags_wrong', 0)} / "
+            f"{f.get('flags_wrong_flagged', 0)}/{f.get('flags_flagged', 0)} |"
         )
     traced = [(r.name, r.figures["trace"]) for r in reports if "trace" in r.figures]
-    return head + "\n".join(rows) + "\n" + ("\n" + trace_table(traced) if traced else "")
+    total = flag_summary(reports)
+    foot = (
+        f"\nFlags (low-confidence or unresolved regions) over the set: recall {_share(total['recall'])} "
+        f"({total['wrong_flagged']} of {total['wrong']} wrong regions flagged), precision "
+        f"{_share(total['precision'])} ({total['wrong_flagged']} of {total['flagged']} flagged regions wrong)\n"
+    )
+    return head + "\n".join(rows) + "\n" + foot + ("\n" + trace_table(traced) if traced else "")
+
+
+def flag_summary(reports: list[CaseReport]) -> dict[str, Any]:
+    """Flag counts summed over cases, with recall (wrong regions flagged) and precision (flagged regions
+    that are wrong); None where there is nothing to divide by."""
+    total = {
+        k: sum(int(r.figures.get(f"flags_{k}", 0)) for r in reports)
+        for k in ("wrong", "wrong_flagged", "flagged")
+    }
+    return {
+        **total,
+        "recall": total["wrong_flagged"] / total["wrong"] if total["wrong"] else None,
+        "precision": total["wrong_flagged"] / total["flagged"] if total["flagged"] else None,
+    }
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f} %"
 
 
 def _yes_no(value: bool | None) -> str:
@@ -479,10 +546,11 @@ def write_case(
     masks: dict[str, list[np.ndarray]] | None = None,
     trace: bool = False,
     palette: str | None = None,
+    references: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps.
     `palette`: a palette file's text: the case then runs with it and writes the index layer (scored as
-    palette id accuracy)."""
+    palette id accuracy); `references`: characters given by a reference image only (no mask)."""
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
@@ -495,7 +563,12 @@ def write_case(
             images.write_image(folder / group / f"f.{i + 1:04d}.png", img)
     for i, ids in regions.items():
         images.write_image(folder / "regions" / f"f.{i + 1:04d}.png", encode_ids(ids))
-    manifest = MANIFEST
+    manifest = MANIFEST if keys else MANIFEST.replace("keyframes: keys/f.####.png\n", "")
+    if references:
+        manifest += "characters:\n"
+        for name, ref in references.items():
+            images.write_image(folder / f"{name}_ref.png", ref)
+            manifest += f"  {name}:\n    reference: {name}_ref.png\n"
     if masks:
         manifest += "characters:\n"
         for name, seq in masks.items():
@@ -533,7 +606,7 @@ def eval_pbc(
     ids = region_ids(seg_map)
     settings = Settings.model_validate({"engine": "flat", **(overrides or {})})
     fs = settings.flat
-    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold)
+    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks)
     rec, total = segmentation_recovery(seg.labels, ids)
     figures: dict[str, Any] = {"regions_recovered": f"{rec}/{total} ({100 * rec / total:.1f} %)"}
     line1 = moved_lineart(line, shift, angle)

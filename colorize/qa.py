@@ -190,12 +190,15 @@ class QAWriter:
                 for f, v in self.figures.items()
             }
         )
-        images.write_atomic(index, json.dumps({"frames": frames}, indent=1, sort_keys=True).encode())
-        written = [index]
-        ranked = sorted(
-            (f for f, v in frames.items() if "overlay" in v and sum(badness(v)) > 0),
+        # The frames a painter must look at, worst first (unresolved regions, then low-confidence ones).
+        review = sorted(
+            (f for f, v in frames.items() if sum(badness(v)) > 0),
             key=lambda f: (tuple(-x for x in badness(frames[f])), int(f)),
-        )[: self.worst]
+        )
+        index_data = {"check_first": [int(f) for f in review], "frames": frames}
+        images.write_atomic(index, json.dumps(index_data, indent=1, sort_keys=True).encode())
+        written = [index]
+        ranked = [f for f in review if "overlay" in frames[f]][: self.worst]
         if ranked:
             overlays = [images.read_rgba(self.folder / frames[f]["overlay"]) for f in ranked]
             captions = [

@@ -73,6 +73,12 @@ class FlatSettings(StrictModel):
         "texture where the source region is not flat. Keyframe frames keep the keyframe's pixels off the "
         "lines unless flat.",
     )
+    close_breaks: bool = Field(
+        False,
+        description="Also close 1-px breaks in the lines for thin regions (hair strands, stripes) that "
+        "gap_close's ball cannot reach: for scans and aliased or nearest-neighbour resampled line art. "
+        "Closes a break only where it parts two regions of 2x min_region px or more.",
+    )
 
 
 LineRole = Annotated[str, Field(pattern=r"^(main|shadow|highlight|#[0-9a-fA-F]{6})$")]

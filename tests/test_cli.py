@@ -60,6 +60,25 @@ def test_check_ok(shot):
     assert "ok:" in result.output and "24 frames 1001-1024, 384×256" in result.output
 
 
+def test_check_warns_about_a_keyframe_whose_line_gaps_leak(shot):
+    from colorize import images
+
+    assert "leak" not in runner.invoke(app, ["check", str(shot)]).output  # the sample's lines are closed
+    line_path = shot / "lineart" / "sh001.1001.png"
+    line, key = images.read_rgba(line_path), images.read_rgba(shot / "keys" / "sh001.1001.png")
+    # Open the lines wide (12 px) wherever the keyframe has different colors on their two sides.
+    colors = key[..., :3].astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    edge = np.zeros(colors.shape, bool)
+    edge[:, 4:-4] |= colors[:, :-8] != colors[:, 8:]
+    ys, xs = np.nonzero(edge & (line[..., :3].min(axis=-1) < 128))
+    for y, x in list(zip(ys, xs, strict=True))[:: max(1, len(ys) // 40)]:
+        line[max(0, y - 6) : y + 6, max(0, x - 6) : x + 6] = 255
+    images.write_image(line_path, line)
+    result = runner.invoke(app, ["check", str(shot)])
+    assert result.exit_code == 0  # a warning, not a problem
+    assert "warning: keyframe 1001" in result.output and "line gaps leak" in result.output
+
+
 def test_check_reports_one_line_per_problem(shot):
     manifest = shot / "refs.yaml"
     manifest.write_text(manifest.read_text().replace("seed: 1234", "sed: 1234"))

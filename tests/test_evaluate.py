@@ -105,7 +105,9 @@ def test_preview_orders_frames_by_number_and_shows_qa(tmp_path):
         qa.add(f, out / f"s.{f}.png", np.full((70, 96, 3), 200, np.uint8), {"unresolved": bad, "regions": 5})
     written = qa.finish()
     assert [p.name for p in written] == ["qa.json", "worst_frames.png"]
-    assert json.loads((tmp_path / "qa" / "qa.json").read_text())["frames"]["10000"]["unresolved"] == 3
+    index = json.loads((tmp_path / "qa" / "qa.json").read_text())
+    assert index["frames"]["10000"]["unresolved"] == 3
+    assert index["check_first"] == [10000]  # the frames a painter must look at, worst first
     mp4, sheet = write_preview(out, fps=4, qa_dir=tmp_path / "qa")
     assert mp4.stat().st_size > 0
     assert images.read_rgb(sheet).shape[1] > 2 * 96  # frames beside their overlays
@@ -151,3 +153,17 @@ def test_a_palette_case_scores_the_index_layer_ids(tmp_path):
     wrong = truth.copy()
     wrong[:, 2:] = 5
     assert palette_id_accuracy(wrong, truth, ids, min_area=1) == 0.5
+
+
+def test_flag_counts_are_recall_and_precision_over_regions():
+    from colorize.evaluate import flag_counts
+
+    ids = np.zeros((10, 40), np.int64)
+    for r in range(4):  # four regions of 10x10
+        ids[:, 10 * r : 10 * r + 10] = r + 1
+    wrong = (ids == 1) | (ids == 2)
+    flagged = (ids == 2) | (ids == 3)
+    flagged[:, 10:14] = False  # 60 % of region 2 still flagged: it counts
+    assert flag_counts(wrong, flagged, ids, 12) == {"wrong": 2, "wrong_flagged": 1, "flagged": 2}
+    flagged[:, 10:16] = False  # 40 %: no longer
+    assert flag_counts(wrong, flagged, ids, 12) == {"wrong": 2, "wrong_flagged": 0, "flagged": 1}

@@ -143,6 +143,9 @@ def test_reference_palette_inside_mask(frames):
     paper = _paper(frames[1])
     assert (res.image[paper & mask] == (10, 200, 30)).all(axis=-1).mean() > 0.9
     assert (res.image[paper & ~mask] == (90, 90, 200)).all(axis=-1).mean() > 0.9
+    # The palette's colors inside the mask are guesses (flagged for QA); the plate's, under a uniform
+    # plate, are evidence (not flagged).
+    assert 0 < res.info["low_confidence"] < res.info["sources"]["reference"]
 
 
 # -- character masks: colors stay with their owner ------------------------------------------------------

@@ -7,6 +7,7 @@ import numpy as np
 from synth import make_frame
 
 from colorize.flow import Correspondence
+from colorize.regions.leaks import leaky_regions
 from colorize.regions.palette import (
     deep_colors,
     dominant_colors,
@@ -57,6 +58,49 @@ def test_narrow_neck_is_not_cut():
     cv2.polylines(img, [np.array([[140, 10], [102, 58], [140, 110]])], False, (0, 0, 0, 255), 1)
     seg = segment(img, gap_close=3)
     assert _n_inside(seg, [(20, 100), (100, 100)]) == 1
+
+
+def _strands(gap_at: int | None) -> np.ndarray:
+    """Three thin slanted strands (3 px wide) between 1-px lines drawn with nearest-neighbour steps, the
+    middle strand's left wall broken by a 1-px gap at row `gap_at` (None: closed)."""
+    img = _blank(120, 120)
+    for x0 in (30, 34, 38, 42):  # walls: x = x0 + y / 8, one pixel each row (steps, 4-connected paper)
+        for y in range(10, 110):
+            img[y, x0 + y // 8, :3] = 0
+    cv2.rectangle(img, (5, 5), (114, 114), (0, 0, 0, 255), 1)
+    img[10, 30:60, :3] = 0  # the strands' ends
+    img[109, 30:60, :3] = 0
+    if gap_at is not None:
+        img[gap_at, 34 + gap_at // 8, :3] = 255
+    return img
+
+
+def test_one_pixel_gap_of_a_thin_strand_closes_and_clean_strands_stay_whole():
+    inside_left, inside_mid = (60, 31 + 60 // 8), (60, 35 + 60 // 8)
+    leaky = _strands(gap_at=60)
+    assert _n_inside(segment(leaky, gap_close=0), [inside_left, inside_mid]) == 1  # leaks without
+    assert _n_inside(segment(leaky, gap_close=2), [inside_left, inside_mid]) == 1  # off by default
+    seg = segment(leaky, gap_close=2, close_breaks=True)
+    # Too thin for the trapped ball (3 px), closed as a 1-px gap; each strand stays one region.
+    assert _n_inside(seg, [inside_left, inside_mid]) == 2
+    mid = [(y, 35 + y // 8) for y in range(14, 106, 4)]
+    assert _n_inside(seg, mid) == 1
+    clean = segment(_strands(gap_at=None), gap_close=2, close_breaks=True)
+    plain = segment(_strands(gap_at=None), gap_close=0)
+    assert clean.count == plain.count  # closed art: nothing to close, no region cut
+
+
+def test_a_region_holding_two_keyframe_colors_is_reported_as_leaky():
+    img = _two_boxes(gap=6)  # wider than gap_close=1 closes
+    key = _blank()
+    key[10:110, 10:100, :3] = (200, 40, 40)  # the keyframe paints the two boxes differently
+    key[10:110, 100:190, :3] = (40, 40, 200)
+    leaks = leaky_regions(segment(img, gap_close=1), key)
+    assert len(leaks) == 1 and leaks[0].colors == 2
+    assert leaky_regions(segment(img, gap_close=4), key) == []  # closed: each box one color
+    one = _blank()
+    one[10:110, 10:190, :3] = (200, 40, 40)
+    assert leaky_regions(segment(img, gap_close=1), one) == []  # one color across the gap: no evidence
 
 
 def test_colored_lines_bound_regions_and_are_detected():

@@ -149,6 +149,9 @@ class FlatEngine(EngineBase):
         self.flat = settings.flat
         self.roles = LineRoles.from_settings(settings.trace_lines)
         self.qa = False  # also return a QA overlay per frame (FrameResult.qa): ShotContext.qa
+        # When a dict (evaluation): per frame, the bit-packed H×W mask of the pixels of regions flagged
+        # low-confidence or unresolved (what QA tells a painter to check).
+        self.flags: dict[int, np.ndarray] | None = None
         self._shot: ShotContext | None = None
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
         self._keys: OrderedDict[int, _Key] = OrderedDict()
@@ -216,7 +219,7 @@ class FlatEngine(EngineBase):
         lines, the labels with the lines filled in (the paint layer's index) and its coarse flow image."""
         f = self.flat
         ink, colored, alpha = line_layers(images.to_uint8(lineart))
-        seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold)
+        seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold, f.close_breaks)
         seg.cache["signature"] = signature(ink)
         seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
         if f.lines == "keep" and f.colored_lines == "fill":
@@ -279,7 +282,7 @@ class FlatEngine(EngineBase):
             if shot.keyframes:  # small regions take the keys' colors around them (same owner) first
                 self._small_from_neighbours(seg, colors, source, owners, same_owner=True)
             if not shot.keyframes or fi.masks:
-                self._reference_fill(seg, fi, colors, source)
+                self._reference_fill(seg, fi, colors, source, conf)
             self._small_from_neighbours(seg, colors, source, owners)
             paint, unfilled = self._paint(seg, lw, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
@@ -308,7 +311,12 @@ class FlatEngine(EngineBase):
         chained = (source == FORWARD) | (source == BACKWARD) | (source == REUSED) | (source == MATCHED)
         low = chained & (conf < LOW_CONFIDENCE)
         low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
+        low |= (source == REFERENCE) & (conf < LOW_CONFIDENCE)  # a palette guess is never confident
         info["low_confidence"] = int(low.sum())
+        if self.flags is not None:  # evaluation: which pixels a painter is told to look at
+            flagged = (low | unresolved).view(np.uint8)
+            flagged[0] = 0
+            self.flags[fi.frame] = np.packbits(seg.per_pixel(flagged))
         qa = qa_overlay(image, seg, source, low, SOURCES, unfilled) if self.qa else None
         main = cv2.threshold(seg.ink, 0, 1, cv2.THRESH_BINARY)[1]  # 0/1: every line pixel ...
         if lw.count or cv2.countNonZero(over):
@@ -627,9 +635,13 @@ class FlatEngine(EngineBase):
         return max(4 * max(1, self.flat.min_region), int(NEIGHBOUR_SHARE * seg.labels.size))
 
     def _reference_fill(
-        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray
+        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray, conf: np.ndarray
     ) -> None:
-        """Best-effort colors for unresolved regions from references (masks, background, palette rank)."""
+        """Best-effort colors for unresolved regions from references (masks, background, palette rank).
+
+        A guess from a palette (the largest regions take the most frequent reference colors) has no
+        evidence behind it: confidence 0, so QA marks it. A region under the background plate takes the
+        plate's color there with the share of its pixels that have that color as confidence."""
         shot = self._require_shot()
         todo = colors == NO_COLOR
         todo[0] = False
@@ -648,9 +660,10 @@ class FlatEngine(EngineBase):
             todo &= ~mine
         if shot.background is not None and todo.any():
             outside = todo & ~covered
-            bg, _ = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
+            bg, share = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
             take = outside & (bg != NO_COLOR)
             colors[take] = bg[take]
+            conf[take] = share[take]
             source[take] = REFERENCE
             todo &= ~take
         if todo.any() and not fi.masks and not shot.keyframes and shot.characters:

@@ -5,10 +5,14 @@ Pipeline, all vectorised numpy/OpenCV (no per-region Python loops):
 1. ink: line strength as uint8 (alpha for transparent line art, darkness of the darkest channel for opaque
    line art, so colored shadow/highlight lines bound regions like black ones).
 2. lines = ink >= threshold; regions = 4-connected components of the rest (so 8-connected 1-px lines close).
-3. gap closing (trapped-ball style, single ball): the line layer is dilated by a disc of radius `gap_close`;
+3. 1-px breaks (`close_breaks`, off by default): paper pixels beside a line end that join paper the lines keep apart are
+   closed where that parts two regions of at least 2 * min_region pixels (`line_bridges`, `_bridged`), so
+   thin regions (hair strands, stripes) too stop leaking through the breaks that scans and
+   nearest-neighbour resampling leave, while clean closed line art keeps its regions.
+4. gap closing (trapped-ball style, single ball): the line layer is dilated by a disc of radius `gap_close`;
    components of what is left are seeds. A region that holds two or more seeds leaked through a gap: it is
    split by growing the seeds back geodesically inside it, so the cut falls in the middle of the gap.
-4. speckles: regions smaller than `min_region` pixels that are enclosed only by specks of ink (8-connected
+5. speckles: regions smaller than `min_region` pixels that are enclosed only by specks of ink (8-connected
    ink components under SPECK_INK * min_region pixels: scan noise) become line pixels (they take a
    neighbour's color). Small enclosures drawn by the line network itself are regions like any other.
 
@@ -24,6 +28,7 @@ import cv2
 import numpy as np
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+BRIDGE_AREA = 10  # a piece of 1-px gap closing has at most this many pixels (more: no gap)
 SPECK_INK = 4  # an ink component under SPECK_INK * min_region pixels is a speck (noise), not a drawn line
 NARROW = 65535  # label images with fewer labels than this are uint16
 
@@ -164,20 +169,34 @@ def line_layers(lineart: np.ndarray, ink: np.ndarray | None = None) -> tuple[np.
 
 
 def segment(
-    lineart: np.ndarray, gap_close: int = 2, min_region: int = 12, line_threshold: float = 0.4
+    lineart: np.ndarray,
+    gap_close: int = 2,
+    min_region: int = 12,
+    line_threshold: float = 0.4,
+    close_breaks: bool = False,
 ) -> Segmentation:
     """Split an RGBA line-art frame into line-enclosed regions; see the module docstring."""
-    return segment_ink(ink_u8(lineart), gap_close, min_region, line_threshold)
+    return segment_ink(ink_u8(lineart), gap_close, min_region, line_threshold, close_breaks)
 
 
 def segment_ink(
-    ink: np.ndarray, gap_close: int = 2, min_region: int = 12, line_threshold: float = 0.4
+    ink: np.ndarray,
+    gap_close: int = 2,
+    min_region: int = 12,
+    line_threshold: float = 0.4,
+    close_breaks: bool = False,
 ) -> Segmentation:
     """`segment` of a frame whose ink (`ink_u8`) is known."""
     thr = max(1, round(line_threshold * 255))
     lines = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY)[1]  # 0/1 uint8: ink >= thr
     free = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY_INV)[1]
-    labels, n = _components(free, 4)
+    bridges = line_bridges(lines) if close_breaks else None
+    if bridges is not None:
+        labels, n = _bridged(free, bridges, max(2 * min_region, 16))
+        cv2.bitwise_or(lines, cv2.compare(labels, 0, cv2.CMP_EQ) & free, dst=lines)
+        free = cv2.subtract(free, lines)
+    else:
+        labels, n = _components(free, 4)
     if gap_close > 0 and n > 1:
         labels, n = _split_leaks(labels, n, lines, free, gap_close)
     areas = _areas(labels, n)
@@ -199,6 +218,158 @@ def segment_ink(
     if count < NARROW:
         seg.cache["labels16"] = labels if labels.dtype == np.uint16 else labels.astype(np.uint16)
     return seg
+
+
+# Around a pixel, the 8 neighbours in ring order (N, NE, E, SE, S, SW, W, NW) as (dy, dx).
+_RING8 = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+
+
+def _paper_sides() -> np.ndarray:
+    """Per 8-bit ring code (bit i set: neighbour i is line), how many separate pieces of paper (4-connected
+    through the ring) touch the pixel: 2 or more means the pixel joins paper that the lines around it
+    would keep apart (a gap), 1 a pocket or an edge of a line, 0 a hole."""
+    lut = np.zeros(256, np.uint8)
+    for code in range(256):
+        line = [(code >> i) & 1 for i in range(8)]
+        sides = [i for i in (0, 2, 4, 6) if not line[i]]
+        joins = sum(
+            1 for i in (0, 2, 4, 6) if not line[i] and not line[(i + 1) % 8] and not line[(i + 2) % 8]
+        )
+        lut[code] = 1 if sides and joins == 4 else len(sides) - joins
+    return lut
+
+
+_PAPER_SIDES = _paper_sides()
+
+
+def _line_tips() -> np.ndarray:
+    """Per 8-bit ring code of a line pixel, 1 where the pixel ends a line: its line neighbours are one
+    run of at most 3 around it (the end of a stroke, or the side of a gap in it)."""
+    lut = np.zeros(256, np.uint8)
+    for code in range(256):
+        bits = [(code >> i) & 1 for i in range(8)]
+        runs = sum(1 for i in range(8) if bits[i] and not bits[i - 1])
+        lut[code] = 1 if runs == 1 and sum(bits) <= 3 else 0
+    return lut
+
+
+_LINE_TIPS = _line_tips()
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """b[y, x] = a[y + dy, x + dx] (0 outside)."""
+    h, w = a.shape
+    b = np.zeros_like(a)
+    b[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
+        max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
+    return b
+
+
+def line_bridges(lines: np.ndarray) -> np.ndarray | None:
+    """0/1 uint8 mask of the paper pixels that close 1-px line gaps (candidates: `_bridged` decides),
+    or None when there are none.
+
+    A gap pixel joins pieces of paper that the lines around it keep apart and lies beside a line end (a
+    pixel dropped from a 1-px line by nearest-neighbour resampling, a scan's break, a stroke stopping one
+    pixel short of the line it meets). The inside of a thin channel between two lines (a hair strand, a
+    collar stripe) is never a gap, only where it opens; pockets in a line's staircase are not gaps (the
+    paper around them is one piece); pieces of more than BRIDGE_AREA pixels (8-connected) are not gaps.
+    Trapped-ball splitting (`_split_leaks`) handles wider gaps between regions wide enough for its ball.
+    """
+    h, w = lines.shape
+    pad = 3
+    big = cv2.copyMakeBorder(lines, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    ring = np.array(_RING8)
+
+    def codes(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """8-bit ring codes (bit i: neighbour i is line) of the pixels (ys, xs)."""
+        code = np.zeros(len(ys), np.uint8)
+        for i, (dy, dx) in enumerate(ring):
+            code |= big[ys + pad + dy, xs + pad + dx] << np.uint8(i)
+        return code
+
+    # Work on few pixels: line pixels with at most 3 line neighbours may end a line (the tip test), and
+    # only paper beside a tip may be a gap. Clean closed art has few such pixels.
+    neighbours = cv2.boxFilter(lines, cv2.CV_8U, (3, 3), normalize=False)  # the pixel and its 8 around
+    maybe = cv2.bitwise_and(lines, cv2.compare(neighbours, 4, cv2.CMP_LE))
+    pts = cv2.findNonZero(maybe)
+    if pts is None:
+        return None
+    pts = pts.reshape(-1, 2)
+    tip = _LINE_TIPS[codes(pts[:, 1], pts[:, 0])] > 0
+    if not tip.any():
+        return None
+    tips = np.zeros_like(lines)
+    tips[pts[tip, 1], pts[tip, 0]] = 1
+    near = cv2.findNonZero(cv2.bitwise_and(cv2.dilate(tips, np.ones((3, 3), np.uint8)), 1 - lines))
+    if near is None:
+        return None
+    near = near.reshape(-1, 2)
+    ys, xs = near[:, 1], near[:, 0]
+    code = codes(ys, xs)
+    gap = _PAPER_SIDES[code] >= 2
+    # The inside of a thin channel (line on both sides across it, and the channel going on both ways
+    # along it) is no gap: the channel stays paper, only where it opens may it be closed.
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        gap &= ~(
+            _across(big, pad, ys, xs, dy, dx)
+            & _across(big, pad, ys + dy, xs + dx, dy, dx)
+            & _across(big, pad, ys - dy, xs - dx, dy, dx)
+        )
+    if not gap.any():
+        return None
+    out = np.zeros_like(lines)
+    out[ys[gap], xs[gap]] = 1
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(out, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] <= BRIDGE_AREA
+    keep[0] = False
+    if not keep.any():
+        return None
+    return lookup(comp, keep.view(np.uint8)) if not keep[1:].all() else out
+
+
+def _across(big: np.ndarray, pad: int, ys: np.ndarray, xs: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Whether each pixel (ys, xs) is paper with line on both sides perpendicular to (dy, dx) (`big`:
+    the 0/1 line mask with a `pad` border)."""
+    y, x = ys + pad, xs + pad
+    return (big[y, x] == 0) & (big[y - dx, x + dy] > 0) & (big[y + dx, x - dy] > 0)
+
+
+def _bridged(free: np.ndarray, bridges: np.ndarray, side: int) -> tuple[np.ndarray, int]:
+    """(labels, count) of the paper with those gap `bridges` closed that part regions of `side` pixels or
+    more; the others stay paper.
+
+    A bridge together with the small pieces of paper (under `side` pixels) it and its neighbouring
+    bridges cut off forms a piece: a piece that touches two or more large regions closes a leak between
+    them (a gap; a thin channel through which a region leaked, sealed at its ends); one that touches one
+    (a notch of a ragged line, a pocket) or none (a thin region of clean art, cut in stretches) changed
+    nothing worth a region and is undone.
+    """
+    labels, n = _components(cv2.subtract(free, bridges), 4)
+    areas = _areas(labels, n)
+    small = areas < side
+    small[0] = False
+    large = np.where(small, 0, np.arange(n)).astype(labels.dtype)
+    large[0] = 0
+    ext = cv2.bitwise_or(bridges, lookup(labels, small.view(np.uint8)))
+    nb, comp = cv2.connectedComponents(ext, connectivity=4)
+    pts = cv2.findNonZero(ext).reshape(-1, 2)
+    h, w = free.shape
+    piece = comp[pts[:, 1], pts[:, 0]].astype(np.int64)
+    big = lookup(labels, large)
+    touches = []
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ys, xs = np.clip(pts[:, 1] + dy, 0, h - 1), np.clip(pts[:, 0] + dx, 0, w - 1)
+        lab = big[ys, xs].astype(np.int64)
+        touches.append(np.stack([piece[lab > 0], lab[lab > 0]], axis=1))
+    pairs = np.unique(np.concatenate(touches), axis=0)
+    keep = np.bincount(pairs[:, 0], minlength=nb) >= 2
+    keep[0] = False
+    kept = cv2.bitwise_and(bridges, lookup(comp, keep.view(np.uint8)))
+    if cv2.countNonZero(kept) == cv2.countNonZero(bridges):
+        return labels, n
+    return _components(cv2.subtract(free, kept), 4)
 
 
 def _areas(labels: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
