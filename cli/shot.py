@@ -209,7 +209,10 @@ def trace_line_warnings(plan: ShotPlan) -> list[str]:
     sel = plan.selected
     out: list[str] = []
     for f in dict.fromkeys([sel[0], sel[len(sel) // 2], sel[-1]] if sel else []):
-        path = plan.lineart_paths[f]
+        drawing = plan.drawing(f)  # holds and timesheets: the drawing the frame shows (None: blank)
+        if drawing is None:
+            continue
+        path = plan.lineart_paths[drawing]
         lw = frame_line_work(images.read_rgba(path), plan.settings.flat, plan.settings.trace_lines)
         out += [w for w in line_warnings(lw, f"{path.name} (frame {f})") if w not in out]
     return out

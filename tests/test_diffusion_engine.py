@@ -357,7 +357,7 @@ def test_cel_finish_on_model_keeps_transparency_writes_layers_and_qa_details(sho
     assert qa["temporal"] == "none" and qa["regions"] > 0
     out = images.read_rgba(tmp_path / "o" / "sh001.1001.png")
     assert out[0, 0, 3] == 0 and (out[..., 3] == 255).any()  # transparent where the keyframe is
-    labels = cel_regions(images.read_rgba(shot / "lineart" / "sh001.1001.png"))
+    labels = cel_regions(images.read_rgba(shot / "lineart" / "sh001.1001.png")).labels
     palette = load_palette(shot / "pal.yaml")
     painted = (labels > 0) & (out[..., 3] > 0)
     assert (palette.index(out)[painted] != 65535).all()  # every region on model
