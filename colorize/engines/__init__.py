@@ -231,6 +231,7 @@ FLAT_READS = (
             "flat.line_threshold",
             "flat.match_threshold",
             "flat.fill",
+            "flat.close_breaks",
         }
     )
     | TRACE_READS
