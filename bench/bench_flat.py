@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synth import make_frame  # tests/synth.py: generated cel drawings
 
 from colorize import colormodel, images
-from colorize.engines.base import FrameInput
+from colorize.engines.base import EngineBase, FrameInput
 from colorize.engines.flat import FlatEngine
 from colorize.events import Events
 from colorize.runner import run_shot, shot_context
@@ -83,13 +83,19 @@ def _io_only(root: Path, frames: int) -> float:
     return time.perf_counter() - t0
 
 
-class _TimedEngine:
+class _TimedEngine(EngineBase):
     """FlatEngine with the time spent inside colorize() summed up (the main thread's share)."""
 
     def __init__(self, engine: FlatEngine):
+        super().__init__()
         self.engine = engine
         self.name = engine.name
+        self.native_depth = engine.native_depth
+        self.notes = engine.notes
         self.seconds = 0.0
+
+    def close(self) -> None:
+        self.engine.close()
 
     def prepare(self, shot) -> None:
         self.engine.prepare(shot)
