@@ -355,6 +355,25 @@ def test_diffusion_samples_each_drawing_once(shot, tiny_model, unet_calls, tmp_p
     assert pixels(out / "sh001.1008.png") == pixels(out / "sh001.1007.png")
 
 
+def test_xdts_shot_with_diffusion_samples_each_drawing_once_chunks_equal_whole(shot, tiny_model, unet_calls):
+    changes, _ = twos_and_threes()
+    n = sheet_shot(shot, changes, 48, **DIFFUSION)
+    cli = ["--engine", "diffusion", "--model", str(tiny_model), "--temporal", "none"]
+    events = run_json(shot, *cli)
+    assert events[-1]["done"] == 48 and events[-1]["drawings_colored"] == n == 18
+    whole_calls, unet_calls[0] = unet_calls[0], 0
+    out = shot / "out"
+    whole = {p.name: p.read_bytes() for p in out.iterdir()}
+    for p in out.iterdir():
+        p.unlink()
+    chunks = plan_chunks(plan_shot(shot / "refs.yaml"), 24)
+    assert len(chunks) == 2
+    colored = sum(run_json(shot, *cli, "--frames", c)[-1]["drawings_colored"] for c in chunks)
+    # Cut on a drawing change: each drawing sampled once in the chunks too, the same UNet work as the whole.
+    assert colored == n and unet_calls[0] == whole_calls > 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole
+
+
 def test_diffusion_warp_chain_follows_drawings_and_chunks_equal_whole(shot, tiny_model, tmp_path):
     keep_frames(shot, {1001, 1004, 1007})
     set_manifest(shot, timing="hold", timing_end=1008, **DIFFUSION)
