@@ -71,11 +71,10 @@ def plan(
     with errors_to_exit():
         keys_args = None
         if keys:
-            keys_args = RunOptions({**options.values, "engine": None}).argv()
-            options = RunOptions({**options.values, "engine": "flat"})
-        if keys:
             from colorize_cli.keys import plan_before_keys
 
+            keys_args = RunOptions({**options.values, "engine": None}).argv()
+            options = RunOptions({**options.values, "engine": "flat"})
             shot_plan = plan_before_keys(shot_dir, refs, frames, out, options)
         else:
             shot_plan = plan_from_options(shot_dir, refs, frames, out, options)

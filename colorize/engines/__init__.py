@@ -176,7 +176,6 @@ def _diffusion_check(settings: Settings) -> None:
 
 
 def _create_keys(settings: Settings) -> Engine:
-    _diffusion_check(settings)
     from colorize.engines.keys import KeysEngine
 
     return KeysEngine(settings)
@@ -189,7 +188,6 @@ def _itself(
 
 
 def _create_hybrid(settings: Settings) -> Engine:
-    _diffusion_check(settings)
     from colorize.engines.keys import HybridEngine
 
     return HybridEngine(settings)
@@ -210,9 +208,7 @@ def _diffusion_fingerprint(settings: Settings) -> str:
 
 def _section(name: str) -> frozenset[str]:
     """Every leaf field of the settings section `name`, as dotted paths."""
-    section = Settings.model_fields[name].annotation
-    assert section is not None
-    return frozenset(f"{name}.{field}" for field in section.model_fields)
+    return frozenset(path for path in setting_paths() if path.startswith(f"{name}."))
 
 
 # Colour-trace lines: which line pixels are filled, and with which side's colour (regions/lines.py), in
@@ -220,22 +216,7 @@ def _section(name: str) -> frozenset[str]:
 TRACE_READS = _section("trace_lines")
 
 # The flat engine reads its own section, every field (flat.py); nothing random, no batch dependence.
-FLAT_READS = (
-    frozenset(
-        {
-            "flat.lines",
-            "flat.gap_close",
-            "flat.min_region",
-            "flat.unresolved_color",
-            "flat.colored_lines",
-            "flat.line_threshold",
-            "flat.match_threshold",
-            "flat.fill",
-            "flat.close_breaks",
-        }
-    )
-    | TRACE_READS
-)
+FLAT_READS = _section("flat") | TRACE_READS
 
 
 # The diffusion engine (diffusion/): its section but offload, the noise and batch shape, the temporal mode,

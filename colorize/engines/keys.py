@@ -123,9 +123,11 @@ class HybridEngine(EngineBase):
         return self.flat.colorize(batch)
 
     def close(self) -> None:
-        self.flat.close()
-        if self._painter is not None:
-            self._painter.close()
+        try:
+            self.flat.close()
+        finally:
+            if self._painter is not None:
+                self._painter.close()
 
     def _keyframe(self, frame: int) -> np.ndarray:
         shot = self._require_shot()

@@ -33,7 +33,8 @@ def leaky_regions(seg: Segmentation, keyframe: np.ndarray) -> list[Leak]:
     least LEAK_SHARE of their line-free pixels; largest first. `keyframe`: H×W×3/4 uint8."""
     clean = (seg.labels > 0) & (seg.ink == 0)
     lab = seg.labels[clean].astype(np.int64)
-    packed = pack_color(keyframe)[clean]
+    packed_all = pack_color(keyframe)  # once: the loop below reads it for every suspect
+    packed = packed_all[clean]
     palette, idx = np.unique(packed, return_inverse=True)
     n, k = seg.count + 1, len(palette)
     if k < 2 or n * k > 50_000_000:
@@ -46,7 +47,7 @@ def leaky_regions(seg: Segmentation, keyframe: np.ndarray) -> list[Leak]:
     out = []
     for label in suspects[np.argsort(-seg.areas[suspects], kind="stable")]:
         second = np.argsort(-votes[label], kind="stable")[1]
-        ys, xs = np.nonzero((seg.labels == label) & (pack_color(keyframe) == palette[second]))
+        ys, xs = np.nonzero((seg.labels == label) & (packed_all == palette[second]))
         i = len(ys) // 2
         out.append(Leak(int(label), int(seg.areas[label]), int(many[label]), (int(xs[i]), int(ys[i]))))
     return out

@@ -321,11 +321,6 @@ def _stroke_majority(stroke: np.ndarray, label: np.ndarray) -> np.ndarray:
     return np.where(best_s[at] == stroke, best_l[at], 0)
 
 
-def fixed_mask(lw: LineWork, i: int) -> np.ndarray:
-    """H×W uint8 0/255: pixels of the i-th fixed-colour role."""
-    return cv2.compare(lw.role, FIXED + i, cv2.CMP_EQ)
-
-
 def frame_line_work(lineart: np.ndarray, flat: FlatSettings, trace: TraceLineSettings) -> LineWork:
     """`classify` of one RGBA uint8 line-art frame, segmented as the flat engine does."""
     ink, colored, in_alpha = line_layers(lineart)

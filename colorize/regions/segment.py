@@ -256,16 +256,6 @@ def _line_tips() -> np.ndarray:
 _LINE_TIPS = _line_tips()
 
 
-def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """b[y, x] = a[y + dy, x + dx] (0 outside)."""
-    h, w = a.shape
-    b = np.zeros_like(a)
-    b[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
-        max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
-    ]
-    return b
-
-
 def line_bridges(lines: np.ndarray) -> np.ndarray | None:
     """0/1 uint8 mask of the paper pixels that close 1-px line gaps (candidates: `_bridged` decides),
     or None when there are none.
