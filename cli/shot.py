@@ -174,7 +174,7 @@ def check(
         extra = [d for d in plan.reads if d not in shown]
         noun = "frame" if plan.exposures.kind == "strict" else "drawing"
         reads = f", also reads {_count(len(extra), noun)} {frame_range_text(extra)}" if extra else ""
-        if plan.exposures.kind != "strict":
+        if not plan.exposures.is_identity:  # holds, a timesheet, or exact repeats
             drawings = sorted(d for d in shown if d is not None)
             reads = f", {plan.exposures.kind} timing: {_count(len(drawings), 'drawing')}" + reads
         typer.echo(

@@ -286,14 +286,16 @@ def evaluate_case(
     flags: dict[int, np.ndarray] = {}
     done = {e["frame"]: e for e in run_case(case, out / "engine", overrides, flags=flags)}
     caught = {"wrong": 0, "wrong_flagged": 0, "flagged": 0}
-    keys = sorted(plan.keyframe_paths)
+    frames = plan.exposures.frames  # every output frame, exact repeats (folded into one drawing) too
+    key_files = {plan.keyframe_frames.get(d, d): p for d, p in plan.keyframe_paths.items()}  # frame -> key
+    keys = sorted(key_files)
     gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
     regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
     trace_frames: tuple[dict, dict] = ({}, {})  # a trace case: frame -> line art, output
     firsts: dict[bytes, np.ndarray] = {}  # a drawing (its line-art bytes) -> the output of its first frame
     repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
     worst: tuple[float, int, list] | None = None
-    for f in plan.frames:
+    for f in frames:
         line = images.read_rgba(plan.lineart_paths[f])
         result = images.read_image(plan.output.path(f))
         if meta.get("trace"):
@@ -301,19 +303,19 @@ def evaluate_case(
         digest = line.tobytes()
         if digest in firsts:  # a drawing identical to an earlier frame's: its pixels must be too
             repeats += 1
-            # Pixels, not files: each file's freshness record names its own frame's inputs.
+            # Pixels, not files: a repeat saved as a different file (not folded) has its own record.
             repeat_mismatch += not np.array_equal(result, firsts[digest])
             repeat_unresolved += done[f].get("unresolved", 0)
         else:
             firsts[digest] = result
-        if f in plan.keyframe_paths or f not in gts or f not in regions:
+        if f in key_files or f not in gts or f not in regions:
             continue
         gt = images.read_image(gts[f])
         ids = region_ids(images.read_rgba(regions[f]))
         if keys:
             k = min(keys, key=lambda k: (abs(k - f), k))
             base = flow_warp_baseline(
-                images.read_rgba(plan.keyframe_paths[k]),
+                images.read_rgba(key_files[k]),
                 images.read_rgba(plan.lineart_paths[k]),
                 line,
                 plan.settings,
@@ -349,7 +351,7 @@ def evaluate_case(
                 [line, result, base, gt, error_image(result, gt, wrong_e), error_image(base, gt, wrong_b)],
             )
     figures = report.figures
-    figures["frames"] = len(plan.frames)
+    figures["frames"] = len(frames)
     figures["scored"] = len(report.frames)
     figures["unresolved"] = sum(e.get("unresolved", 0) for e in done.values())
     figures["repeats"] = repeats
@@ -365,12 +367,12 @@ def evaluate_case(
             figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
     if meta.get("trace"):
         truths = {f: images.read_rgba(gts[f]) for f in trace_frames[0] if f in gts}
-        figures["trace"] = trace_case_figures(*trace_frames, truths, set(plan.keyframe_paths))
+        figures["trace"] = trace_case_figures(*trace_frames, truths, set(key_files))
     if chunks > 1:
         figures["chunks_identical"] = _chunks_identical(case, out, plan, overrides, chunks)
-    if worst is None and len(plan.frames) > 1:
+    if worst is None and len(frames) > 1:
         # Nothing to score against: show the results (line | result) of a few frames instead.
-        picks = [f for f in plan.frames if f not in plan.keyframe_paths][:6]
+        picks = [f for f in frames if f not in key_files][:6]
         rows = [
             [images.read_rgba(plan.lineart_paths[f]), images.read_image(plan.output.path(f))] for f in picks
         ]
@@ -397,7 +399,7 @@ def _index_layer(plan: Any, frame: int) -> np.ndarray:
 
 
 def _chunks_identical(case: Path, out: Path, plan: Any, overrides: dict | None, chunks: int) -> bool:
-    frames = list(plan.frames)
+    frames = list(plan.exposures.frames)
     size = -(-len(frames) // chunks)
     parts = [frames[i : i + size] for i in range(0, len(frames), size)]
     for part in reversed(parts):

@@ -290,16 +290,35 @@ def write_frames(
     was; a crash during them leaves files whose records say which run made them, so a rerun finds the
     frame stale or missing, never fresh with a half-written file.
     """
+    encoded = encode_frames([(path.suffix, image) for path, image in files], compression, metadata)
+    write_encoded([path for path, _ in files], encoded, metadata)
+
+
+def encode_frames(
+    files: list[tuple[str, np.ndarray]], compression: int = 1, metadata: str | None = None
+) -> list[bytes]:
+    """The bytes `write_frames` writes for each (suffix, image): encoded once, they can be written to
+    every frame that shows the same drawing (`write_encoded`). The record goes inside PNG and TGA files."""
+    encoded = []
+    for suffix, image in files:
+        suffix = (suffix or ".png").lower()
+        if suffix == ".tga":
+            data = tga_bytes(image, metadata)
+        else:
+            data = encode_image(image, suffix, compression)
+            if suffix == ".png" and metadata is not None:
+                data = _with_png_text(data, METADATA_KEY, metadata)
+        encoded.append(data)
+    return encoded
+
+
+def write_encoded(paths: list[Path], encoded: list[bytes], metadata: str | None = None) -> None:
+    """Write `encode_frames`' bytes to `paths` (the same suffixes, in the same order) as `write_frames`
+    does: every temporary file first, then the renames; other formats' records in sidecars after."""
     staged: list[tuple[Path, Path, bool]] = []  # (temporary, final, record in a sidecar)
     try:
-        for path, image in files:
+        for path, data in zip(paths, encoded, strict=True):
             suffix = (path.suffix or ".png").lower()
-            if suffix == ".tga":
-                data = tga_bytes(image, metadata)
-            else:
-                data = encode_image(image, suffix, compression)
-                if suffix == ".png" and metadata is not None:
-                    data = _with_png_text(data, METADATA_KEY, metadata)
             tmp = temp_path_for(path)
             staged.append((tmp, path, suffix not in _RECORD_INSIDE))
             _write_file(tmp, path, data)

@@ -34,7 +34,7 @@ import numpy as np
 
 from colorize import __version__, images
 from colorize.engines import engine_spec, pixel_settings
-from colorize.errors import IOFailure, MissingInputError
+from colorize.repeats import file_digest
 from colorize.shot import ShotPlan
 
 RECORD_SCHEMA = 1
@@ -118,11 +118,11 @@ class Freshness:
         inputs = self._inputs.get(deps)
         if inputs is None:
             if self._shot is None:
-                self._shot = _files_digest(self.plan.shot_inputs())
+                self._shot = self._files_digest(self.plan.shot_inputs())
             digest = hashlib.sha256(f"shot\0{self._shot}\n".encode())
             for d in deps:
                 if d not in self._frames:
-                    self._frames[d] = _files_digest(self.plan.frame_inputs(d))
+                    self._frames[d] = self._files_digest(self.plan.frame_inputs(d))
                 digest.update(f"frame {d}\0{self._frames[d]}\n".encode())
             inputs = self._inputs[deps] = digest.hexdigest()
         return Provenance(self.plan.engine, __version__, self._settings, inputs)
@@ -147,10 +147,11 @@ class Freshness:
                 main = stored
         return OutputState(frame, path, "done", None, main)
 
-
-def _files_digest(files: dict[str, Path]) -> str:
-    lines = [f"{role}\0{file_digest(path)}\n" for role, path in sorted(files.items())]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    def _files_digest(self, files: dict[str, Path]) -> str:
+        """sha256 over the files' roles and digests (the plan's digests where it already read a file)."""
+        known = self.plan.digests
+        lines = [f"{role}\0{known.get(path) or file_digest(path)}\n" for role, path in sorted(files.items())]
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def settings_digest(plan: ShotPlan) -> str:
@@ -160,20 +161,6 @@ def settings_digest(plan: ShotPlan) -> str:
     if spec.fingerprint is not None:
         pixels["model fingerprint"] = spec.fingerprint(plan.settings)
     return hashlib.sha256(json.dumps(pixels, sort_keys=True).encode()).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """sha256 hex of a file's bytes."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
-    except OSError as error:
-        raise IOFailure(f"{path}: cannot read ({error.strerror or error})") from None
-    return digest.hexdigest()
 
 
 def pixels_digest(image: np.ndarray) -> str:

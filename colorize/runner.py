@@ -564,11 +564,14 @@ class _Stream:
                 continue
             self.summary.drawings += 1
             seconds = result.seconds if result.seconds is not None else per_frame
+            # Every frame that shows the drawing gets the same bytes, encoded once. Frames of one drawing
+            # share their dependencies, so their records are the same too (grouped by record all the same).
+            encoded: dict[str, Future[list[bytes]]] = {}
             for i, (f, reason) in enumerate(work[result.frame]):
-                # The same array for every frame that shows the drawing: byte-identical outputs. Frames of
-                # one drawing share their dependencies, so their records are the same too.
-                record = self.freshness.expected(f).with_result(result.info)
-                write = writer.submit(_write_output, self.plan, self.files[f], result, record.to_text())
+                record = self.freshness.expected(f).with_result(result.info).to_text()
+                if record not in encoded:
+                    encoded[record] = writer.submit(_encode_output, self.plan, self.files[f], result, record)
+                write = writer.submit(_write_encoded, self.files[f], encoded[record], record)
                 self.out.append(_Entry(f, reason, result, seconds if i == 0 else 0.0, write, repeat=i > 0))
 
     def _notes(self, engine: Engine) -> None:
@@ -651,9 +654,10 @@ class _Stream:
 
     def _timing_fields(self, frame: int) -> dict[str, Any]:
         """`drawing` (the drawing the frame shows; null: blank) and `held_from` (the first frame that shows
-        it, when that is another one) under hold or timesheet timing; nothing under strict timing."""
+        it, when that is another one) under hold or timesheet timing, and under strict timing when the shot
+        has exact repeats (`colorize.repeats`); nothing under strict timing without."""
         timing = self.plan.exposures
-        if timing.kind == "strict":
+        if timing.kind == "strict" and timing.is_identity:
             return {}
         fields: dict[str, Any] = {"drawing": timing.drawing(frame)}
         held = timing.held_from(frame)
@@ -667,11 +671,14 @@ class _Stream:
         if not blanks:
             return
         empty = np.zeros((*self.size, 4), np.uint8)
+        encoded: dict[str, list[bytes]] = {}  # record -> the bytes of a blank frame (encoded once)
         for f, reason in blanks:
-            record = self.freshness.expected(f)
+            record = self.freshness.expected(f).to_text()
             try:
-                blank = FrameResult(f, empty, layers={name: empty for name in ENGINE_LAYERS})
-                _write_output(self.plan, self.files[f], blank, record.to_text())
+                if record not in encoded:
+                    blank = FrameResult(f, empty, layers={name: empty for name in ENGINE_LAYERS})
+                    encoded[record] = _encode_output(self.plan, self.files[f], blank, record)
+                images.write_encoded(list(self.files[f].values()), encoded[record], record)
             except ColorizeError as error:
                 self._fail(f, error)
                 raise _Stop(error) from None
@@ -778,17 +785,27 @@ def _internal(error: BaseException, doing: str) -> InternalError:
     return bug
 
 
-def _write_output(plan: ShotPlan, files: dict[str, Path], result: FrameResult, provenance: str) -> None:
-    """Convert an engine's frame to the output alpha and depth, make its layers (`colorize.layers`), and
-    write them all in one step (`images.write_frames`), each with the record."""
+def _encode_output(
+    plan: ShotPlan, files: dict[str, Path], result: FrameResult, provenance: str
+) -> list[bytes]:
+    """The bytes of a frame's files (`files`: layers first, the main output last, as `outputs_of` orders
+    them), with the record: the same for every frame whose files have the same types."""
     settings = plan.settings
     assert result.image is not None
     converted = images.output_array(result.image, settings.output_alpha, settings.output_depth)
     wanted = {name: path for name, path in files.items() if name != "output"}
     written = layer_images(wanted, result.layers, plan.palette, settings.output_depth) if wanted else []
-    images.write_frames(
-        [*written, (files["output"], converted)], compression=settings.output_compression, metadata=provenance
+    return images.encode_frames(
+        [(path.suffix, image) for path, image in [*written, (files["output"], converted)]],
+        settings.output_compression,
+        provenance,
     )
+
+
+def _write_encoded(files: dict[str, Path], encoded: Future[list[bytes]], provenance: str) -> None:
+    """Write a drawing's encoded files to one frame's paths (a writer task: the encoding was submitted
+    before it, so it is done or running in another writer)."""
+    images.write_encoded(list(files.values()), encoded.result(), provenance)
 
 
 def engine_layers(plan: ShotPlan) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from colorize.errors import (
 from colorize.images import IMAGE_EXTS, image_size, verify_image
 from colorize.layers import clashes, plan_layers
 from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
+from colorize.repeats import Digests, fold_repeats
 from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
 from colorize.settings import Settings, merge_layers
 from colorize.timing import Timing, read_timesheet
@@ -74,7 +75,7 @@ class ShotPlan:
     output: Pattern
     frames: tuple[int, ...]  # every drawing the shot shows (line-art numbers), sorted: the engines' sequence
     selected: tuple[int, ...]  # the output frames this run produces
-    lineart_paths: dict[int, Path]  # drawing -> line art
+    lineart_paths: dict[int, Path]  # line-art number -> file (every drawing shown, and exact repeats of one)
     keyframe_paths: dict[int, Path]  # drawing -> the colored keyframe of a frame that shows it
     characters: tuple[CharacterPlan, ...]
     background: Path | None
@@ -99,6 +100,9 @@ class ShotPlan:
 
     palette: Palette | None = None  # the colour model (`settings.palette`, loaded)
     layers: dict[str, Pattern] = field(default_factory=dict)  # layer name -> pattern (`colorize.layers`)
+    # file -> sha256 of its bytes, for the files the plan already read (`colorize.repeats`); freshness
+    # records reuse them instead of reading the files again
+    digests: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
 
     def outputs_of(self, f: int) -> dict[str, Path]:
         """Every file frame `f` writes: its layers, then the main output (`output`), in writing order."""
@@ -256,10 +260,14 @@ def plan_shot(
 
     lineart, line_paths = _lineart(manifest, base, manifest_path)
     timing, line_paths = _timing(manifest, settings, lineart, line_paths, manifest_path, problems)
+    key_files = _keyframe_files(manifest, manifest_path, problems)
+    digests = Digests()
+    masks = [m for m in _mask_patterns(manifest, base) if m.is_sequence]
+    timing = fold_repeats(timing, line_paths, masks, key_files, digests)
     selected = _selection(frames, timing)
     output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
     _check_output_pattern(manifest, manifest_path, output, lineart, problems)
-    keyframe_paths, keyframe_frames = _keyframes(manifest, manifest_path, timing, problems)
+    keyframe_paths, keyframe_frames = _keyframes(key_files, timing, digests, problems)
 
     engine, engine_reason = choose_engine(settings)
     spec = engine_spec(engine)
@@ -301,6 +309,7 @@ def plan_shot(
         keyframe_frames=keyframe_frames,
         palette=palette,
         layers=layers,
+        digests=digests.known(),
     )
     if not problems:
         inputs = plan.input_paths()
@@ -445,24 +454,36 @@ def _check_output_pattern(
         )
 
 
-def _keyframes(
-    manifest: Manifest, manifest_path: Path, timing: Timing, problems: list[ColorizeError]
-) -> tuple[dict[int, Path], dict[int, int]]:
-    """The colored keyframes by the drawing they show ({drawing: path}), and the frame each is named by
-    ({drawing: frame}). A keyframe is a finished frame: its number is a frame number."""
+def _keyframe_files(
+    manifest: Manifest, manifest_path: Path, problems: list[ColorizeError]
+) -> dict[int, Path]:
+    """The colored keyframe files by frame number ({frame: path})."""
     if not manifest.keyframes:
-        return {}, {}
+        return {}
     keys = parse_pattern(manifest.keyframes, manifest_path.parent)
     if not keys.is_sequence:
         problems.append(
             ManifestError([f"{manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"])
         )
-        return {}, {}
+        return {}
     try:
-        found = list_frames(keys, "keyframes")
+        return list_frames(keys, "keyframes")
     except ColorizeError as error:
         problems.append(error)
-        return {}, {}
+        return {}
+
+
+def _mask_patterns(manifest: Manifest, base: Path) -> list[Pattern]:
+    return [parse_pattern(entry.mask, base) for entry in manifest.characters.values() if entry.mask]
+
+
+def _keyframes(
+    found: dict[int, Path], timing: Timing, digests: Digests, problems: list[ColorizeError]
+) -> tuple[dict[int, Path], dict[int, int]]:
+    """The colored keyframes by the drawing they show ({drawing: path}), and the frame each is named by
+    ({drawing: frame}). A keyframe is a finished frame: its number is a frame number. Byte-identical keys
+    on exact repeats of one drawing (`colorize.repeats` folded them) are one key: the first."""
+    known = digests.known()
     paths: dict[int, Path] = {}
     frame_of: dict[int, int] = {}
     for f, path in sorted(found.items()):
@@ -473,6 +494,8 @@ def _keyframes(
         d = timing.drawing(f)
         if d is None:
             problems.append(InputDataError(f"{path}: keyframe {f}: frame {f} is blank in {timing.source}"))
+        elif d in paths and path in known and known[path] == known.get(paths[d]):
+            continue  # the same key on a copy of the drawing
         elif d in paths:
             problems.append(
                 InputDataError(f"{path}: keyframes {frame_of[d]} and {f} both show drawing {d}; keep one")

@@ -33,6 +33,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +81,12 @@ class Timing:
             exposures[f] = ordered[i]
         return cls("hold", exposures)
 
+    def folded(self, canonical: Mapping[int, int]) -> Timing:
+        """The same frames with drawing d shown as `canonical[d]` where given (exact repeats folded into
+        the drawing they copy: `colorize.repeats`)."""
+        exposures = {f: None if d is None else canonical.get(d, d) for f, d in self.exposures.items()}
+        return Timing(self.kind, exposures, self.source)
+
     @property
     def frames(self) -> tuple[int, ...]:
         """Every output frame of the shot, sorted."""
@@ -90,9 +97,10 @@ class Timing:
         """The drawings the shot shows, sorted by number (the order engines color them in)."""
         return tuple(sorted(self._first))
 
-    @property
+    @cached_property
     def is_identity(self) -> bool:
-        """Every frame shows its own drawing (strict timing, or a sheet that never holds)."""
+        """Every frame shows its own drawing (strict timing without exact repeats, or a sheet that never
+        holds)."""
         return all(d == f for f, d in self.exposures.items())
 
     def drawing(self, frame: int) -> int | None:

@@ -363,3 +363,31 @@ def test_cel_finish_on_model_keeps_transparency_writes_layers_and_qa_details(sho
     assert (palette.index(out)[painted] != 65535).all()  # every region on model
     index = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "o" / "index" / "i.1001.png"))
     assert ((index == 0) == (out[..., 3] == 0)).all()
+
+
+def test_close_after_a_failed_batch_does_not_wait_for_a_stuck_worker(tiny_model):
+    import threading
+
+    from colorize.engines.diffusion.engine import WORKERS, DiffusionEngine
+    from colorize.settings import Settings
+
+    engine = DiffusionEngine(Settings(model=str(tiny_model)))
+    release = threading.Event()
+    try:
+        stuck = [engine._pool.submit(release.wait) for _ in range(WORKERS)]  # every worker busy, forever
+        queued = engine._pool.submit(lambda: "never run")
+        with pytest.raises(RuntimeError, match="prepare"):
+            engine.colorize([])  # a batch that fails (no prepare)
+        closer = threading.Thread(target=engine.close)
+        closer.start()
+        closer.join(timeout=60)  # (a hang detector, not a timing: a waiting close never returns)
+        assert not closer.is_alive(), "close() waited for a stuck worker"
+        assert queued.cancelled() and not any(f.done() for f in stuck)
+    finally:
+        release.set()
+    # A clean run's close still waits for its workers (nothing is left running behind it).
+    engine = DiffusionEngine(Settings(model=str(tiny_model)))
+    finished = threading.Event()
+    engine._pool.submit(lambda: (threading.Event().wait(0.2), finished.set()))
+    engine.close()
+    assert finished.is_set()

@@ -393,6 +393,72 @@ def test_diffusion_warp_chain_follows_drawings_and_chunks_equal_whole(shot, tiny
         assert p.read_bytes() == (tmp_path / "whole" / p.name).read_bytes()
 
 
+def copy_frame(shot: Path, source: int, dest: int) -> None:
+    """Make frame `dest` an exact repeat of `source`: its line art and masks byte-identical copies."""
+    for folder in ("lineart", "masks/hero", "masks/cat"):
+        shutil.copy(shot / folder / f"sh001.{source}.png", shot / folder / f"sh001.{dest}.png")
+
+
+def test_diffusion_strict_exact_repeats_sample_each_drawing_once(shot, tiny_model, unet_calls, tmp_path):
+    # Six frames exported one file a frame; 1004 repeats 1002 and 1006 repeats 1001 byte for byte.
+    keep_frames(shot, {1001, 1002, 1003, 1005})
+    copy_frame(shot, 1002, 1004)
+    copy_frame(shot, 1001, 1006)
+    set_manifest(
+        shot, keyframes=None, **{**DIFFUSION, "diffusion": {**DIFFUSION["diffusion"], "resolution": 64}}
+    )
+    cli = ["--engine", "diffusion", "--model", str(tiny_model), "--temporal", "none"]
+    events = run_json(shot, *cli, "--out", str(tmp_path / "all"))
+    six = unet_calls[0]
+    assert events[-1]["done"] == 6 and events[-1]["drawings_colored"] == 4
+    done = {e["frame"]: e for e in events if e["event"] == "frame_done"}
+    assert done[1004]["held_from"] == 1002 and done[1004]["drawing"] == 1002 and done[1004]["seconds"] == 0
+    assert done[1006]["held_from"] == 1001 and "held_from" not in done[1005]
+    out = tmp_path / "all"
+    # Whole files, not just pixels: a repeat's record names the drawing's inputs, as its first frame's.
+    assert (out / "sh001.1004.png").read_bytes() == (out / "sh001.1002.png").read_bytes()
+    assert (out / "sh001.1006.png").read_bytes() == (out / "sh001.1001.png").read_bytes()
+    assert pixels(out / "sh001.1003.png") != pixels(out / "sh001.1001.png")
+
+    # A chunk that starts on a repeat colors the drawing it repeats (once) and makes the whole run's bytes.
+    unet_calls[0] = 0
+    part = run_json(shot, *cli, "--out", str(tmp_path / "chunk"), "--frames", "1004-1006")
+    three = unet_calls[0]
+    assert part[-1]["drawings_colored"] == 3 and part[-1]["done"] == 3
+    for p in (tmp_path / "chunk").iterdir():
+        assert p.read_bytes() == (out / p.name).read_bytes(), p.name
+    # One sample per drawing: 6 frames showing 4 drawings cost what 3 frames showing 3 do, times 4/3
+    # (a sample per frame would be 6 : 3).
+    assert three > 0 and 3 * six == 4 * three
+
+
+def test_exact_repeats_fold_into_one_drawing_keys_included(shot):
+    keep_frames(shot, set(range(1001, 1007)))
+    copy_frame(shot, 1001, 1003)  # a repeat, unkeyed
+    copy_frame(shot, 1002, 1005)  # a repeat of 1002 ...
+    shutil.copy(shot / "keys" / "sh001.1001.png", shot / "keys" / "sh001.1005.png")  # ... keyed on the copy
+    plan = plan_shot(shot / "refs.yaml")
+    assert plan.frames == (1001, 1002, 1004, 1006)
+    assert [plan.drawing(f) for f in plan.selected] == [1001, 1002, 1001, 1004, 1002, 1006]
+    # A key on one copy is the drawing's key (as a key on a held frame); 1001's own key stays its own.
+    assert plan.keyframe_paths[1002].name == "sh001.1005.png" and plan.keyframe_frames[1002] == 1005
+    assert plan.keyframe_paths[1001].name == "sh001.1001.png"
+    # The same key on two copies is one key; different keys keep the copies apart.
+    shutil.copy(shot / "keys" / "sh001.1001.png", shot / "keys" / "sh001.1003.png")
+    assert plan_shot(shot / "refs.yaml").drawing(1003) == 1001
+    Image.new("RGBA", Image.open(shot / "keys" / "sh001.1001.png").size, (9, 9, 9, 255)).save(
+        shot / "keys" / "sh001.1003.png"
+    )
+    apart = plan_shot(shot / "refs.yaml", problems=[])
+    assert apart.drawing(1003) == 1003 and apart.frames == (1001, 1002, 1003, 1004, 1006)
+    # A mask that differs makes another drawing, whatever the line art.
+    (shot / "keys" / "sh001.1003.png").unlink()
+    Image.new("L", Image.open(shot / "masks" / "hero" / "sh001.1001.png").size, 0).save(
+        shot / "masks" / "hero" / "sh001.1003.png"
+    )
+    assert plan_shot(shot / "refs.yaml").drawing(1003) == 1003
+
+
 # -- drawings and their keys ---------------------------------------------------------------------------
 
 

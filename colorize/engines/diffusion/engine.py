@@ -190,6 +190,7 @@ class DiffusionEngine(EngineBase):
         self.factor = 2 ** (len(self.model.vae.config["block_out_channels"]) - 1)
         self.counts = {"unet_batches": 0, "frames": 0, "padding": 0}  # UNet batches run (benches, tests)
         self._workers: ThreadPoolExecutor | None = None  # (`_pool`: made when first needed, ended by close)
+        self._failed = False  # a batch raised: a worker may still be busy (or stuck) on it (see `close`)
         self._shot: ShotContext | None = None
         self._cache: ShotCache | None = None
         self._starts: dict[int, int] = {}  # frame -> its warp chain's anchor
@@ -254,10 +255,13 @@ class DiffusionEngine(EngineBase):
         )
 
     def close(self) -> None:
-        """Shut the engine's worker threads down (the runner calls it when the stream ends)."""
+        """Shut the engine's worker threads down (the runner calls it when the stream ends). After a batch
+        that raised (a bad frame, an engine bug, Ctrl-C), queued work is cancelled and a worker still busy
+        on it is not waited for: a stuck worker cannot stall the run's teardown and its summary."""
         if self._workers is not None:
-            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers.shutdown(wait=not self._failed, cancel_futures=True)
             self._workers = None
+        self._failed = False
 
     @property
     def _pool(self) -> ThreadPoolExecutor:
@@ -407,6 +411,13 @@ class DiffusionEngine(EngineBase):
     @torch.inference_mode()
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color a batch (frames of one kind, as the schedule groups them; any batch works)."""
+        try:
+            return self._colorize(batch)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         shot, _ = self._require_cache()
         # Frames the runner did not preprocess (an engine driven directly): prepared here, in threads.
         batch = list(
