@@ -79,7 +79,8 @@ def timed_run(
     from colorize.engines.diffusion.engine import DiffusionEngine
     from colorize.events import Events
     from colorize.runner import run_shot
-    from colorize.shot import plan_shot, validate_plan
+    from colorize.shot import plan_shot
+    from colorize.validate import validate_plan
 
     out = shot.parent / f"out-{temporal}-b{batch}"
     plan = plan_shot(

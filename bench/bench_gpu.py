@@ -135,7 +135,8 @@ class Bench:
         return round(self.torch.cuda.max_memory_allocated() / 2**30, 2) if self.cuda else None
 
     def plan(self, temporal: str, batch: int, out: Path, **diffusion: Any):
-        from colorize.shot import plan_shot, validate_plan
+        from colorize.shot import plan_shot
+        from colorize.validate import validate_plan
 
         a = self.args
         overrides = {

@@ -25,7 +25,8 @@ from colorize.events import Events, HumanReporter
 from colorize.keyframes import KeysPass, add_to_manifest, keyframe_pattern, keys_pass
 from colorize.runner import run_shot
 from colorize.sequences import frame_range_text, parse_frame_range
-from colorize.shot import ShotPlan, check_output_writable, raise_problems, validate_plan
+from colorize.shot import ShotPlan, check_output_writable, raise_problems
+from colorize.validate import validate_plan
 
 
 @with_run_options

@@ -35,12 +35,8 @@ from colorize.regions.lines import frame_line_work
 from colorize.regions.lines import warnings as line_warnings
 from colorize.runner import Summary, run_on_devices, run_shot
 from colorize.sequences import frame_range_text
-from colorize.shot import (
-    ShotPlan,
-    check_output_writable,
-    raise_problems,
-    validate_plan,
-)
+from colorize.shot import ShotPlan, check_output_writable, raise_problems
+from colorize.validate import validate_plan
 from colorize.workers import parse_devices
 
 

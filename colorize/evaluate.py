@@ -49,8 +49,9 @@ from colorize.regions.segment import ink_u8, segment
 from colorize.runner import run_shot
 from colorize.sequences import find_sequence
 from colorize.settings import Settings
-from colorize.shot import plan_shot, validate_plan
+from colorize.shot import plan_shot
 from colorize.temporal import warp_previous
+from colorize.validate import validate_plan
 
 TOLERANCE = 8  # pixel accuracy: largest difference per channel that still counts as right
 MIN_AREA = 12  # region accuracy counts regions with at least this many pixels off the lines

@@ -81,9 +81,9 @@ def fold_repeats(
             continue
     key_of: dict[int, Path] = {}
     for f, path in sorted(keyframes.items()):
-        d = timing.exposures.get(f)
-        if d is not None:
-            key_of.setdefault(d, path)
+        shown = timing.exposures.get(f)
+        if shown is not None:
+            key_of.setdefault(shown, path)
     canonical: dict[int, int] = {}
     for same_size in sizes.values():
         if len(same_size) < 2:

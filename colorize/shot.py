@@ -8,9 +8,9 @@ rule: a flat-engine chain from a keyframe, a diffusion warp chain from its ancho
 them and `check` and `shot` agree on what a run touches; and it lists, per output, the input files that
 output is made from (see `colorize.provenance`).
 
-`plan_shot` checks what can be checked without reading pixels; `validate_plan` reads headers (and with
-`deep=True` every byte) of the images a run will need. Both collect every problem before failing, so a
-user fixes a manifest in one pass.
+`plan_shot` checks what can be checked without reading pixels; `colorize.validate.validate_plan` reads
+headers (and with `deep=True` every byte) of the images a run will need. Both collect every problem
+before failing, so a user fixes a manifest in one pass.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from pydantic import ValidationError
 
-from colorize.colormodel import Palette, keyframe_problems, load_palette
+from colorize.colormodel import Palette, load_palette
 from colorize.engines import DependsOn, choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
@@ -35,7 +35,7 @@ from colorize.errors import (
     OutputError,
     UsageError,
 )
-from colorize.images import IMAGE_EXTS, image_size, verify_image
+from colorize.images import IMAGE_EXTS
 from colorize.layers import clashes, plan_layers
 from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
 from colorize.repeats import Digests, fold_repeats
@@ -612,116 +612,6 @@ def _output_pattern(
             lineart.width,
         )
     return out if out_dir is None else out.with_folder(out_dir)
-
-
-@overload
-def validate_plan(
-    plan: ShotPlan, *, deep: bool, frames: tuple[int, ...] | None = None, problems: None = None
-) -> tuple[int, int]: ...
-
-
-@overload
-def validate_plan(
-    plan: ShotPlan, *, deep: bool, frames: tuple[int, ...] | None = None, problems: list[ColorizeError]
-) -> tuple[int, int] | None: ...
-
-
-def validate_plan(
-    plan: ShotPlan,
-    *,
-    deep: bool,
-    frames: tuple[int, ...] | None = None,
-    problems: list[ColorizeError] | None = None,
-) -> tuple[int, int] | None:
-    """Read image headers (deep: every byte) of the inputs the frames need; return the shot (h, w).
-
-    `frames` defaults to every frame the run reads (`plan.reads`: the selection and the frames its outputs
-    depend on). Checks that every line-art frame, mask and keyframe has the shot's size and every
-    reference reads.
-    Raises CheckFailed with one problem per file, or appends them to `problems` when given (files already
-    known to be missing are skipped there; the size is then None if no line-art frame could be read).
-    """
-    read = verify_image if deep else image_size
-    frames = plan.reads if frames is None else frames
-    collect = problems is not None
-    problems = [] if problems is None else problems
-    size: tuple[int, int] | None = None
-    first = Path()  # the file `size` came from (set with it)
-
-    def same_size(path: Path, what: str) -> None:
-        nonlocal size, first
-        if collect and not path.exists():
-            return
-        try:
-            hw = read(path)
-        except ColorizeError as error:
-            problems.append(error)
-            return
-        if size is None:
-            size, first = hw, path
-        elif hw != size:
-            problems.append(
-                InputDataError(
-                    f"{path}: {what} is {hw[1]}×{hw[0]} but the shot is {size[1]}×{size[0]} (from {first.name})"
-                )
-            )
-
-    for f in frames:
-        fp = plan.frame(f)
-        same_size(fp.lineart, f"frame {f}")
-    for f in frames:
-        fp = plan.frame(f)
-        if fp.keyframe:
-            same_size(fp.keyframe, f"keyframe {f}")
-    single_masks_done: set[str] = set()
-    for c in plan.characters:
-        if c.mask is None:
-            continue
-        if c.mask.is_sequence:
-            for f in frames:
-                same_size(c.mask.path(f), f"mask of {c.name!r} for frame {f}")
-        elif c.name not in single_masks_done and not (collect and not c.mask.path().is_file()):
-            single_masks_done.add(c.name)
-            same_size(c.mask.path(), f"mask of {c.name!r}")
-    if plan.palette is not None and not problems:
-        for f in frames:
-            fp = plan.frame(f)
-            if fp.keyframe is not None:
-                problems.extend(
-                    InputDataError(line) for line in keyframe_problems(plan.palette, fp.keyframe, fp.lineart)
-                )
-    for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
-        if collect and not ref.is_file():  # plan_shot reported it
-            continue
-        try:
-            read(ref)
-        except ColorizeError as error:
-            problems.append(error)
-    for c in plan.characters:
-        if c.reference_mask is None or (
-            collect and not (c.reference_mask.is_file() and c.reference.is_file())
-        ):
-            continue
-        try:
-            mask_hw, ref_hw = read(c.reference_mask), image_size(c.reference)
-        except ColorizeError as error:
-            problems.append(error)
-            continue
-        if mask_hw != ref_hw:
-            problems.append(
-                InputDataError(
-                    f"{c.reference_mask}: reference_mask of {c.name!r} is {mask_hw[1]}×{mask_hw[0]} but its "
-                    f"reference is {ref_hw[1]}×{ref_hw[0]}"
-                )
-            )
-    if size is not None:
-        from colorize.keymatch import check_keyframes
-
-        check_keyframes(plan, frames, size, problems)
-    if not collect:
-        raise_problems(problems)
-        assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
-    return size
 
 
 def check_output_writable(plan: ShotPlan) -> None:

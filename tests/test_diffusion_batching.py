@@ -30,8 +30,9 @@ from colorize.engines.diffusion.planning import chain_starts, warp_batches
 from colorize.errors import UsageError
 from colorize.events import Events
 from colorize.runner import _read_frame, run_on_devices, run_shot, shot_context
-from colorize.shot import plan_shot, validate_plan
+from colorize.shot import plan_shot
 from colorize.temporal import chain_start
+from colorize.validate import validate_plan
 from colorize.workers import Device, parse_devices, split_frames
 
 

@@ -25,7 +25,8 @@ from colorize.events import Events
 from colorize.regions.segment import segment
 from colorize.runner import run_shot
 from colorize.settings import FlatSettings, Settings
-from colorize.shot import plan_shot, validate_plan
+from colorize.shot import plan_shot
+from colorize.validate import validate_plan
 
 H, W = 180, 320
 

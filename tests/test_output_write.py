@@ -13,7 +13,8 @@ from colorize import images
 from colorize.engines.base import EngineBase, FrameResult
 from colorize.events import Events
 from colorize.runner import run_shot
-from colorize.shot import plan_shot, validate_plan
+from colorize.shot import plan_shot
+from colorize.validate import validate_plan
 
 
 def picture(dtype=np.uint8, channels=3) -> np.ndarray:

@@ -18,7 +18,8 @@ from conftest import assert_one_summary
 
 from colorize.events import Events, HumanReporter
 from colorize.runner import run_shot
-from colorize.shot import plan_shot, validate_plan
+from colorize.shot import plan_shot
+from colorize.validate import validate_plan
 
 
 def run(shot, engine, frames="1001-1012", progress="none", interval=5.0, **overrides):
