@@ -288,13 +288,12 @@ def write_palette(path: Path, text: str, overwrite: bool = False) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-def keyframe_problems(palette: Palette, keyframe: Path, lineart: Path) -> list[str]:
-    """`off_model` of a keyframe file, counting its interior pixels off its line art's lines."""
-    from colorize.images import read_rgba
+def keyframe_problems(palette: Palette, keyframe: np.ndarray, lineart: np.ndarray, where: str) -> list[str]:
+    """`off_model` of a keyframe (RGBA, as read), counting its interior pixels off its line art's lines;
+    `where` names the keyframe file in the lines."""
     from colorize.regions.segment import ink_u8
 
-    image = read_rgba(keyframe)
-    ink = ink_u8(read_rgba(lineart))
-    if ink.shape != image.shape[:2]:
+    ink = ink_u8(lineart)
+    if ink.shape != keyframe.shape[:2]:
         return []  # (a size mismatch is reported on its own)
-    return off_model(palette, image, interior(image, off_lines_of(ink)), str(keyframe))
+    return off_model(palette, keyframe, interior(keyframe, off_lines_of(ink)), where)

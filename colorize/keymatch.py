@@ -14,7 +14,9 @@ the shot is near it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -77,23 +79,53 @@ def alike(edges: np.ndarray, lines: np.ndarray) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
+class LineMasks:
+    """Drawings' line masks (`line_mask`) by drawing number, each line art read once while it is near the
+    keyframes being checked (the last 2·SEARCH+1 are kept: thumbnails, a few MB)."""
+
+    def __init__(self, load_lineart: Callable[[int], np.ndarray]):
+        self.load = load_lineart
+        self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def read(self, drawing: int) -> np.ndarray:
+        """The drawing's line art (full size, for a check that needs it), its mask kept."""
+        line = self.load(drawing)
+        self._keep(drawing, line_mask(line))
+        return line
+
+    def __call__(self, drawing: int) -> np.ndarray:
+        mask = self._masks.get(drawing)
+        if mask is None:
+            return self._keep(drawing, line_mask(self.load(drawing)))
+        self._masks.move_to_end(drawing)
+        return mask
+
+    def _keep(self, drawing: int, mask: np.ndarray) -> np.ndarray:
+        self._masks[drawing] = mask
+        self._masks.move_to_end(drawing)
+        while len(self._masks) > 2 * SEARCH + 1:
+            self._masks.popitem(last=False)
+        return mask
+
+
 def matching_drawing(
     keyframe: np.ndarray, drawing: int, drawings: tuple[int, ...], load_lineart: Callable[[int], np.ndarray]
 ) -> tuple[float, int | None, float]:
     """(how alike the keyframe is to `drawing`, the drawing it shows instead or None, how alike that one
     is). Other drawings are looked at only when the keyframe does not match its own, nearest first."""
-    edges = colour_edges(keyframe)
-    own = alike(edges, line_mask(load_lineart(drawing)))
+    return _matching(colour_edges(keyframe), drawing, drawings, lambda d: line_mask(load_lineart(d)))
+
+
+def _matching(
+    edges: np.ndarray, drawing: int, drawings: Sequence[int], lines: Callable[[int], np.ndarray]
+) -> tuple[float, int | None, float]:
+    """`matching_drawing` of a keyframe's colour edges, with the drawings' line masks from `lines`."""
+    own = alike(edges, lines(drawing))
     if own >= MATCHES:
         return own, None, own
-    i = drawings.index(drawing)
-    others = sorted(
-        (d for d in drawings[max(0, i - SEARCH) : i + SEARCH + 1] if d != drawing),
-        key=lambda d: abs(drawings.index(d) - i),
-    )
     best, best_score = None, own
-    for d in others:
-        score = alike(edges, line_mask(load_lineart(d)))
+    for d in _nearest(drawings, drawing):
+        score = alike(edges, lines(d))
         if score > best_score:
             best, best_score = d, score
     if best is not None and best_score >= own + MARGIN:
@@ -101,41 +133,50 @@ def matching_drawing(
     return own, None, own
 
 
-def check_keyframes(
-    plan: ShotPlan, drawings: tuple[int, ...], size: tuple[int, int], problems: list[ColorizeError]
+def _nearest(drawings: Sequence[int], drawing: int) -> Iterator[int]:
+    """The SEARCH drawings on each side of `drawing` in the (sorted) sequence, nearest first, the earlier
+    one first at the same distance."""
+    i = bisect.bisect_left(drawings, drawing)
+    if i == len(drawings) or drawings[i] != drawing:
+        i = list(drawings).index(drawing)  # (not sorted: found the slow way)
+    for step in range(1, SEARCH + 1):
+        if i - step >= 0:
+            yield drawings[i - step]
+        if i + step < len(drawings):
+            yield drawings[i + step]
+
+
+def check_keyframe(
+    plan: ShotPlan,
+    drawing: int,
+    keyframe: np.ndarray,
+    lines: Callable[[int], np.ndarray],
+    problems: list[ColorizeError],
 ) -> None:
-    """Each keyframe of `drawings` must show its frame's drawing (`colorize.keymatch`): a mismatch is one
-    problem naming the frame whose drawing it shows, if any. Files already found bad are left alone."""
-    bad = {str(p).split(": ", 1)[0] for p in problems}
+    """The keyframe of `drawing` (read) must show the drawing of the frame it is named by: a mismatch is one
+    problem naming the frame whose drawing it shows, if any. `lines`: drawing -> line mask (`LineMasks`)."""
+    path = plan.keyframe_paths[drawing]
+    try:
+        own, other, score = _matching(colour_edges(keyframe), drawing, plan.frames, lines)
+    except ColorizeError:
+        return  # (a bad line-art file: reported where it is read)
     timing = plan.exposures
-    for d in drawings:
-        path = plan.keyframe_paths.get(d)
-        if path is None or str(path) in bad or str(plan.lineart_paths[d]) in bad:
-            continue
-        try:
-            key = images.read_rgba(path)
-            if key.shape[:2] != size:
-                continue
-            own, other, score = matching_drawing(
-                key, d, plan.frames, lambda g: images.read_rgba(plan.lineart_paths[g])
+    d = drawing
+    f = plan.keyframe_frames.get(d, d)
+    which = f"frame {f}" if timing.kind == "strict" else f"frame {f} (drawing {d})"
+    if other is not None:
+        g = timing.first_frame(other)
+        shows = f"frame {g}" if timing.kind == "strict" else f"frame {g} (drawing {other})"
+        problems.append(
+            InputDataError(
+                f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike); "
+                f"it matches {shows} ({score:.2f}): saved under the wrong frame number?"
             )
-        except ColorizeError:
-            continue  # (a bad line-art file: reported where it is read)
-        f = plan.keyframe_frames.get(d, d)
-        which = f"frame {f}" if timing.kind == "strict" else f"frame {f} (drawing {d})"
-        if other is not None:
-            g = timing.first_frame(other)
-            shows = f"frame {g}" if timing.kind == "strict" else f"frame {g} (drawing {other})"
-            problems.append(
-                InputDataError(
-                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike); "
-                    f"it matches {shows} ({score:.2f}): saved under the wrong frame number?"
-                )
+        )
+    elif own < UNRELATED:
+        problems.append(
+            InputDataError(
+                f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike, "
+                f"{UNRELATED} at least expected) nor any drawing near it"
             )
-        elif own < UNRELATED:
-            problems.append(
-                InputDataError(
-                    f"{path}: keyframe {f} does not show the drawing of {which} (line work {own:.2f} alike, "
-                    f"{UNRELATED} at least expected) nor any drawing near it"
-                )
-            )
+        )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import overload
 
-from colorize.colormodel import keyframe_problems
+from colorize.colormodel import Palette, keyframe_problems
 from colorize.errors import ColorizeError, InputDataError
-from colorize.images import image_size, verify_image
+from colorize.images import image_size, read_rgba, verify_image
 from colorize.shot import ShotPlan, raise_problems
 
 
@@ -85,13 +85,7 @@ def validate_plan(
         elif c.name not in single_masks_done and not (collect and not c.mask.path().is_file()):
             single_masks_done.add(c.name)
             same_size(c.mask.path(), f"mask of {c.name!r}")
-    if plan.palette is not None and not problems:
-        for f in frames:
-            fp = plan.frame(f)
-            if fp.keyframe is not None:
-                problems.extend(
-                    InputDataError(line) for line in keyframe_problems(plan.palette, fp.keyframe, fp.lineart)
-                )
+    palette = plan.palette if not problems else None  # (keyframes checked on model when all else reads)
     for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
         if collect and not ref.is_file():  # plan_shot reported it
             continue
@@ -116,11 +110,39 @@ def validate_plan(
                     f"reference is {ref_hw[1]}×{ref_hw[0]}"
                 )
             )
-    if size is not None:
-        from colorize.keymatch import check_keyframes
-
-        check_keyframes(plan, frames, size, problems)
+    _check_keyframes(plan, frames, size, palette, problems)
     if not collect:
         raise_problems(problems)
         assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
     return size
+
+
+def _check_keyframes(
+    plan: ShotPlan,
+    frames: tuple[int, ...],
+    size: tuple[int, int] | None,
+    palette: Palette | None,
+    problems: list[ColorizeError],
+) -> None:
+    """Each keyframe of `frames` and its drawing's line art, read once: its colours on the colour model
+    (`palette`, when given) and its line work against its drawing (`colorize.keymatch`, when the shot's
+    size is known). Files already found bad, and keys found off model, are left alone."""
+    from colorize.keymatch import LineMasks, check_keyframe
+
+    bad = {str(p).split(": ", 1)[0] for p in problems}
+    lines = LineMasks(lambda d: read_rgba(plan.lineart_paths[d]))
+    for d in frames:
+        path = plan.keyframe_paths.get(d)
+        if path is None or str(path) in bad or str(plan.lineart_paths[d]) in bad:
+            continue
+        try:
+            key, line = read_rgba(path), lines.read(d)
+        except ColorizeError:
+            continue  # (reported where it is read)
+        if palette is not None:
+            off = keyframe_problems(palette, key, line, str(path))
+            problems.extend(InputDataError(text) for text in off)
+            if off:
+                continue
+        if size is not None and key.shape[:2] == size:
+            check_keyframe(plan, d, key, lines, problems)

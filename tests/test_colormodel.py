@@ -118,7 +118,7 @@ def sample_shot(tmp_path: Path) -> Path:
     return shot
 
 
-def test_extract_then_check_passes_and_a_dropped_colour_fails_with_65(tmp_path):
+def test_extract_then_check_passes_and_a_dropped_colour_fails_with_65(tmp_path, monkeypatch):
     shot = sample_shot(tmp_path)
     palette = shot / "show.palette.yaml"
     result = runner.invoke(
@@ -133,8 +133,16 @@ def test_extract_then_check_passes_and_a_dropped_colour_fails_with_65(tmp_path):
     assert again.exit_code == 73 and palette.read_text() == text  # a painter's names are never replaced
     with (shot / "refs.yaml").open("a") as f:
         f.write("palette: show.palette.yaml\n")
+    from colorize import validate
+
+    reads: list[str] = []
+    read_rgba = validate.read_rgba
+    monkeypatch.setattr(validate, "read_rgba", lambda p: reads.append(p.name) or read_rgba(p))
     ok = runner.invoke(app, ["check", str(shot), "--frames", "1001"])
     assert ok.exit_code == 0, ok.output
+    # The key and its drawing are read once for both checks (on model, and its line work vs its drawing).
+    assert sorted(reads) == ["sh001.1001.png", "sh001.1001.png"]
+    monkeypatch.undo()
     lines = text.splitlines()
     dropped = next(line for line in lines if "{id: 1," in line)
     color = dropped.split('color: "')[1].rstrip('"}')
@@ -161,9 +169,10 @@ def test_real_keyframes_pass_with_their_own_palette(shared, tmp_path):
             tuple(str(i) for i in range(len(colors))),
             np.array([rgba for rgba, _ in colors], np.uint8),
         )
-        assert keyframe_problems(palette, shared / key, shared / line) == []
+        keyframe, lineart = images.read_rgba(shared / key), images.read_rgba(shared / line)
+        assert keyframe_problems(palette, keyframe, lineart, key) == []
         fewer = Palette(palette.path, palette.ids[1:], palette.names[1:], palette.rgba[1:])
-        problems = keyframe_problems(fewer, shared / key, shared / line)
+        problems = keyframe_problems(fewer, keyframe, lineart, key)
         assert len(problems) == 1 and colors[0][0] == parse_color(problems[0].split("colour ")[1].split()[0])
 
 

@@ -545,3 +545,17 @@ def test_init_writes_what_check_passes(shot, tmp_path, layout):
     if layout == "xdts with two layers":
         assert (manifest["timesheet"], manifest["timesheet_layer"]) == ("c001.xdts", "A")
         assert "8 frames" in checked.output
+
+
+def test_keymatch_looks_at_the_nearest_drawings_first_within_its_search():
+    from colorize.keymatch import SEARCH, _nearest
+
+    assert list(_nearest((1, 2, 3, 4, 5), 3)) == [2, 4, 1, 5]
+    assert list(_nearest((10, 20, 30), 10)) == [20, 30]
+    many = tuple(range(0, 4 * SEARCH * 10, 10))
+    near = list(_nearest(many, many[SEARCH]))  # every drawing before, SEARCH after, nearest first
+    assert (
+        len(near) == 2 * SEARCH
+        and near[:2] == [many[SEARCH - 1], many[SEARCH + 1]]
+        and near[-1] == many[2 * SEARCH]
+    )
