@@ -9,7 +9,8 @@ Stages (concurrent.futures, so an exception in any stage comes back through its 
   `preprocess` on each (per-frame CPU work that needs no other result: masks, sketches, line-art flow),
   so that it overlaps the engine's work on the current batch;
 - coloring: the engine runs in the main thread, one batch at a time (where Ctrl-C and SIGTERM arrive);
-- writing: a pool of threads encodes and writes outputs atomically (PNG compression releases the GIL),
+- writing (`colorize.output`): a pool of threads encodes each drawing once and writes it atomically to
+  every frame that shows it (PNG compression releases the GIL),
   at most two batches behind, so memory stays flat however long the shot is.
 
 Every frame event is emitted from the main thread, in the order the frames were colored (the schedule's
@@ -43,7 +44,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
@@ -66,16 +67,16 @@ from colorize.errors import (
     InternalError,
     OutOfMemory,
     OutputClosed,
-    OutputError,
     QualityGateFailed,
-    most_serious,
 )
 from colorize.events import SCHEMA, Events, Stopwatch
-from colorize.layers import ENGINE_LAYERS, layer_images
+from colorize.layers import ENGINE_LAYERS
+from colorize.output import encode_output, engine_layers, make_folders, write_encoded
 from colorize.provenance import Freshness, OutputState
 from colorize.qa import QAWriter
 from colorize.sequences import frame_range_text
 from colorize.shot import ShotPlan
+from colorize.summary import Summary
 from colorize.workers import (
     STOP_SECONDS,
     WORKER_COMMAND,
@@ -89,53 +90,6 @@ from colorize.workers import (
 
 WRITERS = max(1, min(4, os.cpu_count() or 1))
 READERS = max(1, min(8, os.cpu_count() or 1))  # reading and the engine's per-frame preprocessing
-
-
-@dataclass
-class Summary:
-    total: int = 0
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[int, ColorizeError]] = field(default_factory=list)
-    errors: list[ColorizeError] = field(default_factory=list)  # problems of the run, not of one frame
-    stopped: str | None = None  # why the run stopped before its last frame
-    stop_code: ExitCode | None = None
-    unresolved_regions: int = 0
-    frames_with_unresolved: int = 0
-    drawings: int = 0  # drawings the engine colored (a held drawing once, however many frames show it)
-    trace_unfilled: int = 0  # colour-trace line pixels left unfilled, in the frames made by this run
-    frames_with_trace_unfilled: int = 0
-
-    def count_trace_unfilled(self, unfilled: Any) -> None:
-        """Add a frame's `trace_unfilled` count (from its event) to the totals, when it has one."""
-        if isinstance(unfilled, int) and not isinstance(unfilled, bool) and unfilled > 0:
-            self.trace_unfilled += unfilled
-            self.frames_with_trace_unfilled += 1
-
-    def count_unresolved(self, unresolved: Any) -> bool:
-        """Add a frame's `unresolved` count (from its event or record) to the totals; False when it is
-        not a count (an engine that does not report one)."""
-        if not isinstance(unresolved, int) or isinstance(unresolved, bool):
-            return False
-        if unresolved:
-            self.unresolved_regions += unresolved
-            self.frames_with_unresolved += 1
-        return True
-
-    @property
-    def not_run(self) -> int:
-        return max(0, self.total - self.done - self.skipped - self.failed)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        codes = [e.exit_code for _, e in self.failures] + [e.exit_code for e in self.errors]
-        return most_serious(codes + ([self.stop_code] if self.stop_code else []))
-
-    def stop(self, code: ExitCode, why: str) -> None:
-        if self.stopped is None:
-            self.stopped, self.stop_code = why, code
 
 
 class _Stop(Exception):
@@ -342,7 +296,7 @@ class _Stream:
             else:
                 todo.append((f, "missing" if state.state == "missing" else f"stale: {state.reason}"))
         if todo:
-            _make_folders({p.parent for f, _ in todo for p in self.files[f].values()})
+            make_folders({p.parent for f, _ in todo for p in self.files[f].values()})
         return todo
 
     def run(self, engine: Engine | Callable[[], Engine], overwrite: bool) -> None:
@@ -570,8 +524,8 @@ class _Stream:
             for i, (f, reason) in enumerate(work[result.frame]):
                 record = self.freshness.expected(f).with_result(result.info).to_text()
                 if record not in encoded:
-                    encoded[record] = writer.submit(_encode_output, self.plan, self.files[f], result, record)
-                write = writer.submit(_write_encoded, self.files[f], encoded[record], record)
+                    encoded[record] = writer.submit(encode_output, self.plan, self.files[f], result, record)
+                write = writer.submit(write_encoded, self.files[f], encoded[record], record)
                 self.out.append(_Entry(f, reason, result, seconds if i == 0 else 0.0, write, repeat=i > 0))
 
     def _notes(self, engine: Engine) -> None:
@@ -677,7 +631,7 @@ class _Stream:
             try:
                 if record not in encoded:
                     blank = FrameResult(f, empty, layers={name: empty for name in ENGINE_LAYERS})
-                    encoded[record] = _encode_output(self.plan, self.files[f], blank, record)
+                    encoded[record] = encode_output(self.plan, self.files[f], blank, record)
                 images.write_encoded(list(self.files[f].values()), encoded[record], record)
             except ColorizeError as error:
                 self._fail(f, error)
@@ -783,45 +737,6 @@ def _internal(error: BaseException, doing: str) -> InternalError:
     )
     bug.__cause__ = error
     return bug
-
-
-def _encode_output(
-    plan: ShotPlan, files: dict[str, Path], result: FrameResult, provenance: str
-) -> list[bytes]:
-    """The bytes of a frame's files (`files`: layers first, the main output last, as `outputs_of` orders
-    them), with the record: the same for every frame whose files have the same types."""
-    settings = plan.settings
-    assert result.image is not None
-    converted = images.output_array(result.image, settings.output_alpha, settings.output_depth)
-    wanted = {name: path for name, path in files.items() if name != "output"}
-    written = layer_images(wanted, result.layers, plan.palette, settings.output_depth) if wanted else []
-    return images.encode_frames(
-        [(path.suffix, image) for path, image in [*written, (files["output"], converted)]],
-        settings.output_compression,
-        provenance,
-    )
-
-
-def _write_encoded(files: dict[str, Path], encoded: Future[list[bytes]], provenance: str) -> None:
-    """Write a drawing's encoded files to one frame's paths (a writer task: the encoding was submitted
-    before it, so it is done or running in another writer)."""
-    images.write_encoded(list(files.values()), encoded.result(), provenance)
-
-
-def engine_layers(plan: ShotPlan) -> tuple[str, ...]:
-    """The layers an engine must make for the plan's layer files (the index is made from the paint)."""
-    wanted = set(plan.layers)
-    if "index" in wanted:
-        wanted.add("paint")
-    return tuple(name for name in ENGINE_LAYERS if name in wanted)
-
-
-def _make_folders(folders: set[Path]) -> None:
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputError(f"{folder}: cannot create the output folder ({error.strerror})") from None
 
 
 def _read_frame(
