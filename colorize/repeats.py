@@ -13,9 +13,10 @@ drawing's keyframe (as a keyframe on a held frame is): the painter colored that 
 that shows it takes the paint. Copies keyed with *different* keyframes are kept apart: each such key
 starts a drawing of its own, and the unkeyed copies after it show it (a key holds until the next one).
 
-Cost: only files whose size equals another line-art file's are read (a stat per file otherwise), each
-once; their digests (`file_digest`, sha256) are kept in a cache that the freshness records reuse, so no
-file is hashed twice in a run.
+Cost: only files whose size equals another line-art file's are looked at (a stat per file otherwise);
+of those (uncompressed TGA frames all have one size), a few small blocks spread over the file are
+compared first, and only files that still look alike are read whole, once: their digests (`file_digest`,
+sha256) are kept in a cache that the freshness records reuse, so no file is hashed twice in a run.
 """
 
 from __future__ import annotations
@@ -89,13 +90,34 @@ def fold_repeats(
         if len(same_size) < 2:
             continue
         groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        alike: dict[bytes, list[int]] = defaultdict(list)
         for d in same_size:  # (in order of first showing)
+            alike[_sampled(line_paths[d])].append(d)
+        for d in (d for group in alike.values() if len(group) > 1 for d in group):
             content = _content(d, line_paths[d], masks, digests)
             if content is not None:
                 groups[content].append(d)
         for group in groups.values():
             canonical.update(_fold_group(group, key_of, digests))
     return timing.folded(canonical) if canonical else timing
+
+
+SAMPLES, BLOCK = 16, 4096  # blocks compared before a whole file is read
+
+
+def _sampled(path: Path) -> bytes:
+    """A few blocks spread over the file (different drawings of one size differ in some), for a first
+    comparison; a file that cannot be read gets a value of its own (never folded)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            blocks = []
+            for i in range(SAMPLES):
+                f.seek(max(0, (size - BLOCK) * i // (SAMPLES - 1)))
+                blocks.append(f.read(BLOCK))
+    except OSError:
+        return str(path).encode()
+    return hashlib.sha256(b"".join(blocks)).digest()
 
 
 def _content(d: int, line: Path, masks: Sequence[Pattern], digests: Digests) -> tuple[str, ...] | None:

@@ -559,3 +559,22 @@ def test_keymatch_looks_at_the_nearest_drawings_first_within_its_search():
         and near[:2] == [many[SEARCH - 1], many[SEARCH + 1]]
         and near[-1] == many[2 * SEARCH]
     )
+
+
+def test_repeat_folding_reads_only_files_that_may_be_copies(tmp_path):
+    from colorize.repeats import BLOCK, Digests, fold_repeats
+
+    rng = np.random.default_rng(0)
+    body = rng.integers(0, 256, 64 * BLOCK, np.uint8).tobytes()
+    other = bytearray(body)
+    other[3 * BLOCK + 7] ^= 1  # same size, one byte apart: the sampled blocks miss it, the digest does not
+    files = {1: body, 2: bytes(other), 3: body, 4: body[:-1], 5: bytes(reversed(body))}
+    paths = {}
+    for d, data in files.items():
+        paths[d] = tmp_path / f"{d}.tga"
+        paths[d].write_bytes(data)
+    digests = Digests()
+    timing = fold_repeats(Timing.strict(files), paths, [], {}, digests)
+    assert [timing.drawing(f) for f in timing.frames] == [1, 2, 1, 4, 5]
+    # 4 (another size) and 5 (other blocks) were never read whole.
+    assert set(digests.known()) == {paths[1], paths[2], paths[3]}
