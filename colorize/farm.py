@@ -27,8 +27,8 @@ def plan_chunks(plan: ShotPlan, size: int) -> list[str]:
 
     A cut goes between two frames that show different drawings (a held drawing is colored once, by one
     task) when there is such a place within half a chunk of `size`; otherwise at `size` (the task after the
-    cut then colors the held drawing again: the same bytes, more work). Under strict timing every frame is
-    its own drawing: chunks of exactly `size`.
+    cut then colors the held drawing again: the same bytes, more work). Under strict timing without exact
+    repeats (`colorize.repeats`) every frame is its own drawing: chunks of exactly `size`.
     """
     if size < 1:
         raise UsageError(f"--chunk {size}: must be at least 1")

@@ -307,7 +307,10 @@ def test_bad_timesheet_shots_are_one_line(shot):
     (shot / "sheet.csv").write_text("frame,drawing\n1,1\n2,1\n3,2\n4,-\n5,3\n")
     set_manifest(shot, timesheet="sheet.csv", timesheet_layer=None)
     events = run_json(shot)
-    assert events[-1]["done"] == 5 and events[-1]["drawings_colored"] == 3
+    # Drawing 3 is a byte copy of drawing 2 (an exact repeat, `colorize.repeats`): colored once, with 1.
+    assert events[-1]["done"] == 5 and events[-1]["drawings_colored"] == 2
+    done = {e["frame"]: e for e in events if e["event"] == "frame_done"}
+    assert done[5]["drawing"] == 2 and done[5]["held_from"] == 3 and done[4]["blank"] is True
 
 
 # -- the diffusion engine: one sample per drawing ------------------------------------------------------
