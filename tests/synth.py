@@ -183,7 +183,9 @@ def _draw(
     big = int(paint.max()) + 1
     lo = np.where(bare, blocks, big).min(axis=-1)
     hi = np.where(bare, blocks, -1).max(axis=-1)
-    ink = cv2.resize(ink_up.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    # The main lines' coverage as the line art stores it (8 bits: a half-covered pixel is 128, ink 127).
+    cover = cv2.resize(ink_up.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    ink = (255 - np.clip(255 * (1 - cover) + 0.5, 0, 255).astype(np.uint8)).astype(np.float32) / 255
     trace = cv2.resize((blue > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     small = np.where(bare.any(axis=-1), lo, blocks[..., 0]).astype(np.int32)
     unscored = (bare.any(axis=-1) & (lo != hi)) | ((ink > 0) & (trace > 0))
