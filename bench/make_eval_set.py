@@ -133,6 +133,7 @@ def _synthetic(
         description,
         shaded=is_shaded,
         masks=masks,
+        unscored={i: f.unscored for i, f in enumerate(frames)},
     )
 
 

@@ -7,6 +7,8 @@ as `colorize shot`), with the answers beside it:
     CASE/line/, CASE/keys/    the line-art and keyframe sequences the manifest names
     CASE/gt/NAME.####.png     ground truth: the finished frames (colors with the line layer), RGB or RGBA
     CASE/regions/NAME.####.png  region index maps (one RGB value per region; black: lines, not counted)
+    CASE/unscored/NAME.####.png optional: pixels no figure counts (white), where the truth is a blend that
+                              no engine paints (e.g. a trace line's rim over the other fill); see README
     CASE/case.json            {"description": ..., "shaded": bool, "trace": bool}
 
 `bench/make_eval_set.py` writes such folders (generated drawings, and transforms of ../shared/realdata).
@@ -171,17 +173,22 @@ def pixel_accuracy(
     return float(_close(result, gt, tolerance)[where].mean()) if where.any() else 1.0
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two images composited over white (8 bits)."""
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    """PSNR in dB of two images composited over white (8 bits), over the `where` pixels (H×W bool, default
+    all)."""
     x = images.to_uint8(images.over_white(a)).astype(np.float64)
     y = images.to_uint8(images.over_white(b)).astype(np.float64)
-    mse = float(np.mean((x - y) ** 2))
+    err = (x - y) ** 2 if where is None else ((x - y) ** 2)[where]
+    mse = float(np.mean(err)) if err.size else 0.0
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def alpha_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of the opaque (alpha >= 128) pixels of two images; RGB images are opaque everywhere."""
+def alpha_iou(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    """IoU of the opaque (alpha >= 128) pixels of two images (of the `where` pixels, H×W bool, default all);
+    RGB images are opaque everywhere."""
     ma, mb = images.output_array(a, "on")[..., 3] >= 128, images.output_array(b, "on")[..., 3] >= 128
+    if where is not None:
+        ma, mb = ma & where, mb & where
     union = int((ma | mb).sum())
     return float((ma & mb).sum() / union) if union else 1.0
 
@@ -285,6 +292,7 @@ def evaluate_case(
     keys = sorted(key_files)
     gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
     regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
+    unscored = find_sequence(case / "unscored", images.IMAGE_EXTS) if (case / "unscored").is_dir() else {}
     trace_frames: tuple[dict, dict] = ({}, {})  # a trace case: frame -> line art, output
     firsts: dict[bytes, np.ndarray] = {}  # a drawing (its line-art bytes) -> the output of its first frame
     repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
@@ -306,6 +314,10 @@ def evaluate_case(
             continue
         gt = images.read_image(gts[f])
         ids = region_ids(images.read_rgba(regions[f]))
+        scored = None
+        if f in unscored:  # pixels whose truth no engine paints: left out of every figure
+            scored = images.read_rgba(unscored[f])[..., :3].max(axis=-1) < 128
+            ids[~scored] = 0
         if keys:
             k = min(keys, key=lambda k: (abs(k - f), k))
             base = flow_warp_baseline(
@@ -322,8 +334,8 @@ def evaluate_case(
             acc, wrong = region_accuracy(img, gt, ids, min_area=MIN_AREA)
             row[f"{who}_region_acc"] = acc
             row[f"{who}_pixel_acc"] = pixel_accuracy(img, gt, ids > 0)
-            row[f"{who}_psnr"] = psnr(img, gt)
-            row[f"{who}_alpha_iou"] = alpha_iou(img, gt)
+            row[f"{who}_psnr"] = psnr(img, gt, scored)
+            row[f"{who}_alpha_iou"] = alpha_iou(img, gt, scored)
             wrong_e = wrong if who == "engine" else wrong_e
             if who == "engine" and f in flags:
                 counts = flag_counts(wrong, _unpack(flags[f], ids.shape), ids, MIN_AREA)
@@ -543,10 +555,12 @@ def write_case(
     trace: bool = False,
     palette: str | None = None,
     references: dict[str, np.ndarray] | None = None,
+    unscored: dict[int, np.ndarray] | None = None,
 ) -> Path:
     """Write a case folder (frames numbered from 1): line art, keyframes, ground truth, region id maps.
     `palette`: a palette file's text: the case then runs with it and writes the index layer (scored as
-    palette id accuracy); `references`: characters given by a reference image only (no mask)."""
+    palette id accuracy); `references`: characters given by a reference image only (no mask);
+    `unscored`: per frame, H×W bool pixels no figure counts (written white on black)."""
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
@@ -559,6 +573,10 @@ def write_case(
             images.write_image(folder / group / f"f.{i + 1:04d}.png", img)
     for i, ids in regions.items():
         images.write_image(folder / "regions" / f"f.{i + 1:04d}.png", encode_ids(ids))
+    if unscored:
+        (folder / "unscored").mkdir()
+        for i, mask in unscored.items():
+            images.write_image(folder / "unscored" / f"f.{i + 1:04d}.png", mask.astype(np.uint8) * 255)
     manifest = MANIFEST if keys else MANIFEST.replace("keyframes: keys/f.####.png\n", "")
     if references:
         manifest += "characters:\n"

@@ -25,6 +25,18 @@ def shot(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def sample_colors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """{file name: bytes} of the bundled sample shot colored once by a clean `colorize shot` process
+    (default settings), shared by the tests that compare other runs with it (outputs do not depend on
+    where the shot folder is)."""
+    root = tmp_path_factory.mktemp("sample_colors")
+    shutil.copytree(SAMPLE, root / "shot001", ignore=shutil.ignore_patterns("color"))
+    proc = run_cli("shot", str(root / "shot001"), "--out", str(root / "out"))
+    assert proc.returncode == 0, proc.stderr
+    return tree_bytes(root / "out")
+
+
 @pytest.fixture
 def shared() -> Path:
     if not SHARED.is_dir():

@@ -3,7 +3,18 @@
 A drawing is a label map of filled shapes (a "character" with face, eyes, hair strands, a body with a
 shadow and stripes, speckle-sized dots) over a background. Frames move the drawing by an affine
 transform; lines are drawn at twice the size on region boundaries and downsampled (anti-aliased), with
-the shadow boundary drawn as a colored (blue) line as in cel production.
+the shadow boundaries drawn as blue colour-trace lines (shadow role) as in cel production.
+
+The finished frame (`finished`: keyframes, evaluation ground truth) is made by construction, from what the
+generator drew, never through colorize's segmentation or render. At twice the size every pixel is paint
+(its shape's colour), a main-line pixel (black ink) or a trace-line pixel (blue pencil); a trace-line
+pixel is painted the colour of the shape its role names: a shadow line takes the shadow shape it bounds
+(`SHADOW_PAIRS`), never the shape the rasteriser happened to put under it. Downsampled like the line art,
+each pixel is then its paint with the main lines' ink over it at their drawn coverage (an anti-aliased
+main-line rim stays as drawn: black over the fill of its own side), and every pixel of a trace line is
+its role's colour. Pixels whose truth would be a blend the product cannot paint (a trace line's outer rim
+over the other shape, a pixel that a main line and a trace line both touch, two different paints with no
+line between them) are `SynthFrame.unscored`: the evaluation leaves them out (see `colorize.evaluate`).
 """
 
 from __future__ import annotations
@@ -28,14 +39,22 @@ PALETTE = np.array(
     ],
     np.uint8,
 )
-SHADOW_PAIRS = ((5, 6), (4, 9))  # boundaries drawn with a colored line
+# (light, shadow) classes whose boundary is drawn as a blue shadow trace line: the line is filled with the
+# shadow's colour (the second class, the darker of the two by construction)
+SHADOW_PAIRS = ((5, 6), (4, 9))
 
 
 @dataclass
 class SynthFrame:
     lineart: np.ndarray  # H×W×4 uint8 RGBA (opaque, lines dark on white)
-    color: np.ndarray  # H×W×3 uint8 ground truth flat colors (lines included as region colors)
+    # H×W×3 uint8 the paint layer, flat colours of `paint` (off the lines each shape's own colour)
+    color: np.ndarray
     regions: np.ndarray  # H×W int32 ground-truth region id (shape instance), before lines
+    # H×W int32 the shape whose paint is under each pixel: trace lines by role (a shadow line the shadow
+    # shape it bounds), under main lines the shape on the uncovered side (or the nearest one)
+    paint: np.ndarray
+    ink: np.ndarray  # H×W float32 0..1: coverage of the black main lines (what `finished` draws over)
+    unscored: np.ndarray  # H×W bool: pixels whose truth is a blend no engine paints (module docstring)
 
 
 def _label_map(h: int, w: int, dots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,24 +118,41 @@ def make_frame(
     inst = cv2.warpAffine(inst.astype(np.float32), m, (w * up, h * up), flags=cv2.INTER_NEAREST).astype(
         np.int32
     )
-    lineart = _draw_lines(inst, classes[inst], h, w, up, line_width, gaps, seed)
-    small = inst[::up, ::up]
-    return SynthFrame(lineart=lineart, color=PALETTE[classes[small]], regions=small)
+    drawn = _draw(inst, classes, h, w, up, line_width, gaps, seed)
+    return SynthFrame(
+        lineart=drawn.lineart,
+        color=PALETTE[classes[drawn.paint]],
+        regions=inst[::up, ::up],
+        paint=drawn.paint,
+        ink=drawn.ink,
+        unscored=drawn.unscored,
+    )
 
 
-def _draw_lines(
-    inst: np.ndarray, cls: np.ndarray, h: int, w: int, up: int, line_width: int, gaps: int, seed: int
-) -> np.ndarray:
-    """RGBA line art at h×w of an instance map drawn at `up` times the size (classes `cls` per pixel)."""
+@dataclass
+class _Drawn:
+    lineart: np.ndarray
+    paint: np.ndarray
+    ink: np.ndarray
+    unscored: np.ndarray
+
+
+def _draw(
+    inst: np.ndarray, classes: np.ndarray, h: int, w: int, up: int, line_width: int, gaps: int, seed: int
+) -> _Drawn:
+    """Line art at h×w of an instance map drawn at `up` times the size (`classes`: class per instance), with
+    the paint under every pixel, the main lines' coverage and the unscored pixels (module docstring)."""
+    cls = classes[inst]
     edge = np.zeros(inst.shape, bool)
     edge[:, 1:] |= inst[:, 1:] != inst[:, :-1]
     edge[1:, :] |= inst[1:, :] != inst[:-1, :]
-    colored = np.zeros(inst.shape, bool)
+    pairs = []
     for a, b in SHADOW_PAIRS:
         pair = np.zeros(inst.shape, bool)
         pair[:, 1:] |= ((cls[:, 1:] == a) & (cls[:, :-1] == b)) | ((cls[:, 1:] == b) & (cls[:, :-1] == a))
         pair[1:, :] |= ((cls[1:, :] == a) & (cls[:-1, :] == b)) | ((cls[1:, :] == b) & (cls[:-1, :] == a))
-        colored |= pair
+        pairs.append(pair)
+    colored = np.logical_or.reduce(pairs)
     k = np.ones((line_width * up - 1, line_width * up - 1), np.uint8)
     black = cv2.dilate((edge & ~colored).view(np.uint8), k)
     blue = cv2.dilate(colored.view(np.uint8), k) & (1 - black)
@@ -126,11 +162,44 @@ def _draw_lines(
         for i in rng.choice(len(ys), size=min(gaps, len(ys)), replace=False):
             r = up * 2
             black[max(0, ys[i] - r) : ys[i] + r, max(0, xs[i] - r) : xs[i] + r] = 0
+    # Paint: each shape's own pixels; a shadow trace line's pixels the shadow shape it bounds (the nearest
+    # pixel of the pair's shadow class); under the main lines the nearest paint.
+    paint = inst.copy()
+    for (_, shadow), pair in zip(SHADOW_PAIRS, pairs, strict=True):
+        line = (cv2.dilate(pair.view(np.uint8), k) > 0) & (blue > 0) & (cls != shadow)
+        if line.any():
+            paint[line] = _nearest(cls == shadow, inst, line)
+    ink_up = black > 0
+    if ink_up.any() and not ink_up.all():
+        paint[ink_up] = _nearest(~ink_up, paint, ink_up)
     rgb = np.full((h * up, w * up, 3), 255, np.float32)
     rgb[black > 0] = 0
     rgb[blue > 0] = (30, 60, 255)
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    return np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+    lineart = np.dstack([np.clip(rgb + 0.5, 0, 255).astype(np.uint8), np.full((h, w), 255, np.uint8)])
+    # Per pixel of the h×w frame, its up×up samples: the paint of those no main line covers.
+    blocks = paint.reshape(h, up, w, up).transpose(0, 2, 1, 3).reshape(h, w, up * up)
+    bare = ~ink_up.reshape(h, up, w, up).transpose(0, 2, 1, 3).reshape(h, w, up * up)
+    big = int(paint.max()) + 1
+    lo = np.where(bare, blocks, big).min(axis=-1)
+    hi = np.where(bare, blocks, -1).max(axis=-1)
+    # The main lines' coverage as the line art stores it (8 bits: a half-covered pixel is 128, ink 127).
+    cover = cv2.resize(ink_up.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    ink = (255 - np.clip(255 * (1 - cover) + 0.5, 0, 255).astype(np.uint8)).astype(np.float32) / 255
+    trace = cv2.resize((blue > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    small = np.where(bare.any(axis=-1), lo, blocks[..., 0]).astype(np.int32)
+    unscored = (bare.any(axis=-1) & (lo != hi)) | ((ink > 0) & (trace > 0))
+    return _Drawn(lineart, small, ink, unscored)
+
+
+def _nearest(source: np.ndarray, values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`values` at the nearest `source` pixel (H×W bool) of each `where` pixel, in raster order."""
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~source).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    sy, sx = np.nonzero(source)
+    k = nearest[where] - 1
+    return values[sy[k], sx[k]]
 
 
 @dataclass
@@ -169,26 +238,37 @@ def make_overlap_frame(
         inst, (int(cx + 5 * s), int(cy + 6 * s)), (int(22 * s), int(10 * s)), 0, 0, 360, add(1, 2), -1
     )
     cls = np.array(classes, np.int32)
-    lineart = _draw_lines(inst, cls[inst], h, w, up, line_width, 0, 0)
+    drawn = _draw(inst, cls, h, w, up, line_width, 0, 0)
     small = inst[::up, ::up]
     who = np.array(owner)[small]
     return OverlapFrame(
-        lineart=lineart,
-        color=PALETTE[cls[small]],
+        lineart=drawn.lineart,
+        color=PALETTE[cls[drawn.paint]],
         regions=small,
+        paint=drawn.paint,
+        ink=drawn.ink,
+        unscored=drawn.unscored,
         masks={"post": who == 1, "cat": who == 2},
     )
 
 
 def finished(frame: SynthFrame, colors: np.ndarray | None = None) -> np.ndarray:
-    """The finished frame (what a colored keyframe or the ground truth looks like): the frame's line layer
-    over its colors (`colors`, default the flat ground truth), colored lines painted over, as the flat
-    engine composites its own output."""
-    from colorize.regions.render import render
-    from colorize.regions.segment import segment
-
+    """The finished frame by construction (what a colored keyframe or the ground truth looks like): the
+    paint (`colors`, H×W×3 or ×4, uint8 or uint16, default the flat `frame.color`; made from `frame.paint`,
+    so trace lines are in their role's colour) with the black main lines over it at their drawn coverage
+    (`frame.ink`, straight alpha: over transparent paint a line keeps its own coverage as alpha)."""
     paint = frame.color if colors is None else colors
-    return render(segment(frame.lineart), np.ascontiguousarray(paint), frame.lineart, "keep", "fill")
+    top = float(np.iinfo(paint.dtype).max)
+    a = frame.ink[..., None].astype(np.float64)
+    p = paint.astype(np.float64)
+    if paint.shape[2] == 3:
+        out = p * (1 - a)
+    else:
+        pa = p[..., 3:] / top
+        out_a = a + pa * (1 - a)
+        rgb = p[..., :3] * pa * (1 - a) / np.maximum(out_a, 1e-9)
+        out = np.dstack([np.where(out_a > 0, rgb, 0), out_a * top])
+    return np.clip(out + 0.5, 0, top).astype(paint.dtype)
 
 
 def region_map(frame: SynthFrame) -> np.ndarray:
@@ -232,9 +312,10 @@ def transparent_background(color: np.ndarray) -> np.ndarray:
 
 
 def deep_color(frame: SynthFrame) -> np.ndarray:
-    """16-bit flat colors (H×W×3 uint16) that round to the frame's 8-bit colors, each shape instance with
-    its own low bytes (two stripes of one 8-bit color differ at 16 bits), as a 16-bit paint package's."""
-    inst = frame.regions.astype(np.int64)[..., None]
+    """16-bit flat colors (H×W×3 uint16) that round to the frame's 8-bit colors (`frame.color`), each shape
+    instance (`frame.paint`) with its own low bytes (two stripes of one 8-bit color differ at 16 bits), as
+    a 16-bit paint package's."""
+    inst = frame.paint.astype(np.int64)[..., None]
     offset = (inst * 53 + np.arange(3) * 29) % 201 - 100  # |offset| <= 100 < 257 / 2: same 8-bit color
     return np.clip(frame.color.astype(np.int64) * 257 + offset, 0, 65535).astype(np.uint16)
 

@@ -48,6 +48,13 @@ def test_metrics_on_toy_images():
     res[ids == 2] = (99, 1, 1, 0)  # transparent with another RGB: right
     assert region_accuracy(res, clear, ids)[0] == 1.0 and pixel_accuracy(res, clear, ids > 0) == 1.0
     assert segmentation_recovery(ids, ids) == (2, 2)
+    # Unscored pixels (a truth no engine paints) count in no figure.
+    res = gt.copy()
+    res[0, 5] = (9, 9, 9, 0)
+    scored = np.ones(ids.shape, bool)
+    assert psnr(res, gt) < 40 and alpha_iou(res, gt) < 1
+    scored[0, 5] = False
+    assert psnr(res, gt, scored) == float("inf") and alpha_iou(res, gt, scored) == 1.0
     sheet = contact_sheet([[gt, None, res[..., :3]]], ["row"], tile=40)
     assert sheet.shape[1] == 3 * 44 and sheet.dtype == np.uint8
 
@@ -81,8 +88,19 @@ def _case(tmp_path: Path, motion: list[tuple[float, float, float]], keys=(0,), s
 def test_case_runs_through_the_runner_with_baseline_and_chunks(tmp_path):
     # A drawing moving far and turning, then holding: repeats byte-identical, chunks equal whole runs.
     motion = [(0, 0, 0), (12, 4, 3), (24, 8, 6), (36, 12, 9), (36, 12, 9)]
-    report = evaluate_case(_case(tmp_path, motion), tmp_path / "out", chunks=2)
+    case = _case(tmp_path, motion)
+    # A truth patch no engine could paint, marked unscored: it counts in no figure.
+    gt = images.read_image(case / "gt" / "f.0003.png")
+    gt[10:60, 20:120, :3] = (255, 0, 255)
+    images.write_image(case / "gt" / "f.0003.png", gt)
+    unscored = np.zeros(gt.shape[:2], np.uint8)
+    unscored[10:60, 20:120] = 255
+    (case / "unscored").mkdir()
+    images.write_image(case / "unscored" / "f.0003.png", unscored)
+    report = evaluate_case(case, tmp_path / "out", chunks=2)
     f = report.figures
+    row = next(r for r in report.frames if r["frame"] == 3)
+    assert row["engine_psnr"] > 20 and row["engine_region_acc"] >= 0.95
     assert f["frames"] == 5 and f["scored"] == 4
     assert f["repeats"] == 1 and f["repeats_not_identical"] == 0
     assert f["chunks_identical"] is True

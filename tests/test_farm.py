@@ -20,15 +20,16 @@ def colorize_exe() -> str:
     return str(Path(sys.executable).with_name("colorize"))
 
 
-def test_two_runs_and_four_chunks_give_identical_bytes(shot, tmp_path):
-    whole, again, chunked = tmp_path / "whole", tmp_path / "again", tmp_path / "chunked"
-    assert run_cli("shot", str(shot), "--out", str(whole)).returncode == 0
+def test_two_runs_and_four_chunks_give_identical_bytes(shot, tmp_path, sample_colors):
+    again, chunked = tmp_path / "again", tmp_path / "chunked"
+    # Two runs in two processes: the shared clean run and this one.
     assert run_cli("shot", str(shot), "--out", str(again), "--batch", "3").returncode == 0
-    # Chunks in reverse order: a chunk never depends on another having run first.
+    # Chunks in reverse order: a chunk never depends on another having run first. (In-process: chunks in
+    # separate processes are the OpenJD test's.)
     for frames in ["1019-1024", "1013-1018", "1007-1012", "1001-1006"]:
-        proc = run_cli("shot", str(shot), "--out", str(chunked), "--frames", frames)
-        assert proc.returncode == 0, proc.stderr
-    expected = tree_bytes(whole)
+        result = CliRunner().invoke(app, ["shot", str(shot), "--out", str(chunked), "--frames", frames])
+        assert result.exit_code == 0, result.output
+    expected = sample_colors
     assert len(expected) == 24
     assert tree_bytes(again) == expected
     assert tree_bytes(chunked) == expected
@@ -73,9 +74,7 @@ def load_template(path: Path):
     )
 
 
-def test_openjd_template_saved_in_a_subfolder_runs_chunk_by_chunk(shot, tmp_path):
-    whole = tmp_path / "whole"
-    assert run_cli("shot", str(shot), "--out", str(whole)).returncode == 0
+def test_openjd_template_saved_in_a_subfolder_runs_chunk_by_chunk(shot, tmp_path, sample_colors):
     out = tmp_path / "farm_out"
     template = tmp_path / "jobs" / "shot001.job.yaml"
     proc = run_cli(
@@ -100,7 +99,7 @@ def test_openjd_template_saved_in_a_subfolder_runs_chunk_by_chunk(shot, tmp_path
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Chunks run: 4" in run.stdout
     assert run.stdout.count("openjd_progress: 100.0") == 4  # each task told the farm it finished
-    assert tree_bytes(out) == tree_bytes(whole)
+    assert tree_bytes(out) == sample_colors
 
 
 def test_openjd_template_beside_the_shot_has_relative_defaults(shot, tmp_path):
