@@ -166,8 +166,12 @@ class DiffusionEngine(EngineBase):
                 full_precision_dtype=full,
             )
         self.model = model
-        if self.options.offload:
-            model.enable_model_cpu_offload(device=self.device)
+        if self.options.offload and self.device.type == "cpu":
+            # Nothing to offload to; accelerate's hooks would copy every weight at every call, and CPU
+            # kernels can round differently on the copies (alignment): the bytes would not be the same.
+            self.notes.append("diffusion.offload has no effect on the CPU (the weights are in CPU memory)")
+        elif self.options.offload:
+            model.enable_model_cpu_offload(device=self.device)  # diffusers' hooks (accelerate)
         self.segmenter = None
         if self.options.mask_source != "lineart" and folder is not None:
             self.segmenter = pp.AnimeSegmenter.from_model_folder(folder, self.device)
