@@ -50,6 +50,7 @@ from .model_folder import (
     FORMAT_VERSION,
     FULL_PRECISION,
     INDEX,
+    SCHEDULER,
     check_model_folder,
 )
 from .preprocess import to_model_image
@@ -186,7 +187,9 @@ class ColorizeDiffusionPipeline(DiffusionPipeline):
                 **skip,
             )
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
-            raise ModelError(f"{folder}: corrupt or truncated model folder ({short_error(error)})") from None
+            names = [n for n in (*COMPONENTS, SCHEDULER, CLIP) if str(folder / n) in str(error)]
+            where = folder / names[0] if names else folder  # the component whose file diffusers names
+            raise ModelError(f"{where}: corrupt or truncated ({short_error(error)})") from None
         return pipe.to(device)
 
     # ---- per reference ---------------------------------------------------------------------------------
