@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="colorize-bench-") as tmp:
         tmp_path = Path(tmp)
-        model = random_model("tiny", seed=0).save_pretrained(tmp_path / "model")
+        model = random_model("tiny", seed=0).save(tmp_path / "model")
         lengths = [int(n) for n in args.rss.split(",") if n]
         shot = make_shot(tmp_path, max([args.frames, *lengths]))
         guided = write_preset(tmp_path, args.steps, True, args.resolution, args.anchor_every)

@@ -19,7 +19,7 @@ What it does, all in one process (see bench/README.md for running it on an offli
    only the engine's UNet batches ran: sketch encoder, VAE encode, denoising loop, VAE decode), the UNet
    batches and their padding, and the peak GPU memory of the run;
 4. per batch size, one UNet call of the shot's shape (batch × guidance branches), measured through the
-   engine's own batch function (`pipeline.denoise_batch`, nothing assembled here): a run of 1 step and one
+   engine's own batch function (the pipeline's `__call__`, nothing assembled here): a run of 1 step and one
    of 1 + --unet-calls steps, the difference per step is one UNet call (and a scheduler step). ms eager
    (median of 3), ms replayed as a CUDA graph, whether the two runs' latents are bitwise equal, FLOPs per
    call (`torch.utils.flop_counter`, 2 steps minus 1), TFLOP/s, and ms per call under each attention
@@ -94,7 +94,7 @@ class Bench:
         import torch
 
         from colorize.engines.diffusion.engine import choose_device
-        from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+        from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
         self.args, self.work, self.torch = args, work, torch
         self.model_dir = (
@@ -106,7 +106,7 @@ class Bench:
         self.log_file = open(args.log, "a") if args.log else None  # noqa: SIM115 (closed in main)
         start = time.perf_counter()
         self._reset_peak()
-        self.model = ColorizeDiffusionModel.from_pretrained(
+        self.model = ColorizeDiffusionPipeline.load(
             self.model_dir, device=self.device, dtype=dtype, full_precision_dtype=full
         )
         self.log(
@@ -203,13 +203,13 @@ class Bench:
         return record
 
     def unet(self, batch: int) -> dict[str, Any]:
-        """One UNet call of the shot's shape at `batch` through `denoise_batch`: eager, CUDA graph, FLOPs,
+        """One UNet call of the shot's shape at `batch` through the pipeline's batch function: eager, CUDA graph, FLOPs,
         attention backends (see the module docstring)."""
         torch = self.torch
         from torch.utils.flop_counter import FlopCounterMode
 
         from colorize.engines.diffusion.engine import DiffusionEngine
-        from colorize.engines.diffusion.pipeline import ATTENTION_BACKENDS, denoise_batch
+        from colorize.engines.diffusion.pipeline import ATTENTION_BACKENDS
         from colorize.engines.diffusion.sampling import branches
         from colorize.runner import shot_context
 
@@ -230,8 +230,7 @@ class Bench:
         calls = self.args.unet_calls
 
         def run(steps: int, **options: Any) -> Any:
-            return denoise_batch(
-                m,
+            return m(
                 cache.conditioning,
                 **frames,
                 steps=steps,

@@ -66,14 +66,14 @@ def convert(
         start = time.perf_counter()
         encoder = load_clip(clip) if clip else None
         context_dim = model_config.unet["context_dim"]
-        if encoder is not None and encoder.projection_dim != context_dim:
+        if encoder is not None and encoder.config.projection_dim != context_dim:
             raise ModelError(
-                f"{clip}: CLIP projection_dim {encoder.projection_dim} != the UNet's context_dim {context_dim} "
+                f"{clip}: CLIP projection_dim {encoder.config.projection_dim} != the UNet's context_dim {context_dim} "
                 "(ColorizeDiffusion v2 needs ViT-H/14)"
             )
         model, notes = convert_checkpoint(src, model_config, dtype=_dtype(dtype))
-        model.clip = encoder
-        model.save_pretrained(out, source=src.name)
+        model.register_modules(clip=encoder)
+        model.save(out, source=src.name)
         for note in notes:
             typer.echo(f"note: {src}: {note}", err=True)
         typer.echo(f"converted {src} -> {out} in {time.perf_counter() - start:.1f} s")
@@ -156,13 +156,12 @@ def init_random(
     Example: `colorize model init-random /tmp/tiny-model --size tiny`
     """
     with errors_to_exit():
-        from colorize.engines.diffusion.model_folder import random_model, remove_model_folder
-        from colorize.engines.diffusion.modeling import INDEX
+        from colorize.engines.diffusion.model_folder import INDEX, random_model, remove_model_folder
 
         if (folder / INDEX).exists():
             if not force:
                 raise OutputError(f"{folder}: already holds a model folder; pass --force to replace it")
             remove_model_folder(folder)
         model = random_model(size, seed=seed, with_clip=clip)
-        model.save_pretrained(folder, source=f"random ({size}, seed {seed})")
+        model.save(folder, source=f"random ({size}, seed {seed})")
         typer.echo(f"wrote random {size} model to {folder}")

@@ -168,8 +168,8 @@ class DiffusionSettings(StrictModel):
     )
     offload: bool = Field(
         False,
-        description="Keep the model's components in CPU memory and move each to the GPU only while it "
-        "runs (one at a time): fits ~12 GB cards, slower. Same bytes as without.",
+        description="Keep the model's components in CPU memory and move each to the GPU when it runs "
+        "(diffusers' model offload): fits ~12 GB cards, slower. Same bytes as without; no effect on the CPU.",
     )
 
     @field_validator("resolution")

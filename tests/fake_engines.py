@@ -148,7 +148,7 @@ def run_with_engine(kind: str, *args: str, timeout: float = 60) -> subprocess.Co
 def fake_model_folder(root: Path, parameters: int = 4) -> Path:
     """A diffusion model folder with every part the engine checks for, weights of `parameters` bf16 zeros
     in the UNet (headers only elsewhere): enough for plans, fingerprints and fake engines, not for sampling."""
-    from colorize.engines.diffusion.modeling import FORMAT, FORMAT_VERSION, INDEX, missing_parts
+    from colorize.engines.diffusion.model_folder import FORMAT, FORMAT_VERSION, INDEX, missing_parts
 
     root.mkdir(parents=True, exist_ok=True)
     (root / INDEX).write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import fake_engines
 import numpy as np
@@ -40,7 +41,7 @@ from colorize.workers import Device, parse_devices, split_frames
 def model(tmp_path_factory) -> Path:
     from colorize.engines.diffusion.model_folder import random_model
 
-    return random_model("tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("models") / "tiny")
+    return random_model("tiny", seed=0).save(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def _plan(shot: Path, model: Path | None, frames: str, out: Path, **overrides):
@@ -246,14 +247,14 @@ def test_a_bad_frame_fails_its_chain_only(shot, model, tmp_path):
 
 
 def test_denoising_loop_makes_no_host_sync(model):
-    """The engine's batch function (`pipeline.denoise_batch`: inputs, padding, guidance, scheduler, start,
+    """The engine's batch function (the pipeline's `__call__`: inputs, padding, guidance, scheduler, start,
     the loop, decode) runs on the meta device: a tensor read on the host (`.item()`, a tensor in an `if`,
     `.nonzero()`, `.cpu()`) would raise there. On a GPU such a read waits for the device every step."""
+    from colorize.engines.diffusion.conditioning import Conditioning
     from colorize.engines.diffusion.model_folder import tiny_config
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
-    from colorize.engines.diffusion.pipeline import Conditioning, denoise_batch
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
-    meta = ColorizeDiffusionModel.from_config(tiny_config(), meta=True).eval()
+    meta = ColorizeDiffusionPipeline.from_config(tiny_config(), meta=True)
     tokens = torch.empty(1, 8, 32, device="meta")
     z = torch.empty(1, 4, 8, 8, device="meta")
     size_emb = meta.size_embedding(1.0, 1.0)
@@ -265,8 +266,7 @@ def test_denoising_loop_makes_no_host_sync(model):
         blank_hints=meta.encode_sketch(torch.empty(1, 3, 64, 64, device="meta")),
     )
     for sampler, strength in (("dpmpp", 1.0), ("dpmpp", 0.5), ("euler", 0.5), ("ddim", 0.5)):
-        result = denoise_batch(
-            meta,
+        result = meta(
             conditioning,
             sketch=torch.empty(2, 64, 64, device="meta"),
             noise=torch.empty(2, 4, 8, 8, device="meta"),
@@ -286,8 +286,6 @@ def test_denoising_loop_makes_no_host_sync(model):
 
 
 def test_offload_gives_the_same_bytes(shot, model, tmp_path):
-    from colorize.engines.diffusion.modeling import CLIP, COMPONENTS
-
     _manifest(shot, anchor_every=2)
     common = {"batch": 2, "temporal": "warp"}
     _run(shot, model, "1001-1003", tmp_path / "resident", **common)
@@ -295,41 +293,86 @@ def test_offload_gives_the_same_bytes(shot, model, tmp_path):
         shot, model, "1001-1003", tmp_path / "offload", diffusion={"offload": True}, **common
     )
     assert summary.exit_code == 0
-    # Same pixels and the same record: offload is not one of the settings that decide freshness.
+    # Same pixels and the same record: offload is not one of the settings that decide freshness. On the CPU
+    # it does nothing, with one message (the hooks are tested below, on the pipeline).
     assert tree_bytes(tmp_path / "resident") == tree_bytes(tmp_path / "offload")
-    offload = engine.model.offload
-    assert offload is not None and offload.device == torch.device("cpu")
-    assert set(offload._tensors) == {*COMPONENTS, CLIP}
-    # Per shot: CLIP, VAE, background and style encoders, sketch encoder; per UNet batch: sketch encoder,
-    # VAE (init images), UNet, VAE: components take turns on the device.
-    assert offload.moves >= 5 + 3 * engine.counts["unet_batches"]
+    assert [e["text"] for e in events if e["event"] == "message" and "offload" in e["text"]] == [
+        "diffusion.offload has no effect on the CPU (the weights are in CPU memory)"
+    ]
+    assert not any(hasattr(part, "_hf_hook") for part in engine.model.components.values())
 
 
-def test_offload_moves_one_component_at_a_time_onto_the_device():
-    """A CPU machine has no second device: the transfer is replaced by a copy into new storage (what a copy
-    to a GPU makes), so the test sees which component is "on the device": each one used goes there, the one
-    before goes back to its CPU copy (the very storage it had), one at a time."""
+def _track_model_offload(pipe, monkeypatch) -> tuple[list[str], set[str], list[set[str]]]:
+    """(the components diffusers' model-offload hooks moved onto the device, in order; those there now; those
+    there at each UNet call).
+
+    A CPU machine has no second device, so accelerate's hooks copy weights from the CPU to the CPU (and skip
+    offloading a module already on the CPU); the test records what the hooks do on a GPU instead: a
+    component's `pre_forward` takes the one before it in `model_cpu_offload_seq` (its `prev_module_hook`)
+    off the device and puts the component on it."""
+    from accelerate.hooks import CpuOffload
+
+    names = {id(part): name for name, part in pipe.components.items() if isinstance(part, torch.nn.Module)}
+    moved: list[str] = []
+    on_device: set[str] = set()
+    at_unet: list[set[str]] = []
+    pre_forward = CpuOffload.pre_forward
+
+    def recording_pre_forward(self, module, *args, **kwargs):
+        if self.prev_module_hook is not None:
+            on_device.discard(names[id(self.prev_module_hook.model)])
+        moved.append(names[id(module)])
+        on_device.add(names[id(module)])
+        if names[id(module)] == "unet":
+            at_unet.append(set(on_device))
+        return pre_forward(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(CpuOffload, "pre_forward", recording_pre_forward)
+    return moved, on_device, at_unet
+
+
+def _shot_and_batch(pipe, *, steps: int = 2, batches: int = 1) -> Any:
+    """The per-shot conditioning (one character, its reference bleached) and `batches` batches of 2 frames
+    (the last one's result)."""
+    from colorize.engines.diffusion.conditioning import encode_references
+
+    g = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, 72, 56, generator=g) * 2 - 1
+    mask = (torch.rand(1, 1, 72, 56, generator=g) > 0.5).float()
+    conditioning = encode_references(
+        pipe, pipe.reference_tokens, [reference], bleach_mask=mask, latent_size=(64, 64)
+    )
+    for _ in range(batches):
+        result = pipe(
+            conditioning,
+            sketch=torch.rand(2, 64, 64, generator=g) * 2 - 1,
+            noise=torch.randn(2, 4, 8, 8, generator=g),
+            region_masks=torch.ones(2, 1, 8, 8),
+            steps=steps,
+            ref_scale=3.0,
+            sketch_scale=1.5,
+        )
+    return result
+
+
+def test_model_offload_takes_each_component_to_the_device_when_it_runs(monkeypatch):
+    """Every component runs through its diffusers offload hook (a method that bypassed it would run a
+    component left in CPU memory on GPU inputs); after the shot's references only the sketch encoder, the
+    UNet and the VAE take turns on the device: CLIP and the reference encoders have left it."""
     from colorize.engines.diffusion.model_folder import random_model
 
-    model = random_model("tiny", with_clip=False)
-    model.enable_offload("cpu")
-    assert model.offload is not None
-    model.offload.transfer = lambda cpu: cpu.clone()  # type: ignore[method-assign]
-    home = {n: next(getattr(model, n).parameters()).data_ptr() for n in ("sketch_encoder", "unet", "vae")}
-
-    def on_device() -> set[str]:
-        return {n for n, ptr in home.items() if next(getattr(model, n).parameters()).data_ptr() != ptr}
-
+    pipe = random_model("tiny", seed=0)
+    pipe.enable_model_cpu_offload(device="cpu")
+    moved, on_device, at_unet = _track_model_offload(pipe, monkeypatch)
     with torch.inference_mode():
-        assert on_device() == set()
-        model.encode_sketch(torch.zeros(1, 3, 64, 64))
-        assert on_device() == {"sketch_encoder"}
-        model.decode_latent(torch.zeros(1, 4, 8, 8))
-        assert on_device() == {"vae"}
-        t = torch.zeros(2, dtype=torch.long)
-        model.predict_v(torch.zeros(2, 4, 8, 8), t, context=torch.zeros(2, 4, 32))
-        assert on_device() == {"unet"}
-    assert model.offload.moves == 3
+        _shot_and_batch(pipe, batches=2)
+    per_shot = ["clip", "vae", "clip", "vae", "background_encoder", "style_encoder", "sketch_encoder"]
+    per_batch = ["sketch_encoder", "unet", "unet", "vae"]  # 2 steps, one UNet call each, then decoding
+    assert moved == per_shot + per_batch * 2
+    # The sketch encoder leaves when the UNet comes; the VAE stays after decoding (its predecessor in the
+    # sequence, CLIP, is gone): from the second batch on, the UNet shares the device with the VAE only.
+    assert at_unet == [{"unet"}] * 2 + [{"unet", "vae"}] * 2
+    assert on_device == {"unet", "vae"}
 
 
 def test_cuda_graph_falls_back_on_cpu_with_one_message(shot, model, tmp_path):

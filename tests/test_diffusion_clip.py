@@ -108,26 +108,26 @@ def openclip_files(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"])
 def test_openclip_file_gives_the_openclip_tokens(openclip_files, tmp_path, name):
-    from colorize.engines.diffusion.reference import load_clip
+    from colorize.engines.diffusion.reference import clip_tokens, load_clip
 
     folder, state = openclip_files
     encoder = load_clip(folder / name)
-    assert (encoder.image_size, encoder.projection_dim) == (GRID * PATCH, PROJ)
-    assert encoder.model.config.num_attention_heads == 2
+    assert (encoder.config.image_size, encoder.config.projection_dim) == (GRID * PATCH, PROJ)
+    assert encoder.config.num_attention_heads == 2
     image = torch.rand(2, 3, GRID * PATCH, GRID * PATCH, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.inference_mode():
-        tokens = encoder(image)
+        tokens = clip_tokens(encoder, image)
     assert tokens.shape == (2, GRID * GRID, PROJ)
     assert _rel(tokens, openclip_local_tokens(state, image)) < 1e-5
 
     # Saved as a transformers folder (what a model folder's clip/ holds) and loaded back: same tokens.
-    encoder.model.save_pretrained(tmp_path / "clip")
+    encoder.save_pretrained(tmp_path / "clip")
     with torch.inference_mode():
-        again = load_clip(tmp_path / "clip")(image)
+        again = clip_tokens(load_clip(tmp_path / "clip"), image)
     assert torch.equal(again, tokens)
     # Any other size is resized to the model's square input first.
     with torch.inference_mode():
-        assert encoder(torch.zeros(1, 3, 70, 50)).shape == (1, GRID * GRID, PROJ)
+        assert clip_tokens(encoder, torch.zeros(1, 3, 70, 50)).shape == (1, GRID * GRID, PROJ)
 
 
 def test_an_unknown_visual_key_is_named(openclip_files, tmp_path):
@@ -150,7 +150,7 @@ def test_convert_with_an_openclip_file(openclip_files, tmp_path):
 
     from colorize.engines.diffusion.config import ModelConfig
     from colorize.engines.diffusion.convert import official_key_shapes
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
     folder, state = openclip_files
     (tmp_path / "config.json").write_text(json.dumps(SMALL_OFFICIAL))  # context_dim 32 = PROJ
@@ -163,7 +163,7 @@ def test_convert_with_an_openclip_file(openclip_files, tmp_path):
         *args, "--out", str(tmp_path / "m"), "--clip", str(folder / "open_clip_model.safetensors")
     )
     assert result.exit_code == 0, result.output
-    model = ColorizeDiffusionModel.from_pretrained(tmp_path / "m")
+    model = ColorizeDiffusionPipeline.load(tmp_path / "m")
     image = torch.rand(1, 3, 60, 44, generator=torch.Generator().manual_seed(2)) * 2 - 1
     square = F.interpolate(image, (GRID * PATCH,) * 2, mode="bicubic", align_corners=True, antialias=True)
     with torch.inference_mode():

@@ -138,7 +138,7 @@ def test_fixture_key_layout_is_what_we_expect():
 
 def test_convert_info_and_round_trip(small, tmp_path):
     from colorize.engines.diffusion.convert import official_key_map
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
     folder, tensors = small
     out = tmp_path / "model"
@@ -151,7 +151,7 @@ def test_convert_info_and_round_trip(small, tmp_path):
     assert info.exit_code == 0, info.output
     assert "model_channels 32" in info.stdout and "spacing leading, steps_offset 1" in info.stdout
 
-    model = ColorizeDiffusionModel.from_pretrained(out, load_clip=False)
+    model = ColorizeDiffusionPipeline.load(out, load_clip=False)
     # Every official tensor landed somewhere, unchanged.
     for official, (component, ours, _) in official_key_map(model).items():
         got = getattr(model, component).state_dict()[ours]
@@ -188,7 +188,7 @@ def test_the_full_size_official_key_set_converts_on_the_meta_device(shared):
     """Every key and shape of the released checkpoint (1 884 entries) maps onto ModelConfig.v2()."""
     from colorize.engines.diffusion.config import ModelConfig
     from colorize.engines.diffusion.convert import convert_state_dict
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
     shapes = json.loads((shared / "parity" / "official_keys_full.json").read_text())
     assert len(shapes) == 1884
@@ -196,8 +196,9 @@ def test_the_full_size_official_key_set_converts_on_the_meta_device(shared):
     tensors = {k: schedule[k] if k in schedule else torch.empty(v, device="meta") for k, v in shapes.items()}
     state, betas, notes = convert_state_dict(tensors, ModelConfig.v2(), "full")
     assert betas is None and notes == []
-    model = ColorizeDiffusionModel.from_state_dicts(ModelConfig.v2(), state)
-    params = sum(p.numel() for p in model.parameters())
+    model = ColorizeDiffusionPipeline.from_state_dicts(ModelConfig.v2(), state)
+    parts = [part for part in model.components.values() if isinstance(part, torch.nn.Module)]
+    params = sum(p.numel() for part in parts for p in part.parameters())
     official = sum(torch.Size(v).numel() for k, v in shapes.items() if k not in schedule)
     assert params == official
     assert model.unet.config.context_dim == 1024 and model.unet.config.model_channels == 320
@@ -293,7 +294,7 @@ def test_missing_checkpoint(small, tmp_path):
 
 
 def test_broken_model_folder(tmp_path):
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
     from colorize.errors import ModelError
 
     result = invoke("init-random", str(tmp_path / "m"), "--size", "tiny", "--no-clip")
@@ -301,7 +302,7 @@ def test_broken_model_folder(tmp_path):
     weights = tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelError, match="unet"):
-        ColorizeDiffusionModel.from_pretrained(tmp_path / "m")
+        ColorizeDiffusionPipeline.load(tmp_path / "m")
     _one_error_line(invoke("info", str(tmp_path / "m")), "unet")
     _one_error_line(invoke("info", str(tmp_path / "nothing")), "not found")
     _one_error_line(invoke("info", str(weights)), "a file, not a model folder", "colorize model convert")

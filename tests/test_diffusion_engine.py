@@ -83,7 +83,7 @@ def _done(events: list[dict]) -> dict[int, dict]:
 
 
 def test_init_random_and_force(tmp_path):
-    from colorize.engines.diffusion.modeling import missing_parts
+    from colorize.engines.diffusion.model_folder import missing_parts
 
     folder = tmp_path / "m"
     assert CliRunner().invoke(app, ["model", "init-random", str(folder), "--no-clip"]).exit_code == 0
@@ -152,17 +152,17 @@ def test_locked_chunks_equal_one_run_with_batch_padding(shot, tiny_model, tmp_pa
 
 
 def test_encoders_run_once_per_reference_whatever_the_frame_count(shot, tiny_model, tmp_path, monkeypatch):
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
     counts: dict[str, int] = {}
     for name in ("reference_tokens", "background_features", "style_vectors", "predict_v"):
-        original = getattr(ColorizeDiffusionModel, name)
+        original = getattr(ColorizeDiffusionPipeline, name)
 
         def counted(self, *args, _original=original, _name=name, **kwargs):
             counts[_name] = counts.get(_name, 0) + 1
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(ColorizeDiffusionModel, name, counted)
+        monkeypatch.setattr(ColorizeDiffusionPipeline, name, counted)
     _manifest(shot)
     seen = []
     for frames in ("1001", "1001-1003"):

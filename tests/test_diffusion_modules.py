@@ -10,12 +10,12 @@ import torch
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from colorize.engines.diffusion.model_folder import random_model
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
     folder = tmp_path_factory.mktemp("tiny") / "model"
     model = random_model("tiny", seed=1, with_clip=True)
-    model.save_pretrained(folder, source="test")
-    return model, ColorizeDiffusionModel.from_pretrained(folder), folder
+    model.save(folder, source="test")
+    return model, ColorizeDiffusionPipeline.load(folder), folder
 
 
 def _conditions(model, n_chars: int = 2, batch: int = 2, size: tuple[int, int] = (64, 96)):
@@ -43,7 +43,7 @@ def test_model_folder_round_trip(tiny):
     for name in ("unet", "sketch_encoder", "background_encoder", "style_encoder", "vae"):
         a, b = getattr(model, name).state_dict(), getattr(loaded, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    assert loaded.clip is not None and loaded.scheduler_config["timestep_spacing"] == "leading"
+    assert loaded.clip is not None and loaded.scheduler.config["timestep_spacing"] == "leading"
     with torch.inference_mode():
         cond, x = _conditions(model)
         cond_loaded, _ = _conditions(loaded)
@@ -97,13 +97,11 @@ def test_region_rule_for_overlaps():
 def test_precision_as_the_official_app(tiny):
     """UNet and encoders in bf16, VAE and CLIP in float32; the prediction stays close to float32's."""
     _, model, folder = tiny
-    from colorize.engines.diffusion.modeling import ColorizeDiffusionModel
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 
-    half = ColorizeDiffusionModel.from_pretrained(
-        folder, dtype=torch.bfloat16, full_precision_dtype=torch.float32
-    )
+    half = ColorizeDiffusionPipeline.load(folder, dtype=torch.bfloat16, full_precision_dtype=torch.float32)
     assert {half.unet.dtype, half.sketch_encoder.dtype, half.style_encoder.dtype} == {torch.bfloat16}
-    assert half.vae.dtype == torch.float32 and half.clip.model.dtype == torch.float32
+    assert half.vae.dtype == torch.float32 and half.clip.dtype == torch.float32
     with torch.inference_mode():
         cond, x = _conditions(model)
         ref = model.predict_v(x, torch.tensor([300, 300]), **cond)
@@ -111,3 +109,43 @@ def test_precision_as_the_official_app(tiny):
         assert half.encode_image(torch.zeros(1, 3, 64, 64)).dtype == torch.float32
     assert got.dtype == x.dtype
     assert float((got - ref).norm() / ref.norm()) < 0.1
+
+
+def test_old_layout_loads_and_a_folder_never_brings_code(tiny, tmp_path):
+    """A folder written before the pipeline (`_class_name` ColorizeDiffusionModel, keys in its order) loads
+    as it is; an entry naming another class, or a Python file in the folder, is one ModelError line and
+    nothing of it is imported."""
+    import json
+    import shutil
+
+    from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
+    from colorize.errors import ModelError
+
+    model, _, folder = tiny
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    index = json.loads((old / "model_index.json").read_text())
+    first = [
+        "_class_name",
+        "unet",
+        "sketch_encoder",
+        "background_encoder",
+        "style_encoder",
+        "vae",
+        "scheduler",
+    ]
+    legacy = {k: index[k] for k in first} | {k: v for k, v in index.items() if k not in first}
+    legacy["_class_name"] = "ColorizeDiffusionModel"
+    (old / "model_index.json").write_text(json.dumps(legacy, indent=2))
+    loaded = ColorizeDiffusionPipeline.load(old)
+    assert torch.equal(
+        loaded.unet.state_dict()["conv_out.weight"], model.unet.state_dict()["conv_out.weight"]
+    )
+
+    (old / "model_index.json").write_text(json.dumps({**legacy, "unet": ["os", "system"]}))
+    with pytest.raises(ModelError, match=r"unet is \['os', 'system'\], expected"):
+        ColorizeDiffusionPipeline.load(old)
+    (old / "model_index.json").write_text(json.dumps(legacy))
+    (old / "unet" / "colorize.engines.diffusion.unet.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(ModelError, match=r"holds Python code \(unet/colorize.engines.diffusion.unet.py\)"):
+        ColorizeDiffusionPipeline.load(old)

@@ -306,5 +306,6 @@ def test_the_shot_and_the_parity_check_share_the_path_to_the_unet(shot, tmp_path
         shared = [f for f in stack if f in parity]
         assert stack[: len(shared)] == shared, f"shot: {stack}\nparity: {stacks[0]}"
         assert shared == stacks[0][: len(shared)]  # the same chain, in the same order
-        assert "pipeline.denoise_batch" in shared and shared[0] == "modeling.ColorizeDiffusionModel.predict_v"
+        assert "pipeline.ColorizeDiffusionPipeline.__call__" in shared
+        assert shared[0] == "pipeline.ColorizeDiffusionPipeline.predict_v"
         assert "engine.DiffusionEngine.colorize" in stack[len(shared) :]  # the engine's own, above

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from colorize.engines.diffusion.conditioning import Conditioning
 from colorize.engines.diffusion.config import OFFICIAL_SCHEDULER
-from colorize.engines.diffusion.pipeline import Conditioning, denoise_batch
+from colorize.engines.diffusion.pipeline import ColorizeDiffusionPipeline
 from colorize.engines.diffusion.sampling import (
     branches,
     combine,
@@ -47,7 +48,7 @@ def test_each_sampler_denoises_to_the_data(name, strength):
     assert len(timesteps) == (10 if strength == 1.0 else 5)
     x = start_latents(scheduler, noise, timesteps, image_latents=None if strength == 1.0 else x0 * 0.5)
     denoise = _oracle(scheduler, x0)
-    for t in timesteps:  # the steps of pipeline.denoise_batch's loop, with the oracle for the model
+    for t in timesteps:  # the steps of the pipeline's batch loop, with the oracle for the model
         x = scheduler.step(denoise(scheduler.scale_model_input(x, t), t), t, x, return_dict=False)[0]
     out = x
     # "leading" spacing ends at t = 1 (steps_offset), not 0: a little noise is left.
@@ -101,8 +102,8 @@ class _BranchModel:
     cond 0, uncond_ref 1 (zero reference context), uncond_sketch 2 (blank-sketch hints); it records the batch
     of every call."""
 
-    device = torch.device("cpu")
-    scheduler_config = CONFIG
+    _execution_device = torch.device("cpu")
+    scheduler = SimpleNamespace(config=CONFIG)
 
     def __init__(self):
         self.calls: list[int] = []
@@ -126,8 +127,8 @@ def test_the_batch_function_runs_every_branch_of_every_padded_frame_in_one_call_
         torch.ones(1, 1, 1), None, None, split=False, blank_hints=[torch.zeros(1, 1, 8, 8)]
     )
     seen = []
-    result = denoise_batch(
-        model,
+    result = ColorizeDiffusionPipeline.__call__(
+        model,  # type: ignore[arg-type]
         conditioning,
         sketch=torch.ones(2, 8, 8),
         noise=torch.zeros(2, 4, 8, 8),

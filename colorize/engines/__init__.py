@@ -169,7 +169,7 @@ def _diffusion_check(settings: Settings) -> None:
     from colorize.engines.diffusion.planning import check_weight_files, require_model_folder
 
     folder = require_model_folder(settings.model)
-    from colorize.engines.diffusion.modeling import check_model_folder  # torch, no weights
+    from colorize.engines.diffusion.model_folder import check_model_folder  # torch, no weights
 
     check_model_folder(folder)
     check_weight_files(folder)  # headers and file sizes only

@@ -24,7 +24,7 @@ from .config import ModelConfig
 from .loading import read_checkpoint
 
 if TYPE_CHECKING:
-    from .modeling import ColorizeDiffusionModel
+    from .pipeline import ColorizeDiffusionPipeline
 
 # Official checkpoint prefix of each of our components.
 PREFIXES = {
@@ -216,7 +216,7 @@ def _vae_rules(c: dict) -> _Rules:
     return rules
 
 
-def _rules(model: ColorizeDiffusionModel) -> dict[str, _Rules]:
+def _rules(model: ColorizeDiffusionPipeline) -> dict[str, _Rules]:
     """Key rules of every component, from the components' own configs."""
     return {
         "unet": _unet_rules(model.unet.config),
@@ -235,7 +235,7 @@ def _is_vae_attention_weight(component: str, key: str) -> bool:
     return component == "vae" and _VAE_ATTENTION_WEIGHT.search(key) is not None
 
 
-def official_key_map(model: ColorizeDiffusionModel) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+def official_key_map(model: ColorizeDiffusionPipeline) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """official key -> (component, our key, official shape), for every parameter of `model`'s components."""
     rules = _rules(model)
     mapping: dict[str, tuple[str, str, tuple[int, ...]]] = {}
@@ -254,9 +254,9 @@ def official_key_map(model: ColorizeDiffusionModel) -> dict[str, tuple[str, str,
 
 def official_key_shapes(config: ModelConfig) -> dict[str, list[int]]:
     """Every key (and shape) an official checkpoint of this configuration holds, schedule buffers included."""
-    from .modeling import ColorizeDiffusionModel
+    from .pipeline import ColorizeDiffusionPipeline
 
-    model = ColorizeDiffusionModel.from_config(config, meta=True)
+    model = ColorizeDiffusionPipeline.from_config(config, meta=True)
     shapes = {k: list(v[2]) for k, v in official_key_map(model).items()}
     shapes.update({k: [config.scheduler["num_train_timesteps"]] for k in SCHEDULE_KEYS})
     return dict(sorted(shapes.items()))
@@ -320,7 +320,7 @@ def convert_state_dict(
     Strict about the model's keys: unknown keys, missing keys and shape mismatches raise one ModelError
     naming them. Works on meta tensors too (then only the schedule buffers need values).
     """
-    from .modeling import ColorizeDiffusionModel
+    from .pipeline import ColorizeDiffusionPipeline
 
     if not any(k.startswith(PREFIXES["unet"]) for k in tensors):
         raise ModelError(
@@ -334,7 +334,7 @@ def convert_state_dict(
             ignored.append(f"{count} {prefix}* tensor{'s' if count > 1 else ''} ({what})")
     notes = [f"ignored {' and '.join(ignored)}"] if ignored else []
     tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(IGNORED_PREFIXES))}
-    model = ColorizeDiffusionModel.from_config(config, meta=True)
+    model = ColorizeDiffusionPipeline.from_config(config, meta=True)
     mapping = official_key_map(model)
     expected = set(mapping) | set(SCHEDULE_KEYS)
     unknown = sorted(set(tensors) - expected - set(DERIVED_SCHEDULE_KEYS))
@@ -374,13 +374,16 @@ def convert_state_dict(
 
 def convert_checkpoint(
     path: str | Path, config: ModelConfig, dtype: torch.dtype | None = None
-) -> tuple[ColorizeDiffusionModel, list[str]]:
-    """Read and convert an official checkpoint: (`ColorizeDiffusionModel` on CPU, notes for the user)."""
-    from .modeling import ColorizeDiffusionModel
+) -> tuple[ColorizeDiffusionPipeline, list[str]]:
+    """Read and convert an official checkpoint: (`ColorizeDiffusionPipeline` on CPU, notes for the user)."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    from .pipeline import ColorizeDiffusionPipeline
 
     tensors = read_checkpoint(path)
     state, betas, notes = convert_state_dict(tensors, config, source=str(path))
-    model = ColorizeDiffusionModel.from_state_dicts(config, state, dtype=dtype)
-    if betas is not None:
-        model.scheduler_config["trained_betas"] = betas
+    model = ColorizeDiffusionPipeline.from_state_dicts(config, state, dtype=dtype)
+    if betas is not None:  # the checkpoint's own schedule, in the folder's scheduler config
+        scheduler = DPMSolverMultistepScheduler.from_config(model.scheduler.config, trained_betas=betas)
+        model.register_modules(scheduler=scheduler)
     return model, notes

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from .modeling import ColorizeDiffusionModel
-from .pipeline import BatchInputs, Conditioning, predict
+from .conditioning import Conditioning
+from .pipeline import BatchInputs, ColorizeDiffusionPipeline, predict
 
 WARMUP_CALLS = 2  # eager calls on a side stream before capture (lazy initialisation, workspaces)
 
@@ -30,7 +30,7 @@ WARMUP_CALLS = 2  # eager calls on a side stream before capture (lazy initialisa
 class GraphedModelCall:
     """`model_call(x, t)` of one shot and batch shape, replayed from a CUDA graph captured on first use."""
 
-    def __init__(self, model: ColorizeDiffusionModel, conditioning: Conditioning):
+    def __init__(self, model: ColorizeDiffusionPipeline, conditioning: Conditioning):
         self.model = model
         self.conditioning = conditioning
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -25,7 +25,7 @@ the line-art flow and occlusion from the previous frame (`temporal: warp`), the 
 finish.
 
 Per batch (`colorize`): the init images (the previous result warped along the precomputed flow, in worker
-threads), then per UNet batch `pipeline.denoise_batch` (the one batch function the parity check and the GPU
+threads), then per UNet batch the pipeline's `__call__` (the one batch function the parity check and the GPU
 benchmark run too: padding, guidance branches, scheduler, start, the denoising loop, CUDA-graph replay,
 decode), one copy back, then crop, resize back and cel finish in worker threads.
 
@@ -68,8 +68,8 @@ from colorize.temporal import SHOT_KEY, LineArtWarp, apply_warp, frame_noise, li
 
 from . import preprocess as pp
 from .cel import CelRegions, cel_apply, cel_regions, keep_alpha
-from .modeling import ColorizeDiffusionModel
-from .pipeline import Conditioning, denoise_batch, dilate_mask, encode_references
+from .conditioning import Conditioning, dilate_mask, encode_references
+from .pipeline import ColorizeDiffusionPipeline
 from .planning import chain_starts
 
 WORKERS = max(1, min(8, os.cpu_count() or 1))  # threads for per-frame CPU work inside a batch
@@ -151,7 +151,7 @@ class DiffusionEngine(EngineBase):
 
     name = "diffusion"
 
-    def __init__(self, settings: Settings, model: ColorizeDiffusionModel | None = None):
+    def __init__(self, settings: Settings, model: ColorizeDiffusionPipeline | None = None):
         super().__init__()
         self.settings = settings
         self.options = settings.diffusion
@@ -159,15 +159,19 @@ class DiffusionEngine(EngineBase):
         self.device, self.dtype, full = choose_device(self.options.device, self.options.dtype)
         folder = Path(settings.model) if settings.model else None
         if model is None:  # the plan validated the folder (EngineSpec.check); loading reads what it loads
-            model = ColorizeDiffusionModel.from_pretrained(
+            model = ColorizeDiffusionPipeline.load(
                 settings.model or "",
                 device="cpu" if self.options.offload else self.device,
                 dtype=self.dtype,
                 full_precision_dtype=full,
             )
         self.model = model
-        if self.options.offload:
-            model.enable_offload(self.device)
+        if self.options.offload and self.device.type == "cpu":
+            # Nothing to offload to; accelerate's hooks would copy every weight at every call, and CPU
+            # kernels can round differently on the copies (alignment): the bytes would not be the same.
+            self.notes.append("diffusion.offload has no effect on the CPU (the weights are in CPU memory)")
+        elif self.options.offload:
+            model.enable_model_cpu_offload(device=self.device)  # diffusers' hooks (accelerate)
         self.segmenter = None
         if self.options.mask_source != "lineart" and folder is not None:
             self.segmenter = pp.AnimeSegmenter.from_model_folder(folder, self.device)
@@ -219,7 +223,7 @@ class DiffusionEngine(EngineBase):
         latent = (geometry.padded[0] // self.factor, geometry.padded[1] // self.factor)
 
         def image(rgb: np.ndarray) -> torch.Tensor:
-            return pp.to_model_image(rgb)[None].to(self.model.device)
+            return pp.to_model_image(rgb)[None].to(self.model._execution_device)
 
         if not shot.characters and shot.background is None:
             raise MissingInputError(
@@ -234,7 +238,7 @@ class DiffusionEngine(EngineBase):
         else:
             first = shot.characters[0]
             mask, how = self._reference_mask(first)
-            bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.model.device))
+            bleach_mask = dilate_mask(torch.from_numpy(mask)[None, None].to(self.model._execution_device))
             source = f"{first.name} bleached"
         conditioning = encode_references(
             self.model,
@@ -567,8 +571,7 @@ class DiffusionEngine(EngineBase):
         self.counts["frames"] += len(jobs)
         self.counts["padding"] += max(0, self.settings.batch - len(jobs))
         shape = (self.model.unet.config["in_channels"], *cache.latent)
-        result = denoise_batch(
-            self.model,
+        result = self.model(
             cache.conditioning,
             sketch=[j.prep.sketch for j in jobs],
             noise=[frame_noise(self.settings.seed, j.prep.noise_key, shape) for j in jobs],

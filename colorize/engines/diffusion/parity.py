@@ -5,7 +5,7 @@
 * end-to-end fixture (`../shared/parity-e2e`, config.json has `sampling`): whole sampling runs of the
   official app from raw inputs (reference, its mask, sketch, sketch mask, start noise) to final latents
   and decoded images, on the module fixture's model. It runs what `colorize shot` runs: the engine's
-  per-shot `pipeline.encode_references` and its batch function `pipeline.denoise_batch`, which owns the
+  per-shot `conditioning.encode_references` and its batch function (the pipeline's `__call__`), which owns the
   whole sampling run. What the official run fixes from outside goes in through their documented
   arguments only: the fixture's fake CLIP as the token function, the fixture's start noise as `noise`.
   The model is configured as the official run's (its conditioning scales and scheduler fields). The
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 
 from colorize.errors import MissingInputError, ModelError
 
+from .conditioning import Mode, encode_references
 from .config import ConditioningScales, ModelConfig, load_official_config
 from .convert import convert_checkpoint, official_key_shapes
-from .modeling import ColorizeDiffusionModel
-from .pipeline import Mode, denoise_batch, encode_references
+from .pipeline import ColorizeDiffusionPipeline
 from .sampling import make_scheduler
 
 TOLERANCE = 1e-4
@@ -113,7 +113,7 @@ def _check_files(folder: Path, names: tuple[str, ...]) -> None:
 
 def _fixture_model(
     folder: Path, seed: int, log: Callable[[str], None]
-) -> tuple[ColorizeDiffusionModel, ModelConfig, list[str]]:
+) -> tuple[ColorizeDiffusionPipeline, ModelConfig, list[str]]:
     """The model of a module fixture: its weights from its own generator, through the real converter."""
     _check_files(folder, MODEL_FILES)
     key = (str(folder.resolve()), seed, *((folder / f).stat().st_mtime_ns for f in MODEL_FILES))
@@ -125,12 +125,12 @@ def _fixture_model(
     return _MODELS[key]
 
 
-_MODELS: dict[tuple, tuple[ColorizeDiffusionModel, ModelConfig, list[str]]] = {}
+_MODELS: dict[tuple, tuple[ColorizeDiffusionPipeline, ModelConfig, list[str]]] = {}
 
 
 def _build_fixture_model(
     folder: Path, seed: int, log: Callable[[str], None]
-) -> tuple[ColorizeDiffusionModel, ModelConfig, list[str]]:
+) -> tuple[ColorizeDiffusionPipeline, ModelConfig, list[str]]:
     config = load_official_config(folder / "config.json")
     keys = json.loads((folder / "keys.json").read_text())
     ours = official_key_shapes(config)
@@ -209,7 +209,7 @@ def _run_modules(folder: Path, raw: dict[str, Any], log: Callable[[str], None]) 
 
 
 def _module_cases(
-    model: ColorizeDiffusionModel, inputs: dict[str, torch.Tensor], scales: ConditioningScales
+    model: ColorizeDiffusionPipeline, inputs: dict[str, torch.Tensor], scales: ConditioningScales
 ) -> dict[str, torch.Tensor]:
     """Every tensor the module fixture's README describes, computed with our modules."""
     out: dict[str, torch.Tensor] = {}
@@ -332,7 +332,7 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
     sampling, scheduler_spec = raw["sampling"], raw["scheduler"]
     # The converted model's scheduler config with the fields the official config and code set.
     scheduler_config = {
-        **model.scheduler_config,
+        **model.scheduler.config,
         **scheduler_spec.get("dpm_yaml", {}),
         **scheduler_spec.get("set_in_code", {}),
     }
@@ -341,7 +341,7 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
         raise ModelError(
             f"{folder / 'config.json'}: sampler {sampling['sampler']!r} is not one the engine has"
         )
-    ours = make_scheduler(sampler, model.scheduler_config).config
+    ours = make_scheduler(sampler, model.scheduler.config).config
     differ = sorted(k for k, v in scheduler_spec.get("resolved", {}).items() if str(ours.get(k)) != str(v))
     if differ:  # the run below uses the fixture's fields; a converted folder would sample differently
         log(f"note: a converted model folder's scheduler differs from the fixture's in {', '.join(differ)}")
@@ -367,8 +367,7 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
         for guidance in sampling["guidance"]:
             g = guidance["name"]
             states: list[dict[str, Any]] = []
-            result = denoise_batch(
-                model,
+            result = model(
                 conditioning,
                 sketch=inputs["sketch"],
                 noise=inputs["x0"],
@@ -399,16 +398,20 @@ def _run_end_to_end(folder: Path, raw: dict[str, Any], log: Callable[[str], None
 
 @contextmanager
 def _configured(
-    model: ColorizeDiffusionModel, scales: ConditioningScales, scheduler_config: dict[str, Any]
+    model: ColorizeDiffusionPipeline, scales: ConditioningScales, scheduler_config: dict[str, Any]
 ) -> Iterator[None]:
     """The fixture model configured as the official run's (conditioning scales, scheduler fields); the
     cached model gets its own configuration back afterwards (the module fixture reuses it)."""
-    saved = model.scales, model.scheduler_config
-    model.scales, model.scheduler_config = scales, scheduler_config
+    from diffusers import DPMSolverMultistepScheduler
+
+    saved = model.scales, model.scheduler
+    model.scales = scales
+    model.register_modules(scheduler=DPMSolverMultistepScheduler.from_config(scheduler_config))
     try:
         yield
     finally:
-        model.scales, model.scheduler_config = saved
+        model.scales = saved[0]
+        model.register_modules(scheduler=saved[1])
 
 
 def _module_fixture(folder: Path, named: str) -> Path:

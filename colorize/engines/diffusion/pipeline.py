@@ -1,194 +1,383 @@
-"""The v2 sampling run as functions on tensors: what the engine runs per shot and per batch, and what
-`colorize model parity` runs on the end-to-end fixture. Nothing here reads files or knows about frames.
+"""`ColorizeDiffusionPipeline`: the v2 components as a diffusers `DiffusionPipeline`, and its batch function.
 
-Per shot (`encode_references`), for the mode `v2` (the official app with style and background
-enhancement on):
+The components are registered (`register_modules`): the UNet, the sketch encoder, the background and style
+encoders, the VAE, the scheduler and (optionally) the transformers CLIP vision model; the conditioning
+scales are in the pipeline's config. So diffusers saves and loads the model folder (`save_pretrained` /
+`from_pretrained`: model_folder.py has the layout and the checks colorize runs in front of it) and offloads
+it (`enable_model_cpu_offload`, `enable_sequential_cpu_offload`): every method runs its component through
+the component's own `forward` (or, for the VAE, `encode`/`decode`, which diffusers hooks too), and inputs
+go to `_execution_device`, where the hooks run the components.
 
-    ref_tokens   = tokens(reference)                                   CLIP local tokens, at its own size
-    bleached     = bleach(reference, mask, threshold)                  character whitened (no background image)
-    bg_tokens    = tokens(bleached)
-    z_ref, z_bg  = encode(resize_bicubic(reference | bleached, latent size))
-    size_emb     = size_embedding(reference_size_ratios(reference, output))
-    style        = style_encoder(z_ref, ref_tokens, size_emb)          averaged over the characters
-    hs_bg        = background_encoder(z_bg, ref_tokens, size_emb)      the reference's tokens as context
-    context      = [ref_tokens_1 ; … ; ref_tokens_N ; bg_tokens]       split cross-attention
-    blank_hints  = sketch_encoder(blank sketch)                        the unconditional sketch branch's
+Per reference (once per shot, conditioning.py): `reference_tokens`, `size_embedding`,
+`background_features`, `style_vectors`; per batch: `encode_sketch`; per step: `predict_v`.
 
-With a background image the background encoder reads that image, its tokens and its own size embedding
-instead of the bleached reference. Mode `plain` (enhancements off) uses the references' tokens as the
-context and nothing else: no split attention, no background injection, no style.
-
-Per batch (`denoise_batch`, the one function the engine, `colorize model parity` and bench/bench_gpu.py
-call): a batch of prepared frames (sketches, region masks, start noise, img2img start images) in, decoded
-images out. It pads the batch to its fixed shape, stacks the guidance branches as the official sampler
-does (cond, uncond_ref, uncond_sketch: `batch_inputs`), builds the scheduler, starts from noise or from the
-encoded images noised to `strength`, runs the denoising loop (one UNet call per step for every branch and
-frame: `predict`, or its CUDA-graph replay, cuda_graph.py) and decodes.
+`pipe(conditioning, sketch=..., noise=...)` (`__call__`) is the one batch function: the engine, `colorize
+model parity` and bench/bench_gpu.py call it and nothing else. A batch of prepared frames (sketches, region
+masks, start noise, img2img start images) in, decoded images out: it pads the batch to its fixed shape,
+stacks the guidance branches as the official sampler does (cond, uncond_ref, uncond_sketch:
+`batch_inputs`), builds the scheduler, starts from noise or from the encoded images noised to `strength`,
+runs the denoising loop (one UNet call per step for every branch and frame: `predict`, or its CUDA-graph
+replay, cuda_graph.py) and decodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+from transformers import CLIPVisionModelWithProjection  # diffusers reads __init__'s annotations
 
-from .embeddings import reference_size_ratios
-from .modeling import ColorizeDiffusionModel
+from colorize.errors import ModelError, OutputError
+
+from .attention import SplitSettings
+from .conditioning import Conditioning
+from .config import ConditioningScales, ModelConfig
+from .embeddings import size_embedding
+from .encoders import ReferenceEncoder
+from .loading import short_error
+from .model_folder import (
+    CLIP,
+    COMPONENTS,
+    FORMAT,
+    FORMAT_VERSION,
+    FULL_PRECISION,
+    INDEX,
+    SCHEDULER,
+    check_model_folder,
+)
 from .preprocess import to_model_image
+from .reference import clip_tokens
 from .sampling import branches, combine, make_scheduler, set_steps, start_latents
+from .sketch_encoder import SketchEncoder
+from .unet import ColorizeUNet
 
-if TYPE_CHECKING:
-    from .cuda_graph import GraphedModelCall
-
-TokenFunction = Callable[[torch.Tensor], torch.Tensor]
-Mode = Literal["v2", "plain"]
-
-# The official app's reference-mask handling: the segmentation mask is dilated with an 11×11 max-pool,
-# then the reference is whitened where the mask is at least 0.5.
-BLEACH_DILATION = 11
-BLEACH_THRESHOLD = 0.5
-
-
-# ---- references ----------------------------------------------------------------------------------------
-
-
-def dilate_mask(mask: torch.Tensor, kernel: int = BLEACH_DILATION) -> torch.Tensor:
-    """(B, 1, H, W) soft mask grown by a kernel×kernel max-pool (stride 1, same size), clamped to [0, 1]."""
-    return F.max_pool2d(mask.float(), kernel_size=kernel, stride=1, padding=kernel // 2).clamp(0, 1)
-
-
-def bleach(reference: torch.Tensor, mask: torch.Tensor, threshold: float = BLEACH_THRESHOLD) -> torch.Tensor:
-    """The reference kept where `mask` < threshold (background), +1 (white) where it is not (the character)."""
-    return torch.where(mask < threshold, reference, torch.ones_like(reference))
-
-
-def resize_reference(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A [-1, 1] image batch resized for the VAE as the official app does: bicubic, no antialias, no clamp."""
-    return F.interpolate(image, size=tuple(size), mode="bicubic", align_corners=False)
-
-
-def size_ratios(image: torch.Tensor, output: tuple[int, int]) -> torch.Tensor:
-    """(2,) float32 reference-to-output ratios (h, w) of an image batch (B, 3, h, w)."""
-    height, width = image.shape[-2:]
-    return torch.tensor(reference_size_ratios(height, width, *output), dtype=torch.float32)
+Frames = torch.Tensor | Sequence[np.ndarray] | Sequence[torch.Tensor]
+StepCallback = Callable[[dict[str, Any]], None]
+ATTENTION_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")  # on a GPU, in order of preference
 
 
 @dataclass
-class Conditioning:
-    """What every step reads, computed once per shot; `steps` keeps the intermediates (parity, logs)."""
-
-    context: torch.Tensor  # (1, T_total, C)
-    background_features: list[torch.Tensor] | None
-    style_vectors: list[torch.Tensor] | None
-    split: bool  # split cross-attention (v2 with characters): the region masks are used
-    steps: dict[str, torch.Tensor] = field(default_factory=dict)
-    blank_hints: list[torch.Tensor] | None = None  # sketch hints of a blank sketch at the model input's size
-    graphs: dict[tuple, GraphedModelCall] = field(default_factory=dict)  # CUDA graphs by batch shape
-
-    @property
-    def zero_context(self) -> torch.Tensor:
-        """The unconditional reference branch's context: every token zero."""
-        return torch.zeros_like(self.context)
+class BatchResult:
+    latents: torch.Tensor  # (B, C, h, w) float32 final latents, on the execution device
+    images: torch.Tensor  # (B, 3, Hp, Wp) float32 decoded images in [-1, 1] (not clamped), on the device
 
 
-def encode_references(
-    model: ColorizeDiffusionModel,
-    tokens: TokenFunction,
-    characters: Sequence[torch.Tensor],
-    *,
-    background: torch.Tensor | None = None,
-    bleach_mask: torch.Tensor | None = None,
-    latent_size: tuple[int, int],
-    output_size: tuple[int, int] | None = None,
-    mode: Mode = "v2",
-    bleach_threshold: float = BLEACH_THRESHOLD,
-) -> Conditioning:
-    """The per-shot conditioning (see the module docstring).
+class ColorizeDiffusionPipeline(DiffusionPipeline):
+    """UNet, sketch encoder, background and style encoders, VAE, scheduler, (optionally) CLIP, the scales."""
 
-    characters: [-1, 1] reference images (1, 3, h_i, w_i), manifest order. background: a background image,
-    or None to bleach the first character's reference with `bleach_mask` (1, 1, h_1, w_1), already dilated.
-    latent_size: the size the references are resized to for the VAE (the model input's pixel size; the
-    blank sketch of the unconditional sketch branch has it too).
-    output_size: the size the size embedding compares the references with (default: latent_size).
-    """
-    conditioning = _encode_references(
-        model,
-        tokens,
-        characters,
-        background,
-        bleach_mask,
-        latent_size,
-        output_size or latent_size,
-        mode,
-        bleach_threshold,
-    )
-    conditioning.blank_hints = model.encode_sketch(torch.full((1, 3, *latent_size), -1.0))
-    return conditioning
+    # diffusers' model offload: the order a shot uses them in; each one leaves the GPU when the next runs.
+    model_cpu_offload_seq = "clip->vae->background_encoder->style_encoder->sketch_encoder->unet"  # type: ignore[assignment]
+    _optional_components = [CLIP]
 
+    unet: ColorizeUNet
+    sketch_encoder: SketchEncoder
+    background_encoder: ReferenceEncoder
+    style_encoder: ReferenceEncoder
+    vae: AutoencoderKL
+    scheduler: DPMSolverMultistepScheduler
+    clip: CLIPVisionModelWithProjection | None
 
-def _encode_references(
-    model: ColorizeDiffusionModel,
-    tokens: TokenFunction,
-    characters: Sequence[torch.Tensor],
-    background: torch.Tensor | None,
-    bleach_mask: torch.Tensor | None,
-    latent_size: tuple[int, int],
-    output_size: tuple[int, int],
-    mode: Mode,
-    bleach_threshold: float,
-) -> Conditioning:
-    steps: dict[str, torch.Tensor] = {}
-
-    def encode(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """tokens, latent, size embedding of one image."""
-        ratios = size_ratios(image, output_size)
-        return (
-            tokens(image),
-            model.encode_image(resize_reference(image, latent_size)),
-            model.size_embedding(*ratios),
+    def __init__(
+        self,
+        unet: ColorizeUNet,
+        sketch_encoder: SketchEncoder,
+        background_encoder: ReferenceEncoder,
+        style_encoder: ReferenceEncoder,
+        vae: AutoencoderKL,
+        scheduler: DPMSolverMultistepScheduler,
+        clip: CLIPVisionModelWithProjection | None = None,
+        conditioning_scales: dict[str, float] | None = None,
+        source: str = "",
+        format: str = FORMAT,  # noqa: A002 (model_index.json's key; the folder checks read it)
+        format_version: int = FORMAT_VERSION,
+    ):
+        super().__init__()
+        self.register_modules(
+            unet=unet,
+            sketch_encoder=sketch_encoder,
+            background_encoder=background_encoder,
+            style_encoder=style_encoder,
+            vae=vae,
+            scheduler=scheduler,
+            clip=clip,
+        )
+        self.scales = ConditioningScales.from_dict(conditioning_scales or {}, INDEX)
+        self.register_to_config(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            source=source,
+            conditioning_scales=asdict(self.scales),
         )
 
-    if not characters:  # the background alone: no split attention, no background injection
-        if background is None:
-            raise ValueError("encode_references needs a character or a background reference")
-        if mode == "plain":
-            return Conditioning(tokens(background), None, None, split=False, steps=steps)
-        bg_tokens, z_bg, bg_emb = encode(background)
-        return Conditioning(bg_tokens, None, model.style_vectors(z_bg, bg_tokens, bg_emb), split=False)
+    # ---- building, saving, loading ----------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, meta: bool = False) -> ColorizeDiffusionPipeline:  # type: ignore[override]
+        """Freshly initialised components (on the meta device with `meta`: shapes only, no memory)."""
+        with torch.device("meta") if meta else torch.device("cpu"):
+            parts: dict[str, Any] = {name: COMPONENTS[name](**getattr(config, name)) for name in COMPONENTS}
+        for part in parts.values():
+            part.eval().requires_grad_(False)
+        scheduler = DPMSolverMultistepScheduler.from_config(config.scheduler)
+        return cls(**parts, scheduler=scheduler, conditioning_scales=asdict(config.scales))
 
-    if mode == "plain":  # the references' tokens are the whole context
-        context = torch.cat([tokens(image) for image in characters], dim=1)
-        return Conditioning(context, None, None, split=False, steps=steps)
-    encoded = [encode(image) for image in characters]
-    ref_tokens, z_ref, size_emb = encoded[0]
-    steps.update(ref_tokens=ref_tokens, z_ref=z_ref, size_emb=size_emb)
-    steps["size_ratios"] = size_ratios(characters[0], output_size)
-    if background is not None:
-        bg_tokens, z_bg, bg_emb = encode(background)
-        bg_context = bg_tokens
-    else:
-        if bleach_mask is None:
-            raise ValueError("bleaching the reference needs its mask")
-        bleached = bleach(characters[0], bleach_mask, bleach_threshold)
-        steps["reference_bleached"] = bleached
-        bg_tokens, z_bg = tokens(bleached), model.encode_image(resize_reference(bleached, latent_size))
-        # The official path with style and background enhancement and no background image: the background
-        # encoder reads the reference's own tokens, not the bleached reference's.
-        bg_emb, bg_context = size_emb, ref_tokens
-    steps.update(bg_tokens=bg_tokens, z_bg=z_bg)
-    features = model.background_features(z_bg, bg_context, bg_emb)
-    styles = [model.style_vectors(z, t, emb) for t, z, emb in encoded]
-    style = [torch.stack(level).mean(0) for level in zip(*styles, strict=True)]
-    context = model.character_context([t for t, _, _ in encoded], bg_tokens)
-    return Conditioning(context, features, style, split=True, steps=steps)
+    @classmethod
+    def from_state_dicts(
+        cls,
+        config: ModelConfig,
+        state: dict[str, dict[str, torch.Tensor]],
+        *,
+        dtype: torch.dtype | None = None,
+    ) -> ColorizeDiffusionPipeline:
+        """Components built without random init (meta tensors) that take the given weights as they are."""
+        pipe = cls.from_config(config, meta=True)
+        for name in COMPONENTS:
+            weights = state[name]
+            if dtype is not None:
+                weights = {k: v.to(dtype) for k, v in weights.items()}
+            getattr(pipe, name).load_state_dict(weights, strict=True, assign=True)
+        return pipe
+
+    def save(self, folder: str | Path, source: str = "") -> Path:
+        """Write a model folder with diffusers' `save_pretrained` (the folder may exist but must not hold a
+        model already); `source` is recorded in model_index.json."""
+        folder = Path(folder)
+        if (folder / INDEX).exists():
+            raise OutputError(f"{folder}: already holds a model folder; choose another --out")
+        self.register_to_config(source=source)
+        _quiet()
+        try:
+            self.save_pretrained(folder, safe_serialization=True)
+        except OSError as error:
+            raise OutputError(
+                f"{folder}: cannot write the model folder ({error.strerror or error})"
+            ) from None
+        return folder
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        full_precision_dtype: torch.dtype | None = None,
+        load_clip: bool = True,
+    ) -> ColorizeDiffusionPipeline:
+        """A model folder, checked (`check_model_folder`), then diffusers' `from_pretrained` (local files
+        only), on `device`: the UNet and encoders in `dtype`, the VAE and CLIP in `full_precision_dtype` (None:
+        float32 for either). One-line errors for missing, foreign or corrupt parts."""
+        folder = Path(folder)
+        check_model_folder(folder, clip=load_clip)
+        dtypes = {name: full_precision_dtype or torch.float32 for name in FULL_PRECISION}
+        skip: dict[str, Any] = {} if load_clip else {CLIP: None}
+        _quiet()
+        try:
+            pipe = cls.from_pretrained(
+                folder,
+                local_files_only=True,
+                dtype={**dtypes, "default": dtype or torch.float32},
+                **skip,
+            )
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
+            names = [n for n in (*COMPONENTS, SCHEDULER, CLIP) if str(folder / n) in str(error)]
+            where = folder / names[0] if names else folder  # the component whose file diffusers names
+            raise ModelError(f"{where}: corrupt or truncated ({short_error(error)})") from None
+        return pipe.to(device)
+
+    # ---- per reference ---------------------------------------------------------------------------------
+    def reference_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """CLIP local tokens of [-1, 1] reference images (B, T, context_dim)."""
+        if self.clip is None:
+            raise RuntimeError("this model has no CLIP encoder: convert with --clip or pass tokens directly")
+        return clip_tokens(self.clip, images.to(self._execution_device))
+
+    @property
+    def size_embed_dim(self) -> int:
+        """Width of one ratio's sinusoidal embedding: the size embedding is two of them, concatenated."""
+        return self.background_encoder.config["adm_in_channels"] // 2
+
+    def size_embedding(self, ratio_h: float | torch.Tensor, ratio_w: float | torch.Tensor) -> torch.Tensor:
+        """Size embedding (B, adm_in_channels) of reference-to-output ratios (float32)."""
+        return size_embedding(ratio_h, ratio_w, self.size_embed_dim).to(self._execution_device)
+
+    def background_features(
+        self, latent: torch.Tensor, tokens: torch.Tensor, size_emb: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Background encoder token maps (decoder order, before the mask scale)."""
+        return self.background_encoder(latent, tokens, size_emb, timestep=0)
+
+    def style_vectors(
+        self, latent: torch.Tensor, tokens: torch.Tensor, size_emb: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Style encoder vectors (decoder order)."""
+        return self.style_encoder(latent, tokens, size_emb, timestep=0)
+
+    @staticmethod
+    def character_context(
+        reference_tokens: Sequence[torch.Tensor], background_tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """Split-attention context: the N references' tokens then the background's, (B, (N+1)·T, C)."""
+        lengths = {t.shape[1] for t in [*reference_tokens, background_tokens]}
+        if len(lengths) != 1:
+            raise ValueError(f"all token sets must have the same length, got {sorted(lengths)}")
+        return torch.cat([*reference_tokens, background_tokens], dim=1)
+
+    # ---- per frame -------------------------------------------------------------------------------------
+    def encode_sketch(self, sketch: torch.Tensor) -> list[torch.Tensor]:
+        """Sketch hints of an inverted [-1, 1] sketch batch (before the control scale)."""
+        return self.sketch_encoder(sketch.to(self._execution_device, self.sketch_encoder.dtype))
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Scaled latent (posterior mean × scaling factor, float32) of [-1, 1] images."""
+        mean = self.vae.encode(image.to(self._execution_device, self.vae.dtype)).latent_dist.mean
+        return mean.float() * self.vae.config["scaling_factor"]
+
+    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images (float32, not clamped) from scaled latents."""
+        z = latent.to(self._execution_device, self.vae.dtype) / self.vae.config["scaling_factor"]
+        return self.vae.decode(z).sample.float()
+
+    # ---- per step --------------------------------------------------------------------------------------
+    def predict_v(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        *,
+        context: torch.Tensor,
+        sketch_hints: list[torch.Tensor] | None = None,
+        region_masks: torch.Tensor | None = None,
+        background_features: list[torch.Tensor] | None = None,
+        style_vectors: list[torch.Tensor] | None = None,
+        scales: ConditioningScales | None = None,
+        use_lora: bool | None = None,
+    ) -> torch.Tensor:
+        """The UNet's v-prediction, applying the control and mask scales of `scales`.
+
+        region_masks (B, N, h, w) switches on the split cross-attention (context = N references +
+        background) and, with background_features, the skip injection. LoRA is on when background
+        features are given (as in the official app), unless `use_lora` says otherwise.
+        """
+        s = scales or self.scales
+        hints = [h * s.control_scale for h in sketch_hints] if sketch_hints is not None else None
+        features = (
+            [f * s.mask_scale for f in background_features] if background_features is not None else None
+        )
+        lora = (features is not None) if use_lora is None else use_lora
+        split = SplitSettings(s.fg_scale, s.bg_scale, s.merge_scale, s.mask_threshold, use_lora=lora)
+        return self.unet(
+            sample,
+            timestep,
+            context,
+            sketch_hints=hints,
+            region_masks=region_masks,
+            split=split,
+            background_features=features,
+            skip_threshold=s.threshold if region_masks is not None else None,
+            style_vectors=style_vectors,
+        )
+
+    # ---- the batch function ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def __call__(
+        self,
+        conditioning: Conditioning,
+        *,
+        sketch: Frames,
+        noise: Frames,
+        region_masks: Frames | None = None,
+        init_images: Frames | None = None,
+        sampler: str = "dpmpp",
+        steps: int = 20,
+        strength: float = 1.0,
+        ref_scale: float = 4.0,
+        sketch_scale: float = 1.0,
+        batch_size: int | None = None,
+        cuda_graph: bool = False,
+        attention: Sequence[str] = ATTENTION_BACKENDS,
+        callback: StepCallback | None = None,
+    ) -> BatchResult:
+        """B prepared frames -> their final latents and decoded images: the whole sampling run of one batch.
+
+        The frames (each argument B frames, stacked or as a list of per-frame arrays, on any device):
+          sketch        (B, Hp, Wp) one plane, or (B, 3, Hp, Wp): the inverted sketch in [-1, 1], lines
+                        bright, at the model input's size (padded to multiples of 64)
+          noise         (B, C, h, w) start noise: the engine draws it per frame (`temporal.frame_noise`), the
+                        parity check passes the official run's
+          region_masks  (B, N, h, w) latent region masks of the N characters (read when the conditioning
+                        splits)
+          init_images   (B, Hp, Wp, 3) uint8 start images: img2img from `strength` (None: every step from
+                        noise)
+        The run: `sampler` (dpmpp, ddim, euler) over `steps`; guidance branches by `ref_scale` and
+        `sketch_scale` (on above 1, `sampling.branches`); the UNet batch padded to `batch_size` frames with
+        copies of the last frame (a fixed shape, so a frame's bytes do not depend on its companions), the
+        copies dropped; `cuda_graph`: replay the UNet call as a CUDA graph (one per batch shape, kept in the
+        conditioning); `attention`: the SDPA backends the UNet may use on a GPU, in order. The scheduler and
+        the conditioning scales are the pipeline's (`self.scheduler.config`, `self.scales`). `callback` gets
+        {i, t, x, v, branches} after every step (x: latents after the step, v: guided v, branches: v per
+        branch). The CLIP tokens are the conditioning's (`encode_references`' token function).
+        """
+        device = self._execution_device
+        b = len(noise)
+        width = max(b, batch_size or b)  # W: frames per UNet call
+
+        def batched(frames: Frames) -> torch.Tensor:
+            """The frames stacked, padded to `width` with copies of the last one, on the device."""
+            t = frames if isinstance(frames, torch.Tensor) else _stack(frames)
+            if width > b:
+                t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
+            return _to_device(t, device)
+
+        # 1. inputs at the batch's fixed shape, every guidance branch stacked: G = len(names) branches
+        names = branches(ref_scale, sketch_scale)
+        x0 = batched(sketch)
+        if x0.ndim == 3:
+            x0 = x0[:, None].expand(-1, 3, -1, -1).contiguous()  # (W, 3, Hp, Wp)
+        masks = (
+            batched(region_masks) if conditioning.split and region_masks is not None else None
+        )  # (W, N, h, w)
+        inputs = batch_inputs(
+            self, conditioning, hints=self.encode_sketch(x0), region_masks=masks, names=names
+        )
+
+        # 2. the scheduler and the start: noise, or the start images encoded and noised to the first step
+        scheduler = make_scheduler(sampler, dict(self.scheduler.config))
+        timesteps = set_steps(scheduler, steps, 1.0 if init_images is None else strength)  # on the CPU
+        image_latents = None
+        if init_images is not None:
+            image_latents = self.encode_image(to_model_image(batched(init_images)))  # (W, C, h, w)
+        latents = start_latents(
+            scheduler, batched(noise), timesteps, image_latents=image_latents
+        )  # (W, C, h, w)
+
+        # 3. the denoising loop: one UNet call per step for every branch and frame, no host sync
+        model_call = _model_call(self, conditioning, inputs, names, width, cuda_graph)
+        model_steps = timesteps.to(device)  # the scheduler reads t on the CPU, the UNet on the device
+        with _attention(device, attention):
+            for i, t in enumerate(timesteps):
+                x = scheduler.scale_model_input(latents, t)  # (W, C, h, w)
+                x_all = x.repeat(len(names), 1, 1, 1)  # (G·W, C, h, w), branch-major as `inputs`
+                t_all = model_steps[i].reshape(1).expand(x_all.shape[0])  # (G·W,)
+                v_all = model_call(x_all, t_all).chunk(len(names))  # G × (W, C, h, w)
+                v_branches = dict(zip(names, v_all, strict=True))
+                v = combine(v_branches, ref_scale, sketch_scale)  # (W, C, h, w) guided v
+                latents = scheduler.step(v, t, latents, return_dict=False)[0]  # (W, C, h, w)
+                if callback is not None:
+                    callback({"i": i, "t": t, "x": latents, "v": v, "branches": v_branches})
+
+        # 4. decode at the fixed batch shape too, then drop the padding
+        images = self.decode_latent(latents)[:b]  # (B, 3, Hp, Wp)
+        return BatchResult(latents=latents[:b], images=images)
 
 
-# ---- the denoiser of a batch ---------------------------------------------------------------------------
+# ---- what the loop reads ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -201,7 +390,7 @@ class BatchInputs:
 
 
 def batch_inputs(
-    model: ColorizeDiffusionModel,
+    model: ColorizeDiffusionPipeline,
     conditioning: Conditioning,
     *,
     hints: list[torch.Tensor],
@@ -225,7 +414,7 @@ def batch_inputs(
     }
     masks_all = None
     if conditioning.split and region_masks is not None:
-        masks_all = region_masks.to(model.device, model.unet.dtype).repeat(len(names), 1, 1, 1)
+        masks_all = region_masks.to(model._execution_device, model.unet.dtype).repeat(len(names), 1, 1, 1)
     return BatchInputs(
         context=torch.cat([contexts[n].expand(width, -1, -1) for n in names]),
         hints=[
@@ -237,7 +426,7 @@ def batch_inputs(
 
 
 def predict(
-    model: ColorizeDiffusionModel,
+    model: ColorizeDiffusionPipeline,
     conditioning: Conditioning,
     inputs: BatchInputs,
     x: torch.Tensor,
@@ -256,104 +445,17 @@ def predict(
     return v.float()
 
 
-# ---- the batch function -----------------------------------------------------------------------------------
+def _quiet() -> None:
+    """No progress bars from diffusers' and transformers' savers and loaders (a batch tool's logs)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
-Frames = torch.Tensor | Sequence[np.ndarray] | Sequence[torch.Tensor]
-StepCallback = Callable[[dict[str, Any]], None]
-ATTENTION_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")  # on a GPU, in order of preference
-
-
-@dataclass
-class BatchResult:
-    latents: torch.Tensor  # (B, C, h, w) float32 final latents, on the model's device
-    images: torch.Tensor  # (B, 3, Hp, Wp) float32 decoded images in [-1, 1] (not clamped), on the device
-
-
-@torch.inference_mode()
-def denoise_batch(
-    model: ColorizeDiffusionModel,
-    conditioning: Conditioning,
-    *,
-    sketch: Frames,
-    noise: Frames,
-    region_masks: Frames | None = None,
-    init_images: Frames | None = None,
-    sampler: str = "dpmpp",
-    steps: int = 20,
-    strength: float = 1.0,
-    ref_scale: float = 4.0,
-    sketch_scale: float = 1.0,
-    batch_size: int | None = None,
-    cuda_graph: bool = False,
-    attention: Sequence[str] = ATTENTION_BACKENDS,
-    callback: StepCallback | None = None,
-) -> BatchResult:
-    """B prepared frames -> their final latents and decoded images: the whole sampling run of one batch.
-
-    The frames (each argument B frames, stacked or as a list of per-frame arrays, on any device):
-      sketch        (B, Hp, Wp) one plane, or (B, 3, Hp, Wp): the inverted sketch in [-1, 1], lines bright,
-                    at the model input's size (padded to multiples of 64)
-      noise         (B, C, h, w) start noise: the engine draws it per frame (`temporal.frame_noise`), the
-                    parity check passes the official run's
-      region_masks  (B, N, h, w) latent region masks of the N characters (read when the conditioning splits)
-      init_images   (B, Hp, Wp, 3) uint8 start images: img2img from `strength` (None: every step from noise)
-    The run: `sampler` (dpmpp, ddim, euler) over `steps`; guidance branches by `ref_scale` and
-    `sketch_scale` (on above 1, `sampling.branches`); the UNet batch padded to `batch_size` frames with
-    copies of the last frame (a fixed shape, so a frame's bytes do not depend on its companions), the copies
-    dropped; `cuda_graph`: replay the UNet call as a CUDA graph (one per batch shape, kept in the
-    conditioning); `attention`: the SDPA backends the UNet may use on a GPU, in order. The scheduler and the
-    conditioning scales are the model's (`model.scheduler_config`, `model.scales`). `callback` gets
-    {i, t, x, v, branches} after every step (x: latents after the step, v: guided v, branches: v per branch).
-    """
-    device = model.device
-    b = len(noise)
-    width = max(b, batch_size or b)  # frames per UNet call
-
-    def batched(frames: Frames) -> torch.Tensor:
-        """The frames stacked, padded to `width` with copies of the last one, on the device."""
-        t = frames if isinstance(frames, torch.Tensor) else _stack(frames)
-        if width > b:
-            t = torch.cat([t, t[-1:].expand(width - b, *t.shape[1:])])
-        return _to_device(t, device)
-
-    # 1. inputs at the batch's fixed shape, every guidance branch stacked: G = len(names) branches
-    names = branches(ref_scale, sketch_scale)
-    x0 = batched(sketch)
-    if x0.ndim == 3:
-        x0 = x0[:, None].expand(-1, 3, -1, -1).contiguous()  # (W, 3, Hp, Wp)
-    masks = batched(region_masks) if conditioning.split and region_masks is not None else None  # (W, N, h, w)
-    inputs = batch_inputs(model, conditioning, hints=model.encode_sketch(x0), region_masks=masks, names=names)
-
-    # 2. the scheduler and the start: noise, or the start images encoded and noised to the first step
-    scheduler = make_scheduler(sampler, model.scheduler_config)
-    timesteps = set_steps(scheduler, steps, 1.0 if init_images is None else strength)  # on the CPU
-    image_latents = None
-    if init_images is not None:
-        image_latents = model.encode_image(to_model_image(batched(init_images)))  # (W, C, h, w)
-    latents = start_latents(scheduler, batched(noise), timesteps, image_latents=image_latents)  # (W, C, h, w)
-
-    # 3. the denoising loop: one UNet call per step for every branch and frame, no host sync
-    model_call = _model_call(model, conditioning, inputs, names, width, cuda_graph)
-    model_steps = timesteps.to(device)  # the scheduler reads t on the CPU, the UNet on the device
-    with _attention(device, attention):
-        for i, t in enumerate(timesteps):
-            x = scheduler.scale_model_input(latents, t)  # (W, C, h, w)
-            x_all = x.repeat(len(names), 1, 1, 1)  # (G·W, C, h, w), branch-major as `inputs`
-            t_all = model_steps[i].reshape(1).expand(x_all.shape[0])  # (G·W,)
-            v_all = model_call(x_all, t_all).chunk(len(names))  # G × (W, C, h, w)
-            v_branches = dict(zip(names, v_all, strict=True))
-            v = combine(v_branches, ref_scale, sketch_scale)  # (W, C, h, w) guided v
-            latents = scheduler.step(v, t, latents, return_dict=False)[0]
-            if callback is not None:
-                callback({"i": i, "t": t, "x": latents, "v": v, "branches": v_branches})
-
-    # 4. decode at the fixed batch shape too, then drop the padding
-    images = model.decode_latent(latents)[:b]  # (B, 3, Hp, Wp)
-    return BatchResult(latents=latents[:b], images=images)
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def _model_call(
-    model: ColorizeDiffusionModel,
+    model: ColorizeDiffusionPipeline,
     conditioning: Conditioning,
     inputs: BatchInputs,
     names: list[str],

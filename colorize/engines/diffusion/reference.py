@@ -31,49 +31,34 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ClipReferenceEncoder(nn.Module):
-    """Wraps a `CLIPVisionModelWithProjection`; `forward(images)` gives the local tokens (B, N, proj)."""
+def clip_tokens(vision: CLIPVisionModelWithProjection, images: torch.Tensor) -> torch.Tensor:
+    """Local tokens of [-1, 1] images (B, 3, H, W): (B, n_patches, projection_dim), float32.
 
-    model: CLIPVisionModelWithProjection
-    mean: torch.Tensor
-    std: torch.Tensor
+    The images go bicubic to CLIP's square input (aspect not kept) and through CLIP's mean/std. The model
+    runs through its own `forward` (where diffusers' offload hooks move it), then the final LayerNorm and
+    the projection are applied to every token."""
+    size = clip_image_size(vision)
+    x = images.float()
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, (size, size), mode="bicubic", align_corners=True, antialias=True)
+    x = (x + 1.0) / 2.0
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(1, -1, 1, 1)
+    hidden = vision(pixel_values=((x - mean) / std).to(vision.dtype)).last_hidden_state
+    tokens = vision.visual_projection(vision.vision_model.post_layernorm(hidden))
+    return tokens[:, 1:].float()
 
-    def __init__(self, vision_model: CLIPVisionModelWithProjection):
-        super().__init__()
-        self.model = vision_model
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, -1, 1, 1), persistent=False)
 
-    @property
-    def image_size(self) -> int:
-        size = self.model.config.image_size
-        if not isinstance(size, int):
-            raise ModelError(f"CLIP vision config: image_size {size!r} is not one number")
-        return size
-
-    @property
-    def projection_dim(self) -> int:
-        return int(self.model.config.projection_dim)
-
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """[-1, 1] images of any size -> CLIP input: bicubic to a square (aspect not kept), CLIP mean/std."""
-        size = self.image_size
-        x = images.float()
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x, (size, size), mode="bicubic", align_corners=True, antialias=True)
-        x = (x + 1.0) / 2.0
-        return ((x - self.mean) / self.std).to(self.model.dtype)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Local tokens of [-1, 1] images (B, 3, H, W): (B, n_patches, projection_dim), float32."""
-        hidden = self.model.vision_model(pixel_values=self.preprocess(images)).last_hidden_state
-        tokens = self.model.visual_projection(self.model.vision_model.post_layernorm(hidden))
-        return tokens[:, 1:].float()
+def clip_image_size(vision: CLIPVisionModelWithProjection) -> int:
+    size = vision.config.image_size
+    if not isinstance(size, int):
+        raise ModelError(f"CLIP vision config: image_size {size!r} is not one number")
+    return size
 
 
 def load_clip(
     source: str | Path, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
-) -> ClipReferenceEncoder:
+) -> CLIPVisionModelWithProjection:
     """CLIP from a local transformers folder or an OpenCLIP ViT file (never from a hub)."""
     source = Path(source)
     if source.is_dir():
@@ -81,12 +66,12 @@ def load_clip(
     if not source.exists():
         raise MissingInputError(f"{source}: CLIP model not found (a transformers folder or an OpenCLIP file)")
     vision = openclip_to_transformers(read_checkpoint(source), str(source))
-    return ClipReferenceEncoder(nn.Module.to(vision, device=device, dtype=dtype).eval())
+    return nn.Module.to(vision, device=device, dtype=dtype).eval().requires_grad_(False)
 
 
 def _from_transformers_folder(
     folder: Path, dtype: torch.dtype, device: str | torch.device
-) -> ClipReferenceEncoder:
+) -> CLIPVisionModelWithProjection:
     from transformers import CLIPVisionModelWithProjection
     from transformers.utils import logging as hf_logging
 
@@ -99,7 +84,7 @@ def _from_transformers_folder(
         )
     except (OSError, ValueError, RuntimeError) as error:
         raise ModelError(f"{folder}: cannot load the CLIP vision model ({short_error(error)})") from None
-    return ClipReferenceEncoder(nn.Module.to(model, device).eval())
+    return nn.Module.to(model, device).eval().requires_grad_(False)
 
 
 # ---- OpenCLIP -> transformers -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Sampling: diffusers schedulers as plain functions, and the guidance rule. The denoising loop that
-drives them is `pipeline.denoise_batch`:
+drives them is the pipeline's batch function (`ColorizeDiffusionPipeline.__call__`):
 
-    scheduler = make_scheduler("dpmpp", model.scheduler_config)
+    scheduler = make_scheduler("dpmpp", pipe.scheduler.config)
     timesteps = set_steps(scheduler, steps=20, strength=1.0)
     x = start_latents(scheduler, noise, timesteps)            # or start_latents(..., image_latents=z0)
     for t in timesteps: x = scheduler.step(combine(v_per_branch(x, t), ...), t, x)
