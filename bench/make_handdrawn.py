@@ -23,8 +23,9 @@ Line extraction (`extract_lines`, parameters DARK, THICK, CANNY): a pixel is lin
   - dark (grey < DARK) and part of a dark stroke thinner than THICK px (the dark mask minus its
     morphological opening with a THICK×THICK ellipse): drawn lines;
   - on the 1-px rim of a dark area wider than THICK (black hair, dark clothes): the outline a drawing has;
-  - or a colour edge (Canny, thresholds CANNY, on the frame blurred 3×3): boundaries between paints,
-    where the colour-trace lines of the drawing vanished in the finished frame.
+  - or a colour edge (Canny, thresholds CANNY, on each of R, G and B of the frame blurred 3×3): boundaries
+    between paints, where the colour-trace lines of the drawing vanished in the finished frame (Canny on
+    grey alone misses edges between paints of one brightness: a red shirt against dark wood).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from colorize.evaluate import write_case  # noqa: E402
 
 DARK = 90  # grey level under which a pixel can be a drawn line
 THICK = 5  # dark strokes thinner than this (px) are lines; wider dark areas get a 1-px outline
-CANNY = (80, 160)  # colour-edge thresholds (OpenCV Canny on the grey of the 3×3-blurred frame)
+CANNY = (80, 160)  # colour-edge thresholds (OpenCV Canny on each channel of the 3×3-blurred frame)
 CUT = 30.0  # mean absolute grey difference of consecutive frames that marks a scene change
 HOLD = 20.0  # largest 7×7 mean absolute grey difference under which a frame repeats the previous one
 
@@ -112,9 +113,10 @@ def extract_lines(rgb: np.ndarray, dark: int = DARK, thick: int = THICK, canny=C
     )
     rim = wide & ~cv2.erode(wide, np.ones((3, 3), np.uint8))
     lines = (dark_mask & ~wide) | rim
-    if canny:
-        blurred = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (3, 3), 0)
-        lines |= (cv2.Canny(blurred, *canny) > 0).astype(np.uint8)
+    if canny:  # per channel: a red shirt against dark wood has an edge in red, hardly in grey
+        blurred = cv2.GaussianBlur(rgb, (3, 3), 0)
+        for channel in range(3):
+            lines |= (cv2.Canny(np.ascontiguousarray(blurred[..., channel]), *canny) > 0).astype(np.uint8)
     return lines.astype(bool)
 
 
