@@ -18,6 +18,10 @@ Metrics per frame with ground truth (keyframe frames excluded), averaged per cas
   region must come out transparent);
 - pixel accuracy: share of region pixels (off the lines) within 8/255 of the ground truth per channel;
 - PSNR over the whole frame, both composited over white; alpha IoU of the opaque (alpha >= 128) pixels.
+- PSNR off the lines and the background-colour check (longest run of frames with a character region painted
+  in a keyframe background colour), see `colorize.evaluate_clip`. A frame with ground truth but no region
+  map (a hand-drawn clip's finished frames) is scored by these and PSNR only; its line art's regions stand in
+  for the flags (wrong: most pixels off by more than CLIP_TOLERANCE).
 Baseline: the nearest keyframe warped onto the frame by plain optical flow between the two line-art frames
 (`colorize.temporal.warp_previous`, the diffusion engine's temporal warp) with the frame's line layer on
 top, rendered like the engine's output (a case without keyframes: the bare line art).
@@ -484,7 +488,7 @@ def table(reports: list[CaseReport]) -> str:
         "| PSNR dB engine / baseline | PSNR off the lines engine / baseline | alpha IoU engine / baseline "
         "| unresolved | repeats identical | chunks = whole | palette ids | wrong flagged / flags wrong "
         "| background-colour run engine / baseline |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in reports:

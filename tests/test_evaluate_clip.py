@@ -129,5 +129,6 @@ def test_a_clip_without_region_maps_is_scored_off_the_lines(tmp_path):
     assert f["engine_background_run"] == 2 and f["baseline_background_run"] == 2
     assert report.frames[0]["engine_psnr_off_lines"] == math.inf  # frame 2: exactly the keyframe's paint
     assert report.frames[1]["engine_psnr_off_lines"] < 20
-    row = table([report]).splitlines()[2].split("|")
+    head, rule, row = (line.split("|") for line in table([report]).splitlines()[:3])
+    assert len(head) == len(rule) == len(row)  # a Markdown table: as many columns in every line
     assert row[3].strip() == "–" and row[-2].strip() == "2 / 2"
