@@ -389,15 +389,7 @@ def evaluate_case(
     if ids_acc:
         figures["engine_palette_id_acc"] = float(np.mean(ids_acc))
     figures.update({f"flags_{k}": v for k, v in caught.items()})
-    for key in ("region_acc", "pixel_acc", "psnr", "psnr_off_lines", "alpha_iou"):
-        for who in ("engine", "baseline"):
-            values = [r[f"{who}_{key}"] for r in report.frames if f"{who}_{key}" in r]
-            figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
-    figures["mapped"] = sum("engine_region_acc" in r for r in report.frames)
-    for who in ("engine", "baseline"):
-        painted = [r["frame"] for r in report.frames if r.get(f"{who}_background_regions", 0)]
-        figures[f"{who}_background_frames"] = len(painted)
-        figures[f"{who}_background_run"] = longest_run(painted)
+    figures.update(_means(report.frames))
     if meta.get("trace"):
         truths = {f: images.read_rgba(gts[f]) for f in trace_frames[0] if f in gts}
         figures["trace"] = trace_case_figures(*trace_frames, truths, set(plan.keyframe_paths))
@@ -422,6 +414,22 @@ def evaluate_case(
         _write(sheet, contact_sheet([worst[1]], [caption], tile=320))
         report.sheets.append(sheet)
     return report
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Case figures from the per-frame rows: engine and baseline means (PSNR capped at 99 dB), frames with
+    region maps, frames painting a character in a background colour and their longest run."""
+    figures: dict[str, Any] = {}
+    for key in ("region_acc", "pixel_acc", "psnr", "psnr_off_lines", "alpha_iou"):
+        for who in ("engine", "baseline"):
+            values = [r[f"{who}_{key}"] for r in rows if f"{who}_{key}" in r]
+            figures[f"{who}_{key}"] = float(np.mean(np.minimum(values, 99.0))) if values else float("nan")
+    figures["mapped"] = sum("engine_region_acc" in r for r in rows)
+    for who in ("engine", "baseline"):
+        painted = [r["frame"] for r in rows if r.get(f"{who}_background_regions", 0)]
+        figures[f"{who}_background_frames"] = len(painted)
+        figures[f"{who}_background_run"] = longest_run(painted)
+    return figures
 
 
 def _line_regions(line: np.ndarray, settings: Settings) -> np.ndarray:
