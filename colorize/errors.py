@@ -7,6 +7,7 @@ frame or manifest key at fault, and what is wrong with it.
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -144,3 +145,18 @@ def _severity(code: ExitCode) -> int:
     # Missing inputs are reported before bad data: they are usually the cause of the rest.
     order = [ExitCode.DATA, ExitCode.NO_INPUT, ExitCode.CANT_CREATE, ExitCode.USAGE]
     return order.index(code) if code in order else -1
+
+
+def read_text_file(path: Path, what: str, *, encoding: str = "utf-8") -> str:
+    """The text of a user's file (`what` names it in messages: "manifest", "timesheet"), with the OS's
+    failures as one-line errors: missing or a folder → MissingInputError, not text → InputDataError."""
+    if path.is_dir():
+        raise MissingInputError(f"{path}: a folder, not a {what} file")
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError:
+        raise InputDataError(f"{path}: {what} is not a text file (UTF-8 expected)") from None
+    except OSError as error:
+        raise MissingInputError(f"{path}: cannot read the {what} ({error.strerror})") from None

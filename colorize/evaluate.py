@@ -98,17 +98,10 @@ def segmentation_recovery(labels: np.ndarray, gt_ids: np.ndarray, iou: float = 0
     return int((best[present] >= iou).sum()), int(present.sum())
 
 
-def _rgba(image: np.ndarray) -> np.ndarray:
-    image = images.to_uint8(image)
-    if image.shape[2] == 4:
-        return image
-    return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
-
-
 def _close(result: np.ndarray, gt: np.ndarray, tolerance: int) -> np.ndarray:
     """H×W bool: within `tolerance` in every channel (RGBA; the color of pixels transparent in both and
     of RGB results against RGB truth compare as is)."""
-    a, b = _rgba(result).astype(np.int16), _rgba(gt).astype(np.int16)
+    a, b = images.output_array(result, "on").astype(np.int16), images.output_array(gt, "on").astype(np.int16)
     close = np.abs(a - b) <= tolerance
     clear = (a[..., 3] == 0) & (b[..., 3] == 0)
     return close.all(axis=-1) | (clear & close[..., 3])
@@ -200,7 +193,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def alpha_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of the opaque (alpha >= 128) pixels of two images; RGB images are opaque everywhere."""
-    ma, mb = _rgba(a)[..., 3] >= 128, _rgba(b)[..., 3] >= 128
+    ma, mb = images.output_array(a, "on")[..., 3] >= 128, images.output_array(b, "on")[..., 3] >= 128
     union = int((ma | mb).sum())
     return float((ma & mb).sum() / union) if union else 1.0
 
@@ -364,7 +357,7 @@ def evaluate_case(
         if mapped and plan.palette is not None and "index" in plan.layers:
             index = _index_layer(plan, f)
             row["engine_palette_id_acc"] = palette_id_accuracy(
-                index, plan.palette.index(images.to_uint8(_rgba(gt))), ids, MIN_AREA
+                index, plan.palette.index(images.output_array(gt, "on")), ids, MIN_AREA
             )
         report.frames.append(row)
         who_first = "region_acc" if mapped else "psnr_off_lines"

@@ -117,27 +117,7 @@ def openjd_template(
                 {"name": "Frames", "type": "STRING", "range": plan_chunks(plan, chunk)}
             ]
         },
-        "script": {
-            "actions": {
-                "onRun": {
-                    "command": "{{Param.Colorize}}",
-                    "args": [
-                        "shot",
-                        "{{Param.ShotDir}}",
-                        "--refs",
-                        "{{Param.Refs}}",
-                        "--out",
-                        "{{Param.OutDir}}",
-                        "--frames",
-                        "{{Task.Param.Frames}}",
-                        "--progress",
-                        "openjd",
-                        "--json",
-                        *args,
-                    ],
-                }
-            }
-        },
+        "script": _script("shot", ["--out", "{{Param.OutDir}}", "--frames", "{{Task.Param.Frames}}"], args),
     }
     gpu = (
         {
@@ -153,23 +133,7 @@ def openjd_template(
     if keys_args is not None:
         keys_step: dict[str, Any] = {
             "name": "Keys",
-            "script": {
-                "actions": {
-                    "onRun": {
-                        "command": "{{Param.Colorize}}",
-                        "args": [
-                            "keys",
-                            "{{Param.ShotDir}}",
-                            "--refs",
-                            "{{Param.Refs}}",
-                            "--progress",
-                            "openjd",
-                            "--json",
-                            *keys_args,
-                        ],
-                    }
-                }
-            },
+            "script": _script("keys", [], keys_args),
         }
         if gpu is not None:
             keys_step["hostRequirements"] = gpu
@@ -195,3 +159,10 @@ def openjd_template(
         "steps": steps,
     }
     return template, required
+
+
+def _script(command: str, options: list[str], args: list[str]) -> dict[str, Any]:
+    """A step's script: `colorize COMMAND ShotDir --refs Refs OPTIONS`, reporting progress the OpenJD way,
+    then the user's `args`."""
+    run = ["{{Param.ShotDir}}", "--refs", "{{Param.Refs}}", *options, "--progress", "openjd", "--json", *args]
+    return {"actions": {"onRun": {"command": "{{Param.Colorize}}", "args": [command, *run]}}}

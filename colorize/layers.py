@@ -93,16 +93,8 @@ def layer_images(
     for name, path in wanted.items():
         if name == "index":
             assert palette is not None  # (plan_layers refuses an index layer without a palette)
-            paint = images.to_uint8(rgba(made["paint"]))
+            paint = images.output_array(made["paint"], "on", 8)
             files.append((path, palette.index(paint)))
         else:
-            files.append((path, images.output_array(rgba(made[name]), "on", depth)))
+            files.append((path, images.output_array(made[name], "on", depth)))
     return files
-
-
-def rgba(image: np.ndarray) -> np.ndarray:
-    """RGB -> RGBA (opaque); RGBA as is."""
-    if image.shape[2] == 4:
-        return image
-    top = np.iinfo(image.dtype).max
-    return np.dstack([image, np.full(image.shape[:2], top, image.dtype)])

@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from colorize.errors import ManifestError, MissingInputError
+from colorize.errors import InputDataError, ManifestError, read_text_file
 from colorize.settings import (
     OUTPUT_ALPHA_HELP,
     OUTPUT_DEPTH_HELP,
@@ -146,15 +146,9 @@ def manifest_schema() -> dict[str, Any]:
 def load_yaml_with_lines(path: Path) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML; also return {key path: line number} for every mapping key and sequence item."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: manifest not found") from None
-    except IsADirectoryError:
-        raise MissingInputError(f"{path}: a folder, not a manifest file (refs.yaml)") from None
-    except UnicodeDecodeError:
-        raise ManifestError([f"{path}: not a text file (UTF-8 expected)"]) from None
-    except OSError as error:
-        raise MissingInputError(f"{path}: cannot read ({error.strerror})") from None
+        text = read_text_file(path, "manifest")
+    except InputDataError as error:  # not text: reported like the manifest's other problems
+        raise ManifestError([str(error)]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -130,14 +130,6 @@ def gaps(frames: Sequence[int]) -> list[int]:
     return [int(f) for f in fileseq.FrameSet(missing)] if missing else []
 
 
-def chunk_frames(frames: Sequence[int], size: int) -> list[str]:
-    """Consecutive chunks of at most `size` of the frames, each as fileseq range text."""
-    if size < 1:
-        raise UsageError(f"--chunk {size}: must be at least 1")
-    frame_set = fileseq.FrameSet(sorted(frames))
-    return [str(frame_set[i : i + size]) for i in range(0, len(frame_set), size)]
-
-
 def find_sequence(folder: Path, extensions: tuple[str, ...]) -> dict[int, Path]:
     """The longest numbered frame sequence in `folder` with one of `extensions`: {frame: path}, in frame
     order (fileseq: frame 10000 of a `####` sequence comes after 9999). Empty when there is none."""

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from colorize.errors import InputDataError, MissingInputError
+from colorize.errors import InputDataError, read_text_file
 
 TimingKind = Literal["strict", "hold", "timesheet"]
 
@@ -120,16 +120,7 @@ def read_timesheet(path: Path, layer: str | None) -> Timing:
     CSV (`frame,drawing` lines; an empty drawing or `-` is a blank frame). `layer` picks the cel layer of
     an XDTS sheet with several. Raises MissingInputError (no file) or InputDataError (a bad sheet), one
     line naming the file."""
-    if path.is_dir():
-        raise MissingInputError(f"{path}: timesheet is a folder, not a file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: timesheet not found") from None
-    except UnicodeDecodeError:
-        raise InputDataError(f"{path}: timesheet is not a text file (UTF-8 expected)") from None
-    except OSError as error:
-        raise MissingInputError(f"{path}: cannot read the timesheet ({error.strerror})") from None
+    text = read_text_file(path, "timesheet", encoding="utf-8-sig")
     if path.suffix.lower() == ".xdts" or text.lstrip().startswith(XDTS_IDENTIFIER):
         exposures, which = parse_xdts(text, layer, str(path))
         return Timing("timesheet", exposures, f"timesheet {path.name} layer {which}")

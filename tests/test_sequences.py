@@ -6,7 +6,6 @@ import pytest
 
 from colorize.errors import InputDataError, UsageError
 from colorize.sequences import (
-    chunk_frames,
     frame_range_text,
     gaps,
     list_frames,
@@ -78,13 +77,6 @@ def test_paths_follow_fileseq_padding(tmp_path):
         p.path()
 
 
-def test_gaps_and_chunks():
+def test_gaps():
     assert gaps([1001, 1002, 1005, 1009]) == [1003, 1004, 1006, 1007, 1008]
     assert gaps([7]) == [] and gaps([]) == []
-    assert chunk_frames((1001, 1002, 1003, 1004, 1005, 1007, 1009), 3) == [
-        "1001-1003",
-        "1004-1005,1007",
-        "1009",
-    ]
-    with pytest.raises(UsageError, match="--chunk 0"):
-        chunk_frames((1, 2), 0)

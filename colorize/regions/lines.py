@@ -96,6 +96,13 @@ class LineWork:
         """How many trace pixels."""
         return len(self.codes)
 
+    def fixed_colors(self) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+        """(H×W bool mask, (r, g, b)) for each fixed-colour role: the pixels painted in that colour."""
+        return [
+            (cv2.compare(self.role, FIXED + i, cv2.CMP_EQ) > 0, ((c >> 16) & 255, (c >> 8) & 255, c & 255))
+            for i, c in enumerate(self.fixed)
+        ]
+
 
 def empty(shape: tuple[int, int]) -> LineWork:
     zeros = np.zeros(shape, np.uint8)

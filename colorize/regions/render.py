@@ -17,7 +17,7 @@ import numpy as np
 
 from colorize.flow import warp
 from colorize.images import to_uint8, to_uint16
-from colorize.regions.lines import FIXED, LineWork, trace_labels
+from colorize.regions.lines import LineWork, trace_labels
 from colorize.regions.palette import unpack_color16
 from colorize.regions.segment import Segmentation, colored_line_u8, lookup
 
@@ -75,10 +75,8 @@ def fill_trace(
     filled, unfilled = trace_labels(lw, seg.labels, base, colors, no_color)
     paint = layer(seg, table, alpha, filled)
     top = int(np.iinfo(paint.dtype).max)
-    for i, color in enumerate(lw.fixed):
-        rgb = [(color >> 16) & 255, (color >> 8) & 255, color & 255]
-        value = [c * top // 255 for c in rgb] + [top] * (paint.shape[2] - 3)
-        paint[cv2.compare(lw.role, FIXED + i, cv2.CMP_EQ) > 0] = value
+    for mask, rgb in lw.fixed_colors():
+        paint[mask] = [c * top // 255 for c in rgb] + [top] * (paint.shape[2] - 3)
     return paint, unfilled
 
 

@@ -83,8 +83,8 @@ def cel_apply(image: np.ndarray, cel: CelRegions, palette: Palette | None = None
         role = lw.role
         shade = (role > 0) & (role < FIXED)
         out[shade] = means[filled[shade]]
-        for i, color in enumerate(lw.fixed):
-            out[role == FIXED + i] = ((color >> 16) & 255, (color >> 8) & 255, color & 255)
+        for mask, rgb in lw.fixed_colors():
+            out[mask] = rgb
     return out
 
 
