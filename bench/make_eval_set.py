@@ -26,6 +26,8 @@ Real-data cases (transforms of --realdata):
   pbc_reference     pbc0242 with no keyframe, its finished frame given as the character's reference:
                     the colors are palette guesses, so what counts is that they are flagged
   lg_pan            laughing_girl frame 0 moved 80 px and turned 3 degrees per frame, there and back
+  lg_nearest        lg_pan's path with nearest-neighbour resampled line art (as pbc_nearest)
+  lg_gaps           lg_pan's path with 300 gaps of 1-3 px cut into the lines of every moved frame (as pbc_gaps)
   lg_pingpong_shake laughing_girl's four drawings ping-pong under a camera shake; truth on drawing 0
   lg_pingpong       the four drawings ping-pong (0 1 2 3 2 1 ...) for 96 frames from one keyframe;
                     truth only for the keyframe, so it checks the repeats (byte-identical, 0 unresolved)
@@ -252,6 +254,35 @@ def color_regions(gt: np.ndarray, line: np.ndarray) -> np.ndarray:
     return ids
 
 
+def lg_imperfect(out: Path, line, gt, ids, path) -> None:
+    """lg_pan's path with imperfect lines: nearest-neighbour resampled, and 300 gaps of 1-3 px cut."""
+    _real_case(
+        out / "lg_nearest",
+        line,
+        gt,
+        ids,
+        path,
+        [0],
+        "laughing_girl moved 80 px, 3 deg per frame, nearest-neighbour resampled (1-px line gaps)",
+        lines_of=nearest_lineart,
+        settings="flat:\n  close_breaks: true\n",
+    )
+    _real_case(
+        out / "lg_gaps",
+        line,
+        gt,
+        ids,
+        path,
+        [0],
+        "laughing_girl moved 80 px, 3 deg per frame, 300 line gaps of 1-3 px cut into every moved frame",
+        # Seeded by the shift (>= -80 px on this path): a position revisited gets the same gaps.
+        lines_of=lambda ln, shift, angle: with_gaps(
+            moved_lineart(ln, shift, angle), 300, 1000 + int(shift[0])
+        ),
+        settings="flat:\n  close_breaks: true\n",
+    )
+
+
 def real_cases(out: Path, realdata: Path) -> None:
     pbc = realdata / "pbc0242"
     if pbc.is_dir():
@@ -310,6 +341,7 @@ def real_cases(out: Path, realdata: Path) -> None:
         _real_case(
             out / "lg_pan", drawings[0], gt, ids, path, [0], "laughing_girl moved 80 px, 3 deg per frame"
         )
+        lg_imperfect(out, drawings[0], gt, ids, path)
         order = [0, 1, 2, 3, 2, 1]
         rng = np.random.default_rng(11)
         shake = [((0.0, 0.0), 0.0)] + [
