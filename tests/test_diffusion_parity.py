@@ -123,12 +123,12 @@ def test_end_to_end_parity_command_passes():
 
 
 def test_end_to_end_parity_runs_the_engines_own_bleaching(monkeypatch):
-    """Break `pipeline.bleach` (the engine's function): the parity check must see it."""
-    from colorize.engines.diffusion import pipeline
+    """Break `conditioning.bleach` (the engine's function): the parity check must see it."""
+    from colorize.engines.diffusion import conditioning
     from colorize.engines.diffusion.parity import run_parity
 
     folder = _needs_e2e()
-    monkeypatch.setattr(pipeline, "bleach", lambda reference, mask, threshold=0.5: reference)
+    monkeypatch.setattr(conditioning, "bleach", lambda reference, mask, threshold=0.5: reference)
     report = run_parity(folder)
     failed = {row.name for row in report.failed}
     assert failed == {"g0.final_latent", "g1.final_latent"}
