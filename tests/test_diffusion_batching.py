@@ -493,9 +493,19 @@ def test_interrupting_a_devices_run_stops_every_worker_with_one_summary(shot):
 
     plan, size = _plan(shot, None, "1001-1024", shot / "color", batch=1)
     stream = io.StringIO()
-    timer = threading.Timer(2.5, _thread.interrupt_main)  # Ctrl-C once the workers are coloring
-    timer.start()
-    started = time.monotonic()
+    finished, interrupted_at = threading.Event(), []
+
+    def ctrl_c_once_a_frame_is_done() -> None:  # Ctrl-C while the workers are coloring, whatever the load
+        deadline = time.monotonic() + 120
+        while not finished.is_set() and time.monotonic() < deadline:
+            if "frame_done" in stream.getvalue():
+                interrupted_at.append(time.monotonic())
+                _thread.interrupt_main()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=ctrl_c_once_a_frame_is_done, daemon=True)
+    watcher.start()
     try:
         summary = run_on_devices(
             plan,
@@ -506,11 +516,13 @@ def test_interrupting_a_devices_run_stops_every_worker_with_one_summary(shot):
             command=fake_engines.worker_command("slow"),  # 0.25 s a frame: 3 s a chunk
         )
     finally:
-        timer.cancel()
+        finished.set()
+        watcher.join()
+    assert interrupted_at, "no frame was done: the run never got to the interrupt"
+    assert time.monotonic() - interrupted_at[0] < 20  # stopped promptly after Ctrl-C
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert_one_summary(events)
     assert summary.exit_code == 130 and events[-1]["stopped"] == "interrupted"
-    assert time.monotonic() - started < 20
     done = _frames(events)
     assert 0 < len(done) < 24 and not _frames(events, "frame_failed")  # the rest is not run, not failed
     written = sorted(int(p.name.split(".")[1]) for p in (shot / "color").glob("*.png"))
