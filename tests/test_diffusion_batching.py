@@ -487,7 +487,8 @@ def test_a_dead_worker_fails_its_frames_and_the_others_finish(shot):
 
 
 def test_interrupting_a_devices_run_stops_every_worker_with_one_summary(shot):
-    import _thread
+    import os
+    import signal
 
     from colorize.farm import shot_command
 
@@ -500,10 +501,13 @@ def test_interrupting_a_devices_run_stops_every_worker_with_one_summary(shot):
         while not finished.is_set() and time.monotonic() < deadline:
             if "frame_done" in stream.getvalue():
                 interrupted_at.append(time.monotonic())
-                _thread.interrupt_main()
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: it also wakes a blocked wait
                 return
             time.sleep(0.02)
 
+    # Python's own Ctrl-C handling, whatever this process inherited (a shell's background job starts with
+    # SIGINT ignored, and then no Ctrl-C reaches the run at all)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=ctrl_c_once_a_frame_is_done, daemon=True)
     watcher.start()
     try:
@@ -518,6 +522,7 @@ def test_interrupting_a_devices_run_stops_every_worker_with_one_summary(shot):
     finally:
         finished.set()
         watcher.join()
+        signal.signal(signal.SIGINT, previous)
     assert interrupted_at, "no frame was done: the run never got to the interrupt"
     assert time.monotonic() - interrupted_at[0] < 20  # stopped promptly after Ctrl-C
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
