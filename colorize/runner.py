@@ -131,6 +131,7 @@ def shot_context(
         qa=qa,
         layers=engine_layers(plan),
         palette=plan.palette,
+        shown_before=plan.exposures.shown_before,
     )
 
 

@@ -92,6 +92,23 @@ class Timing:
         """Every output frame of the shot, sorted."""
         return tuple(sorted(self.exposures))
 
+    @cached_property
+    def shown_before(self) -> dict[int, int]:
+        """{drawing: the drawing shown on the frame before its first frame}, where that is another drawing
+        (blank frames skipped): after a folded repeat (A B A C) C follows A in time, not B."""
+        before: dict[int, int] = {}
+        seen: set[int] = set()
+        last: int | None = None
+        for f in self.frames:
+            d = self.exposures[f]
+            if d is None:
+                continue
+            if d not in seen and last is not None and last != d:
+                before[d] = last
+            seen.add(d)
+            last = d
+        return before
+
     @property
     def drawings(self) -> tuple[int, ...]:
         """The drawings the shot shows, sorted by number (the order engines color them in)."""

@@ -581,3 +581,10 @@ def test_repeat_folding_reads_only_files_that_may_be_copies(tmp_path):
     assert [timing.drawing(f) for f in timing.frames] == [1, 2, 1, 4, 5]
     # 4 (another size) and 5 (other blocks) were never read whole.
     assert set(digests.known()) == {paths[1], paths[2], paths[3]}
+
+
+def test_shown_before_names_the_drawing_a_new_one_follows_in_time():
+    # A B A C with A folded: C comes after A on screen (the flat engine carries colours from there), not
+    # after B; a blank frame in between is skipped; a drawing's later exposures add nothing.
+    timing = Timing("strict", {1: 1, 2: 2, 3: 1, 4: None, 5: 5, 6: 2})
+    assert timing.shown_before == {2: 1, 5: 1}

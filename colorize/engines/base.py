@@ -69,6 +69,9 @@ class ShotContext:
     qa: bool = False  # the run asks for QA overlays (FrameResult.qa) from engines that make them
     layers: tuple[str, ...] = ()  # layers each FrameResult must carry (`colorize.layers.ENGINE_LAYERS`)
     palette: Palette | None = None  # the colour model: every painted pixel must be one of its colours
+    # {drawing: the drawing shown just before its first frame} where that is not the previous drawing in
+    # number order (a folded exact repeat: A B A C): the nearest drawing in time to carry colours from
+    shown_before: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass

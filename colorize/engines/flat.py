@@ -426,8 +426,12 @@ class FlatEngine(EngineBase):
             if (key, frames[p]) in self._states:
                 start = p
                 break
+        shown_before = self._require_shot().shown_before if step == 1 else {}
         for p in range(start + step, b + step, step):
             earlier = [frames[q] for q in range(p - step, a, -step)]  # chain frames before p, nearest first
+            before = shown_before.get(frames[p])
+            if before is not None and (before == key or before in earlier):  # nearest in time: first
+                earlier = [before, *(q for q in earlier if q != before)]
             self._states[(key, frames[p])] = self._step(key, other, frames[p], earlier)
         return self._states[(key, frame)]
 
