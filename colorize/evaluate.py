@@ -58,7 +58,7 @@ from colorize.evaluate_trace import table as trace_table
 from colorize.events import Events
 from colorize.qa import contact_sheet
 from colorize.regions.render import render
-from colorize.regions.segment import ink_u8, segment
+from colorize.regions.segment import Segmentation, ink_u8, segment
 from colorize.runner import run_shot
 from colorize.sequences import find_sequence
 from colorize.settings import Settings
@@ -236,14 +236,25 @@ def error_image(result: np.ndarray, gt: np.ndarray, wrong: np.ndarray | None = N
 
 
 def flow_warp_baseline(
-    keyframe: np.ndarray, line_key: np.ndarray, line: np.ndarray, settings: Settings
+    keyframe: np.ndarray,
+    line_key: np.ndarray,
+    line: np.ndarray,
+    settings: Settings,
+    seg: Segmentation | None = None,
 ) -> np.ndarray:
     """The keyframe warped onto `line` by plain optical flow between the line-art frames, with `line`'s
-    line layer on top (rendered as the engine renders its own output)."""
+    line layer on top (rendered as the engine renders its own output; `seg`: `line`'s segmentation
+    under `settings`, when the caller has it)."""
     warped, _ = warp_previous(keyframe, ink_u8(line), ink_u8(line_key))
     fs = settings.flat
-    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks)
+    seg = seg if seg is not None else engine_segmentation(line, settings)
     return render(seg, np.ascontiguousarray(warped), line, fs.lines, fs.colored_lines)
+
+
+def engine_segmentation(line: np.ndarray, settings: Settings) -> Segmentation:
+    """The regions of a line-art frame as the flat engine segments it under `settings`."""
+    fs = settings.flat
+    return segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks)
 
 
 # -- cases --------------------------------------------------------------------------------------------------
@@ -329,7 +340,8 @@ def evaluate_case(
             continue
         gt = images.read_image(gts[f])
         mapped = f in regions  # region accuracy only against region maps
-        ids = region_ids(images.read_rgba(regions[f])) if mapped else _line_regions(line, plan.settings)
+        seg = None if mapped else engine_segmentation(line, plan.settings)  # (the baseline's too)
+        ids = region_ids(images.read_rgba(regions[f])) if seg is None else seg.labels.copy()
         scored = None
         if f in unscored:  # pixels whose truth no engine paints: left out of every figure
             scored = images.read_rgba(unscored[f])[..., :3].max(axis=-1) < 128
@@ -341,6 +353,7 @@ def evaluate_case(
                 images.read_rgba(plan.lineart_paths[k]),
                 line,
                 plan.settings,
+                seg,
             )
         else:  # nothing to warp: the baseline is the bare line art
             base = images.over_white(line)
@@ -441,17 +454,14 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-def _line_regions(line: np.ndarray, settings: Settings) -> np.ndarray:
-    """Region ids of a frame without a region map: the regions of its line art (the engine's settings)."""
-    fs = settings.flat
-    return segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks).labels
-
-
 def _background_colors(plan: Any, key: int, key_file: Path, regions: dict) -> np.ndarray:
     """The background colours (`evaluate_clip.background_colors`) of the keyframe `key_file` of frame `key`
     over its region map, else over the regions of its line art."""
     line = images.read_rgba(plan.lineart_paths[key])
-    ids = region_ids(images.read_rgba(regions[key])) if key in regions else _line_regions(line, plan.settings)
+    if key in regions:
+        ids = region_ids(images.read_rgba(regions[key]))
+    else:
+        ids = engine_segmentation(line, plan.settings).labels
     return background_colors(images.read_rgba(key_file), ids)
 
 
@@ -681,8 +691,7 @@ def eval_pbc(
         raise InputDataError(f"{folder}: line.png, gt.png and seg.png differ in size")
     ids = region_ids(seg_map)
     settings = Settings.model_validate({"engine": "flat", **(overrides or {})})
-    fs = settings.flat
-    seg = segment(line, fs.gap_close, fs.min_region, fs.line_threshold, fs.close_breaks)
+    seg = engine_segmentation(line, settings)
     rec, total = segmentation_recovery(seg.labels, ids)
     figures: dict[str, Any] = {"regions_recovered": f"{rec}/{total} ({100 * rec / total:.1f} %)"}
     line1 = moved_lineart(line, shift, angle)
@@ -724,10 +733,7 @@ def case_from_folders(
     for f in order:
         if f in gts and f not in regs:
             # No region maps: the line-enclosed regions of the line art stand in for them.
-            fs = settings.flat
-            region_maps[order.index(f)] = segment(
-                images.read_rgba(lines[f]), fs.gap_close, fs.min_region, fs.line_threshold
-            ).labels
+            region_maps[order.index(f)] = engine_segmentation(images.read_rgba(lines[f]), settings).labels
         elif f in regs:
             region_maps[order.index(f)] = region_ids(images.read_rgba(regs[f]))
     return write_case(
