@@ -49,6 +49,7 @@ from colorize.errors import InputDataError, MissingInputError, OutputError
 from colorize.evaluate_clip import (
     BACKGROUND_MIN_AREA,
     background_colors,
+    background_owned,
     longest_run,
     off_lines,
     painted_background,
@@ -373,7 +374,12 @@ def evaluate_case(
             row[f"{who}_psnr_off_lines"] = psnr(img, gt, off if scored is None else off & scored)
             if k is not None:
                 row[f"{who}_background_regions"] = painted_background(
-                    img, gt, ids, backgrounds[k], max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size))
+                    img,
+                    gt,
+                    ids,
+                    backgrounds[k][0],
+                    max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size)),
+                    truth_colors=backgrounds[k][1],
                 )
             row[f"{who}_alpha_iou"] = alpha_iou(img, gt, scored)
             wrong_e = wrong if who == "engine" else wrong_e
@@ -454,15 +460,17 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-def _background_colors(plan: Any, key: int, key_file: Path, regions: dict) -> np.ndarray:
-    """The background colours (`evaluate_clip.background_colors`) of the keyframe `key_file` of frame `key`
-    over its region map, else over the regions of its line art."""
+def _background_colors(plan: Any, key: int, key_file: Path, regions: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The background colours (`evaluate_clip.background_colors`) and the colours the background owns
+    (`evaluate_clip.background_owned`) of the keyframe `key_file` of frame `key` over its region map, else
+    over the regions of its line art."""
     line = images.read_rgba(plan.lineart_paths[key])
     if key in regions:
         ids = region_ids(images.read_rgba(regions[key]))
     else:
         ids = engine_segmentation(line, plan.settings).labels
-    return background_colors(images.read_rgba(key_file), ids)
+    image = images.read_rgba(key_file)
+    return background_colors(image, ids), background_owned(image, ids)
 
 
 def _index_layer(plan: Any, frame: int) -> np.ndarray:
