@@ -16,7 +16,10 @@ Color sources per region, in order:
    near repeat (a re-scan, a cycle redrawn) propagates from the most similar drawing, time-adjacent or
    not; otherwise from the previous frame. Propagation: global motion of the ink, flow on the residual
    (`colorize.flow.correspondence`), region votes (`regions.propagate`), then region-level matching where
-   the votes are weak (`regions.match.match_regions`). The more confident chain wins per region;
+   the votes are weak (`regions.match.match_regions`); a region that is not open background but took a
+   color only the keyframe's background has is asked about in the keyframe itself (`regions.kinds`: a
+   character part takes a character's color back, at low confidence). The more confident chain wins per
+   region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
 4. small regions left over take a neighbour's color; otherwise the visible `unresolved_color`, and the
@@ -51,7 +54,6 @@ segmentations live in a small LRU and are recomputed (a pure function of the lin
 from __future__ import annotations
 
 import bisect
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -73,8 +75,6 @@ from colorize.regions.kinds import (
     background_only,
     background_share,
     best_other,
-    character_ink,
-    open_regions,
     region_votes,
     suspects,
 )
@@ -112,8 +112,6 @@ SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, 
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
 SOURCE_SHARE = 0.2  # a part kept off the background takes another color of its source with this vote share
-MAJORITY = 0.5  # ... or of a chain frame before it (LOOKBACK of them) with this vote share
-LOOKBACK = 3
 NEIGHBOUR_SHARE = 2e-4  # unresolved regions under this share of the frame (0.02 %) take a neighbour's color
 NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
 
@@ -497,7 +495,7 @@ class FlatEngine(EngineBase):
             colors[ids], conf[ids], prev_label[ids] = src_state.colors[found], score, found
             how[ids] = MATCHED
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
-        self._second_opinion(p, seg, earlier, (src, src_state, where, owners), colors, conf, how, origin)
+        self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
         colors[conf < self.flat.match_threshold] = NO_COLOR
         return _State(colors, conf, origin, how, src_state.origin_key)
 
@@ -505,99 +503,48 @@ class FlatEngine(EngineBase):
         self,
         p: int,
         seg: Segmentation,
-        earlier: list[int],
-        src: tuple[int, _State, Correspondence, tuple[np.ndarray, np.ndarray] | None],
+        src: tuple[Segmentation, _State, Correspondence, tuple[np.ndarray, np.ndarray] | None],
         colors: np.ndarray,
         conf: np.ndarray,
         how: np.ndarray,
         origin: np.ndarray,
     ) -> None:
         """Regions that are not open background but took a background-only color of the chain's keyframe
-        on weak evidence (`regions.kinds`); in place.
+        (`regions.kinds`); in place.
 
-        Where the keyframe's own correspondence lands mostly on background too, the color stays (a hole
-        that opened, sky between limbs). Otherwise, in this order, the region takes the color other than a
-        background-only one that most of its pixels (MAJORITY) came from in the source drawing or the
-        LOOKBACK chain frames before it (the part was joined to the background through a gap in the lines
-        in one frame: the frames before it still have it), else SOURCE_SHARE of them in the source
-        drawing, else the keyframe's most voted one (the part moved far); marked low confidence. Left as it
-        is (low confidence) when none has one."""
-        q0, src_state, where, owners = src
-        k = src_state.origin_key
-        key = self._key(k)
+        Where the keyframe's own correspondence lands mostly on its background too, the color stays (a
+        hole that opened, sky between limbs). Otherwise the region takes the color, other than a
+        background-only one, that SOURCE_SHARE or more of its pixels came from in the source drawing (the
+        part was joined to the background through a gap in the lines there), else the keyframe's most
+        voted one (the part moved far), at low confidence (QA marks it); left as it is, at low confidence,
+        when neither has one."""
+        src_seg, src_state, where, owners = src
+        key = self._key(src_state.origin_key)
         if "background_only" not in key.seg.cache:
             key.seg.cache["background_only"] = background_only(
                 key.seg, key.colors, images.to_uint8(key.image)
             )
         background = key.seg.cache["background_only"]
-        usable = conf >= self.flat.match_threshold
-        ids = np.flatnonzero(
-            suspects(
-                seg, colors, conf, background, float(os.environ.get("WEAK", 2.0)), self._neighbour_limit(seg)
-            )
-            & usable
-        )
+        ids = np.flatnonzero(suspects(seg, colors, background, self._neighbour_limit(seg)))
+        ids = ids[conf[ids] >= self.flat.match_threshold]
         if len(ids) == 0:
             return
-        key_votes = region_votes(
-            seg,
-            key.seg,
-            ids,
-            self._character_to_key(seg, key, background),
-            self._owner_pair(p, seg, k, key.seg),
-        )
+        key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
+        key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
         character = background_share(key_votes, key.colors, background) < BACKGROUND_SHARE
         ids, key_votes = ids[character], key_votes[character]
-        floor = np.float32(self.flat.match_threshold)
-        ceiling = np.float32(max(floor, LOW_CONFIDENCE - 1e-3))
-
-        def take(
-            got: np.ndarray, share: np.ndarray, label: np.ndarray, least: float, state: _State | None
-        ) -> None:
-            nonlocal ids, key_votes
-            ok = (got != NO_COLOR) & (share >= least)
+        low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
+        conf[ids] = np.minimum(conf[ids], low)
+        near = best_other(region_votes(seg, src_seg, ids, where, owners), src_state.colors, background)
+        far = best_other(key_votes, key.colors, background)
+        took = np.zeros(len(ids), bool)
+        for (got, share, label), least, from_key in ((near, SOURCE_SHARE, False), (far, 0.0, True)):
+            ok = ~took & (got != NO_COLOR) & (share >= least)
             t = ids[ok]
-            colors[t], conf[t], how[t] = got[ok], np.clip(share[ok], floor, ceiling), MATCHED
-            origin[t] = label[ok] if state is None else state.origin[label[ok]]
-            ids, key_votes = ids[~ok], key_votes[~ok]
-
-        src_votes = region_votes(seg, self._segmentation(q0), ids, where, owners)
-        take(
-            *best_other(src_votes, src_state.colors, background),
-            float(os.environ.get("KM", MAJORITY)),
-            src_state,
-        )
-
-        for q in [q for q in earlier[: int(os.environ.get("LB", LOOKBACK))] if q != q0]:
-            if len(ids) == 0:
-                return
-            q_seg, q_state = self._segmentation(q), self._states.get((k, q))
-            if q_state is None:
-                continue
-            to_q, _ = correspondence(seg.ink, q_seg.ink, images=self._flow_images(seg, q_seg))
-            votes = region_votes(seg, q_seg, ids, to_q, self._owner_pair(p, seg, q, q_seg))
-            take(*best_other(votes, q_state.colors, background), MAJORITY, q_state)
-        if len(ids):
-            src_votes = region_votes(seg, self._segmentation(q0), ids, where, owners)
-            take(
-                *best_other(src_votes, src_state.colors, background),
-                float(os.environ.get("KN", SOURCE_SHARE)),
-                src_state,
-            )
-        if len(ids):
-            take(*best_other(key_votes, key.colors, background), float(os.environ.get("KF", 0)), None)
-
-    def _character_to_key(self, seg: Segmentation, key: _Key, background: np.ndarray) -> Correspondence:
-        """Positions in a keyframe of `seg`'s pixels as the characters' lines alone say (`character_ink`:
-        the background's lines, still, would hold the motion to zero)."""
-        if os.environ.get("PLAIN"):
-            return self._to_key(seg, key.seg)
-        cache_key = ("character_to_key", key.seg.cache["signature"].digest)
-        if cache_key not in seg.cache:
-            ink = character_ink(seg, open_regions(seg))
-            key_ink = character_ink(key.seg, np.isin(key.colors, background) | open_regions(key.seg))
-            seg.cache[cache_key] = correspondence(ink, key_ink)[0]
-        return seg.cache[cache_key]
+            colors[t], how[t] = got[ok], MATCHED
+            conf[t] = np.clip(share[ok], self.flat.match_threshold, low)
+            origin[t] = label[ok] if from_key else src_state.origin[label[ok]]
+            took |= ok
 
     def _to_key(self, seg: Segmentation, key_seg: Segmentation) -> Correspondence:
         """Positions in a keyframe of `seg`'s pixels (cached on `seg`: the second opinion and texture

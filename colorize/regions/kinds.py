@@ -7,16 +7,16 @@ color on from frame to frame (its votes are unanimous: every pixel came from the
 
 - **Open regions** (`open_regions`): regions touching two or more frame edges and covering OPEN_AREA of
   the frame or more: the sky, the ground, a fence across the frame.
-- **Background-only colors** (`background_only`): the colors a keyframe has in its open regions and in
-  none of its other regions of SPECK_SHARE of the frame or more (sky seen through a gap between an arm
-  and a body is sky too: that color is not background-only).
-- **Second opinion** (`second_opinion`): a region that is not open, painted a background-only color on
-  weak evidence (a chain step's confidence under LOW_CONFIDENCE), is looked up in the chain's keyframe
-  directly (the keyframe is never wrong; the chain may be). Where the keyframe's correspondence also
-  lands mostly on background, the region is background (a hole that opened, a piece of sky between
-  limbs) and keeps its color; otherwise it takes the keyframe's most voted color that is not
-  background-only, with low confidence (QA marks it). Checked at every step, so one bad frame does not
-  poison the frames after it.
+- **Background-only colors** (`background_only`): the colors of a keyframe's background regions that
+  none of its character parts has. Background regions: the open ones, and regions most of whose pixels
+  have color codes the open regions have more of than the rest (sky seen between an arm and a body, in
+  a lighter tone of the sky's gradient, is sky).
+- **Suspects** (`suspects`): regions of a frame that are not open but are painted a background-only
+  color. The engine (`engines.flat`, a chain step) asks the keyframe about them with `region_votes`:
+  where the keyframe's correspondence lands mostly on background too (`background_share`), the region
+  is background (a hole that opened); otherwise it is a character part and takes another color
+  (`best_other`) from the source drawing or the keyframe, at low confidence. Checked at every step, so
+  one bad frame does not poison the frames after it.
 """
 
 from __future__ import annotations
@@ -85,19 +85,12 @@ def background_only(seg: Segmentation, colors: np.ndarray, image: np.ndarray) ->
     )
 
 
-def suspects(
-    seg: Segmentation,
-    colors: np.ndarray,
-    conf: np.ndarray,
-    background: np.ndarray,
-    weak: float,
-    min_area: int,
-) -> np.ndarray:
+def suspects(seg: Segmentation, colors: np.ndarray, background: np.ndarray, min_area: int) -> np.ndarray:
     """(count + 1,) bool: regions that are not open, of `min_area` px or more, painted one of the
-    `background` colors with a confidence under `weak`."""
+    `background` colors."""
     if len(background) == 0:
         return np.zeros(seg.count + 1, bool)
-    out = ~open_regions(seg) & np.isin(colors, background) & (conf < weak) & (seg.areas >= min_area)
+    out = ~open_regions(seg) & np.isin(colors, background) & (seg.areas >= min_area)
     out[0] = False
     return out
 
@@ -165,11 +158,3 @@ def best_other(
     found = top > 0
     share = top / np.maximum(votes[:, 1:].sum(axis=1), 1)
     return np.where(found, palette[best], NO_COLOR), np.where(found, share, 0.0), np.where(found, label, 0)
-
-
-def character_ink(seg: Segmentation, background: np.ndarray, reach: int = 3) -> np.ndarray:
-    """`seg.ink` where a line bounds a region that is not `background` (bool per region), within `reach`
-    px: the characters' lines without the background's (a fence, a horizon), so the motion of a
-    character that moves far against a still background can be followed."""
-    near = cv2.dilate(seg.per_pixel((~background).astype(np.uint8)), np.ones((2 * reach + 1,) * 2, np.uint8))
-    return cv2.bitwise_and(seg.ink, seg.ink, mask=near)
