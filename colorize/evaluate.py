@@ -50,6 +50,7 @@ from colorize.errors import InputDataError, MissingInputError, OutputError
 from colorize.evaluate_clip import (
     BACKGROUND_MIN_AREA,
     background_colors,
+    background_owned,
     longest_run,
     off_lines,
     painted_background,
@@ -212,7 +213,7 @@ class _CaseFiles:
     gts: dict[int, Path]
     regions: dict[int, Path]
     unscored: dict[int, Path]
-    backgrounds: dict[int, np.ndarray]
+    backgrounds: dict[int, tuple[np.ndarray, np.ndarray]]  # keyframe: (background colours, owned)
 
 
 def _case_files(case: Path, plan: Any) -> _CaseFiles:
@@ -302,7 +303,12 @@ def _score_frame(
         row[f"{who}_psnr_off_lines"] = psnr(img, gt, off if scored is None else off & scored)
         if k is not None:
             row[f"{who}_background_regions"] = painted_background(
-                img, gt, ids, files.backgrounds[k], max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size))
+                img,
+                gt,
+                ids,
+                files.backgrounds[k][0],
+                max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size)),
+                truth_colors=files.backgrounds[k][1],
             )
         row[f"{who}_alpha_iou"] = alpha_iou(img, gt, scored)
         wrong_of[who] = wrong
@@ -377,15 +383,17 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-def _background_colors(plan: Any, key: int, key_file: Path, regions: dict) -> np.ndarray:
-    """The background colours (`evaluate_clip.background_colors`) of the keyframe `key_file` of frame `key`
-    over its region map, else over the regions of its line art."""
+def _background_colors(plan: Any, key: int, key_file: Path, regions: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The background colours (`evaluate_clip.background_colors`) and the colours the background owns
+    (`evaluate_clip.background_owned`) of the keyframe `key_file` of frame `key` over its region map, else
+    over the regions of its line art."""
     line = images.read_rgba(plan.lineart_paths[key])
     if key in regions:
         ids = region_ids(images.read_rgba(regions[key]))
     else:
         ids = engine_segmentation(line, plan.settings).labels
-    return background_colors(images.read_rgba(key_file), ids)
+    image = images.read_rgba(key_file)
+    return background_colors(image, ids), background_owned(image, ids)
 
 
 def _index_layer(plan: Any, frame: int) -> np.ndarray:

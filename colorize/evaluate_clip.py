@@ -7,8 +7,10 @@
   to the frame (touching two or more frame edges, at least BACKGROUND_AREA of the frame), and nowhere
   else. A frame *paints a character in a background colour* when one of its regions (the region map when
   the case has one, else the regions of the frame's line art) of at least `min_area` pixels is not
-  background in the truth (at most half its pixels in background colours) but is in the output (more than
-  half). The case figure is the longest run of consecutive frames that do.
+  background in the truth (at most half its pixels in the colours the keyframe's background owns: has
+  more pixels of than its other regions, `background_owned`; the lighter tones of a sky's gradient that
+  also show between a character's limbs are the sky's) but is in the output (more than half in background
+  colours). The case figure is the longest run of consecutive frames that do.
 """
 
 from __future__ import annotations
@@ -51,17 +53,42 @@ def background_colors(keyframe: np.ndarray, ids: np.ndarray, area: float = BACKG
     return np.setdiff1d(np.unique(codes[inside]), np.unique(codes[~inside & (ids > 0)]))
 
 
+def background_owned(keyframe: np.ndarray, ids: np.ndarray, area: float = BACKGROUND_AREA) -> np.ndarray:
+    """Sorted colour codes (`quantized`) the keyframe's background regions (as in `background_colors`) have
+    more pixels of than its other regions: the background's own colours, the tones of its gradient that
+    also show through a gap in a character included (what the truth of a region must mostly have to be
+    background)."""
+    n = int(ids.max()) + 1
+    edges = np.zeros(n, np.int64)
+    for side in (ids[0], ids[-1], ids[:, 0], ids[:, -1]):
+        edges[np.unique(side)] += 1
+    big = (edges >= 2) & (np.bincount(ids.ravel(), minlength=n) >= area * ids.size)
+    big[0] = False
+    codes = quantized(keyframe)
+    inside = big[ids]
+    size = 1 << (3 * (8 - QUANT))
+    mine = np.bincount(codes[inside], minlength=size)
+    others = np.bincount(codes[~inside & (ids > 0)], minlength=size)
+    return np.flatnonzero(mine > others)
+
+
 def painted_background(
-    result: np.ndarray, truth: np.ndarray, ids: np.ndarray, colors: np.ndarray, min_area: int
+    result: np.ndarray,
+    truth: np.ndarray,
+    ids: np.ndarray,
+    colors: np.ndarray,
+    min_area: int,
+    truth_colors: np.ndarray | None = None,
 ) -> int:
     """Regions of `ids` (>= `min_area` px, id 0 = lines, not counted) that are not background in the truth
-    (at most half their pixels in `colors`) but are in the result (more than half)."""
+    (at most half their pixels in `truth_colors`, by default `colors`) but are in the result (more than
+    half in `colors`)."""
     n = int(ids.max()) + 1
     flat = ids.ravel()
     area = np.bincount(flat, minlength=n)
     share = []
-    for image in (truth, result):
-        hits = np.isin(quantized(image), colors).ravel()
+    for image, codes in ((truth, colors if truth_colors is None else truth_colors), (result, colors)):
+        hits = np.isin(quantized(image), codes).ravel()
         share.append(np.bincount(flat, weights=hits, minlength=n) * 2 > area)
     bad = ~share[0] & share[1] & (area >= max(1, min_area))
     bad[0] = False

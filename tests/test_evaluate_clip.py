@@ -10,6 +10,7 @@ from synth import finished, make_frame
 from colorize.evaluate import evaluate_case, psnr, table, write_case
 from colorize.evaluate_clip import (
     background_colors,
+    background_owned,
     longest_run,
     off_lines,
     painted_background,
@@ -99,6 +100,26 @@ def test_painted_background_counts_character_regions_painted_in_background_color
     # The truth itself painted like the background there: not a character region.
     out[5:15, 5:12, :3] = SKY
     assert painted_background(out, out, ids, colors, min_area=1) == 0
+
+
+def test_a_region_whose_truth_is_a_lighter_tone_of_the_sky_is_no_character():
+    # The sky is a gradient: lighter near the bottom. The lighter tone also shows through a gap in the
+    # character (region 3), so it is not a background-only colour; but it is the sky's own (the open sky
+    # has far more of it), and a region whose truth has it is background, whatever tone it is painted.
+    key, ids = _scene()
+    light = (170, 190, 230)
+    key[12:, :5, :3] = light
+    key[6:8, 6:8, :3] = light
+    sky, tone, red = quantized(key)[0, 0], quantized(key)[19, 0], quantized(key)[10, 10]
+    only, owned = background_colors(key, ids), background_owned(key, ids)
+    assert sky in only and tone not in only
+    assert sky in owned and tone in owned and red not in owned
+    out = key.copy()
+    out[6:8, 6:8, :3] = SKY  # the gap painted the sky's darker tone
+    assert painted_background(out, key, ids, only, min_area=1) == 1  # judged on the truth's own codes
+    assert painted_background(out, key, ids, only, min_area=1, truth_colors=owned) == 0
+    out[5:15, 5:12, :3] = SKY  # the character itself painted like the sky still counts
+    assert painted_background(out, key, ids, only, min_area=1, truth_colors=owned) == 1
 
 
 def test_longest_run_of_consecutive_frames():

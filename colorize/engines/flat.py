@@ -16,7 +16,10 @@ Color sources per region, in order:
    near repeat (a re-scan, a cycle redrawn) propagates from the most similar drawing, time-adjacent or
    not; otherwise from the previous frame. Propagation: global motion of the ink, flow on the residual
    (`colorize.flow.correspondence`), region votes (`regions.propagate`), then region-level matching where
-   the votes are weak (`regions.match.match_regions`). The more confident chain wins per region;
+   the votes are weak (`regions.match.match_regions`); a region that is not open background but took a
+   color only the keyframe's background has is asked about in the keyframe itself (`regions.kinds`: a
+   character part takes a character's color back, at low confidence). The more confident chain wins per
+   region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
 4. small regions left over take a neighbour's color; otherwise the visible `unresolved_color`, and the
@@ -65,8 +68,16 @@ from colorize import images
 from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
 from colorize.errors import ColorizeError
-from colorize.flow import COARSE_WORK, IDENTITY, correspondence, flow_image, flow_scale
+from colorize.flow import COARSE_WORK, IDENTITY, Correspondence, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
+from colorize.regions.kinds import (
+    BACKGROUND_SHARE,
+    background_only,
+    background_share,
+    best_other,
+    region_votes,
+    suspects,
+)
 from colorize.regions.lines import LineRoles, LineWork, classify
 from colorize.regions.lines import empty as no_linework
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
@@ -100,6 +111,7 @@ NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that 
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
 FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
+SOURCE_SHARE = 0.2  # a part kept off the background takes another color of its source with this vote share
 NEIGHBOUR_SHARE = 2e-4  # unresolved regions under this share of the frame (0.02 %) take a neighbour's color
 NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
 
@@ -482,9 +494,67 @@ class FlatEngine(EngineBase):
             ids, score, found = ids[better], score[better], found[better]
             colors[ids], conf[ids], prev_label[ids] = src_state.colors[found], score, found
             how[ids] = MATCHED
-        colors[conf < self.flat.match_threshold] = NO_COLOR
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
+        self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
+        colors[conf < self.flat.match_threshold] = NO_COLOR
         return _State(colors, conf, origin, how, src_state.origin_key)
+
+    def _second_opinion(
+        self,
+        p: int,
+        seg: Segmentation,
+        src: tuple[Segmentation, _State, Correspondence, tuple[np.ndarray, np.ndarray] | None],
+        colors: np.ndarray,
+        conf: np.ndarray,
+        how: np.ndarray,
+        origin: np.ndarray,
+    ) -> None:
+        """Regions that are not open background but took a background-only color of the chain's keyframe
+        (`regions.kinds`); in place.
+
+        Where the keyframe's own correspondence lands mostly on its background too, the color stays (a
+        hole that opened, sky between limbs). Otherwise the region takes the color, other than a
+        background-only one, that SOURCE_SHARE or more of its pixels came from in the source drawing (the
+        part was joined to the background through a gap in the lines there), else the keyframe's most
+        voted one (the part moved far), at low confidence (QA marks it); left as it is, at low confidence,
+        when neither has one."""
+        src_seg, src_state, where, owners = src
+        key = self._key(src_state.origin_key)
+        if "background_only" not in key.seg.cache:
+            key.seg.cache["background_only"] = background_only(
+                key.seg, key.colors, images.to_uint8(key.image)
+            )
+        background = key.seg.cache["background_only"]
+        ids = np.flatnonzero(suspects(seg, colors, background, self._neighbour_limit(seg)))
+        ids = ids[conf[ids] >= self.flat.match_threshold]
+        if len(ids) == 0:
+            return
+        key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
+        key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
+        character = background_share(key_votes, key.colors, background) < BACKGROUND_SHARE
+        ids, key_votes = ids[character], key_votes[character]
+        low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
+        conf[ids] = np.minimum(conf[ids], low)
+        near = best_other(region_votes(seg, src_seg, ids, where, owners), src_state.colors, background)
+        far = best_other(key_votes, key.colors, background)
+        took = np.zeros(len(ids), bool)
+        for (got, share, label), least, from_key in ((near, SOURCE_SHARE, False), (far, 0.0, True)):
+            ok = ~took & (got != NO_COLOR) & (share >= least)
+            t = ids[ok]
+            colors[t], how[t] = got[ok], MATCHED
+            conf[t] = np.clip(share[ok], self.flat.match_threshold, low)
+            origin[t] = label[ok] if from_key else src_state.origin[label[ok]]
+            took |= ok
+
+    def _to_key(self, seg: Segmentation, key_seg: Segmentation) -> Correspondence:
+        """Positions in a keyframe of `seg`'s pixels (cached on `seg`: the second opinion and texture
+        carrying both need it)."""
+        cache_key = ("to_key", key_seg.cache["signature"].digest)
+        if cache_key not in seg.cache:
+            seg.cache[cache_key] = correspondence(
+                seg.ink, key_seg.ink, images=self._flow_images(seg, key_seg)
+            )[0]
+        return seg.cache[cache_key]
 
     def _most_similar(self, sig: Signature, candidates: list[int], adjacent: int, frame: int) -> int:
         """The drawing to propagate from: the most similar candidate when it is a near repeat (NEAR_REPEAT)
@@ -554,7 +624,7 @@ class FlatEngine(EngineBase):
             wanted[0] = False
             if not wanted.any():
                 continue
-            where, _ = correspondence(seg.ink, key.seg.ink, images=self._flow_images(seg, key.seg))
+            where = self._to_key(seg, key.seg)
             source = self._paint_source(key, alpha, paint.dtype)
             carry_texture(paint, seg, wanted, origin, where.full(), key.seg, source)
 

@@ -1,0 +1,104 @@
+"""Region kinds (`colorize.regions.kinds`) with truth by construction: a character part joined to the sky
+for one frame (a gap in its outline) must not stay sky-colored afterwards, and sky seen through a loop
+of a character stays sky."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from colorize.engines.base import FrameInput, ShotContext
+from colorize.engines.flat import FlatEngine
+from colorize.regions.kinds import background_only, open_regions
+from colorize.regions.palette import dominant_colors
+from colorize.regions.segment import segment
+from colorize.settings import Settings
+
+H, W = 160, 240
+SKY, LIGHT_SKY, GROUND, INK = (110, 150, 230), (150, 185, 240), (90, 150, 60), (20, 20, 20)
+SHIRT, FACE = (200, 40, 50), (245, 215, 190)
+
+
+def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(line art RGBA, truth RGB): sky over ground (a horizon line), a face over a shirt, `dy` px down;
+    `gap`: a break in the shirt's outline (the shirt joins the sky); `loop`: a hole in the shirt through
+    which the sky shows (a lighter tone of it, as the gradient has near the horizon)."""
+    color = np.empty((H, W, 3), np.uint8)
+    color[:110], color[110:] = SKY, GROUND
+    color[80:110] = LIGHT_SKY  # the sky's gradient: lighter near the horizon
+    lines = np.zeros((H, W), np.uint8)
+    cv2.line(lines, (0, 110), (W - 1, 110), 255, 2)
+    shirt = (80, 40 + dy, 150, 100 + dy)
+    cv2.rectangle(color, shirt[:2], shirt[2:], SHIRT, -1)
+    cv2.rectangle(lines, shirt[:2], shirt[2:], 255, 2)
+    cv2.circle(color, (115, 25 + dy), 14, FACE, -1)
+    cv2.circle(lines, (115, 25 + dy), 14, 255, 2)
+    if loop:
+        cv2.rectangle(color, (100, 60 + dy), (130, 80 + dy), LIGHT_SKY, -1)
+        cv2.rectangle(lines, (100, 60 + dy), (130, 80 + dy), 255, 2)
+    if gap:
+        lines[shirt[1] - 2 : shirt[1] + 3, 95:130] = 0  # the top of the outline is missing
+    color = np.where(lines[..., None] > 0, np.array(INK, np.uint8), color)
+    line_rgb = np.where(lines[..., None] > 0, np.array(INK, np.uint8), np.uint8(255))
+    return np.dstack([line_rgb, np.full((H, W), 255, np.uint8)]), np.ascontiguousarray(color)
+
+
+def _run(frames: list[tuple[np.ndarray, np.ndarray]]) -> list:
+    settings = Settings()
+    engine = FlatEngine(settings)
+    engine.prepare(
+        ShotContext(
+            frames=tuple(range(len(frames))),
+            keyframes=(0,),
+            size=(H, W),
+            characters=(),
+            background=None,
+            settings=settings,
+            load_lineart=lambda f: frames[f][0],
+            load_keyframe=lambda f: frames[f][1],
+            load_masks=lambda f: {},
+        )
+    )
+    return engine.colorize(
+        [FrameInput(f, line, {}, color if f == 0 else None) for f, (line, color) in enumerate(frames)]
+    )
+
+
+def _painted(result, line: np.ndarray, point: tuple[int, int]) -> tuple[int, int, int]:
+    """The color the result has in the region (of the line art) around `point` (x, y)."""
+    seg = segment(line, 2, 8, 0.4)
+    inside = (seg.labels == seg.labels[point[1], point[0]]) & (seg.ink == 0)
+    return tuple(int(v) for v in np.median(result.image[..., :3][inside], axis=0))
+
+
+def test_background_only_colors_are_the_open_regions_and_the_sky_seen_through_a_loop():
+    line, color = _frame(0, loop=True)
+    seg = segment(line, 2, 8, 0.4)
+    colors, _ = dominant_colors(seg.labels, seg.count, color, valid=(seg.labels > 0) & (seg.ink == 0))
+    assert open_regions(seg).sum() == 2  # sky and ground: three frame edges each
+    packed = {tuple(int(v) for v in (c >> 16 & 255, c >> 8 & 255, c & 255)) for c in colors.tolist()}
+    assert {SHIRT, FACE, LIGHT_SKY, SKY, GROUND} <= packed
+    only = {(c >> 16 & 255, c >> 8 & 255, c & 255) for c in background_only(seg, colors, color).tolist()}
+    # The loop is enclosed, but its pixels are the sky's (its lighter tone, which the open sky has too).
+    assert only == {SKY, GROUND, LIGHT_SKY}
+
+
+def test_a_part_joined_to_the_sky_for_one_frame_takes_its_own_color_back():
+    # The shirt moves down 3 px a frame; in frame 2 a gap in its outline joins it to the sky (it is
+    # painted sky there: most of that region is sky). From frame 3 on it is closed again.
+    frames = [_frame(3 * i, gap=i == 2) for i in range(6)]
+    results = _run(frames)
+    for f in (3, 4, 5):
+        line = frames[f][0]
+        shirt = _painted(results[f], line, (90, 70 + 3 * f))
+        assert shirt == SHIRT, f"frame {f}: the shirt is painted {shirt}"
+        assert results[f].info["low_confidence"] >= 1  # the shirt's color is a second opinion: marked
+        assert _painted(results[f], line, (20, 20)) == SKY
+
+
+def test_sky_seen_through_a_loop_stays_sky():
+    frames = [_frame(3 * i, loop=True) for i in range(4)]
+    results = _run(frames)
+    for f in range(1, 4):
+        assert _painted(results[f], frames[f][0], (115, 70 + 3 * f)) == LIGHT_SKY
+        assert _painted(results[f], frames[f][0], (90, 50 + 3 * f)) == SHIRT
