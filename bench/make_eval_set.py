@@ -269,8 +269,7 @@ def lg_imperfect(out: Path, line, gt, ids, path) -> None:
         path,
         [0],
         "laughing_girl moved 80 px, 3 deg per frame, nearest-neighbour resampled (1-px line gaps)",
-        lines_of=nearest_lineart,
-        settings="flat:\n  close_breaks: true\n",
+        lines_of=nearest_lineart,  # default settings: close_breaks "auto" closes its breaks
     )
     _real_case(
         out / "lg_gaps",
@@ -305,8 +304,7 @@ def real_cases(out: Path, realdata: Path) -> None:
             path,
             [0],
             "pbc0242 panned and turned, nearest-neighbour resampled (1-px line gaps)",
-            lines_of=nearest_lineart,
-            settings="flat:\n  close_breaks: true\n",
+            lines_of=nearest_lineart,  # default settings: close_breaks "auto" closes its breaks
         )
         _real_case(
             out / "pbc_gaps",
