@@ -19,7 +19,7 @@ Real-data cases (transforms of --realdata):
   pbc_cycle         pbc0242 on a cycle of four positions, three times (exact repeats)
   pbc_palette       pbc_move's first four frames with a palette of the keyframe's colours and the index
                     layer: palette ids scored per region (`palette ids` column)
-  pbc_nearest       pbc_move's path with nearest-neighbour resampled line art (1-px line gaps, steps)
+  pbc_nearest       pbc_move's path with nearest-neighbour resampled line art (1-2 px line gaps, steps; default settings)
   pbc_gaps          pbc_move's path with 300 gaps of 1-3 px cut into the lines of every moved frame
   pbc_bend          synthetic non-rigid motion: one part of pbc0242 (around the left of the middle) pushed up
                     to 35 px against its neighbours by a smooth local displacement, and back
