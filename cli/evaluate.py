@@ -147,7 +147,7 @@ def eval_folder_cmd(
     """
     from colorize import images
     from colorize.errors import MissingInputError
-    from colorize.evaluate import alpha_iou, psnr, region_accuracy, region_ids, ssim
+    from colorize.metrics import alpha_iou, psnr, region_accuracy, region_ids, ssim
     from colorize.sequences import find_sequence
 
     with errors_to_exit():

@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,23 @@ from colorize.evaluate_clip import (
 from colorize.evaluate_trace import case_figures as trace_case_figures
 from colorize.evaluate_trace import table as trace_table
 from colorize.events import Events
+from colorize.metrics import (
+    CLIP_TOLERANCE,
+    MIN_AREA,
+    TOLERANCE,
+    alpha_iou,
+    encode_ids,
+    error_image,
+    flag_counts,
+    palette_id_accuracy,
+    pixel_accuracy,
+    psnr,
+    region_accuracy,
+    region_ids,
+    segmentation_recovery,
+    ssim,  # noqa: F401 (importable from here as before)
+    unpack_flags,
+)
 from colorize.qa import contact_sheet
 from colorize.regions.render import render
 from colorize.regions.segment import Segmentation, ink_u8, segment
@@ -65,172 +83,6 @@ from colorize.settings import Settings
 from colorize.shot import plan_shot
 from colorize.temporal import warp_previous
 from colorize.validate import validate_plan
-
-TOLERANCE = 8  # pixel accuracy: largest difference per channel that still counts as right
-CLIP_TOLERANCE = 32  # the same for frames without region maps (painted, codec-compressed finished frames)
-MIN_AREA = 12  # region accuracy counts regions with at least this many pixels off the lines
-
-# -- metrics ------------------------------------------------------------------------------------------------
-
-
-def region_ids(region_map: np.ndarray) -> np.ndarray:
-    """RGB(A) region index map -> H×W int ids, 0 for black (lines)."""
-    rgb = region_map[..., :3].astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    uniq, inv = np.unique(packed, return_inverse=True)
-    return inv.reshape(packed.shape) + (0 if uniq[0] == 0 else 1)
-
-
-def encode_ids(ids: np.ndarray) -> np.ndarray:
-    """H×W int ids -> H×W×3 uint8 region index map (the inverse of `region_ids` up to renumbering)."""
-    ids = ids.astype(np.int64)
-    return np.dstack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255]).astype(np.uint8)
-
-
-def segmentation_recovery(labels: np.ndarray, gt_ids: np.ndarray, iou: float = 0.9) -> tuple[int, int]:
-    """(recovered, total) ground-truth regions matched by one of `labels`' regions with IoU >= iou."""
-    ng, nl = int(gt_ids.max()) + 1, int(labels.max()) + 1
-    inter = np.bincount((gt_ids.astype(np.int64) * nl + labels).ravel(), minlength=ng * nl).reshape(ng, nl)
-    ga, la = inter.sum(axis=1), inter.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ious = inter[:, 1:] / (ga[:, None] + la[None, 1:] - inter[:, 1:])
-    best = np.nan_to_num(ious).max(axis=1) if nl > 1 else np.zeros(ng)
-    present = ga > 0
-    present[0] = False
-    return int((best[present] >= iou).sum()), int(present.sum())
-
-
-def _close(result: np.ndarray, gt: np.ndarray, tolerance: int) -> np.ndarray:
-    """H×W bool: within `tolerance` in every channel (RGBA; the color of pixels transparent in both and
-    of RGB results against RGB truth compare as is)."""
-    a, b = images.output_array(result, "on").astype(np.int16), images.output_array(gt, "on").astype(np.int16)
-    close = np.abs(a - b) <= tolerance
-    clear = (a[..., 3] == 0) & (b[..., 3] == 0)
-    return close.all(axis=-1) | (clear & close[..., 3])
-
-
-def region_accuracy(
-    result: np.ndarray,
-    gt: np.ndarray,
-    gt_ids: np.ndarray,
-    min_area: int = 1,
-    counted: np.ndarray | None = None,
-    tolerance: int = TOLERANCE,
-) -> tuple[float, np.ndarray]:
-    """(share of regions colored right, H×W bool mask of wrong regions) over gt regions (id > 0).
-
-    A region is right when most of its pixels are within `tolerance` of the truth (for flat colors: it
-    has the truth's color; for shaded ones: its shading follows). RGBA compares alpha too: a region that
-    should be transparent must come out transparent. Only regions with at least `min_area` pixels of
-    `counted` (default: all pixels) take part.
-    """
-    n = int(gt_ids.max()) + 1
-    ids = gt_ids.ravel()
-    good = np.bincount(ids, weights=_close(result, gt, tolerance).ravel(), minlength=n)
-    ok = good * 2 > np.bincount(ids, minlength=n)
-    sel = gt_ids if counted is None else gt_ids[counted]
-    present = np.bincount(sel.ravel(), minlength=n) >= max(1, min_area)
-    present[0] = False
-    wrong = present & ~ok
-    return float(ok[present].mean()) if present.any() else 1.0, wrong[gt_ids]
-
-
-def palette_id_accuracy(
-    index: np.ndarray, truth: np.ndarray, gt_ids: np.ndarray, min_area: int = MIN_AREA
-) -> float:
-    """Share of ground-truth regions (of at least `min_area` pixels) whose most common index-layer id is
-    the most common palette id of the truth there (`Palette.index` of the finished frame)."""
-    lab = gt_ids.ravel()
-    keep = lab > 0
-    regions, inverse, areas = np.unique(lab[keep], return_inverse=True, return_counts=True)
-    if len(regions) == 0:
-        return float("nan")
-    right = []
-    for values in (index.ravel()[keep], truth.ravel()[keep]):
-        pairs = inverse.astype(np.int64) * 65536 + values.astype(np.int64)
-        uniq, counts = np.unique(pairs, return_counts=True)
-        order = np.lexsort((-counts, uniq // 65536))
-        first = order[np.r_[True, (uniq[order] // 65536)[1:] != (uniq[order] // 65536)[:-1]]]
-        best = np.zeros(len(regions), np.int64)
-        best[uniq[first] // 65536] = uniq[first] % 65536
-        right.append(best)
-    big = areas >= min_area
-    return float((right[0] == right[1])[big].mean()) if big.any() else float("nan")
-
-
-def flag_counts(wrong: np.ndarray, flagged: np.ndarray, gt_ids: np.ndarray, min_area: int) -> dict[str, int]:
-    """How well the engine's flags (H×W bool: pixels of regions it calls low-confidence or unresolved)
-    predict its errors (`wrong`, H×W bool from `region_accuracy`), over the ground-truth regions of at
-    least `min_area` pixels: {"wrong": wrong regions, "wrong_flagged": wrong regions most of whose pixels
-    are flagged, "flagged": regions most of whose pixels are flagged}. Recall = wrong_flagged / wrong,
-    precision = wrong_flagged / flagged."""
-    n = int(gt_ids.max()) + 1
-    ids = gt_ids.ravel()
-    area = np.bincount(ids, minlength=n)
-    present = area >= max(1, min_area)
-    present[0] = False
-    bad = (np.bincount(ids, weights=wrong.ravel(), minlength=n) * 2 > area) & present
-    marked = (np.bincount(ids, weights=flagged.ravel(), minlength=n) * 2 > area) & present
-    return {"wrong": int(bad.sum()), "wrong_flagged": int((bad & marked).sum()), "flagged": int(marked.sum())}
-
-
-def _unpack(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
-
-
-def pixel_accuracy(
-    result: np.ndarray, gt: np.ndarray, where: np.ndarray, tolerance: int = TOLERANCE
-) -> float:
-    """Share of `where` pixels within `tolerance` of the ground truth in every channel (see `_close`)."""
-    return float(_close(result, gt, tolerance)[where].mean()) if where.any() else 1.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
-    """PSNR in dB of two images composited over white (8 bits), over the `where` pixels (H×W bool, default
-    all); inf when equal there, nan when there is no such pixel."""
-    x = images.to_uint8(images.over_white(a)).astype(np.float64)
-    y = images.to_uint8(images.over_white(b)).astype(np.float64)
-    err = (x - y) ** 2 if where is None else ((x - y) ** 2)[where]
-    if not err.size:
-        return float("nan")  # no pixel to score
-    mse = float(np.mean(err))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def alpha_iou(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
-    """IoU of the opaque (alpha >= 128) pixels of two images (of the `where` pixels, H×W bool, default all);
-    RGB images are opaque everywhere."""
-    ma, mb = images.output_array(a, "on")[..., 3] >= 128, images.output_array(b, "on")[..., 3] >= 128
-    if where is not None:
-        ma, mb = ma & where, mb & where
-    union = int((ma | mb).sum())
-    return float((ma & mb).sum() / union) if union else 1.0
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM on luma (of RGB over white) with the usual 11×11 Gaussian window (sigma 1.5), K1=0.01, K2=0.03."""
-    x = cv2.cvtColor(images.over_white(a), cv2.COLOR_RGB2GRAY).astype(np.float64)
-    y = cv2.cvtColor(images.over_white(b), cv2.COLOR_RGB2GRAY).astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(z: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(z, (11, 11), 1.5)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(m[5:-5, 5:-5].mean())  # the window's reach (5 px) off each border, as scikit-image does
-
-
-def error_image(result: np.ndarray, gt: np.ndarray, wrong: np.ndarray | None = None) -> np.ndarray:
-    """Dimmed ground truth; pixels that differ in red, whole wrongly colored regions in magenta."""
-    gt_rgb = images.over_white(images.to_uint8(gt))
-    base = cv2.cvtColor(cv2.cvtColor(gt_rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) // 2 + 64
-    base[~_close(result, gt, TOLERANCE)] = (255, 0, 0)
-    if wrong is not None:
-        base[wrong] = (255, 0, 255)
-    return base
-
 
 # -- the baseline -------------------------------------------------------------------------------------------
 
@@ -313,113 +165,185 @@ def evaluate_case(
     done = {e["frame"]: e for e in run_case(case, out / "engine", overrides, flags=flags)}
     caught = {"wrong": 0, "wrong_flagged": 0, "flagged": 0}
     frames = plan.exposures.frames  # every output frame, exact repeats (folded into one drawing) too
-    key_files = {plan.keyframe_frames.get(d, d): p for d, p in plan.keyframe_paths.items()}  # frame -> key
-    keys = sorted(key_files)
-    gts = find_sequence(case / "gt", images.IMAGE_EXTS) if (case / "gt").is_dir() else {}
-    regions = find_sequence(case / "regions", images.IMAGE_EXTS) if (case / "regions").is_dir() else {}
-    unscored = find_sequence(case / "unscored", images.IMAGE_EXTS) if (case / "unscored").is_dir() else {}
+    files = _case_files(case, plan)
     trace_frames: tuple[dict, dict] = ({}, {})  # a trace case: frame -> line art, output
-    firsts: dict[bytes, np.ndarray] = {}  # a drawing (its line-art bytes) -> the output of its first frame
-    repeat_mismatch, repeat_unresolved, repeats = 0, 0, 0
+    repeats = _Repeats()
     worst: tuple[tuple, list] | None = None
-    backgrounds = {k: _background_colors(plan, k, key_files[k], regions) for k in keys}
     for f in frames:
         line = images.read_rgba(plan.lineart_paths[f])
         result = images.read_image(plan.output.path(f))
         if meta.get("trace"):
             trace_frames[0][f], trace_frames[1][f] = line, images.to_uint8(result)
-        digest = line.tobytes()
-        if digest in firsts:  # a drawing identical to an earlier frame's: its pixels must be too
-            repeats += 1
-            # Pixels, not files: a repeat saved as a different file (not folded) has its own record.
-            repeat_mismatch += not np.array_equal(result, firsts[digest])
-            repeat_unresolved += done[f].get("unresolved", 0)
-        else:
-            firsts[digest] = result
-        if f in key_files or f not in gts:
+        repeats.add(line, result, done[f].get("unresolved", 0))
+        if f in files.key_files or f not in files.gts:
             continue
-        gt = images.read_image(gts[f])
-        mapped = f in regions  # region accuracy only against region maps
-        seg = None if mapped else engine_segmentation(line, plan.settings)  # (the baseline's too)
-        ids = region_ids(images.read_rgba(regions[f])) if seg is None else seg.labels.copy()
-        scored = None
-        if f in unscored:  # pixels whose truth no engine paints: left out of every figure
-            scored = images.read_rgba(unscored[f])[..., :3].max(axis=-1) < 128
-            ids[~scored] = 0
-        k = min(keys, key=lambda k: (abs(k - f), k)) if keys else None
-        if k is not None:
-            base = flow_warp_baseline(
-                images.read_rgba(key_files[k]),
-                images.read_rgba(plan.lineart_paths[k]),
-                line,
-                plan.settings,
-                seg,
-            )
-        else:  # nothing to warp: the baseline is the bare line art
-            base = images.over_white(line)
-        row: dict[str, Any] = {"frame": f, "unresolved": done[f].get("unresolved", 0)}
-        wrong_e = None
-        off = off_lines(line)
-        for who, img in (("engine", result), ("baseline", base)):
-            # Without region maps the line art's regions stand in, at the looser CLIP_TOLERANCE (painted,
-            # compressed frames): they decide which regions are wrong for the flags, not region accuracy.
-            acc, wrong = region_accuracy(
-                img, gt, ids, min_area=MIN_AREA, tolerance=TOLERANCE if mapped else CLIP_TOLERANCE
-            )
-            if mapped:
-                row[f"{who}_region_acc"] = acc
-                row[f"{who}_pixel_acc"] = pixel_accuracy(img, gt, ids > 0)
-            row[f"{who}_psnr"] = psnr(img, gt, scored)
-            row[f"{who}_psnr_off_lines"] = psnr(img, gt, off if scored is None else off & scored)
-            if k is not None:
-                row[f"{who}_background_regions"] = painted_background(
-                    img, gt, ids, backgrounds[k], max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size))
-                )
-            row[f"{who}_alpha_iou"] = alpha_iou(img, gt, scored)
-            wrong_e = wrong if who == "engine" else wrong_e
-            if who == "engine" and f in flags:
-                counts = flag_counts(wrong, _unpack(flags[f], ids.shape), ids, MIN_AREA)
-                row.update({f"flag_{k}": v for k, v in counts.items()})
-                caught = {k: caught[k] + counts[k] for k in caught}
-            if who == "baseline":
-                wrong_b = wrong
-        if mapped and plan.palette is not None and "index" in plan.layers:
-            index = _index_layer(plan, f)
-            row["engine_palette_id_acc"] = palette_id_accuracy(
-                index, plan.palette.index(images.output_array(gt, "on")), ids, MIN_AREA
-            )
+        row, counts, rank, sheet = _score_frame(plan, f, line, result, files, flags.get(f), done[f])
+        if counts is not None:
+            caught = {k: caught[k] + counts[k] for k in caught}
         report.frames.append(row)
-        who_first = "region_acc" if mapped else "psnr_off_lines"
-        rank = (
-            not mapped,
-            row[f"engine_{who_first}"],
-            row[f"engine_{who_first}"] - row[f"baseline_{who_first}"],
-        )
         if worst is None or rank < worst[0]:
-            worst = (
-                rank,
-                [line, result, base, gt, error_image(result, gt, wrong_e), error_image(base, gt, wrong_b)],
-            )
+            worst = (rank, sheet())
     figures = report.figures
     figures["frames"] = len(frames)
     figures["scored"] = len(report.frames)
     figures["unresolved"] = sum(e.get("unresolved", 0) for e in done.values())
-    figures["repeats"] = repeats
-    figures["repeats_not_identical"] = int(repeat_mismatch)
-    figures["repeats_unresolved"] = int(repeat_unresolved)
+    figures.update(repeats.figures())
     ids_acc = [r["engine_palette_id_acc"] for r in report.frames if "engine_palette_id_acc" in r]
     if ids_acc:
         figures["engine_palette_id_acc"] = float(np.mean(ids_acc))
     figures.update({f"flags_{k}": v for k, v in caught.items()})
     figures.update(_means(report.frames))
     if meta.get("trace"):
-        truths = {f: images.read_rgba(gts[f]) for f in trace_frames[0] if f in gts}
-        figures["trace"] = trace_case_figures(*trace_frames, truths, set(key_files))
+        truths = {f: images.read_rgba(files.gts[f]) for f in trace_frames[0] if f in files.gts}
+        figures["trace"] = trace_case_figures(*trace_frames, truths, set(files.key_files))
     if chunks > 1:
         figures["chunks_identical"] = _chunks_identical(case, out, plan, overrides, chunks)
+    _write_sheet(report, case, out, plan, frames, files, worst)
+    return report
+
+
+@dataclass
+class _CaseFiles:
+    """A case's files beside its shot (frame -> path): keyframes, ground truth, region maps, unscored
+    masks; and the background colours of each key."""
+
+    key_files: dict[int, Path]
+    keys: list[int]
+    gts: dict[int, Path]
+    regions: dict[int, Path]
+    unscored: dict[int, Path]
+    backgrounds: dict[int, np.ndarray]
+
+
+def _case_files(case: Path, plan: Any) -> _CaseFiles:
+    key_files = {plan.keyframe_frames.get(d, d): p for d, p in plan.keyframe_paths.items()}  # frame -> key
+    keys = sorted(key_files)
+
+    def sequence(name: str) -> dict[int, Path]:
+        return find_sequence(case / name, images.IMAGE_EXTS) if (case / name).is_dir() else {}
+
+    gts, regions, unscored = sequence("gt"), sequence("regions"), sequence("unscored")
+    backgrounds = {k: _background_colors(plan, k, key_files[k], regions) for k in keys}
+    return _CaseFiles(key_files, keys, gts, regions, unscored, backgrounds)
+
+
+@dataclass
+class _Repeats:
+    """Frames whose drawing is identical to an earlier frame's (by line-art pixels): their outputs must be
+    too. Pixels, not files: a repeat saved as a different file (not folded) has its own record."""
+
+    firsts: dict[bytes, np.ndarray] = field(default_factory=dict)  # line-art bytes -> first frame's output
+    repeats: int = 0
+    mismatch: int = 0
+    unresolved: int = 0
+
+    def add(self, line: np.ndarray, result: np.ndarray, unresolved: int) -> None:
+        digest = line.tobytes()
+        if digest in self.firsts:
+            self.repeats += 1
+            self.mismatch += not np.array_equal(result, self.firsts[digest])
+            self.unresolved += unresolved
+        else:
+            self.firsts[digest] = result
+
+    def figures(self) -> dict[str, int]:
+        return {
+            "repeats": self.repeats,
+            "repeats_not_identical": int(self.mismatch),
+            "repeats_unresolved": int(self.unresolved),
+        }
+
+
+def _score_frame(
+    plan: Any,
+    f: int,
+    line: np.ndarray,
+    result: np.ndarray,
+    files: _CaseFiles,
+    flags: np.ndarray | None,
+    done: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, int] | None, tuple, Callable[[], list[np.ndarray]]]:
+    """Frame `f`'s figures (engine and baseline against the truth), its flag counts (when the engine
+    flagged it), its rank for the contact sheet (lowest: worst) and a function making its sheet row."""
+    gt = images.read_image(files.gts[f])
+    mapped = f in files.regions  # region accuracy only against region maps
+    seg = None if mapped else engine_segmentation(line, plan.settings)  # (the baseline's too)
+    ids = region_ids(images.read_rgba(files.regions[f])) if seg is None else seg.labels.copy()
+    scored = None
+    if f in files.unscored:  # pixels whose truth no engine paints: left out of every figure
+        scored = images.read_rgba(files.unscored[f])[..., :3].max(axis=-1) < 128
+        ids[~scored] = 0
+    keys = files.keys
+    k = min(keys, key=lambda k: (abs(k - f), k)) if keys else None
+    if k is not None:
+        base = flow_warp_baseline(
+            images.read_rgba(files.key_files[k]),
+            images.read_rgba(plan.lineart_paths[k]),
+            line,
+            plan.settings,
+            seg,
+        )
+    else:  # nothing to warp: the baseline is the bare line art
+        base = images.over_white(line)
+    row: dict[str, Any] = {"frame": f, "unresolved": done.get("unresolved", 0)}
+    wrong_of: dict[str, np.ndarray] = {}
+    counts = None
+    off = off_lines(line)
+    for who, img in (("engine", result), ("baseline", base)):
+        # Without region maps the line art's regions stand in, at the looser CLIP_TOLERANCE (painted,
+        # compressed frames): they decide which regions are wrong for the flags, not region accuracy.
+        acc, wrong = region_accuracy(
+            img, gt, ids, min_area=MIN_AREA, tolerance=TOLERANCE if mapped else CLIP_TOLERANCE
+        )
+        if mapped:
+            row[f"{who}_region_acc"] = acc
+            row[f"{who}_pixel_acc"] = pixel_accuracy(img, gt, ids > 0)
+        row[f"{who}_psnr"] = psnr(img, gt, scored)
+        row[f"{who}_psnr_off_lines"] = psnr(img, gt, off if scored is None else off & scored)
+        if k is not None:
+            row[f"{who}_background_regions"] = painted_background(
+                img, gt, ids, files.backgrounds[k], max(MIN_AREA, int(BACKGROUND_MIN_AREA * ids.size))
+            )
+        row[f"{who}_alpha_iou"] = alpha_iou(img, gt, scored)
+        wrong_of[who] = wrong
+        if who == "engine" and flags is not None:
+            counts = flag_counts(wrong, unpack_flags(flags, ids.shape), ids, MIN_AREA)
+            row.update({f"flag_{k}": v for k, v in counts.items()})
+    if mapped and plan.palette is not None and "index" in plan.layers:
+        index = _index_layer(plan, f)
+        row["engine_palette_id_acc"] = palette_id_accuracy(
+            index, plan.palette.index(images.output_array(gt, "on")), ids, MIN_AREA
+        )
+    who_first = "region_acc" if mapped else "psnr_off_lines"
+    rank = (not mapped, row[f"engine_{who_first}"], row[f"engine_{who_first}"] - row[f"baseline_{who_first}"])
+
+    def sheet() -> list[np.ndarray]:
+        return [
+            line,
+            result,
+            base,
+            gt,
+            error_image(result, gt, wrong_of["engine"]),
+            error_image(base, gt, wrong_of["baseline"]),
+        ]
+
+    return row, counts, rank, sheet
+
+
+def _write_sheet(
+    report: CaseReport,
+    case: Path,
+    out: Path,
+    plan: Any,
+    frames: tuple[int, ...],
+    files: _CaseFiles,
+    worst: tuple[tuple, list] | None,
+) -> None:
+    """The case's contact sheet: its worst frame (line | engine | baseline | truth | errors), or with
+    nothing to score against, the results of a few frames."""
     if worst is None and len(frames) > 1:
         # Nothing to score against: show the results (line | result) of a few frames instead.
-        picks = [f for f in frames if f not in key_files][:6]
+        picks = [f for f in frames if f not in files.key_files][:6]
         rows = [
             [images.read_rgba(plan.lineart_paths[f]), images.read_image(plan.output.path(f))] for f in picks
         ]
@@ -435,7 +359,6 @@ def evaluate_case(
         )
         _write(sheet, contact_sheet([worst[1]], [caption], tile=320))
         report.sheets.append(sheet)
-    return report
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -110,6 +110,32 @@ def openjd_template(
             param["default"] = relative
         return param
 
+    steps = _steps(plan, chunk, args, gpu_memory_mib, keys_args)
+    name = re.sub(r"[^A-Za-z0-9 ._-]", "_", f"colorize {plan.lineart.head.rstrip('._') or shot_dir.name}")
+    template = {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": name[:128],
+        "parameterDefinitions": [
+            path_param("ShotDir", "DIRECTORY", "IN", shot_dir, "The shot folder."),
+            path_param("Refs", "FILE", "IN", plan.manifest_path, "The shot manifest (refs.yaml)."),
+            path_param("OutDir", "DIRECTORY", "OUT", plan.output.folder, "Output folder (job output)."),
+            {
+                "name": "Colorize",
+                "type": "STRING",
+                "default": "colorize",
+                "description": "The colorize executable on the workers.",
+            },
+        ],
+        "steps": steps,
+    }
+    return template, required
+
+
+def _steps(
+    plan: ShotPlan, chunk: int, args: list[str], gpu_memory_mib: int | None, keys_args: list[str] | None
+) -> list[dict[str, Any]]:
+    """The template's steps: `Colorize` (a task per chunk), after a `Keys` step with `keys_args`; the GPU
+    host requirement on the step that runs the engine on a GPU."""
     step: dict[str, Any] = {
         "name": "Colorize",
         "parameterSpace": {
@@ -141,24 +167,7 @@ def openjd_template(
         steps = [keys_step, step]
     elif gpu is not None:
         step["hostRequirements"] = gpu
-    name = re.sub(r"[^A-Za-z0-9 ._-]", "_", f"colorize {plan.lineart.head.rstrip('._') or shot_dir.name}")
-    template = {
-        "specificationVersion": "jobtemplate-2023-09",
-        "name": name[:128],
-        "parameterDefinitions": [
-            path_param("ShotDir", "DIRECTORY", "IN", shot_dir, "The shot folder."),
-            path_param("Refs", "FILE", "IN", plan.manifest_path, "The shot manifest (refs.yaml)."),
-            path_param("OutDir", "DIRECTORY", "OUT", plan.output.folder, "Output folder (job output)."),
-            {
-                "name": "Colorize",
-                "type": "STRING",
-                "default": "colorize",
-                "description": "The colorize executable on the workers.",
-            },
-        ],
-        "steps": steps,
-    }
-    return template, required
+    return steps
 
 
 def _script(command: str, options: list[str], args: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from colorize.errors import ManifestError, OutputError
 from colorize.keys import KeyChoice, choose_keys
 from colorize.manifest import load_manifest, load_yaml_with_lines
 from colorize.provenance import Provenance, pixels_digest
-from colorize.runner import shot_context
+from colorize.reading import shot_context
 from colorize.sequences import Pattern, list_frames, parse_pattern
 from colorize.shot import ShotPlan
 

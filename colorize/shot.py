@@ -269,14 +269,8 @@ def plan_shot(
     _check_output_pattern(manifest, manifest_path, output, lineart, problems)
     keyframe_paths, keyframe_frames = _keyframes(key_files, timing, digests, problems)
 
-    engine, engine_reason = choose_engine(settings)
-    spec = engine_spec(engine)
-    if spec.check is not None:
-        try:
-            spec.check(settings)
-        except ColorizeError as error:
-            problems.append(error)
-    dependencies = _dependencies(spec.depends_on, selected, timing, keyframe_paths, settings)
+    engine, engine_reason, depends_on = _engine(settings, problems)
+    dependencies = _dependencies(depends_on, selected, timing, keyframe_paths, settings)
     if settings.timing == "strict" and timing.kind == "strict":
         _report_gaps(lineart, line_paths, selected, dependencies, frames is not None, problems)
     reads = sorted({d for deps in dependencies.values() for d in deps})
@@ -312,21 +306,39 @@ def plan_shot(
         digests=digests.known(),
     )
     if not problems:
-        inputs = plan.input_paths()
-        for kind in ["output", *plan.layers]:
-            pattern = plan.layers.get(kind, plan.output)
-            hit = [f for f in selected if pattern.path(f).resolve() in inputs]
-            if hit:
-                what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
-                problems.append(
-                    OutputError(
-                        f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
-                        f"change `{key}` or --out"
-                    )
-                )
+        _check_outputs_not_inputs(plan, problems)
     if not collect:
         raise_problems(problems)
     return plan
+
+
+def _engine(settings: Settings, problems: list[ColorizeError]) -> tuple[str, str, DependsOn]:
+    """The engine the settings choose, why, and its `depends_on` rule; its own check's problem is
+    collected."""
+    engine, engine_reason = choose_engine(settings)
+    spec = engine_spec(engine)
+    if spec.check is not None:
+        try:
+            spec.check(settings)
+        except ColorizeError as error:
+            problems.append(error)
+    return engine, engine_reason, spec.depends_on
+
+
+def _check_outputs_not_inputs(plan: ShotPlan, problems: list[ColorizeError]) -> None:
+    """A selected frame's output (or layer) that is one of the run's input files is a problem."""
+    inputs = plan.input_paths()
+    for kind in ["output", *plan.layers]:
+        pattern = plan.layers.get(kind, plan.output)
+        hit = [f for f in plan.selected if pattern.path(f).resolve() in inputs]
+        if hit:
+            what, key = ("output", "output") if kind == "output" else (f"layer {kind}", f"layers.{kind}")
+            problems.append(
+                OutputError(
+                    f"{pattern.path(hit[0])}: {what} of frame {hit[0]} is an input file; "
+                    f"change `{key}` or --out"
+                )
+            )
 
 
 def _lineart(manifest: Manifest, base: Path, manifest_path: Path) -> tuple[Pattern, dict[int, Path]]:

@@ -7,6 +7,7 @@ before failing, so a user fixes a shot in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import overload
 
@@ -86,6 +87,19 @@ def validate_plan(
             single_masks_done.add(c.name)
             same_size(c.mask.path(), f"mask of {c.name!r}")
     palette = plan.palette if not problems else None  # (keyframes checked on model when all else reads)
+    _check_references(plan, read, collect, problems)
+    _check_keyframes(plan, frames, size, palette, problems)
+    if not collect:
+        raise_problems(problems)
+        assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
+    return size
+
+
+def _check_references(
+    plan: ShotPlan, read: Callable[[Path], tuple[int, int]], collect: bool, problems: list[ColorizeError]
+) -> None:
+    """Every character reference and the background reference reads; a reference mask has its
+    reference's size. `collect`: files plan_shot found missing are left out (it reported them)."""
     for ref in [c.reference for c in plan.characters] + ([plan.background] if plan.background else []):
         if collect and not ref.is_file():  # plan_shot reported it
             continue
@@ -110,11 +124,6 @@ def validate_plan(
                     f"reference is {ref_hw[1]}×{ref_hw[0]}"
                 )
             )
-    _check_keyframes(plan, frames, size, palette, problems)
-    if not collect:
-        raise_problems(problems)
-        assert size is not None  # every line-art frame read (plan_shot refuses a shot without frames)
-    return size
 
 
 def _check_keyframes(

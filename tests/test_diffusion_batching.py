@@ -30,7 +30,8 @@ from colorize.engines import consecutive_batches, engine_spec, register_engine
 from colorize.engines.diffusion.planning import chain_starts, warp_batches
 from colorize.errors import UsageError
 from colorize.events import Events
-from colorize.runner import _read_frame, run_on_devices, run_shot, shot_context
+from colorize.reading import read_frame as _read_frame
+from colorize.runner import run_on_devices, run_shot, shot_context
 from colorize.shot import plan_shot
 from colorize.temporal import chain_start
 from colorize.validate import validate_plan
