@@ -19,7 +19,7 @@ Real-data cases (transforms of --realdata):
   pbc_cycle         pbc0242 on a cycle of four positions, three times (exact repeats)
   pbc_palette       pbc_move's first four frames with a palette of the keyframe's colours and the index
                     layer: palette ids scored per region (`palette ids` column)
-  pbc_nearest       pbc_move's path with nearest-neighbour resampled line art (1-px line gaps, steps)
+  pbc_nearest       pbc_move's path with nearest-neighbour resampled line art (1-2 px line gaps, steps; default settings)
   pbc_gaps          pbc_move's path with 300 gaps of 1-3 px cut into the lines of every moved frame
   pbc_bend          synthetic non-rigid motion: one part of pbc0242 (around the left of the middle) pushed up
                     to 35 px against its neighbours by a smooth local displacement, and back
@@ -58,10 +58,15 @@ from synth import (  # noqa: E402  tests/synth.py: generated cel drawings
 
 from colorize import images  # noqa: E402
 from colorize.colormodel import extract, palette_yaml  # noqa: E402
-from colorize.evaluate import moved, moved_lineart, moved_truth, region_ids, write_case  # noqa: E402
+from colorize.evaluate import (  # noqa: E402
+    moved,
+    moved_lineart,
+    moved_truth,
+    region_ids,
+    region_truth,
+    write_case,
+)
 from colorize.regions.palette import pack_color  # noqa: E402
-from colorize.regions.render import render  # noqa: E402
-from colorize.regions.segment import segment  # noqa: E402
 
 
 def syn_move_rotate(out: Path, h: int, w: int) -> None:
@@ -148,7 +153,7 @@ def _moved_frame(line, gt, ids, shift, angle, lines=None):
     line1 = (lines or moved_lineart)(line, shift, angle)
     ids1 = moved(ids.astype(np.float32), shift, angle).astype(np.int64)
     ids1[line1[..., 3] > 0] = 0  # pixels under the moved lines are not counted
-    return line1, moved_truth(gt, line1, shift, angle), ids1
+    return line1, moved_truth(gt, ids, line1, shift, angle), ids1
 
 
 def _real_case(
@@ -220,8 +225,8 @@ def bent_case(folder: Path, line, gt, ids, steps: list[int]) -> None:
             l1 = bent(line, k, linear=True)
             l1[..., 3] = np.where(l1[..., 3] > 0, 255, 0).astype(np.uint8)  # binary lines, as drawn
             r1 = bent(ids.astype(np.float32), k).astype(np.int64)
+            g1 = region_truth(bent(gt, k), r1, l1)
             r1[l1[..., 3] > 0] = 0
-            g1 = render(segment(l1), bent(gt, k), l1, "keep", "fill")
         lines.append(l1)
         gts[i], regs[i] = g1, r1
     write_case(folder, lines, {0: gts[0]}, gts, regs, "a part bent against its neighbours (synthetic)")
@@ -264,8 +269,7 @@ def lg_imperfect(out: Path, line, gt, ids, path) -> None:
         path,
         [0],
         "laughing_girl moved 80 px, 3 deg per frame, nearest-neighbour resampled (1-px line gaps)",
-        lines_of=nearest_lineart,
-        settings="flat:\n  close_breaks: true\n",
+        lines_of=nearest_lineart,  # default settings: close_breaks "auto" closes its breaks
     )
     _real_case(
         out / "lg_gaps",
@@ -300,8 +304,7 @@ def real_cases(out: Path, realdata: Path) -> None:
             path,
             [0],
             "pbc0242 panned and turned, nearest-neighbour resampled (1-px line gaps)",
-            lines_of=nearest_lineart,
-            settings="flat:\n  close_breaks: true\n",
+            lines_of=nearest_lineart,  # default settings: close_breaks "auto" closes its breaks
         )
         _real_case(
             out / "pbc_gaps",
@@ -356,7 +359,7 @@ def real_cases(out: Path, realdata: Path) -> None:
             line1 = drawings[d] if i == 0 else moved_lineart(drawings[d], shift, angle)
             lines.append(line1)
             if d == 0:
-                gts[i] = gt if i == 0 else moved_truth(gt, line1, shift, angle)
+                gts[i] = gt if i == 0 else moved_truth(gt, ids, line1, shift, angle)
                 r = ids if i == 0 else moved(ids.astype(np.float32), shift, angle).astype(np.int64)
                 r[line1[..., 3] > 0] = 0
                 regs[i] = r

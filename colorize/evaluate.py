@@ -528,12 +528,47 @@ def moved_lineart(line: np.ndarray, shift: tuple[float, float], angle: float) ->
 
 
 def moved_truth(
-    gt: np.ndarray, moved_line: np.ndarray, shift: tuple[float, float], angle: float
+    gt: np.ndarray, ids: np.ndarray, moved_line: np.ndarray, shift: tuple[float, float], angle: float
 ) -> np.ndarray:
-    """Ground truth of a moved frame: the truth moved like the drawing, with the moved line art's own line
-    layer on top (the moved line art is what the frame shows, thickened where it was rasterised)."""
-    seg = segment(moved_line)
-    return render(seg, moved(gt, shift, angle), moved_line, "keep", "fill")
+    """Ground truth of a moved frame: `gt` (the finished frame of the region map `ids`) moved like the
+    drawing, each region in its own color, with the moved line art's line layer on top (see
+    `region_truth`). Nothing of the engine (segmentation, rendering) takes part."""
+    return region_truth(moved(gt, shift, angle), moved(ids.astype(np.float32), shift, angle), moved_line)
+
+
+def region_truth(paint: np.ndarray, ids: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The finished frame of line art `line` whose truth regions are `ids` (H×W, 0 = none: the old lines)
+    and whose region pixels have the colors `paint` (a finished frame moved or bent with `ids`, nearest
+    sampling, so a region pixel and its color come from the same source pixel).
+
+    Pixels of no region (old line pixels no longer under a line) take the color of the nearest region
+    pixel; the line art's main lines are composited over (lines in alpha: "over"; opaque line art on white
+    paper: multiplied, the same for black and gray lines); colored lines (trace lines, painted over in cel
+    finishing) are left out, so they show the paint beneath."""
+    paint = paint.copy()
+    none = (ids == 0).astype(np.uint8)
+    if none.any() and not none.all():
+        # Each pixel's nearest region pixel: one label per zero pixel of `none` (the region pixels), so the
+        # colors are looked up by label, whatever order OpenCV numbers them in.
+        _, near = cv2.distanceTransformWithLabels(none, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+        table = np.zeros((int(near.max()) + 1, paint.shape[2]), paint.dtype)
+        table[near[none == 0]] = paint[none == 0]
+        paint[none > 0] = table[near[none > 0]]
+    rgb = line[..., :3].astype(np.float32)
+    chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
+    if images.has_transparency(line):
+        a = line[..., 3].astype(np.float32) / 255
+        a[chroma > 80] = 0  # colored lines: painted over
+        top = a[..., None] * rgb + (1 - a[..., None]) * paint[..., :3].astype(np.float32)
+    else:
+        dark = 255 - rgb.min(axis=-1)
+        keep = ~(chroma * 255 > dark * 80)  # colored lines (chroma beyond ~0.3 of the ink): painted over
+        top = np.where(keep[..., None], paint[..., :3].astype(np.float32) * rgb / 255, paint[..., :3])
+    out = paint.copy()
+    out[..., :3] = np.clip(top + 0.5, 0, 255).astype(paint.dtype)
+    if paint.shape[2] == 4 and images.has_transparency(line):
+        out[..., 3] = np.maximum(paint[..., 3], np.where(chroma > 80, 0, line[..., 3]))
+    return out
 
 
 MANIFEST = """version: 1
@@ -632,7 +667,7 @@ def eval_pbc(
         out_dir / "case",
         [line, line1],
         {0: gt},
-        {1: moved_truth(gt, line1, shift, angle)},
+        {1: moved_truth(gt, ids, line1, shift, angle)},
         {1: ids1},
         f"pbc0242 moved {shift} px, rotated {angle} deg",
     )

@@ -73,11 +73,13 @@ class FlatSettings(StrictModel):
         "texture where the source region is not flat. Keyframe frames keep the keyframe's pixels off the "
         "lines unless flat.",
     )
-    close_breaks: bool = Field(
-        False,
-        description="Also close 1-px breaks in the lines for thin regions (hair strands, stripes) that "
+    close_breaks: Literal[True, False, "auto"] = Field(
+        "auto",
+        description="Also close 1-2 px breaks in the lines for thin regions (hair strands, stripes) that "
         "gap_close's ball cannot reach: for scans and aliased or nearest-neighbour resampled line art. "
-        "Closes a break only where it parts two regions of 2x min_region px or more.",
+        "Closes a break only where it parts two regions of 2x min_region px or more. auto: per frame, "
+        "where the line art is hard-edged (no anti-aliasing) with lines mostly one pixel thin, the lines "
+        "that aliased resampling breaks; true: every frame; false: never.",
     )
 
 

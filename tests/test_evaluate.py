@@ -16,6 +16,7 @@ from colorize.evaluate import (
     pixel_accuracy,
     psnr,
     region_accuracy,
+    region_truth,
     segmentation_recovery,
     ssim,
     write_case,
@@ -57,6 +58,33 @@ def test_metrics_on_toy_images():
     assert psnr(res, gt, scored) == float("inf") and alpha_iou(res, gt, scored) == 1.0
     sheet = contact_sheet([[gt, None, res[..., :3]]], ["row"], tile=40)
     assert sheet.shape[1] == 3 * 44 and sheet.dtype == np.uint8
+
+
+def test_region_truth_takes_colors_from_the_regions_and_lines_from_the_line_art():
+    # Two truth regions (left red, right blue) parted by an old line at column 10 (id 0); the new drawing
+    # has its black line at column 12 and a red trace line at column 5: by construction the old line's
+    # pixels are the nearest region's color, the new line is black, the trace line shows the paint.
+    ids = np.ones((8, 20), np.int64)
+    ids[:, 11:] = 2
+    ids[:, 10] = 0
+    paint = np.zeros((8, 20, 4), np.uint8)
+    paint[..., 3] = 255
+    paint[ids == 1, :3] = (200, 0, 0)
+    paint[ids == 2, :3] = (0, 0, 200)
+    paint[ids == 0, :3] = 0  # the old line: black in the finished frame
+    line = np.zeros((8, 20, 4), np.uint8)
+    line[:, 12, 3] = 255
+    line[:, 5] = (255, 0, 0, 255)
+    out = region_truth(paint, ids, line)
+    assert (out[:, 12, :3] == 0).all()
+    assert (out[:, 5, :3] == (200, 0, 0)).all() and (out[:, 5, 3] == 255).all()
+    assert (out[:, :10, :3] == (200, 0, 0)).all() and (out[:, 13:, :3] == (0, 0, 200)).all()
+    assert (out[:, 10, :3] != 0).any(axis=-1).all()  # no old line left: a region's color, red or blue
+    assert {tuple(c) for c in out[:, 10, :3]} <= {(200, 0, 0), (0, 0, 200)}
+    # Opaque line art on white paper: the lines multiply (a gray line over blue darkens it by half).
+    opaque = np.full((8, 20, 4), 255, np.uint8)
+    opaque[:, 12, :3] = 128
+    assert (region_truth(paint, ids, opaque)[:, 12, :3] == (0, 0, 100)).all()
 
 
 def test_ssim_matches_scikit_image():

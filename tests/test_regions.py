@@ -7,6 +7,7 @@ import numpy as np
 from synth import make_frame
 
 from colorize.flow import Correspondence
+from colorize.regions.breaks import breaks_likely
 from colorize.regions.leaks import leaky_regions
 from colorize.regions.palette import (
     deep_colors,
@@ -18,7 +19,7 @@ from colorize.regions.palette import (
     widen,
 )
 from colorize.regions.render import paint_layer, render
-from colorize.regions.segment import colored_line_mask, neighbour_regions, segment
+from colorize.regions.segment import colored_line_mask, ink_u8, neighbour_regions, segment
 
 
 def _blank(h: int = 120, w: int = 200) -> np.ndarray:
@@ -88,6 +89,44 @@ def test_one_pixel_gap_of_a_thin_strand_closes_and_clean_strands_stay_whole():
     clean = segment(_strands(gap_at=None), gap_close=2, close_breaks=True)
     plain = segment(_strands(gap_at=None), gap_close=0)
     assert clean.count == plain.count  # closed art: nothing to close, no region cut
+
+
+def _broken_strands(thick: int = 1) -> np.ndarray:
+    """`_strands`-like art: four steep walls `thick` px wide (hard-edged, one step every 8 rows) parting
+    three strands; the middle strand's left wall misses 2 rows (a 2-px break, as nearest-neighbour
+    resampling leaves in a 1-px line) at rows 60-61."""
+    img = _blank(120, 140)
+    for x0 in (30, 36, 42, 48):
+        for y in range(10, 110):
+            if x0 == 36 and y in (60, 61):
+                continue
+            img[y, x0 + y // 8 : x0 + y // 8 + thick, :3] = 0
+    cv2.rectangle(img, (5, 5), (134, 114), (0, 0, 0, 255), thick)
+    img[10 : 10 + thick, 30:70, :3] = 0
+    img[110 - thick : 110, 30:70, :3] = 0
+    return img
+
+
+def test_auto_closes_two_pixel_breaks_of_aliased_thin_lines_only():
+    left, mid = (70, 33 + 70 // 8), (70, 39 + 70 // 8)  # inside the left and the middle strand
+    aliased = _broken_strands()
+    ink = ink_u8(aliased)
+    assert breaks_likely(ink, (ink >= 102).astype(np.uint8))
+    assert _n_inside(segment(aliased, gap_close=2, close_breaks=False), [left, mid]) == 1  # leaks
+    seg = segment(aliased, gap_close=2, close_breaks="auto")
+    assert _n_inside(seg, [left, mid]) == 2  # the drawing's two strands, by construction
+    assert _n_inside(seg, [(y, 39 + y // 8) for y in range(14, 106, 4)]) == 1  # the strand is not cut
+    # Anti-aliased (soft-edged) art is left as it is: auto is "off" there.
+    soft = cv2.GaussianBlur(aliased, (3, 3), 0.7)
+    ink = ink_u8(soft)
+    assert not breaks_likely(ink, (ink >= 102).astype(np.uint8))
+    assert np.array_equal(
+        segment(soft, gap_close=2, close_breaks="auto").labels,
+        segment(soft, gap_close=2, close_breaks=False).labels,
+    )
+    # Thick hard-edged lines (binarised, 2 px) do not break when resampled: auto is off too.
+    ink = ink_u8(_broken_strands(thick=2))
+    assert not breaks_likely(ink, (ink >= 102).astype(np.uint8))
 
 
 def test_a_region_holding_two_keyframe_colors_is_reported_as_leaky():

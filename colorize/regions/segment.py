@@ -5,7 +5,8 @@ Pipeline, all vectorised numpy/OpenCV (no per-region Python loops):
 1. ink: line strength as uint8 (alpha for transparent line art, darkness of the darkest channel for opaque
    line art, so colored shadow/highlight lines bound regions like black ones).
 2. lines = ink >= threshold; regions = 4-connected components of the rest (so 8-connected 1-px lines close).
-3. 1-px breaks (`close_breaks`, off by default): paper pixels beside a line end that join paper the lines keep apart are
+3. 1-px breaks (`close_breaks`; "auto": on frames whose lines are hard-edged and mostly one pixel thin,
+   `breaks_likely`): paper pixels beside a line end that join paper the lines keep apart are
    closed where that parts two regions of at least 2 * min_region pixels (`line_bridges`, `_bridged`), so
    thin regions (hair strands, stripes) too stop leaking through the breaks that scans and
    nearest-neighbour resampling leave, while clean closed line art keeps its regions.
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from colorize.regions.breaks import breaks_likely, line_bridges
+
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-BRIDGE_AREA = 10  # a piece of 1-px gap closing has at most this many pixels (more: no gap)
 SPECK_INK = 4  # an ink component under SPECK_INK * min_region pixels is a speck (noise), not a drawn line
 NARROW = 65535  # label images with fewer labels than this are uint16
 
@@ -173,9 +175,10 @@ def segment(
     gap_close: int = 2,
     min_region: int = 12,
     line_threshold: float = 0.4,
-    close_breaks: bool = False,
+    close_breaks: bool | str = False,
 ) -> Segmentation:
-    """Split an RGBA line-art frame into line-enclosed regions; see the module docstring."""
+    """Split an RGBA line-art frame into line-enclosed regions; see the module docstring.
+    `close_breaks`: True, False or "auto" (`breaks_likely`)."""
     return segment_ink(ink_u8(lineart), gap_close, min_region, line_threshold, close_breaks)
 
 
@@ -184,12 +187,14 @@ def segment_ink(
     gap_close: int = 2,
     min_region: int = 12,
     line_threshold: float = 0.4,
-    close_breaks: bool = False,
+    close_breaks: bool | str = False,
 ) -> Segmentation:
     """`segment` of a frame whose ink (`ink_u8`) is known."""
     thr = max(1, round(line_threshold * 255))
     lines = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY)[1]  # 0/1 uint8: ink >= thr
     free = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY_INV)[1]
+    if close_breaks == "auto":
+        close_breaks = breaks_likely(ink, lines)
     bridges = line_bridges(lines) if close_breaks else None
     if bridges is not None:
         labels, n = _bridged(free, bridges, max(2 * min_region, 16))
@@ -218,112 +223,6 @@ def segment_ink(
     if count < NARROW:
         seg.cache["labels16"] = labels if labels.dtype == np.uint16 else labels.astype(np.uint16)
     return seg
-
-
-# Around a pixel, the 8 neighbours in ring order (N, NE, E, SE, S, SW, W, NW) as (dy, dx).
-_RING8 = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-
-
-def _paper_sides() -> np.ndarray:
-    """Per 8-bit ring code (bit i set: neighbour i is line), how many separate pieces of paper (4-connected
-    through the ring) touch the pixel: 2 or more means the pixel joins paper that the lines around it
-    would keep apart (a gap), 1 a pocket or an edge of a line, 0 a hole."""
-    lut = np.zeros(256, np.uint8)
-    for code in range(256):
-        line = [(code >> i) & 1 for i in range(8)]
-        sides = [i for i in (0, 2, 4, 6) if not line[i]]
-        joins = sum(
-            1 for i in (0, 2, 4, 6) if not line[i] and not line[(i + 1) % 8] and not line[(i + 2) % 8]
-        )
-        lut[code] = 1 if sides and joins == 4 else len(sides) - joins
-    return lut
-
-
-_PAPER_SIDES = _paper_sides()
-
-
-def _line_tips() -> np.ndarray:
-    """Per 8-bit ring code of a line pixel, 1 where the pixel ends a line: its line neighbours are one
-    run of at most 3 around it (the end of a stroke, or the side of a gap in it)."""
-    lut = np.zeros(256, np.uint8)
-    for code in range(256):
-        bits = [(code >> i) & 1 for i in range(8)]
-        runs = sum(1 for i in range(8) if bits[i] and not bits[i - 1])
-        lut[code] = 1 if runs == 1 and sum(bits) <= 3 else 0
-    return lut
-
-
-_LINE_TIPS = _line_tips()
-
-
-def line_bridges(lines: np.ndarray) -> np.ndarray | None:
-    """0/1 uint8 mask of the paper pixels that close 1-px line gaps (candidates: `_bridged` decides),
-    or None when there are none.
-
-    A gap pixel joins pieces of paper that the lines around it keep apart and lies beside a line end (a
-    pixel dropped from a 1-px line by nearest-neighbour resampling, a scan's break, a stroke stopping one
-    pixel short of the line it meets). The inside of a thin channel between two lines (a hair strand, a
-    collar stripe) is never a gap, only where it opens; pockets in a line's staircase are not gaps (the
-    paper around them is one piece); pieces of more than BRIDGE_AREA pixels (8-connected) are not gaps.
-    Trapped-ball splitting (`_split_leaks`) handles wider gaps between regions wide enough for its ball.
-    """
-    h, w = lines.shape
-    pad = 3
-    big = cv2.copyMakeBorder(lines, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    ring = np.array(_RING8)
-
-    def codes(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """8-bit ring codes (bit i: neighbour i is line) of the pixels (ys, xs)."""
-        code = np.zeros(len(ys), np.uint8)
-        for i, (dy, dx) in enumerate(ring):
-            code |= big[ys + pad + dy, xs + pad + dx] << np.uint8(i)
-        return code
-
-    # Work on few pixels: line pixels with at most 3 line neighbours may end a line (the tip test), and
-    # only paper beside a tip may be a gap. Clean closed art has few such pixels.
-    neighbours = cv2.boxFilter(lines, cv2.CV_8U, (3, 3), normalize=False)  # the pixel and its 8 around
-    maybe = cv2.bitwise_and(lines, cv2.compare(neighbours, 4, cv2.CMP_LE))
-    pts = cv2.findNonZero(maybe)
-    if pts is None:
-        return None
-    pts = pts.reshape(-1, 2)
-    tip = _LINE_TIPS[codes(pts[:, 1], pts[:, 0])] > 0
-    if not tip.any():
-        return None
-    tips = np.zeros_like(lines)
-    tips[pts[tip, 1], pts[tip, 0]] = 1
-    near = cv2.findNonZero(cv2.bitwise_and(cv2.dilate(tips, np.ones((3, 3), np.uint8)), 1 - lines))
-    if near is None:
-        return None
-    near = near.reshape(-1, 2)
-    ys, xs = near[:, 1], near[:, 0]
-    code = codes(ys, xs)
-    gap = _PAPER_SIDES[code] >= 2
-    # The inside of a thin channel (line on both sides across it, and the channel going on both ways
-    # along it) is no gap: the channel stays paper, only where it opens may it be closed.
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        gap &= ~(
-            _across(big, pad, ys, xs, dy, dx)
-            & _across(big, pad, ys + dy, xs + dx, dy, dx)
-            & _across(big, pad, ys - dy, xs - dx, dy, dx)
-        )
-    if not gap.any():
-        return None
-    out = np.zeros_like(lines)
-    out[ys[gap], xs[gap]] = 1
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(out, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] <= BRIDGE_AREA
-    keep[0] = False
-    if not keep.any():
-        return None
-    return lookup(comp, keep.view(np.uint8)) if not keep[1:].all() else out
-
-
-def _across(big: np.ndarray, pad: int, ys: np.ndarray, xs: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Whether each pixel (ys, xs) is paper with line on both sides perpendicular to (dy, dx) (`big`:
-    the 0/1 line mask with a `pad` border)."""
-    y, x = ys + pad, xs + pad
-    return (big[y, x] == 0) & (big[y - dx, x + dy] > 0) & (big[y + dx, x - dy] > 0)
 
 
 def _bridged(free: np.ndarray, bridges: np.ndarray, side: int) -> tuple[np.ndarray, int]:
