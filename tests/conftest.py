@@ -15,6 +15,11 @@ SHARED = REPO.parent / "shared"
 SAMPLE = REPO / "samples" / "shot001"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker (and its subprocesses): the workers already fill the cores, and torch's own
+    # threads on top of them would wait on each other.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture
