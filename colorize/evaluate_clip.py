@@ -39,17 +39,22 @@ def quantized(image: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] << (2 * bits)) | (rgb[..., 1] << bits) | rgb[..., 2]
 
 
-def background_colors(keyframe: np.ndarray, ids: np.ndarray, area: float = BACKGROUND_AREA) -> np.ndarray:
-    """Sorted colour codes (`quantized`) the keyframe has only in its background regions: regions of `ids`
-    (H×W, 0 = lines) touching two or more frame edges with at least `area` of the frame."""
+def open_background(ids: np.ndarray, area: float = BACKGROUND_AREA) -> np.ndarray:
+    """H×W bool: pixels of the background regions of `ids` (H×W, 0 = lines): regions touching two or more
+    frame edges with at least `area` of the frame."""
     n = int(ids.max()) + 1
     edges = np.zeros(n, np.int64)
     for side in (ids[0], ids[-1], ids[:, 0], ids[:, -1]):
         edges[np.unique(side)] += 1
     big = (edges >= 2) & (np.bincount(ids.ravel(), minlength=n) >= area * ids.size)
     big[0] = False
-    codes = quantized(keyframe)
-    inside = big[ids]
+    return big[ids]
+
+
+def background_colors(keyframe: np.ndarray, ids: np.ndarray, area: float = BACKGROUND_AREA) -> np.ndarray:
+    """Sorted colour codes (`quantized`) the keyframe has only in its background regions: regions of `ids`
+    (H×W, 0 = lines) touching two or more frame edges with at least `area` of the frame."""
+    codes, inside = quantized(keyframe), open_background(ids, area)
     return np.setdiff1d(np.unique(codes[inside]), np.unique(codes[~inside & (ids > 0)]))
 
 
@@ -58,14 +63,7 @@ def background_owned(keyframe: np.ndarray, ids: np.ndarray, area: float = BACKGR
     more pixels of than its other regions: the background's own colours, the tones of its gradient that
     also show through a gap in a character included (what the truth of a region must mostly have to be
     background)."""
-    n = int(ids.max()) + 1
-    edges = np.zeros(n, np.int64)
-    for side in (ids[0], ids[-1], ids[:, 0], ids[:, -1]):
-        edges[np.unique(side)] += 1
-    big = (edges >= 2) & (np.bincount(ids.ravel(), minlength=n) >= area * ids.size)
-    big[0] = False
-    codes = quantized(keyframe)
-    inside = big[ids]
+    codes, inside = quantized(keyframe), open_background(ids, area)
     size = 1 << (3 * (8 - QUANT))
     mine = np.bincount(codes[inside], minlength=size)
     others = np.bincount(codes[~inside & (ids > 0)], minlength=size)
