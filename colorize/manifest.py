@@ -213,6 +213,7 @@ def _message(err: ErrorDetails) -> str:
         return "required key is missing"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
+        expected = re.sub(r"\b(True|False)\b", lambda m: m.group(1).lower(), expected)  # as YAML spells them
         return f"got {err.get('input')!r}, expected {expected}"
     msg = re.sub(r" or instance of \w+", "", err["msg"])  # pydantic class names mean nothing to a user
     if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):

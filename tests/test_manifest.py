@@ -59,6 +59,15 @@ def test_wrong_type_and_bad_choice(tmp_path):
     assert f"{path}:10: engine: got 'magic', expected 'auto', 'flat', 'diffusion' or 'hybrid'" in text
 
 
+def test_a_bad_boolean_or_auto_choice_names_the_yaml_spellings(tmp_path):
+    path = write(tmp_path, GOOD.replace("gap_close: 3", "gap_close: 3\n  close_breaks: maybe"))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert info.value.problems == [
+        f"{path}:9: flat.close_breaks: got 'maybe', expected true, false or 'auto'"
+    ]
+
+
 def test_yaml_syntax_error_has_line_and_column(tmp_path):
     path = write(tmp_path, "version: 1\nlineart: [unclosed\n")
     with pytest.raises(ManifestError) as info:
