@@ -155,14 +155,17 @@ def test_keys_then_flat_colors_the_shot_from_the_keys_alone(keyed):
 
 def test_hybrid_equals_keys_then_flat(keyed, tmp_path):
     """`engine: hybrid` (keys painted in memory) gives the pixels of `colorize keys` + `colorize shot
-    --engine flat` with untouched keys (the outputs of the test before)."""
+    --engine flat` with untouched keys (the outputs of the test before; made here when run alone)."""
     import shutil
 
     from colorize import images
 
     shot, model = keyed
     if not (shot / "color").exists():
-        pytest.skip("needs the keys and the flat pass of the test before")
+        keys = _cli("keys", str(shot), "--model", str(model), "--json", "--write-manifest")
+        assert keys.exit_code == 0, keys.output
+        flat = _cli("shot", str(shot), "--engine", "flat", "--json")
+        assert flat.exit_code == 0, flat.output
     copy = tmp_path / "shot"
     shutil.copytree(shot, copy, ignore=shutil.ignore_patterns("color", "keys"))
     text = (copy / "refs.yaml").read_text().replace("keyframes: keys/sh001.####.png\n", "")
