@@ -26,6 +26,7 @@ from colorize.regions.segment import Segmentation, lookup
 
 _PAIR_BINS = 1 << 22  # (cur regions) x (prev regions) histograms up to this size (16 MB float32)
 LOST = 0.6  # confidence factor of votes from the nearest same-owner pixels (the flow fell on another owner)
+EDGE = 0.6  # confidence factor of a region whose votes came mostly from beyond the previous frame's edge
 SPLIT_SHARE = 0.25  # a region with less than this share of its source region's pixels is less certain
 VOTE_STEP = 2  # regions of SAMPLED_AREA pixels and more vote on every VOTE_STEP-th pixel and row
 SAMPLED_AREA = 4096
@@ -74,33 +75,23 @@ def propagate(
     # With owners: the unconstrained votes (per-pixel path), else computed from `pairs`.
     all_votes: np.ndarray | None = None
     pairs: np.ndarray | None = None
+    edge_pairs: np.ndarray | None = None
     if cur16 is not None and prev16 is not None and nc * np_ <= _PAIR_BINS and cur.labels.size < 1 << 24:
         # Votes per (cur label, prev label) in one 2-D histogram (no full-frame gathers), then per color.
-        pairs = _pair_votes(cur, prev16, np_, where)
-        if owners is None:
-            votes = _color_votes(pairs, idx_of_label, bins)
-        else:
-            same = owners[0][:, None] == owners[1][None, :]
-            votes = _color_votes(np.where(same, pairs, np.float32(0)), idx_of_label, bins)
-            landed = pairs[:, 1:].sum(axis=1).astype(np.int64)
-    else:
-        # Very many regions: every pixel votes, through full-size gathers.
-        maps = where.full()
-        prev_idx = np.take(idx_of_label, prev.labels)
-        warped = cv2.remap(
-            prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-        )
-        keys = cur.labels.ravel().astype(np.int64) * bins + warped.ravel()
-        votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
+        pairs, edge_pairs = _pair_votes(cur, prev16, np_, where)
         if owners is not None:
-            all_votes = votes
+            same = owners[0][:, None] == owners[1][None, :]
+            landed = pairs[:, 1:].sum(axis=1).astype(np.int64)
+            pairs_same = np.where(same, pairs, np.float32(0))
+            edge_same = None if edge_pairs is None else np.where(same, edge_pairs, np.float32(0))
+        else:
+            pairs_same, edge_same = pairs, edge_pairs
+        votes = _color_votes(pairs_same, idx_of_label, bins)
+        edge = None if edge_same is None else _color_votes(edge_same, idx_of_label, bins)
+    else:
+        votes, all_votes, edge = _pixel_votes(cur, prev, owners, where, idx_of_label, bins)
+        if all_votes is not None:
             landed = all_votes[:, 1:].sum(axis=1)
-            prev_owner = np.take(owners[1].astype(np.float32), prev.labels)
-            warped_owner = cv2.remap(
-                prev_owner, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1
-            )
-            same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
-            votes = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
     lost = np.zeros(nc, bool)
     if owners is not None:
         # Regions whose every vote fell on another owner (cut off by an occluder, or the flow followed the
@@ -116,6 +107,15 @@ def propagate(
                 else:
                     assert pairs is not None  # the pair-histogram path ran
                     votes[none] = _color_votes(pairs[none], idx_of_label, bins)
+    beyond = np.zeros(nc, bool)
+    if edge is not None:
+        # Regions that came mostly from beyond the frame's edge (they entered with the motion): the
+        # regions at the edge go on beyond it, so those pixels vote for the region where they left it.
+        beyond = edge[:, 1:].sum(axis=1) > votes[:, 1:].sum(axis=1)
+        beyond[0] = False
+        votes[beyond] += edge[beyond]
+        if pairs is not None and edge_pairs is not None:
+            pairs[beyond] += edge_pairs[beyond]
     counted = votes[:, 1:].sum(axis=1)
     colors = np.full(nc, NO_COLOR, np.int64)
     conf = np.zeros(nc, np.float32)
@@ -138,6 +138,7 @@ def propagate(
         conf *= np.clip(2.0 * counted / np.maximum(landed, 1), 0.0, 1.0).astype(np.float32)
     # Votes from guessed positions (the nearest pixels of the owner) are a guess too.
     conf[lost] *= np.float32(LOST)
+    conf[beyond] *= np.float32(EDGE)  # what lies beyond the edge is a guess: QA marks it
     if pairs is not None:
         # The prev region that gave most votes to the winning color (for texture carried region by region).
         same_color = idx_of_label[None, :] == (best + 1).astype(np.uint16)[:, None]
@@ -151,19 +152,49 @@ def propagate(
     return colors, conf, source
 
 
-def _pair_votes(cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspondence) -> np.ndarray:
+def _pair_votes(
+    cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspondence
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(cur labels × `np_` prev labels) float32: how many pixels of each region of `cur` land on each label
-    of `prev` (0: lines, outside), counted on a grid in large regions, pixel by pixel in small ones."""
+    of `prev` (0: lines, outside), counted on a grid in large regions, pixel by pixel in small ones; and
+    the same for the pixels that land outside `prev`, on the label at the nearest edge pixel (None when
+    no pixel lands outside)."""
     nc = cur.count + 1
     sampled, xs, ys = vote_pixels(cur)
-    landed = cv2.remap(
-        prev16,
-        where.sampled(VOTE_STEP),
-        None,
-        cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+    at = where.sampled(VOTE_STEP)
+    landed = cv2.remap(prev16, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # Outside the frame, the label at the edge (replicated); inside, 0 (those pixels voted above).
+    beyond = cv2.remap(prev16, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    beyond[landed > 0] = 0  # (pixels inside on lines land on 0 either way)
+    pairs = _histogram(sampled, landed, nc, np_)
+    edge = _histogram(sampled, beyond, nc, np_) if cv2.countNonZero(beyond) else None
+    if len(xs):
+        # Regions under SAMPLED_AREA: every pixel, looked up as cv2.remap does (nearest, outside: 0).
+        h, w = prev16.shape
+        pos = np.rint(where.at(xs, ys))
+        px = np.clip(pos[:, 0], -1, w).astype(np.intp)
+        py = np.clip(pos[:, 1], -1, h).astype(np.intp)
+        inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+        at_edge = prev16[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
+        prev_label = np.where(inside, at_edge, 0)
+        cur16 = cur.labels16
+        assert cur16 is not None  # vote_pixels needs uint16 labels
+        cur_label = cur16[ys, xs].astype(np.intp)
+        exact = np.bincount(cur_label * np_ + prev_label, minlength=nc * np_).reshape(nc, np_)
+        small = np.zeros(nc, bool)
+        small[cur_label] = True
+        pairs[small] = exact[small]
+        if not inside.all():
+            outside = np.where(inside, 0, at_edge)
+            exact = np.bincount(cur_label * np_ + outside, minlength=nc * np_).reshape(nc, np_)
+            if edge is None:
+                edge = np.zeros_like(pairs)
+            edge[small] = exact[small]
+    return pairs, edge
+
+
+def _histogram(sampled: np.ndarray, landed: np.ndarray, nc: int, np_: int) -> np.ndarray:
+    """(nc × np_) float32 counts of (cur label, prev label) over the VOTE_STEP grid, VOTE_STEP² each."""
     # A 1-D histogram of cur * np_ + prev (uint16 keys when they fit, else float32, exact below 2^24):
     # several times faster than a 2-D calcHist or a bincount of int64 keys.
     if nc * np_ <= 65536:
@@ -172,22 +203,42 @@ def _pair_votes(cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspo
         keys = cv2.add(cv2.multiply(sampled, np_, dtype=cv2.CV_32F), landed, dtype=cv2.CV_32F)
     pairs = cv2.calcHist([keys], [0], None, [nc * np_], [0, nc * np_]).reshape(nc, np_)
     pairs *= np.float32(VOTE_STEP * VOTE_STEP)
-    if len(xs):
-        # Regions under SAMPLED_AREA: every pixel, looked up as cv2.remap does (nearest, outside: 0).
-        h, w = prev16.shape
-        pos = np.rint(where.at(xs, ys))
-        px = np.clip(pos[:, 0], -1, w).astype(np.intp)
-        py = np.clip(pos[:, 1], -1, h).astype(np.intp)
-        inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-        prev_label = np.where(inside, prev16[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)], 0)
-        cur16 = cur.labels16
-        assert cur16 is not None  # vote_pixels needs uint16 labels
-        cur_label = cur16[ys, xs].astype(np.intp)
-        exact = np.bincount(cur_label * np_ + prev_label, minlength=nc * np_).reshape(nc, np_)
-        small = np.zeros(nc, bool)
-        small[cur_label] = True
-        pairs[small] = exact[small]
     return pairs
+
+
+def _pixel_votes(
+    cur: Segmentation,
+    prev: Segmentation,
+    owners: tuple[np.ndarray, np.ndarray] | None,
+    where: Correspondence,
+    idx_of_label: np.ndarray,
+    bins: int,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Votes per (cur label, palette index) with every pixel voting, through full-size gathers (very many
+    regions): (votes of the same owner, or all without owners; all votes with owners, else None; votes
+    of the pixels that land outside `prev`, on the label at the nearest edge pixel, or None)."""
+    nc = cur.count + 1
+    maps = where.full()
+    prev_idx = np.take(idx_of_label, prev.labels)
+    warped = cv2.remap(prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    beyond = cv2.remap(prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    beyond[warped > 0] = 0  # outside only (inside on lines: 0 either way)
+    cur_keys = cur.labels.ravel().astype(np.int64) * bins
+    keys = cur_keys + warped.ravel()
+    edge_keys = cur_keys + beyond.ravel() if cv2.countNonZero(beyond) else None
+    votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
+    if owners is None:
+        edge = None if edge_keys is None else np.bincount(edge_keys, minlength=nc * bins).reshape(nc, bins)
+        return votes, None, edge
+    prev_owner = np.take(owners[1].astype(np.float32), prev.labels)
+    warped_owner = cv2.remap(prev_owner, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
+    # (inside the frame as before: a pixel landing outside has no owner there, so it votes on the edge's)
+    same = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    edge = None
+    if edge_keys is not None:
+        edge = np.bincount(edge_keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    return same, votes, edge
 
 
 def _color_votes(pairs: np.ndarray, idx_of_label: np.ndarray, bins: int) -> np.ndarray:
