@@ -403,3 +403,17 @@ def trace_keyframe(frame: TraceFrame, blue_fill: tuple[int, int, int] | None = N
     out[frame.black] = 0
     out[frame.mark] = RED_PENCIL
     return out
+
+
+def cut_by_the_top_edge(h: int = 160, w: int = 240) -> np.ndarray:
+    """Line art cut by the frame's top edge: a horizontal line at y = 10 under two strokes from the edge
+    at x = 100 and 104 (a 3-px channel, 10 rows tall, that goes on beyond the edge), and circles below
+    (ink for the global motion to follow)."""
+    img = np.full((h, w, 4), 255, np.uint8)
+    black = (0, 0, 0, 255)
+    cv2.line(img, (0, 10), (w - 1, 10), black, 1)
+    cv2.line(img, (100, 0), (100, 10), black, 1)
+    cv2.line(img, (104, 0), (104, 10), black, 1)
+    for cx, cy, r in ((40, 60, 18), (120, 90, 25), (190, 50, 15), (70, 130, 12), (200, 125, 20)):
+        cv2.circle(img, (cx, cy), r, black, 2)
+    return img

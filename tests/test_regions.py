@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from synth import make_frame
+from synth import cut_by_the_top_edge, make_frame
 
 from colorize.flow import Correspondence
 from colorize.regions.breaks import breaks_likely
@@ -307,3 +307,32 @@ def test_region_matching_prefers_the_same_place_and_shape():
         still,
     )
     assert ids.tolist() == [lower_right] and found.tolist() == [right_p] and conf[0] >= 0.5
+
+
+def test_a_part_that_entered_the_frame_takes_the_colour_where_it_left_the_edge():
+    """The drawing pans down 40 px and its lines go on beyond the top edge: the channel cut by the edge
+    is now 50 rows tall, 40 of them from beyond the previous frame. Its pixels from beyond the edge vote
+    for the region at the edge where they left it (the channel), so it keeps the channel's colour, not
+    unresolved nor a neighbour's, at a confidence QA marks (it is a guess); regions that never left the
+    frame stay confident."""
+    from colorize.flow import correspondence
+    from colorize.regions.palette import NO_COLOR
+    from colorize.regions.propagate import propagate
+
+    before = cut_by_the_top_edge()
+    m = np.float32([[1, 0, 0], [0, 1, 40]])
+    after = cv2.warpAffine(
+        before, m, before.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+    )
+    prev, cur = segment(before), segment(after)
+    colors = np.arange(prev.count + 1, dtype=np.int64) * 1000  # a colour of its own per region
+    colors[0] = NO_COLOR  # the lines
+    where, motion = correspondence(cur.ink, prev.ink, work=512)
+    assert motion is not None  # a pan: the global motion path
+    got, conf, _ = propagate(cur, prev, colors, where)
+    channel_before, channel_after = prev.labels[5, 102], cur.labels[20, 102]
+    assert cur.areas[channel_after] == 3 * 50
+    assert got[channel_after] == colors[channel_before]
+    assert 0.5 <= conf[channel_after] < 0.75  # accepted (match_threshold), marked low (LOW_CONFIDENCE)
+    inside_before, inside_after = prev.labels[90, 120], cur.labels[130, 120]  # a circle's inside
+    assert got[inside_after] == colors[inside_before] and conf[inside_after] > 0.95
