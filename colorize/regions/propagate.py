@@ -10,6 +10,10 @@ With owners (per region: 0 = background, 1.. = a character, from the shot's char
 only counts votes from previous-frame pixels of its own owner, so colors cannot cross from one character
 to another where they overlap; a region with no such vote falls back to all votes.
 
+Pixels that came from beyond the previous frame's edge (a part that entered with the motion) vote
+nothing, unless most of their region did: the regions cut by the edge go on beyond it, so then they
+vote for the region at the nearest edge pixel, at EDGE times the confidence (a guess that QA marks).
+
 Votes are counted on every VOTE_STEP-th pixel of every VOTE_STEP-th row (each counting VOTE_STEP² pixels)
 in regions of SAMPLED_AREA pixels or more: a thousand votes and up, shares within a few percent of every
 pixel's (and a sixteenth of the work at 1080p); smaller regions count every pixel.
