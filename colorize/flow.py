@@ -316,12 +316,5 @@ def correspondence(
             carried = affine_map(a, (sh, sw), dis_flow(target, moved))
             better = _prefer(target, source, carried, plain)
             plain[better] = carried[better]
-            # Where the global motion takes a pixel beyond the source frame's edge, no ink there can
-            # refine it (the flows only extrapolate from the edge): the global motion alone says where
-            # it was (a part that entered the frame with a pan).
-            alone = affine_map(a, (sh, sw))
-            x, y = cv2.split(alone)
-            beyond = (x < -0.5) | (x > sw - 0.5) | (y < -0.5) | (y > sh - 0.5)
-            plain[beyond] = alone[beyond]
             flow = cv2.subtract(plain, grid(sh, sw))
     return Correspondence(flow, (h, w)), motion

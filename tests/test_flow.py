@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from synth import cut_by_the_top_edge, make_frame
+from synth import make_frame
 
 from colorize import flow
 from colorize.regions.segment import ink_u8
@@ -71,23 +71,3 @@ def test_a_correspondence_reads_the_same_map_in_full_on_a_grid_and_at_points():
     ys, xs = rng.integers(0, h, 5000), rng.integers(0, w, 5000)
     np.testing.assert_allclose(where.at(xs, ys), full[ys, xs], atol=tol, rtol=0)
     assert where.at(np.zeros(0, int), np.zeros(0, int)).shape == (0, 2)
-
-
-def test_beyond_the_source_edge_the_map_follows_the_drawing_s_motion():
-    """The drawing pans down and turns, its lines going on beyond the frame's top edge (replicated): the
-    target's top rows came from beyond the source frame, where the source has no ink to refine the flow
-    on. There the map follows the drawing's motion (within a pixel), not a flow extrapolated from the
-    edge, so the parts that entered are traced back to where they left the frame."""
-    line = cut_by_the_top_edge()
-    h, w = line.shape[:2]
-    for angle in (0.0, 3.0, 6.0):
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        m[:, 2] += (10, 40)
-        moved = cv2.warpAffine(line, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        where, motion = flow.correspondence(ink_u8(moved), ink_u8(line), work=512)
-        assert motion is not None
-        truth = cv2.transform(flow.grid(h, w), cv2.invertAffineTransform(m).astype(np.float32))
-        x, y = truth[..., 0], truth[..., 1]
-        beyond = (x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5)
-        assert beyond.sum() > 30 * w
-        assert np.abs(where.full() - truth).max(axis=-1)[beyond].max() < 1.0

@@ -310,29 +310,58 @@ def test_region_matching_prefers_the_same_place_and_shape():
 
 
 def test_a_part_that_entered_the_frame_takes_the_colour_where_it_left_the_edge():
-    """The drawing pans down 40 px and its lines go on beyond the top edge: the channel cut by the edge
-    is now 50 rows tall, 40 of them from beyond the previous frame. Its pixels from beyond the edge vote
-    for the region at the edge where they left it (the channel), so it keeps the channel's colour, not
-    unresolved nor a neighbour's, at a confidence QA marks (it is a guess); regions that never left the
-    frame stay confident."""
+    """The drawing pans down 40 px (and turns) and its lines go on beyond the top edge: the channel cut
+    by the edge is now about 50 rows tall, 40 of them from beyond the previous frame. Its pixels from
+    beyond the edge vote for the region at the edge where the drawing's motion says they left it (the
+    flow only extrapolates there), so it keeps the channel's colour, not unresolved nor a neighbour's,
+    at a confidence QA marks (it is a guess); regions that never left the frame stay confident."""
     from colorize.flow import correspondence
     from colorize.regions.palette import NO_COLOR
     from colorize.regions.propagate import propagate
 
     before = cut_by_the_top_edge()
-    m = np.float32([[1, 0, 0], [0, 1, 40]])
-    after = cv2.warpAffine(
-        before, m, before.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
-    )
-    prev, cur = segment(before), segment(after)
+    h, w = before.shape[:2]
+    prev = segment(before)
     colors = np.arange(prev.count + 1, dtype=np.int64) * 1000  # a colour of its own per region
     colors[0] = NO_COLOR  # the lines
-    where, motion = correspondence(cur.ink, prev.ink, work=512)
-    assert motion is not None  # a pan: the global motion path
-    got, conf, _ = propagate(cur, prev, colors, where)
+    for angle in (0.0, 3.0, 6.0):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        m[:, 2] += (0, 40)
+        after = cv2.warpAffine(before, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        cur = segment(after)
+        where, motion = correspondence(cur.ink, prev.ink, work=512)
+        assert motion is not None  # a pan: the global motion is known
+        got, conf, _ = propagate(cur, prev, colors, where, motion=motion.affine)
+
+        (cx, cy), (ix, iy) = np.rint(m @ (102, 5, 1.0)).astype(int), np.rint(m @ (120, 90, 1.0)).astype(int)
+        channel_before, channel_after = prev.labels[5, 102], cur.labels[cy, cx]
+        assert cur.areas[channel_after] > 3 * 45
+        assert got[channel_after] == colors[channel_before]
+        assert 0.5 <= conf[channel_after] < 0.75  # accepted (match_threshold), marked low (LOW_CONFIDENCE)
+        inside_before, inside_after = prev.labels[90, 120], cur.labels[iy, ix]  # a circle's inside
+        assert got[inside_after] == colors[inside_before] and conf[inside_after] > 0.95
+
+
+def test_beyond_the_edge_the_drawing_s_motion_places_the_pixels_not_the_flow():
+    """Beyond the previous frame's edge the flow has no ink to follow and only extrapolates (here 3 px
+    off to the side, onto the line and the region beside the channel): the pixels that came from there
+    vote where the drawing's motion places them, so the channel keeps its colour."""
+    from colorize.flow import Correspondence
+    from colorize.regions.palette import NO_COLOR
+    from colorize.regions.propagate import propagate
+
+    before = cut_by_the_top_edge()
+    h, w = before.shape[:2]
+    after = np.vstack([np.repeat(before[:1], 40, axis=0), before[:-40]])  # down 40 px, edge replicated
+    prev, cur = segment(before), segment(after)
+    colors = np.arange(prev.count + 1, dtype=np.int64) * 1000
+    colors[0] = NO_COLOR
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 1] = -40  # the move, right where there is ink to follow
+    flow[:40, :, 0] = 3  # beyond the edge: extrapolated off to the side
+    where = Correspondence(flow, (h, w))
     channel_before, channel_after = prev.labels[5, 102], cur.labels[20, 102]
-    assert cur.areas[channel_after] == 3 * 50
-    assert got[channel_after] == colors[channel_before]
-    assert 0.5 <= conf[channel_after] < 0.75  # accepted (match_threshold), marked low (LOW_CONFIDENCE)
-    inside_before, inside_after = prev.labels[90, 120], cur.labels[130, 120]  # a circle's inside
-    assert got[inside_after] == colors[inside_before] and conf[inside_after] > 0.95
+    got, conf, _ = propagate(cur, prev, colors, where, motion=np.array([[1.0, 0, 0], [0, 1, -40]]))
+    assert got[channel_after] == colors[channel_before] and conf[channel_after] >= 0.5
+    got, conf, _ = propagate(cur, prev, colors, where)  # without the motion: the flow's extrapolation
+    assert got[channel_after] != colors[channel_before] or conf[channel_after] < 0.5

@@ -448,7 +448,9 @@ class FlatEngine(EngineBase):
         src_seg = self._segmentation(src)
         where, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
         owners = self._owner_pair(p, seg, src, src_seg)
-        colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, where, owners)
+        colors, votes, prev_label = propagate(
+            seg, src_seg, src_state.colors, where, owners, None if motion is None else motion.affine
+        )
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
         conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
         how = np.full(seg.count + 1, PROPAGATED if src == adjacent else REUSED, np.int8)

@@ -11,8 +11,9 @@ only counts votes from previous-frame pixels of its own owner, so colors cannot 
 to another where they overlap; a region with no such vote falls back to all votes.
 
 Pixels that came from beyond the previous frame's edge (a part that entered with the motion) vote
-nothing, unless most of their region did: the regions cut by the edge go on beyond it, so then they
-vote for the region at the nearest edge pixel, at EDGE times the confidence (a guess that QA marks).
+nothing, unless most of their region did and its pixels inside the frame vote too few to color it: the
+regions cut by the edge go on beyond it, so then they vote for the region at the nearest edge pixel, at
+EDGE times the confidence (a guess that QA marks).
 
 Votes are counted on every VOTE_STEP-th pixel of every VOTE_STEP-th row (each counting VOTE_STEP² pixels)
 in regions of SAMPLED_AREA pixels or more: a thousand votes and up, shares within a few percent of every
@@ -24,13 +25,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from colorize.flow import Correspondence
+from colorize.flow import Correspondence, grid
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation, lookup
 
 _PAIR_BINS = 1 << 22  # (cur regions) x (prev regions) histograms up to this size (16 MB float32)
 LOST = 0.6  # confidence factor of votes from the nearest same-owner pixels (the flow fell on another owner)
 EDGE = 0.6  # confidence factor of a region whose votes came mostly from beyond the previous frame's edge
+EDGE_INSIDE = 0.25  # ... when its votes inside the frame cover less than this share of it (conf < 0.5)
 SPLIT_SHARE = 0.25  # a region with less than this share of its source region's pixels is less certain
 VOTE_STEP = 2  # regions of SAMPLED_AREA pixels and more vote on every VOTE_STEP-th pixel and row
 SAMPLED_AREA = 4096
@@ -58,12 +60,15 @@ def propagate(
     prev_colors: np.ndarray,
     where: Correspondence,
     owners: tuple[np.ndarray, np.ndarray] | None = None,
+    motion: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Colors, confidences and source regions (per label of `cur`) voted from `prev`'s region colors.
 
     `where`: positions in `prev` of the pixels of `cur`. `owners`: (owner per label of `cur`, owner per
-    label of `prev`), small non-negative ints; see the module docstring. The source region of a label is
-    the `prev` label that gave most votes to its color (0 where unknown).
+    label of `prev`), small non-negative ints; see the module docstring. `motion`: the global motion of
+    the drawing where it moved (2×3 affine: a pixel of `cur` to its position in `prev`), which places
+    the pixels that came from beyond `prev`'s edge (the flow only extrapolates there); else `where` does.
+    The source region of a label is the `prev` label that gave most votes to its color (0 where unknown).
     """
     valid_prev = prev_colors != NO_COLOR
     palette = np.unique(prev_colors[valid_prev])
@@ -82,7 +87,7 @@ def propagate(
     edge_pairs: np.ndarray | None = None
     if cur16 is not None and prev16 is not None and nc * np_ <= _PAIR_BINS and cur.labels.size < 1 << 24:
         # Votes per (cur label, prev label) in one 2-D histogram (no full-frame gathers), then per color.
-        pairs, edge_pairs = _pair_votes(cur, prev16, np_, where)
+        pairs, edge_pairs = _pair_votes(cur, prev16, np_, where, motion)
         if owners is not None:
             same = owners[0][:, None] == owners[1][None, :]
             landed = pairs[:, 1:].sum(axis=1).astype(np.int64)
@@ -93,7 +98,7 @@ def propagate(
         votes = _color_votes(pairs_same, idx_of_label, bins)
         edge = None if edge_same is None else _color_votes(edge_same, idx_of_label, bins)
     else:
-        votes, all_votes, edge = _pixel_votes(cur, prev, owners, where, idx_of_label, bins)
+        votes, all_votes, edge = _pixel_votes(cur, prev, owners, where, motion, idx_of_label, bins)
         if all_votes is not None:
             landed = all_votes[:, 1:].sum(axis=1)
     lost = np.zeros(nc, bool)
@@ -113,9 +118,11 @@ def propagate(
                     votes[none] = _color_votes(pairs[none], idx_of_label, bins)
     beyond = np.zeros(nc, bool)
     if edge is not None:
-        # Regions that came mostly from beyond the frame's edge (they entered with the motion): the
-        # regions at the edge go on beyond it, so those pixels vote for the region where they left it.
-        beyond = edge[:, 1:].sum(axis=1) > votes[:, 1:].sum(axis=1)
+        # Regions that came mostly from beyond the frame's edge (they entered with the motion) and whose
+        # pixels inside it vote too few to take a color (under EDGE_INSIDE of the region): the regions
+        # at the edge go on beyond it, so those pixels vote for the region where they left it.
+        inside = votes[:, 1:].sum(axis=1)
+        beyond = (edge[:, 1:].sum(axis=1) > inside) & (inside < EDGE_INSIDE * cur.areas)
         beyond[0] = False
         votes[beyond] += edge[beyond]
         if pairs is not None and edge_pairs is not None:
@@ -157,30 +164,35 @@ def propagate(
 
 
 def _pair_votes(
-    cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspondence
+    cur: Segmentation, prev16: np.ndarray, np_: int, where: Correspondence, motion: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(cur labels × `np_` prev labels) float32: how many pixels of each region of `cur` land on each label
     of `prev` (0: lines, outside), counted on a grid in large regions, pixel by pixel in small ones; and
-    the same for the pixels that land outside `prev`, on the label at the nearest edge pixel (None when
-    no pixel lands outside)."""
+    the same for the pixels that land outside `prev`, on the label at the edge pixel nearest to where
+    `motion` (else `where`) places them (None when no pixel lands outside)."""
     nc = cur.count + 1
+    h, w = prev16.shape
     sampled, xs, ys = vote_pixels(cur)
     at = where.sampled(VOTE_STEP)
     landed = cv2.remap(prev16, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    # Outside the frame, the label at the edge (replicated); inside, 0 (those pixels voted above).
-    beyond = cv2.remap(prev16, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    beyond[landed > 0] = 0  # (pixels inside on lines land on 0 either way)
     pairs = _histogram(sampled, landed, nc, np_)
-    edge = _histogram(sampled, beyond, nc, np_) if cv2.countNonZero(beyond) else None
+    edge = None
+    out = _outside(at, (h, w)) & (landed == 0)
+    if out.any():
+        src = (
+            at if motion is None else cv2.transform(grid(*at.shape[:2], VOTE_STEP), motion.astype(np.float32))
+        )
+        beyond = cv2.remap(prev16, src, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        beyond[~out] = 0
+        edge = _histogram(sampled, beyond, nc, np_) if cv2.countNonZero(beyond) else None
     if len(xs):
         # Regions under SAMPLED_AREA: every pixel, looked up as cv2.remap does (nearest, outside: 0).
-        h, w = prev16.shape
-        pos = np.rint(where.at(xs, ys))
+        raw = where.at(xs, ys)
+        pos = np.rint(raw)
         px = np.clip(pos[:, 0], -1, w).astype(np.intp)
         py = np.clip(pos[:, 1], -1, h).astype(np.intp)
         inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-        at_edge = prev16[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
-        prev_label = np.where(inside, at_edge, 0)
+        prev_label = np.where(inside, prev16[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)], 0)
         cur16 = cur.labels16
         assert cur16 is not None  # vote_pixels needs uint16 labels
         cur_label = cur16[ys, xs].astype(np.intp)
@@ -189,12 +201,29 @@ def _pair_votes(
         small[cur_label] = True
         pairs[small] = exact[small]
         if not inside.all():
-            outside = np.where(inside, 0, at_edge)
-            exact = np.bincount(cur_label * np_ + outside, minlength=nc * np_).reshape(nc, np_)
+            o = ~inside
+            src_pts = raw[o] if motion is None else _apply(motion, xs[o], ys[o])
+            ex = np.clip(np.rint(src_pts[:, 0]), 0, w - 1).astype(np.intp)
+            ey = np.clip(np.rint(src_pts[:, 1]), 0, h - 1).astype(np.intp)
+            at_edge = np.zeros(len(xs), np.intp)
+            at_edge[o] = prev16[ey, ex]
+            exact = np.bincount(cur_label * np_ + at_edge, minlength=nc * np_).reshape(nc, np_)
             if edge is None:
                 edge = np.zeros_like(pairs)
             edge[small] = exact[small]
     return pairs, edge
+
+
+def _outside(pos: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Whether positions (...×2 float32, x and y) fall outside a frame of `shape` (nearest sampling)."""
+    h, w = shape
+    x, y = pos[..., 0], pos[..., 1]
+    return (x < -0.5) | (x >= w - 0.5) | (y < -0.5) | (y >= h - 0.5)
+
+
+def _apply(affine: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(N, 2) float64: the 2×3 `affine` applied to the pixels (xs, ys)."""
+    return np.stack([xs, ys, np.ones(len(xs))], axis=1) @ affine.T
 
 
 def _histogram(sampled: np.ndarray, landed: np.ndarray, nc: int, np_: int) -> np.ndarray:
@@ -215,33 +244,47 @@ def _pixel_votes(
     prev: Segmentation,
     owners: tuple[np.ndarray, np.ndarray] | None,
     where: Correspondence,
+    motion: np.ndarray | None,
     idx_of_label: np.ndarray,
     bins: int,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Votes per (cur label, palette index) with every pixel voting, through full-size gathers (very many
     regions): (votes of the same owner, or all without owners; all votes with owners, else None; votes
-    of the pixels that land outside `prev`, on the label at the nearest edge pixel, or None)."""
+    of the pixels that land outside `prev`, on the label at the edge pixel nearest to where `motion`,
+    else `where`, places them, or None)."""
     nc = cur.count + 1
     maps = where.full()
     prev_idx = np.take(idx_of_label, prev.labels)
     warped = cv2.remap(prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    beyond = cv2.remap(prev_idx, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    beyond[warped > 0] = 0  # outside only (inside on lines: 0 either way)
     cur_keys = cur.labels.ravel().astype(np.int64) * bins
     keys = cur_keys + warped.ravel()
-    edge_keys = cur_keys + beyond.ravel() if cv2.countNonZero(beyond) else None
     votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
+    out = _outside(maps, prev.labels.shape) & (warped == 0)
+    src = (
+        maps
+        if motion is None or not out.any()
+        else cv2.transform(grid(*maps.shape[:2]), motion.astype(np.float32))
+    )
+    edge_keys = None
+    if out.any():
+        beyond = cv2.remap(prev_idx, src, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        beyond[~out] = 0
+        edge_keys = cur_keys + beyond.ravel() if cv2.countNonZero(beyond) else None
     if owners is None:
         edge = None if edge_keys is None else np.bincount(edge_keys, minlength=nc * bins).reshape(nc, bins)
         return votes, None, edge
     prev_owner = np.take(owners[1].astype(np.float32), prev.labels)
-    warped_owner = cv2.remap(prev_owner, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    same_px = (warped_owner == np.take(owners[0], cur.labels)).ravel()
-    # (inside the frame as before: a pixel landing outside has no owner there, so it votes on the edge's)
+    warped_owner = cv2.remap(
+        prev_owner, maps, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1
+    )
+    cur_owner = np.take(owners[0], cur.labels)
+    same_px = (warped_owner == cur_owner).ravel()
     same = np.bincount(keys[same_px], minlength=nc * bins).reshape(nc, bins)
     edge = None
-    if edge_keys is not None:
-        edge = np.bincount(edge_keys[same_px], minlength=nc * bins).reshape(nc, bins)
+    if edge_keys is not None:  # the owner at the edge pixel too
+        edge_owner = cv2.remap(prev_owner, src, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        mine = (edge_owner == cur_owner).ravel()
+        edge = np.bincount(edge_keys[mine], minlength=nc * bins).reshape(nc, bins)
     return same, votes, edge
 
 
