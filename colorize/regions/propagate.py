@@ -12,8 +12,9 @@ to another where they overlap; a region with no such vote falls back to all vote
 
 Pixels that came from beyond the previous frame's edge (a part that entered with the motion) vote
 nothing, unless most of their region did and its pixels inside the frame vote too few to color it: the
-regions cut by the edge go on beyond it, so then they vote for the region at the nearest edge pixel, at
-EDGE times the confidence (a guess that QA marks).
+regions cut by the edge go on beyond it, so then they vote for the region at the edge pixel nearest to
+where the drawing's global motion places them (the flow only extrapolates there), at EDGE times the
+confidence (a guess that QA marks).
 
 Votes are counted on every VOTE_STEP-th pixel of every VOTE_STEP-th row (each counting VOTE_STEP² pixels)
 in regions of SAMPLED_AREA pixels or more: a thousand votes and up, shares within a few percent of every
