@@ -16,11 +16,10 @@ from colorize.evaluate import (
     pixel_accuracy,
     psnr,
     region_accuracy,
-    region_truth,
     segmentation_recovery,
     ssim,
-    write_case,
 )
+from colorize.evaluate_cases import region_truth, write_case
 from colorize.qa import contact_sheet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -162,7 +161,7 @@ def test_preview_orders_frames_by_number_and_shows_qa(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "pbc0242").is_dir(), reason=f"{REAL / 'pbc0242'} not present")
 def test_pbc0242_large_move(tmp_path):
-    from colorize.evaluate import eval_pbc
+    from colorize.evaluate_cases import eval_pbc
 
     figures, report = eval_pbc(REAL / "pbc0242", tmp_path, shift=(40.0, 0.0), angle=3.0)
     rec, total = (int(v) for v in figures["regions_recovered"].split()[0].split("/"))

@@ -7,7 +7,8 @@ import math
 import numpy as np
 from synth import finished, make_frame
 
-from colorize.evaluate import evaluate_case, psnr, table, write_case
+from colorize.evaluate import evaluate_case, psnr, table
+from colorize.evaluate_cases import write_case
 from colorize.evaluate_clip import (
     background_colors,
     background_owned,
