@@ -68,7 +68,6 @@ from colorize.metrics import (
     psnr,
     region_accuracy,
     region_ids,
-    ssim,  # noqa: F401 (importable from here as before)
     unpack_flags,
 )
 from colorize.qa import contact_sheet
