@@ -72,10 +72,12 @@ from colorize.flow import COARSE_WORK, IDENTITY, Correspondence, correspondence,
 from colorize.qa import qa_overlay
 from colorize.regions.kinds import (
     BACKGROUND_SHARE,
+    around_color,
     background_only,
-    background_share,
     best_other,
+    enclosed_parts,
     region_votes,
+    seen_share,
     suspects,
 )
 from colorize.regions.lines import LineRoles, LineWork, classify
@@ -531,19 +533,37 @@ class FlatEngine(EngineBase):
             return
         key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
         key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
-        character = background_share(key_votes, key.colors, background) < BACKGROUND_SHARE
-        ids, key_votes = ids[character], key_votes[character]
+        near_votes = region_votes(seg, src_seg, ids, where, owners)
+        character = seen_share(key_votes, key.colors, background, colors[ids]) < BACKGROUND_SHARE
+        limit = self._neighbour_limit(seg)
+        from_key = key.seg.areas[origin[ids]]
+        inside = enclosed_parts(seg, ids, near_votes, src_seg, colors, background, limit, from_key)
+        keep = character | inside
+        ids, key_votes, near_votes, inside = ids[keep], key_votes[keep], near_votes[keep], inside[keep]
         low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
         conf[ids] = np.minimum(conf[ids], low)
-        near = best_other(region_votes(seg, src_seg, ids, where, owners), src_state.colors, background)
+        near = best_other(near_votes, src_state.colors, background)
         far = best_other(key_votes, key.colors, background)
+        around = around_color(seg, ids, colors, background)
         took = np.zeros(len(ids), bool)
-        for (got, share, label), least, from_key in ((near, SOURCE_SHARE, False), (far, 0.0, True)):
+        # A part inside the character that was new in the source takes the color around it before a
+        # far-away keyframe match; the others the keyframe's match first.
+        for (got, share, label), least, kind in (
+            (near, np.full(len(ids), SOURCE_SHARE), "source"),
+            (around, np.where(inside, 0.0, np.inf), "around"),
+            (far, np.zeros(len(ids)), "key"),
+            (around, np.zeros(len(ids)), "around"),
+        ):
             ok = ~took & (got != NO_COLOR) & (share >= least)
             t = ids[ok]
             colors[t], how[t] = got[ok], MATCHED
             conf[t] = np.clip(share[ok], self.flat.match_threshold, low)
-            origin[t] = label[ok] if from_key else src_state.origin[label[ok]]
+            if kind == "key":
+                origin[t] = label[ok]
+            elif kind == "source":
+                origin[t] = src_state.origin[label[ok]]
+            else:
+                origin[t] = origin[label[ok]]
             took |= ok
 
     def _to_key(self, seg: Segmentation, key_seg: Segmentation) -> Correspondence:
