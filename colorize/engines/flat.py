@@ -79,6 +79,7 @@ from colorize.regions.kinds import (
     region_votes,
     seen_share,
     suspects,
+    tracked_holes,
 )
 from colorize.regions.lines import LineRoles, LineWork, classify
 from colorize.regions.lines import empty as no_linework
@@ -534,7 +535,10 @@ class FlatEngine(EngineBase):
         key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
         key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
         near_votes = region_votes(seg, src_seg, ids, where, owners)
-        character = seen_share(key_votes, key.colors, background, colors[ids]) < BACKGROUND_SHARE
+        # Background the keyframe shows where the region is now, or a hole of the keyframe (sky through a
+        # loop) the region's color was carried from as a whole, however far it moved: background.
+        seen = seen_share(key_votes, key.colors, background, colors[ids]) >= BACKGROUND_SHARE
+        character = ~seen & ~tracked_holes(seg, ids, key.seg, origin[ids])
         limit = self._neighbour_limit(seg)
         from_key = key.seg.areas[origin[ids]]
         inside = enclosed_parts(seg, ids, near_votes, src_seg, colors, background, limit, from_key)
