@@ -18,8 +18,8 @@ Color sources per region, in order:
    (`colorize.flow.correspondence`), region votes (`regions.propagate`), then region-level matching where
    the votes are weak (`regions.match.match_regions`); a region that is not open background but took a
    color only the keyframe's background has is asked about in the keyframe itself (`regions.kinds`: a
-   character part takes a character's color back, at low confidence). The more confident chain wins per
-   region;
+   character part, or a pocket inside the character, takes a character's color back, at low
+   confidence). The more confident chain wins per region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
 4. small regions left over take a neighbour's color; otherwise the visible `unresolved_color`, and the
@@ -515,12 +515,15 @@ class FlatEngine(EngineBase):
         """Regions that are not open background but took a background-only color of the chain's keyframe
         (`regions.kinds`); in place.
 
-        Where the keyframe's own correspondence lands mostly on its background too, the color stays (a
-        hole that opened, sky between limbs). Otherwise the region takes the color, other than a
-        background-only one, that SOURCE_SHARE or more of its pixels came from in the source drawing (the
-        part was joined to the background through a gap in the lines there), else the keyframe's most
-        voted one (the part moved far), at low confidence (QA marks it); left as it is, at low confidence,
-        when neither has one."""
+        The color stays where the keyframe shows that same background where the region is (a hole that
+        opened: the fence through it where the keyframe has the fence), or where it was carried whole from
+        a hole of the keyframe (sky through a loop). Otherwise, or when the region is a new pocket inside
+        the character (`regions.kinds.enclosed_parts`), it is a character part: it takes the color, other
+        than a background-only one, that SOURCE_SHARE or more of its pixels came from in the source
+        drawing (the part was joined to the background through a gap in the lines there), else (a pocket)
+        the color of the character around it, else the keyframe's most voted one (the part moved far),
+        else the character around it, at low confidence (QA marks it); left as it is, at low confidence,
+        when none has one."""
         src_seg, src_state, where, owners = src
         key = self._key(src_state.origin_key)
         if "background_only" not in key.seg.cache:

@@ -12,11 +12,17 @@ color on from frame to frame (its votes are unanimous: every pixel came from the
   have color codes the open regions have more of than the rest (sky seen between an arm and a body, in
   a lighter tone of the sky's gradient, is sky).
 - **Suspects** (`suspects`): regions of a frame that are not open but are painted a background-only
-  color. The engine (`engines.flat`, a chain step) asks the keyframe about them with `region_votes`:
-  where the keyframe's correspondence lands mostly on background too (`background_share`), the region
-  is background (a hole that opened); otherwise it is a character part and takes another color
-  (`best_other`) from the source drawing or the keyframe, at low confidence. Checked at every step, so
-  one bad frame does not poison the frames after it.
+  color. The engine (`engines.flat`, a chain step) asks the keyframe about them with `region_votes`. A
+  suspect is background when the keyframe shows that same background where the region now is
+  (`seen_share`: the fence seen through a hole is the fence the keyframe has there), or when its color
+  was carried whole from a hole of the keyframe (`tracked_holes`: sky through a loop stays sky however far
+  the loop moves). It is a character part otherwise (a part that came over the fence and took the
+  fence's color, or the sky's where the keyframe shows the fence), and also when it is a new pocket
+  inside the character (`enclosed_parts`: split off a larger region on the way, most of what surrounds
+  it character): then it takes another color, from the source drawing (`best_other`, a share of its
+  pixels came from a character color there: the part was joined to the background through a gap), else
+  the character around it (`around_color`: a pocket), else the keyframe's match (the part moved far),
+  at low confidence. Checked at every step, so one bad frame does not poison the frames after it.
 """
 
 from __future__ import annotations
@@ -129,15 +135,6 @@ def region_votes(
     if owners is not None:
         slab = np.where(owners[1][slab] == owners[0][lab], slab, 0)
     return np.bincount(row[lab] * n + slab, minlength=len(ids) * n).reshape(len(ids), n).astype(np.float64)
-
-
-def background_share(votes: np.ndarray, colors: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """(len(votes),) share of each row's votes (lines not counting) for regions of a `background` color
-    (`colors`: per source region)."""
-    is_bg = np.isin(colors, background)
-    is_bg[0] = False
-    total = votes[:, 1:].sum(axis=1)
-    return votes[:, is_bg].sum(axis=1) / np.maximum(total, 1)
 
 
 def seen_share(votes: np.ndarray, colors: np.ndarray, background: np.ndarray, took: np.ndarray) -> np.ndarray:
