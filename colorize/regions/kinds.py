@@ -186,19 +186,29 @@ def surroundings(seg: Segmentation, ids: np.ndarray, character: np.ndarray) -> t
     h, w = labels.shape
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING + 1, 2 * RING + 1))
     share, nearest = np.zeros(len(ids)), np.zeros(len(ids), np.int64)
-    for i, label in enumerate(ids):
-        pts = cv2.findNonZero((labels == label).view(np.uint8))
-        if pts is None:
-            continue
-        x, y, bw, bh = cv2.boundingRect(pts)
-        ys = slice(max(0, y - RING), min(h, y + bh + RING))
-        xs = slice(max(0, x - RING), min(w, x + bw + RING))
+    which = np.zeros(seg.count + 1, np.uint8)
+    which[ids] = 1
+    pts = cv2.findNonZero(seg.per_pixel(which))
+    if pts is None:
+        return share, nearest
+    pts = pts.reshape(-1, 2)
+    lab = labels[pts[:, 1], pts[:, 0]]
+    order = np.argsort(lab, kind="stable")
+    lab, pts = lab[order], pts[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
+    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
+    row = {int(label): i for i, label in enumerate(ids.tolist())}
+    for j, label in enumerate(lab[starts].tolist()):
+        ys = slice(max(0, y0[j] - RING), min(h, y1[j] + RING + 1))
+        xs = slice(max(0, x0[j] - RING), min(w, x1[j] + RING + 1))
         box = labels[ys, xs]
         ring = cv2.dilate((box == label).view(np.uint8), disc).view(bool) & (box != label) & (box > 0)
         around = box[ring]
         if len(around) == 0:
             continue
         mine = character[around]
+        i = row[label]
         share[i] = mine.mean()
         if mine.any():
             nearest[i] = int(np.bincount(around[mine]).argmax())
