@@ -19,7 +19,7 @@ color on from frame to frame (its votes are unanimous: every pixel came from the
   the loop moves). It is a character part otherwise (a part that came over the fence and took the
   fence's color, or the sky's where the keyframe shows the fence), and also when it is a new pocket
   inside the character (`enclosed_parts`: split off a larger region on the way, most of what surrounds
-  it character): then it takes another color, from the source drawing (`best_other`, a share of its
+  it character; the engine asks this only of weak propagated colors): then it takes another color, from the source drawing (`best_other`, a share of its
   pixels came from a character color there: the part was joined to the background through a gap), else
   the character around it (`around_color`: a pocket), else the keyframe's match (the part moved far),
   at low confidence. Checked at every step, so one bad frame does not poison the frames after it.
