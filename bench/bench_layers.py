@@ -30,7 +30,8 @@ from PIL import Image
 
 from colorize import images
 from colorize.colormodel import load_palette
-from colorize.evaluate import moved, moved_lineart, region_ids
+from colorize.evaluate_cases import moved, moved_lineart
+from colorize.metrics import region_ids
 
 MANIFEST = """version: 1
 lineart: line/f.####.png

@@ -35,7 +35,8 @@ def main() -> None:
     spec.loader.exec_module(figures)
 
     from colorize import images
-    from colorize.evaluate import run_case, write_case
+    from colorize.evaluate import run_case
+    from colorize.evaluate_cases import write_case
 
     girl = args.realdata / "laughing_girl"
     if not girl.is_dir():

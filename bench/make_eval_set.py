@@ -58,14 +58,14 @@ from synth import (  # noqa: E402  tests/synth.py: generated cel drawings
 
 from colorize import images  # noqa: E402
 from colorize.colormodel import extract, palette_yaml  # noqa: E402
-from colorize.evaluate import (  # noqa: E402
+from colorize.evaluate_cases import (  # noqa: E402
     moved,
     moved_lineart,
     moved_truth,
-    region_ids,
     region_truth,
     write_case,
 )
+from colorize.metrics import region_ids  # noqa: E402
 from colorize.regions.palette import pack_color  # noqa: E402
 
 

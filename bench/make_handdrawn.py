@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorize.evaluate import write_case  # noqa: E402
+from colorize.evaluate_cases import write_case  # noqa: E402
 
 DARK = 90  # grey level under which a pixel can be a drawn line
 THICK = 5  # dark strokes thinner than this (px) are lines; wider dark areas get a 1-px outline

@@ -99,7 +99,7 @@ def eval_pbc_cmd(
 
     Example: `colorize eval pbc ../shared/realdata/pbc0242 --out /tmp/eval_pbc`
     """
-    from colorize.evaluate import eval_pbc
+    from colorize.evaluate_cases import eval_pbc
 
     with errors_to_exit():
         figures, report = eval_pbc(
@@ -125,7 +125,8 @@ def eval_sequence_cmd(
 
     Example: `colorize eval sequence shared/realdata/laughing_girl/line shared/realdata/laughing_girl/gt --out /tmp/lg`
     """
-    from colorize.evaluate import case_from_folders, evaluate_case
+    from colorize.evaluate import evaluate_case
+    from colorize.evaluate_cases import case_from_folders
 
     with errors_to_exit():
         case = case_from_folders(line_dir, key_dir, out, gt_dir, regions)

@@ -140,6 +140,12 @@ def check(
     refs: Path | None = REFS,
     frames: str | None = FRAMES,
     out: Path | None = OUT,
+    gaps: bool = typer.Option(
+        False,
+        "--gaps",
+        help="Also look for line gaps that open between consecutive drawings (flat engine; segments every "
+        "drawing: about a second a frame at 1080p).",
+    ),
     *,
     options: RunOptions,
 ) -> None:
@@ -182,6 +188,11 @@ def check(
             sys.stderr.write(f"colorize: warning: {line_warning}\n")
         if plan.engine == "flat":
             _warn_leaky_keyframes(plan)
+            if gaps:
+                from colorize.gaps import gap_warnings
+
+                for gap_warning in gap_warnings(plan):
+                    sys.stderr.write(f"colorize: warning: {gap_warning}\n")
         first = plan.characters[0] if plan.characters else None
         model = Path(plan.settings.model) if plan.settings.model else None
         if (

@@ -1,7 +1,8 @@
 """Resolve a manifest into a `ShotPlan`: frames, masks, keyframes, outputs, range, settings, engine.
 
-Timing (`colorize.timing`) is resolved here, once: which drawing each output frame shows (strict, holds, or
-a timesheet). The plan's engine-facing numbers are drawings; its outputs, selection and events are frames.
+Timing (`colorize.timing`) is resolved here, once (`colorize.shot_frames`): which drawing each output frame
+shows (strict, holds, or a timesheet). The plan's engine-facing numbers are drawings; its outputs, selection
+and events are frames.
 
 The plan also names every line-art frame the engine will read for the selected range (its `depends_on`
 rule: a flat-engine chain from a keyframe, a diffusion warp chain from its anchor), so validation covers
@@ -15,7 +16,6 @@ before failing, so a user fixes a manifest in one pass.
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -29,7 +29,6 @@ from colorize.engines import DependsOn, choose_engine, engine_spec
 from colorize.errors import (
     CheckFailed,
     ColorizeError,
-    InputDataError,
     ManifestError,
     MissingInputError,
     OutputError,
@@ -39,9 +38,17 @@ from colorize.images import IMAGE_EXTS
 from colorize.layers import clashes, plan_layers
 from colorize.manifest import Manifest, load_manifest, load_preset, load_yaml_with_lines, preset_path
 from colorize.repeats import Digests, fold_repeats
-from colorize.sequences import Pattern, frame_range_text, gaps, list_frames, parse_frame_range, parse_pattern
+from colorize.sequences import Pattern, frame_range_text, list_frames, parse_pattern
 from colorize.settings import Settings, merge_layers
-from colorize.timing import Timing, read_timesheet
+from colorize.shot_frames import (
+    dependencies_of,
+    keyframe_files,
+    keyframes_by_drawing,
+    report_gaps,
+    selection,
+    shot_timing,
+)
+from colorize.timing import Timing
 
 MODEL_ENV = "COLORIZE_MODEL_DIR"
 
@@ -259,20 +266,20 @@ def plan_shot(
     settings, sources = resolve_settings(manifest, manifest_path, preset, overrides or {})
 
     lineart, line_paths = _lineart(manifest, base, manifest_path)
-    timing, line_paths = _timing(manifest, settings, lineart, line_paths, manifest_path, problems)
-    key_files = _keyframe_files(manifest, manifest_path, problems)
+    timing, line_paths = shot_timing(manifest, settings, lineart, line_paths, manifest_path, problems)
+    key_files = keyframe_files(manifest, manifest_path, problems)
     digests = Digests()
     masks = [m for m in _mask_patterns(manifest, base) if m.is_sequence]
     timing = fold_repeats(timing, line_paths, masks, key_files, digests)
-    selected = _selection(frames, timing)
+    selected = selection(frames, timing)
     output = _output_pattern(manifest, lineart, base, out_dir, manifest_path)
     _check_output_pattern(manifest, manifest_path, output, lineart, problems)
-    keyframe_paths, keyframe_frames = _keyframes(key_files, timing, digests, problems)
+    keyframe_paths, keyframe_frames = keyframes_by_drawing(key_files, timing, digests, problems)
 
     engine, engine_reason, depends_on = _engine(settings, problems)
-    dependencies = _dependencies(depends_on, selected, timing, keyframe_paths, settings)
+    dependencies = dependencies_of(depends_on, selected, timing, keyframe_paths, settings)
     if settings.timing == "strict" and timing.kind == "strict":
-        _report_gaps(lineart, line_paths, selected, dependencies, frames is not None, problems)
+        report_gaps(lineart, line_paths, selected, dependencies, frames is not None, problems)
     reads = sorted({d for deps in dependencies.values() for d in deps})
     characters = _characters(manifest, base, reads, problems)
 
@@ -354,92 +361,6 @@ def _lineart(manifest: Manifest, base: Path, manifest_path: Path) -> tuple[Patte
     return lineart, line_paths
 
 
-def _timing(
-    manifest: Manifest,
-    settings: Settings,
-    lineart: Pattern,
-    line_paths: dict[int, Path],
-    manifest_path: Path,
-    problems: list[ColorizeError],
-) -> tuple[Timing, dict[int, Path]]:
-    """The shot's timing (frame -> drawing) and the line art of the drawings it shows."""
-    drawings = sorted(line_paths)
-    end = manifest.timing_end
-    if manifest.timesheet:
-        if settings.timing == "hold" or end is not None:
-            key = "timing_end" if end is not None else "timing: hold"
-            raise ManifestError(
-                [f"{manifest_path}: {key} and timesheet: the timesheet says what each frame shows; keep one"]
-            )
-        timing = read_timesheet(manifest_path.parent / manifest.timesheet, manifest.timesheet_layer)
-        missing = [d for d in timing.drawings if d not in line_paths]
-        if missing:
-            shown = ", ".join(f"{d} (frame {timing.first_frame(d)})" for d in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise MissingInputError(
-                f"{lineart.path(missing[0])}: drawings {shown}{more} of {timing.source} are missing from "
-                f"lineart {manifest.lineart!r}"
-            )
-        if not timing.drawings:
-            raise InputDataError(f"{manifest_path}: {timing.source} shows no drawing (every frame is blank)")
-        return timing, {d: line_paths[d] for d in timing.drawings}
-    if manifest.timesheet_layer is not None:
-        problems.append(ManifestError([f"{manifest_path}: timesheet_layer: needs `timesheet`"]))
-    if settings.timing == "hold":
-        if end is not None and end < drawings[-1]:
-            raise ManifestError(
-                [f"{manifest_path}: timing_end: {end} is before the last line-art frame {drawings[-1]}"]
-            )
-        return Timing.holds(drawings, end), line_paths
-    if end is not None:
-        problems.append(
-            ManifestError([f"{manifest_path}: timing_end: needs `timing: hold` (the shot ends on a hold)"])
-        )
-    return Timing.strict(drawings), line_paths
-
-
-def _report_gaps(
-    lineart: Pattern,
-    line_paths: dict[int, Path],
-    selected: list[int],
-    dependencies: dict[int, tuple[int, ...]],
-    chunk: bool,
-    problems: list[ColorizeError],
-) -> None:
-    """Strict timing: one problem per gap in the line art, however long (a 500-frame hole is one problem,
-    not 500). A `--frames` chunk is refused only for the gaps among the frames it reads."""
-    all_frames = sorted(line_paths)
-    reads = {d for deps in dependencies.values() for d in deps} | set(selected)
-    low, high = (min(reads), max(reads)) if reads else (0, -1)
-    for _, run in itertools.groupby(enumerate(gaps(all_frames)), key=lambda item: item[1] - item[0]):
-        hole = [frame for _, frame in run]
-        if chunk and not (low < hole[0] < high):
-            continue
-        which = f"frame {hole[0]} is" if len(hole) == 1 else f"frames {frame_range_text(hole)} are"
-        problems.append(
-            MissingInputError(
-                f"{lineart.path(hole[0])}: {which} missing from lineart sequence {frame_range_text(all_frames)} "
-                "(`timing: hold` treats gaps as holds)"
-            )
-        )
-
-
-def _selection(frames: str | None, timing: Timing) -> list[int]:
-    """The frames `--frames` asks for (all of the shot's frames without it)."""
-    all_frames = timing.frames
-    if frames is None:  # an empty --frames "" (an unset farm variable) selects nothing, not the shot
-        return list(all_frames)
-    wanted = parse_frame_range(frames)
-    outside = [f for f in wanted if f not in timing.exposures]
-    if outside:
-        what = "lineart sequence" if timing.kind == "strict" else f"{timing.kind} timing"
-        raise UsageError(
-            f"--frames {frames}: frames {frame_range_text(outside)} are not in {what} "
-            f"{frame_range_text(all_frames)}"
-        )
-    return wanted
-
-
 def _check_output_pattern(
     manifest: Manifest, manifest_path: Path, output: Pattern, lineart: Pattern, problems: list[ColorizeError]
 ) -> None:
@@ -466,82 +387,8 @@ def _check_output_pattern(
         )
 
 
-def _keyframe_files(
-    manifest: Manifest, manifest_path: Path, problems: list[ColorizeError]
-) -> dict[int, Path]:
-    """The colored keyframe files by frame number ({frame: path})."""
-    if not manifest.keyframes:
-        return {}
-    keys = parse_pattern(manifest.keyframes, manifest_path.parent)
-    if not keys.is_sequence:
-        problems.append(
-            ManifestError([f"{manifest_path}: keyframes: {manifest.keyframes!r} needs a frame number (####)"])
-        )
-        return {}
-    try:
-        return list_frames(keys, "keyframes")
-    except ColorizeError as error:
-        problems.append(error)
-        return {}
-
-
 def _mask_patterns(manifest: Manifest, base: Path) -> list[Pattern]:
     return [parse_pattern(entry.mask, base) for entry in manifest.characters.values() if entry.mask]
-
-
-def _keyframes(
-    found: dict[int, Path], timing: Timing, digests: Digests, problems: list[ColorizeError]
-) -> tuple[dict[int, Path], dict[int, int]]:
-    """The colored keyframes by the drawing they show ({drawing: path}), and the frame each is named by
-    ({drawing: frame}). A keyframe is a finished frame: its number is a frame number. Byte-identical keys
-    on exact repeats of one drawing (`colorize.repeats` folded them) are one key: the first."""
-    known = digests.known()
-    paths: dict[int, Path] = {}
-    frame_of: dict[int, int] = {}
-    for f, path in sorted(found.items()):
-        if f not in timing.exposures:
-            what = "lineart frame" if timing.kind == "strict" else "frame in the shot's timing:"
-            problems.append(InputDataError(f"{path}: keyframe {f} has no {what} {f}"))
-            continue
-        d = timing.drawing(f)
-        if d is None:
-            problems.append(InputDataError(f"{path}: keyframe {f}: frame {f} is blank in {timing.source}"))
-        elif d in paths and path in known and known[path] == known.get(paths[d]):
-            continue  # the same key on a copy of the drawing
-        elif d in paths:
-            problems.append(
-                InputDataError(f"{path}: keyframes {frame_of[d]} and {f} both show drawing {d}; keep one")
-            )
-        else:
-            paths[d], frame_of[d] = path, f
-    return paths, frame_of
-
-
-def _dependencies(
-    rule: DependsOn,
-    selected: list[int],
-    timing: Timing,
-    keyframe_paths: dict[int, Path],
-    settings: Settings,
-) -> dict[int, tuple[int, ...]]:
-    """Selected frame -> the drawings its output is made from (the engine's rule over the drawings; a
-    blank frame: none). Frames between the same keyframes (or anchors) share one tuple: long shots stay
-    small in memory."""
-    drawings = timing.drawings
-    key_drawings = sorted(keyframe_paths)
-    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
-    by_drawing: dict[int, tuple[int, ...]] = {}
-    dependencies: dict[int, tuple[int, ...]] = {}
-    for f in selected:
-        d = timing.drawing(f)
-        if d is None:
-            dependencies[f] = ()
-            continue
-        if d not in by_drawing:
-            deps = rule(d, drawings, key_drawings, settings)
-            by_drawing[d] = shared.setdefault(deps, deps)
-        dependencies[f] = by_drawing[d]
-    return dependencies
 
 
 def _characters(

@@ -79,6 +79,29 @@ def test_check_warns_about_a_keyframe_whose_line_gaps_leak(shot):
     assert "warning: keyframe 1001" in result.output and "line gaps leak" in result.output
 
 
+def test_check_gaps_names_the_frame_whose_lines_open(shot):
+    from colorize import images
+
+    plain = runner.invoke(app, ["check", str(shot), "--frames", "1001-1015", "--gaps"])
+    assert plain.exit_code == 0 and "through a gap" not in plain.output
+    # Open the hero's outline in frame 1012, halfway down the left side of her mask.
+    mask = images.read_rgba(shot / "masks" / "hero" / "sh001.1012.png")[..., 0] > 127
+    ys, xs = np.nonzero(mask)
+    y = (ys.min() + ys.max()) // 2
+    x = xs[ys == y].min()
+    path = shot / "lineart" / "sh001.1012.png"
+    line = images.read_rgba(path)
+    line[y - 5 : y + 5, x - 5 : x + 5] = 255
+    images.write_image(path, line)
+    assert "through a gap" not in runner.invoke(app, ["check", str(shot), "--frames", "1001-1015"]).output
+    result = runner.invoke(app, ["check", str(shot), "--frames", "1001-1015", "--gaps"])
+    assert result.exit_code == 0, result.output  # a warning, not a problem
+    warnings = [w for w in result.output.splitlines() if "warning:" in w]
+    assert len(warnings) == 1 and "frame 1012 (sh001.1012.png)" in warnings[0], result.output
+    gx, gy = (int(v.split("=")[1]) for v in warnings[0].split(" near ")[1].split(":")[0].split())
+    assert abs(gx - x) <= 8 and abs(gy - y) <= 8  # where the outline is missing
+
+
 def test_check_reports_one_line_per_problem(shot):
     manifest = shot / "refs.yaml"
     manifest.write_text(manifest.read_text().replace("seed: 1234", "sed: 1234"))

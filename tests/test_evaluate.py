@@ -10,17 +10,9 @@ import pytest
 from synth import finished, make_frame, region_map
 
 from colorize import images
-from colorize.evaluate import (
-    alpha_iou,
-    evaluate_case,
-    pixel_accuracy,
-    psnr,
-    region_accuracy,
-    region_truth,
-    segmentation_recovery,
-    ssim,
-    write_case,
-)
+from colorize.evaluate import evaluate_case
+from colorize.evaluate_cases import region_truth, write_case
+from colorize.metrics import alpha_iou, pixel_accuracy, psnr, region_accuracy, segmentation_recovery, ssim
 from colorize.qa import contact_sheet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -162,7 +154,7 @@ def test_preview_orders_frames_by_number_and_shows_qa(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "pbc0242").is_dir(), reason=f"{REAL / 'pbc0242'} not present")
 def test_pbc0242_large_move(tmp_path):
-    from colorize.evaluate import eval_pbc
+    from colorize.evaluate_cases import eval_pbc
 
     figures, report = eval_pbc(REAL / "pbc0242", tmp_path, shift=(40.0, 0.0), angle=3.0)
     rec, total = (int(v) for v in figures["regions_recovered"].split()[0].split("/"))
@@ -173,7 +165,8 @@ def test_pbc0242_large_move(tmp_path):
 
 def test_a_palette_case_scores_the_index_layer_ids(tmp_path):
     from colorize.colormodel import extract, palette_yaml
-    from colorize.evaluate import palette_id_accuracy, table
+    from colorize.evaluate import table
+    from colorize.metrics import palette_id_accuracy
 
     frames = [make_frame(90, 160, shift=(dx, dy), angle=a, dots=4) for dx, dy, a in [(0, 0, 0), (8, 3, 2)]]
     key = finished(frames[0])
@@ -202,7 +195,7 @@ def test_a_palette_case_scores_the_index_layer_ids(tmp_path):
 
 
 def test_flag_counts_are_recall_and_precision_over_regions():
-    from colorize.evaluate import flag_counts
+    from colorize.metrics import flag_counts
 
     ids = np.zeros((10, 40), np.int64)
     for r in range(4):  # four regions of 10x10

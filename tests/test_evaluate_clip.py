@@ -7,7 +7,8 @@ import math
 import numpy as np
 from synth import finished, make_frame
 
-from colorize.evaluate import evaluate_case, psnr, table, write_case
+from colorize.evaluate import evaluate_case, table
+from colorize.evaluate_cases import write_case
 from colorize.evaluate_clip import (
     background_colors,
     background_owned,
@@ -16,6 +17,7 @@ from colorize.evaluate_clip import (
     painted_background,
     quantized,
 )
+from colorize.metrics import psnr
 
 SKY, RED, GREEN = (120, 160, 220), (200, 30, 30), (30, 160, 40)
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 from synth import make_frame
 
-from colorize.flow import Correspondence
+from colorize.flow import Correspondence, correspondence
 from colorize.regions.breaks import breaks_likely
-from colorize.regions.leaks import leaky_regions
+from colorize.regions.leaks import landing_pairs, leaky_regions, merged_regions
 from colorize.regions.palette import (
     deep_colors,
     dominant_colors,
@@ -307,3 +307,32 @@ def test_region_matching_prefers_the_same_place_and_shape():
         still,
     )
     assert ids.tolist() == [lower_right] and found.tolist() == [right_p] and conf[0] >= 0.5
+
+
+def test_merged_regions_tell_a_gap_that_opens_from_a_line_taken_away():
+    def merges(before: np.ndarray, after: np.ndarray):
+        a, b = segment(before), segment(after)
+        return merged_regions(b, a, *landing_pairs(b, a, correspondence(b.ink, a.ink)[0].full()))
+
+    def drawing(gap: int) -> np.ndarray:  # two boxes with a few buttons (something for flow to hold on to)
+        img = _two_boxes(gap)
+        for x, y, r in ((45, 35, 8), (150, 85, 10), (70, 90, 5), (160, 30, 6)):
+            cv2.circle(img, (x, y), r, (0, 0, 0, 255), 2)
+        return img
+
+    closed, open12 = drawing(0), drawing(12)  # a 12-px gap: wider than gap_close closes
+    assert merges(closed, closed) == []
+    found = merges(closed, open12)
+    assert len(found) == 1
+    x, y = found[0].at
+    assert 96 <= x <= 106 and 52 <= y <= 68  # in the gap
+    # Drawn a few pixels further (the next drawing moved): still the gap.
+    moved = np.full_like(open12, 255)
+    moved[4:, 6:] = open12[:-4, :-6]
+    found = merges(closed, moved)
+    assert len(found) == 1 and 102 <= found[0].at[0] <= 112
+    # The wall taken away altogether is the drawing's change, not a gap; so is a gap that closes.
+    no_wall = drawing(0)
+    no_wall[12:109, 98:104] = 255
+    assert merges(closed, no_wall) == []
+    assert merges(open12, closed) == []

@@ -22,8 +22,8 @@ Color sources per region, in order:
    confidence). The more confident chain wins per region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
-4. small regions left over take a neighbour's color; otherwise the visible `unresolved_color`, and the
-   frame's `info["unresolved"]` counts those regions.
+4. small regions left over take a neighbour's color (`regions.fallback`); otherwise the visible
+   `unresolved_color`, and the frame's `info["unresolved"]` counts those regions.
 
 Painting (`flat.fill`): flat regions take one color; `texture` (and `auto` where the source region is not
 flat: shading, texture) carries the keyframe's pixels into each region through a direct correspondence
@@ -58,7 +58,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -67,9 +67,25 @@ import numpy as np
 from colorize import images
 from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
+from colorize.engines.flat_state import (
+    BACKWARD,
+    FORWARD,
+    KEYFRAME,
+    MATCHED,
+    NEIGHBOUR,
+    PROPAGATED,
+    REFERENCE,
+    REUSED,
+    SOURCES,
+    UNRESOLVED,
+    Key,
+    State,
+    decode_key,
+)
 from colorize.errors import ColorizeError
 from colorize.flow import COARSE_WORK, IDENTITY, Correspondence, correspondence, flow_image, flow_scale
 from colorize.qa import qa_overlay
+from colorize.regions.fallback import from_neighbours, from_references, region_owners
 from colorize.regions.kinds import (
     BACKGROUND_SHARE,
     around_color,
@@ -84,15 +100,7 @@ from colorize.regions.kinds import (
 from colorize.regions.lines import LineRoles, LineWork, classify
 from colorize.regions.lines import empty as no_linework
 from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
-from colorize.regions.palette import (
-    NO_COLOR,
-    deep_colors,
-    dominant_colors,
-    on_model,
-    parse_hex,
-    reference_palette,
-    widen,
-)
+from colorize.regions.palette import NO_COLOR, on_model, parse_hex, reference_palette, widen
 from colorize.regions.propagate import propagate, vote_pixels
 from colorize.regions.render import (
     carry_texture,
@@ -104,7 +112,7 @@ from colorize.regions.render import (
     paste_off_lines,
     render,
 )
-from colorize.regions.segment import Segmentation, line_layers, neighbour_regions, segment_ink
+from colorize.regions.segment import Segmentation, line_layers, segment_ink
 from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
@@ -112,44 +120,9 @@ _KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
 NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
-FLAT_SHARE = 0.9  # a source region is flat when this share of its line-free pixels has one color
 LOW_CONFIDENCE = 0.75  # QA: confidences below this (but accepted) are marked
 SOURCE_SHARE = 0.2  # a part kept off the background takes another color of its source with this vote share
 NEIGHBOUR_SHARE = 2e-4  # unresolved regions under this share of the frame (0.02 %) take a neighbour's color
-NEIGHBOUR_REACH = (3, 12)  # pixels across the lines where that neighbour is looked for, near first
-
-SOURCES = ("keyframe", "forward", "backward", "reused", "matched", "reference", "neighbour", "unresolved")
-KEYFRAME, FORWARD, BACKWARD, REUSED, MATCHED, REFERENCE, NEIGHBOUR, UNRESOLVED = range(len(SOURCES))
-_PROPAGATED = -1  # chain-state marker: propagated from the previous frame (forward/backward by chain)
-
-
-@dataclass(frozen=True)
-class _State:
-    """Colors of one frame's regions as one chain sees them."""
-
-    colors: np.ndarray  # (n,) int64 packed colors, NO_COLOR where unresolved
-    conf: np.ndarray  # (n,) float32
-    origin: np.ndarray  # (n,) int64 region of the origin keyframe the color came from (0: unknown)
-    how: np.ndarray  # (n,) int8: _PROPAGATED, REUSED, MATCHED or KEYFRAME
-    origin_key: int  # the keyframe `origin` refers to
-
-
-@dataclass
-class _Key:
-    """A keyframe as the engine uses it (decoded once, kept in a small LRU)."""
-
-    seg: Segmentation
-    image: np.ndarray  # H×W×4 RGBA keyframe, uint8 or uint16 (as the file is, with output_depth 16)
-    colors: np.ndarray  # dominant color per region (line-free pixels first), 8-bit packed
-    flat: np.ndarray  # (n,) bool: the region is flat in the keyframe
-    alpha: bool  # the keyframe has transparency
-    colors16: np.ndarray  # (n,) uint64: the 16-bit color each region's 8-bit color stands for (packed)
-
-    def state(self, key: int) -> _State:
-        n = self.seg.count + 1
-        return _State(
-            self.colors.copy(), np.ones(n, np.float32), np.arange(n), np.full(n, KEYFRAME, np.int8), key
-        )
 
 
 class FlatEngine(EngineBase):
@@ -169,9 +142,9 @@ class FlatEngine(EngineBase):
         self.flags: dict[int, np.ndarray] | None = None
         self._shot: ShotContext | None = None
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
-        self._keys: OrderedDict[int, _Key] = OrderedDict()
+        self._keys: OrderedDict[int, Key] = OrderedDict()
         self._sigs: dict[int, Signature] = {}
-        self._states: dict[tuple[int, int], _State] = {}
+        self._states: dict[tuple[int, int], State] = {}
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
         self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
@@ -294,11 +267,18 @@ class FlatEngine(EngineBase):
         else:
             colors, conf, source, winners = self._combine(fi.frame, k0, k1)
             owners = self._owners(fi.frame, seg)
+            limit = self._neighbour_limit(seg)
             if shot.keyframes:  # small regions take the keys' colors around them (same owner) first
-                self._small_from_neighbours(seg, colors, source, owners, same_owner=True)
+                source[from_neighbours(seg, colors, limit, owners, same_owner=True)] = NEIGHBOUR
             if not shot.keyframes or fi.masks:
-                self._reference_fill(seg, fi, colors, source, conf)
-            self._small_from_neighbours(seg, colors, source, owners)
+                first = (
+                    self._palettes.get(shot.characters[0].name)
+                    if shot.characters and not shot.keyframes
+                    else None
+                )
+                took = from_references(seg, colors, conf, fi.masks, self._palettes, shot.background, first)
+                source[took] = REFERENCE
+            source[from_neighbours(seg, colors, limit, owners)] = NEIGHBOUR
             paint, unfilled = self._paint(seg, lw, colors, winners, alpha, deep)
             self._texture(fi.frame, seg, paint, alpha, colors, winners)
             over = lw.trace
@@ -345,7 +325,7 @@ class FlatEngine(EngineBase):
         seg: Segmentation,
         lw: LineWork,
         colors: np.ndarray,
-        winners: list[tuple[np.ndarray, _State]],
+        winners: list[tuple[np.ndarray, State]],
         alpha: bool,
         deep: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -363,11 +343,11 @@ class FlatEngine(EngineBase):
         out[0] = out[1] if seg.count else parse_hex(self.flat.unresolved_color)
         return out
 
-    def _colors16(self, finished: np.ndarray, winners: list[tuple[np.ndarray, _State]]) -> np.ndarray:
+    def _colors16(self, finished: np.ndarray, winners: list[tuple[np.ndarray, State]]) -> np.ndarray:
         """The 16-bit colors (packed) of `finished` (8-bit, per region).
 
         A region whose color a chain (or the keyframe) gave takes the 16-bit color of the keyframe region
-        it came from (`_State.origin`), exactly. Others (a neighbour's color, a reference's) take the
+        it came from (`State.origin`), exactly. Others (a neighbour's color, a reference's) take the
         16-bit color of a region of this frame, else of the span's keyframes, with the same 8-bit color
         (the largest such keyframe region); colors with none (references, the unresolved color) widen.
         """
@@ -396,7 +376,7 @@ class FlatEngine(EngineBase):
 
     def _combine(
         self, frame: int, k0: int | None, k1: int | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, _State]]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, State]]]:
         """Per region: color, confidence and source from the chains of the span's keyframes.
 
         Returns also, per chain, the regions it won and its state (for carrying texture)."""
@@ -420,7 +400,7 @@ class FlatEngine(EngineBase):
             colors[better] = state.colors[better]
             conf[better] = state.conf[better]
             how = state.how[better]
-            source[better] = np.where(how == _PROPAGATED, direction, how)
+            source[better] = np.where(how == PROPAGATED, direction, how)
             won[better] = i
             states.append(state)
         weak = conf < self.flat.match_threshold
@@ -431,7 +411,7 @@ class FlatEngine(EngineBase):
 
     # -- chains ------------------------------------------------------------------------------------------
 
-    def _chain_state(self, key: int, other: int | None, frame: int) -> _State:
+    def _chain_state(self, key: int, other: int | None, frame: int) -> State:
         """The state of `frame` on the chain from keyframe `key` (the span's other keyframe: `other`)."""
         frames = self._require_shot().frames
         a, b = self._position(key), self._position(frame)
@@ -450,11 +430,11 @@ class FlatEngine(EngineBase):
             self._states[(key, frames[p])] = self._step(key, other, frames[p], earlier)
         return self._states[(key, frame)]
 
-    def _source_state(self, key: int, q: int) -> _State:
+    def _source_state(self, key: int, q: int) -> State:
         keyframes = self._require_shot().keyframes
         return self._key(q).state(q) if q in keyframes else self._states[(key, q)]
 
-    def _step(self, key: int, other: int | None, p: int, earlier: list[int]) -> _State:
+    def _step(self, key: int, other: int | None, p: int, earlier: list[int]) -> State:
         """One chain step: the state of frame `p` from the best already colored drawing of the chain."""
         seg = self._segmentation(p)
         sig = self._signature(p)
@@ -474,7 +454,7 @@ class FlatEngine(EngineBase):
         colors, votes, prev_label = propagate(seg, src_seg, src_state.colors, where, owners)
         # A region inherits at most the confidence of where its color came from (weak links stay weak).
         conf = np.minimum(votes, np.where(prev_label > 0, src_state.conf[prev_label], votes))
-        how = np.full(seg.count + 1, _PROPAGATED if src == adjacent else REUSED, np.int8)
+        how = np.full(seg.count + 1, PROPAGATED if src == adjacent else REUSED, np.int8)
         # Where this step's votes are weak, match regions on position, size, shape and neighbours instead
         # (small regions are left to the neighbour fallback).
         weak = (votes < LOW_CONFIDENCE) & (seg.areas >= self._neighbour_limit(seg))
@@ -500,13 +480,13 @@ class FlatEngine(EngineBase):
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
         self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
         colors[conf < self.flat.match_threshold] = NO_COLOR
-        return _State(colors, conf, origin, how, src_state.origin_key)
+        return State(colors, conf, origin, how, src_state.origin_key)
 
     def _second_opinion(
         self,
         p: int,
         seg: Segmentation,
-        src: tuple[Segmentation, _State, Correspondence, tuple[np.ndarray, np.ndarray] | None],
+        src: tuple[Segmentation, State, Correspondence, tuple[np.ndarray, np.ndarray] | None],
         colors: np.ndarray,
         conf: np.ndarray,
         how: np.ndarray,
@@ -629,7 +609,7 @@ class FlatEngine(EngineBase):
             return mode == "on"
         return bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys)
 
-    def _paint_source(self, key: _Key, alpha: bool, dtype: np.dtype) -> np.ndarray:
+    def _paint_source(self, key: Key, alpha: bool, dtype: np.dtype) -> np.ndarray:
         """The keyframe's pixels as the paint layer takes them: RGBA or over white, at the paint's depth."""
         image = key.image if alpha else images.over_white(key.image)
         return images.to_uint16(image) if dtype == np.uint16 else image
@@ -641,7 +621,7 @@ class FlatEngine(EngineBase):
         paint: np.ndarray,
         alpha: bool,
         colors: np.ndarray,
-        winners: list[tuple[np.ndarray, _State]],
+        winners: list[tuple[np.ndarray, State]],
     ) -> None:
         """Carry keyframe pixels into the regions whose source region is textured (per `flat.fill`)."""
         if self.flat.fill == "flat":
@@ -661,10 +641,8 @@ class FlatEngine(EngineBase):
     # -- masks -------------------------------------------------------------------------------------------
 
     def _owners(self, frame: int, seg: Segmentation) -> np.ndarray | None:
-        """Owner per region of `frame` (0 = background, i + 1 = `self._masked[i]`); None without masks.
-
-        A region belongs to whoever covers most of its pixels (ties: background, then name order). Cached
-        on the segmentation (a pure function of the frame's line art and masks)."""
+        """Owner per region of `frame` (`regions.fallback.region_owners`); None without masks. Cached on
+        the segmentation (a pure function of the frame's line art and masks)."""
         if not self._masked:
             return None
         if "owner" not in seg.cache:
@@ -674,22 +652,7 @@ class FlatEngine(EngineBase):
                     masks = self._require_shot().load_masks(frame)
                 except ColorizeError:  # a chain frame outside the range run may lack its masks
                     masks = {}
-            owner = None
-            if all(name in masks for name in self._masked):
-                n = seg.count + 1
-                cover = np.zeros((len(self._masked) + 1, n), np.int64)
-                anyone = np.zeros(seg.labels.shape, np.uint8)
-                for i, name in enumerate(self._masked):
-                    mask = masks[name]
-                    if mask.shape != seg.labels.shape:
-                        break
-                    m8 = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-                    cover[i + 1] = seg.count_where(m8)
-                    cv2.bitwise_or(anyone, m8, dst=anyone)
-                else:
-                    cover[0] = seg.count_where(cv2.compare(anyone, 0, cv2.CMP_EQ))
-                    owner = cover.argmax(axis=0).astype(np.int16)
-            seg.cache["owner"] = owner
+            seg.cache["owner"] = region_owners(seg, masks, self._masked)
         return seg.cache["owner"]
 
     def _owner_pair(
@@ -701,80 +664,10 @@ class FlatEngine(EngineBase):
 
     # -- fallbacks ---------------------------------------------------------------------------------------
 
-    def _small_from_neighbours(
-        self,
-        seg: Segmentation,
-        colors: np.ndarray,
-        source: np.ndarray,
-        owner: np.ndarray | None = None,
-        same_owner: bool = False,
-    ) -> None:
-        """Small regions left unresolved (under min_region px, or NEIGHBOUR_SHARE of the frame) take their
-        most common neighbour's color.
-
-        Tiny enclosures (pockets where lines meet, 1-px holes) and small new parts (a mouth corner that
-        opens, an eye pocket) often have nothing to match in the frames before; the color around them
-        beats the unresolved color (QA marks those above min_region as low confidence). With owners
-        (masks), a neighbour of the same owner comes first; with `same_owner`, only such a neighbour.
-        """
-        small = (colors == NO_COLOR) & (seg.areas < self._neighbour_limit(seg))
-        small[0] = False
-        if not small.any():
-            return
-        for reach in NEIGHBOUR_REACH:  # pockets inside thick ink look further
-            nb = neighbour_regions(seg, small, reach=reach, owner=owner)
-            take = small & (nb > 0)
-            take[take] &= colors[nb[take]] != NO_COLOR
-            if same_owner and owner is not None:
-                take[take] &= owner[nb[take]] == owner[take]
-            colors[take] = colors[nb[take]]
-            source[take] = NEIGHBOUR
-            small &= ~take
-            if not small.any():
-                return
-
     def _neighbour_limit(self, seg: Segmentation) -> int:
         """Regions under this many pixels take a neighbour's color when unresolved; larger weak ones are
         matched region to region (shape statistics need some pixels)."""
         return max(4 * max(1, self.flat.min_region), int(NEIGHBOUR_SHARE * seg.labels.size))
-
-    def _reference_fill(
-        self, seg: Segmentation, fi: FrameInput, colors: np.ndarray, source: np.ndarray, conf: np.ndarray
-    ) -> None:
-        """Best-effort colors for unresolved regions from references (masks, background, palette rank).
-
-        A guess from a palette (the largest regions take the most frequent reference colors) has no
-        evidence behind it: confidence 0, so QA marks it. A region under the background plate takes the
-        plate's color there with the share of its pixels that have that color as confidence."""
-        shot = self._require_shot()
-        todo = colors == NO_COLOR
-        todo[0] = False
-        if not todo.any():
-            return
-        areas = seg.areas.astype(np.float64)
-        covered = np.zeros(seg.count + 1, bool)
-        for name, mask in sorted(fi.masks.items()):
-            palette = self._palettes.get(name)
-            if palette is None or len(palette) == 0:
-                continue
-            inside = np.bincount(seg.labels[mask], minlength=seg.count + 1) / np.maximum(areas, 1)
-            mine = todo & (inside > 0.5)
-            covered |= inside > 0.5
-            _rank_fill(colors, source, mine, areas, palette)
-            todo &= ~mine
-        if shot.background is not None and todo.any():
-            outside = todo & ~covered
-            bg, share = dominant_colors(seg.labels, seg.count, shot.background, valid=seg.labels > 0)
-            take = outside & (bg != NO_COLOR)
-            colors[take] = bg[take]
-            conf[take] = share[take]
-            source[take] = REFERENCE
-            todo &= ~take
-        if todo.any() and not fi.masks and not shot.keyframes and shot.characters:
-            # No keyframe, no mask, no background: the first character's palette by region size.
-            palette = self._palettes.get(shot.characters[0].name)
-            if palette is not None and len(palette):
-                _rank_fill(colors, source, todo, areas, palette)
 
     # -- caches ------------------------------------------------------------------------------------------
 
@@ -818,34 +711,14 @@ class FlatEngine(EngineBase):
             seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
         return seg.cache[("flow_image", scale)]
 
-    def _key(self, frame: int, image: np.ndarray | None = None) -> _Key:
+    def _key(self, frame: int, image: np.ndarray | None = None) -> Key:
         key = self._keys.get(frame)
         if key is not None:
             self._keys.move_to_end(frame)
             return key
         if image is None:
             image = self._require_shot().load_keyframe(frame)
-        if image.shape[2] == 3:
-            image = np.dstack([image, np.full(image.shape[:2], np.iinfo(image.dtype).max, image.dtype)])
-        if self.palette is not None:  # on model: every pixel carried from it is a palette colour
-            image = self.palette.snap(images.to_uint8(image))
-        image8 = images.to_uint8(image)
-        seg = self._segmentation(frame)
-        # Region colors from the pixels no line touches (anti-aliased edges are tinted by the line).
-        clean = seg.labels > 0
-        clean &= seg.ink == 0
-        colors, share = dominant_colors(seg.labels, seg.count, image8, valid=clean)
-        missing = colors == NO_COLOR
-        missing[0] = False
-        if missing.any():
-            fallback, _ = dominant_colors(seg.labels, seg.count, image8, valid=seg.labels > 0)
-            colors[missing] = fallback[missing]
-            share[missing] = 1.0
-        if image.dtype == np.uint16:
-            colors16 = deep_colors(seg.labels, colors, image8, image, clean)
-        else:
-            colors16 = widen(np.where(colors == NO_COLOR, 0, colors))
-        key = _Key(seg, image, colors, share >= FLAT_SHARE, images.has_transparency(image), colors16)
+        key = decode_key(self._segmentation(frame), image, self.palette)
         self._keys[frame] = key
         while len(self._keys) > _KEY_CACHE:
             self._keys.popitem(last=False)
@@ -862,18 +735,6 @@ class FlatEngine(EngineBase):
         if self._shot is None:
             raise RuntimeError("FlatEngine.prepare(shot) must be called before colorize()")
         return self._shot
-
-
-def _rank_fill(
-    colors: np.ndarray, source: np.ndarray, which: np.ndarray, areas: np.ndarray, palette: np.ndarray
-) -> None:
-    """Largest regions take the most frequent reference colors (cycling): a crude but stable guess."""
-    ids = np.flatnonzero(which)
-    if len(ids) == 0:
-        return
-    order = ids[np.lexsort((ids, -areas[ids]))]
-    colors[order] = palette[np.arange(len(order)) % len(palette)]
-    source[order] = REFERENCE
 
 
 def depends_on(

@@ -5,15 +5,20 @@ smooth shading of one. A region of the segmentation in which two or more flat co
 share has leaked through a gap the segmentation did not close (a scan's break, an aliased export): the
 flat engine would carry one of them into all of it. `colorize check` reports such regions of the keyframes
 (with the line art only, nothing tells a leak from a large region, so the keyframes are the evidence).
+
+Between keyframes, a gap that *opens* shows against the drawing before (`merged_regions`): a region that
+covers most of two regions the line art kept apart there, while most of the line between them is still
+drawn, joins them through the rest of it (`colorize check --gaps`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from colorize.regions.palette import pack_color
+from colorize.regions.palette import NO_COLOR, pack_color
 from colorize.regions.segment import Segmentation
 
 LEAK_SHARE = 0.2  # a second color covering this share of a region's paper means it leaked
@@ -51,3 +56,86 @@ def leaky_regions(seg: Segmentation, keyframe: np.ndarray) -> list[Leak]:
         i = len(ys) // 2
         out.append(Leak(int(label), int(seg.areas[label]), int(many[label]), (int(xs[i]), int(ys[i]))))
     return out
+
+
+MERGE_COVER = 0.6  # a region that covers this share of each of two regions of the drawing before joins them
+LINE_KEPT = 0.75  # ... through a gap when this share of the line between them is still drawn
+MERGE_MOST = 6  # the largest regions a region joins that are looked at (pairs among them)
+GAP_MIN = 4  # pixels of line missing, fewer: a line end that resampling moved by a pixel, not a gap
+
+
+@dataclass(frozen=True)
+class Merge:
+    label: int
+    area: int  # pixels
+    at: tuple[int, int]  # (x, y) of a pixel of the gap: where the line between them is missing
+    gap: int  # pixels of that line (widened by 2 px on each side) missing in this drawing
+    between: tuple[int, int]  # the two regions of the drawing before it joins
+
+
+def landing_pairs(
+    seg: Segmentation, before: Segmentation, where: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels of each region of `seg` landing in each region of `before`, an n × k array; the region of
+    `before` each pixel of `seg` lands in, 0 on its lines). `where`: H×W×2 positions in `before` of
+    `seg`'s pixels (a `flow.Correspondence`'s `full()`)."""
+    h, w = seg.labels.shape
+    xs = np.clip(np.rint(where[..., 0]).astype(np.int32), 0, w - 1)
+    ys = np.clip(np.rint(where[..., 1]).astype(np.int32), 0, h - 1)
+    src = before.labels[ys, xs]
+    landed = (seg.labels > 0) & (src > 0)
+    n, k = seg.count + 1, before.count + 1
+    flat = seg.labels[landed].astype(np.int64) * k + src[landed]
+    return np.bincount(flat, minlength=n * k).reshape(n, k), src
+
+
+def carried(pairs: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Per region of a drawing, the color (`colors`: per region of the drawing before) of the region before
+    where most of its pixels land (`pairs` from `landing_pairs`); NO_COLOR where none land."""
+    out = colors[pairs.argmax(axis=1)]
+    out[pairs.sum(axis=1) == 0] = NO_COLOR
+    out[0] = NO_COLOR
+    return out
+
+
+def merged_regions(
+    seg: Segmentation, before: Segmentation, pairs: np.ndarray, src: np.ndarray
+) -> list[Merge]:
+    """Regions of `seg` that join two regions of the drawing before through a gap in the line between them.
+
+    `pairs`, `src`: how `seg` lands in `before` (`landing_pairs`). A region that covers MERGE_COVER or
+    more of each of two regions of `before` (of at least LEAK_AREA of the frame) that a line kept apart,
+    where LINE_KEPT or more of that line is still drawn here: the two areas leak into each other through
+    the rest of it (GAP_MIN pixels or more). When the line is gone (an arm that parted the sky moved
+    away), or the two regions were not neighbours across a line, the join is the drawing's, not a gap's.
+    Largest first."""
+    big = before.areas >= LEAK_AREA * seg.labels.size
+    big[0] = False
+    covers = (pairs >= MERGE_COVER * np.maximum(before.areas, 1)[None, :]) & big[None, :]
+    out = []
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    for label in np.flatnonzero(covers.sum(axis=1) >= 2):
+        joined = np.flatnonzero(covers[label])
+        joined = joined[np.argsort(-before.areas[joined], kind="stable")][:MERGE_MOST]
+        near = [cv2.dilate((src == j).view(np.uint8), kernel) for j in joined]
+        was = [cv2.dilate((before.labels == j).view(np.uint8), kernel) for j in joined]
+        best: Merge | None = None
+        for i in range(len(joined)):
+            for j in range(i + 1, len(joined)):
+                # The line between them in the drawing before, and where it lands here.
+                drawn = int(np.count_nonzero((before.labels == 0) & (was[i] > 0) & (was[j] > 0)))
+                line = (src == 0) & (near[i] > 0) & (near[j] > 0)
+                missing = line & (seg.ink == 0)
+                gap = int(np.count_nonzero(missing))
+                kept = int(np.count_nonzero(line)) - gap
+                if drawn < 4 or gap < GAP_MIN or kept < LINE_KEPT * drawn:
+                    continue
+                _, parts, stats, _ = cv2.connectedComponentsWithStats(missing.view(np.uint8), connectivity=8)
+                gy, gx = np.nonzero(parts == int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1)
+                m = len(gy) // 2  # a pixel of its largest piece
+                if best is None or gap < best.gap:
+                    at = (int(gx[m]), int(gy[m]))
+                    best = Merge(int(label), int(seg.areas[label]), at, gap, (int(joined[i]), int(joined[j])))
+        if best is not None:
+            out.append(best)
+    return sorted(out, key=lambda m: -m.area)
