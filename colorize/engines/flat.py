@@ -527,7 +527,7 @@ class FlatEngine(EngineBase):
         inside = enclosed_parts(seg, ids, near_votes, src_seg, colors, background, limit, from_key)
         # ... only where the color is a weak guess carried by propagation (region matching on shape and
         # position that picked a background region is evidence of its own)
-        inside &= (conf[ids] < LOW_CONFIDENCE) & (how[ids] == _PROPAGATED)
+        inside &= (conf[ids] < LOW_CONFIDENCE) & (how[ids] == PROPAGATED)
         keep = character | inside
         ids, key_votes, near_votes, inside = ids[keep], key_votes[keep], near_votes[keep], inside[keep]
         low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
