@@ -217,11 +217,11 @@ def surroundings(seg: Segmentation, ids: np.ndarray, character: np.ndarray) -> t
 
 def tracked_holes(seg: Segmentation, ids: np.ndarray, key: Segmentation, origin: np.ndarray) -> np.ndarray:
     """(len(ids),) bool: regions of `ids` whose color was carried from an enclosed (not open) region of
-    the keyframe `key` (`origin`: per region of `ids`, its label there) and that are not a small pocket
-    of it (POCKET_SHARE): the sky seen through a loop of the keyframe, followed frame to frame, is still
-    that sky wherever the loop has moved."""
+    the keyframe `key` (`origin`: per region of `ids`, its label there) and that carry it whole (at least
+    SPLIT_SHARE of its size, not a piece of it): the sky seen through a loop of the keyframe, followed
+    frame to frame, is still that sky wherever the loop has moved."""
     known = origin > 0
-    return known & ~open_regions(key)[origin] & (seg.areas[ids] >= POCKET_SHARE * key.areas[origin])
+    return known & ~open_regions(key)[origin] & (seg.areas[ids] >= SPLIT_SHARE * key.areas[origin])
 
 
 def enclosed_parts(
