@@ -18,8 +18,8 @@ Color sources per region, in order:
    (`colorize.flow.correspondence`), region votes (`regions.propagate`), then region-level matching where
    the votes are weak (`regions.match.match_regions`); a region that is not open background but took a
    color only the keyframe's background has is asked about in the keyframe itself (`regions.kinds`: a
-   character part takes a character's color back, at low confidence). The more confident chain wins per
-   region;
+   character part, or a pocket inside the character, takes a character's color back, at low
+   confidence). The more confident chain wins per region;
 3. a character's reference palette inside that character's mask, the background reference outside all
    masks (best effort);
 4. small regions left over take a neighbour's color (`regions.fallback`); otherwise the visible
@@ -88,11 +88,14 @@ from colorize.qa import qa_overlay
 from colorize.regions.fallback import from_neighbours, from_references, region_owners
 from colorize.regions.kinds import (
     BACKGROUND_SHARE,
+    around_color,
     background_only,
-    background_share,
     best_other,
+    enclosed_parts,
     region_votes,
+    seen_share,
     suspects,
+    tracked_holes,
 )
 from colorize.regions.lines import LineRoles, LineWork, classify
 from colorize.regions.lines import empty as no_linework
@@ -494,12 +497,15 @@ class FlatEngine(EngineBase):
         """Regions that are not open background but took a background-only color of the chain's keyframe
         (`regions.kinds`); in place.
 
-        Where the keyframe's own correspondence lands mostly on its background too, the color stays (a
-        hole that opened, sky between limbs). Otherwise the region takes the color, other than a
-        background-only one, that SOURCE_SHARE or more of its pixels came from in the source drawing (the
-        part was joined to the background through a gap in the lines there), else the keyframe's most
-        voted one (the part moved far), at low confidence (QA marks it); left as it is, at low confidence,
-        when neither has one."""
+        The color stays where the keyframe shows that same background where the region is (a hole that
+        opened: the fence through it where the keyframe has the fence), or where it was carried whole from
+        a hole of the keyframe (sky through a loop). Otherwise, or when the region is a new pocket inside
+        the character (`regions.kinds.enclosed_parts`), it is a character part: it takes the color, other
+        than a background-only one, that SOURCE_SHARE or more of its pixels came from in the source
+        drawing (the part was joined to the background through a gap in the lines there), else (a pocket)
+        the color of the character around it, else the keyframe's most voted one (the part moved far),
+        else the character around it, at low confidence (QA marks it); left as it is, at low confidence,
+        when none has one."""
         src_seg, src_state, where, owners = src
         key = self._key(src_state.origin_key)
         if "background_only" not in key.seg.cache:
@@ -513,19 +519,43 @@ class FlatEngine(EngineBase):
             return
         key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
         key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
-        character = background_share(key_votes, key.colors, background) < BACKGROUND_SHARE
-        ids, key_votes = ids[character], key_votes[character]
+        near_votes = region_votes(seg, src_seg, ids, where, owners)
+        # Background the keyframe shows where the region is now, or a hole of the keyframe (sky through a
+        # loop) the region's color was carried from as a whole, however far it moved: background.
+        seen = seen_share(key_votes, key.colors, background, colors[ids]) >= BACKGROUND_SHARE
+        character = ~seen & ~tracked_holes(seg, ids, key.seg, origin[ids])
+        limit = self._neighbour_limit(seg)
+        from_key = key.seg.areas[origin[ids]]
+        inside = enclosed_parts(seg, ids, near_votes, src_seg, colors, background, limit, from_key)
+        # ... only where the color is a weak guess carried by propagation (region matching on shape and
+        # position that picked a background region is evidence of its own)
+        inside &= (conf[ids] < LOW_CONFIDENCE) & (how[ids] == PROPAGATED)
+        keep = character | inside
+        ids, key_votes, near_votes, inside = ids[keep], key_votes[keep], near_votes[keep], inside[keep]
         low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
         conf[ids] = np.minimum(conf[ids], low)
-        near = best_other(region_votes(seg, src_seg, ids, where, owners), src_state.colors, background)
+        near = best_other(near_votes, src_state.colors, background)
         far = best_other(key_votes, key.colors, background)
+        around = around_color(seg, ids, colors, background)
         took = np.zeros(len(ids), bool)
-        for (got, share, label), least, from_key in ((near, SOURCE_SHARE, False), (far, 0.0, True)):
+        # A part inside the character that was new in the source takes the color around it before a
+        # far-away keyframe match; the others the keyframe's match first.
+        for (got, share, label), least, kind in (
+            (near, np.full(len(ids), SOURCE_SHARE), "source"),
+            (around, np.where(inside, 0.0, np.inf), "around"),
+            (far, np.zeros(len(ids)), "key"),
+            (around, np.zeros(len(ids)), "around"),
+        ):
             ok = ~took & (got != NO_COLOR) & (share >= least)
             t = ids[ok]
             colors[t], how[t] = got[ok], MATCHED
             conf[t] = np.clip(share[ok], self.flat.match_threshold, low)
-            origin[t] = label[ok] if from_key else src_state.origin[label[ok]]
+            if kind == "key":
+                origin[t] = label[ok]
+            elif kind == "source":
+                origin[t] = src_state.origin[label[ok]]
+            else:
+                origin[t] = origin[label[ok]]
             took |= ok
 
     def _to_key(self, seg: Segmentation, key_seg: Segmentation) -> Correspondence:

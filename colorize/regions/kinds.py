@@ -12,11 +12,17 @@ color on from frame to frame (its votes are unanimous: every pixel came from the
   have color codes the open regions have more of than the rest (sky seen between an arm and a body, in
   a lighter tone of the sky's gradient, is sky).
 - **Suspects** (`suspects`): regions of a frame that are not open but are painted a background-only
-  color. The engine (`engines.flat`, a chain step) asks the keyframe about them with `region_votes`:
-  where the keyframe's correspondence lands mostly on background too (`background_share`), the region
-  is background (a hole that opened); otherwise it is a character part and takes another color
-  (`best_other`) from the source drawing or the keyframe, at low confidence. Checked at every step, so
-  one bad frame does not poison the frames after it.
+  color. The engine (`engines.flat`, a chain step) asks the keyframe about them with `region_votes`. A
+  suspect is background when the keyframe shows that same background where the region now is
+  (`seen_share`: the fence seen through a hole is the fence the keyframe has there), or when its color
+  was carried whole from a hole of the keyframe (`tracked_holes`: sky through a loop stays sky however far
+  the loop moves). It is a character part otherwise (a part that came over the fence and took the
+  fence's color, or the sky's where the keyframe shows the fence), and also when it is a new pocket
+  inside the character (`enclosed_parts`: split off a larger region on the way, most of what surrounds
+  it character; the engine asks this only of weak propagated colors): then it takes another color, from the source drawing (`best_other`, a share of its
+  pixels came from a character color there: the part was joined to the background through a gap), else
+  the character around it (`around_color`: a pocket), else the keyframe's match (the part moved far),
+  at low confidence. Checked at every step, so one bad frame does not poison the frames after it.
 """
 
 from __future__ import annotations
@@ -26,12 +32,17 @@ import numpy as np
 
 from colorize.flow import Correspondence
 from colorize.regions.palette import NO_COLOR
+from colorize.regions.propagate import SPLIT_SHARE
 from colorize.regions.segment import Segmentation
 
 OPEN_AREA = 0.05  # share of the frame from which a region counts as open (with 2+ frame edges)
 SPECK_SHARE = 2e-4  # keyframe regions under this share of the frame do not decide background-only colors
 QUANT = 3  # background color codes compare the top 8 - QUANT bits of each channel
 BACKGROUND_SHARE = 0.5  # the keyframe agrees a region is background when its votes give it this share
+ENCLOSED = 0.65  # a region is inside the character when this share of the pixels around it are character
+POCKET_SHARE = 0.05  # a region under this share of the keyframe region its color came from is a pocket
+RING = 4  # pixels across the lines where a region's surroundings are looked at
+SAME_TONE = 24  # background colors this close (largest channel difference, 8-bit) show the same thing
 
 
 def edge_count(seg: Segmentation) -> np.ndarray:
@@ -126,13 +137,20 @@ def region_votes(
     return np.bincount(row[lab] * n + slab, minlength=len(ids) * n).reshape(len(ids), n).astype(np.float64)
 
 
-def background_share(votes: np.ndarray, colors: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """(len(votes),) share of each row's votes (lines not counting) for regions of a `background` color
-    (`colors`: per source region)."""
+def seen_share(votes: np.ndarray, colors: np.ndarray, background: np.ndarray, took: np.ndarray) -> np.ndarray:
+    """(len(votes),) share of each row's votes (lines not counting) for `background`-colored regions of
+    about the color that row's region took (`took`, packed; SAME_TONE): what the keyframe shows at the
+    place of a region that looks through to the background. The background behind a hole is what the
+    keyframe has there (the fence where the fence is, the sky where the sky is); a region painted the
+    fence where the keyframe shows sky took its color from something that moved (a part that came
+    over the fence), not through a hole."""
     is_bg = np.isin(colors, background)
     is_bg[0] = False
+    rgb = np.stack([(colors >> s) & 255 for s in (16, 8, 0)], axis=1)
+    mine = np.stack([(took >> s) & 255 for s in (16, 8, 0)], axis=1)
+    near = np.abs(rgb[None, :, :] - mine[:, None, :]).max(axis=2) <= SAME_TONE
     total = votes[:, 1:].sum(axis=1)
-    return votes[:, is_bg].sum(axis=1) / np.maximum(total, 1)
+    return (votes * (near & is_bg[None, :])).sum(axis=1) / np.maximum(total, 1)
 
 
 def best_other(
@@ -158,3 +176,99 @@ def best_other(
     found = top > 0
     share = top / np.maximum(votes[:, 1:].sum(axis=1), 1)
     return np.where(found, palette[best], NO_COLOR), np.where(found, share, 0.0), np.where(found, label, 0)
+
+
+def surroundings(seg: Segmentation, ids: np.ndarray, character: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per region of `ids`: the share of the region pixels within RING px around it (across the lines)
+    that belong to `character` regions (per label), and the character region with most of those pixels
+    (0: none)."""
+    labels = seg.labels
+    h, w = labels.shape
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING + 1, 2 * RING + 1))
+    share, nearest = np.zeros(len(ids)), np.zeros(len(ids), np.int64)
+    which = np.zeros(seg.count + 1, np.uint8)
+    which[ids] = 1
+    pts = cv2.findNonZero(seg.per_pixel(which))
+    if pts is None:
+        return share, nearest
+    pts = pts.reshape(-1, 2)
+    lab = labels[pts[:, 1], pts[:, 0]]
+    order = np.argsort(lab, kind="stable")
+    lab, pts = lab[order], pts[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
+    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
+    row = {int(label): i for i, label in enumerate(ids.tolist())}
+    for j, label in enumerate(lab[starts].tolist()):
+        ys = slice(max(0, y0[j] - RING), min(h, y1[j] + RING + 1))
+        xs = slice(max(0, x0[j] - RING), min(w, x1[j] + RING + 1))
+        box = labels[ys, xs]
+        ring = cv2.dilate((box == label).view(np.uint8), disc).view(bool) & (box != label) & (box > 0)
+        around = box[ring]
+        if len(around) == 0:
+            continue
+        mine = character[around]
+        i = row[label]
+        share[i] = mine.mean()
+        if mine.any():
+            nearest[i] = int(np.bincount(around[mine]).argmax())
+    return share, nearest
+
+
+def tracked_holes(seg: Segmentation, ids: np.ndarray, key: Segmentation, origin: np.ndarray) -> np.ndarray:
+    """(len(ids),) bool: regions of `ids` whose color was carried from an enclosed (not open) region of
+    the keyframe `key` (`origin`: per region of `ids`, its label there) and that carry it whole (at least
+    SPLIT_SHARE of its size, not a piece of it): the sky seen through a loop of the keyframe, followed
+    frame to frame, is still that sky wherever the loop has moved."""
+    known = origin > 0
+    return known & ~open_regions(key)[origin] & (seg.areas[ids] >= SPLIT_SHARE * key.areas[origin])
+
+
+def enclosed_parts(
+    seg: Segmentation,
+    ids: np.ndarray,
+    near_votes: np.ndarray,
+    source: Segmentation,
+    colors: np.ndarray,
+    background: np.ndarray,
+    min_area: int,
+    origin_areas: np.ndarray,
+) -> np.ndarray:
+    """(len(ids),) bool: regions of `ids` that are new enclosures inside the character: they took a small
+    share (SPLIT_SHARE) of the `source` region most of their pixels came from (`near_votes`,
+    `region_votes` into `source`), so their color is a guess from a larger area, or that region was under
+    `min_area` px (too small to have been asked about: its color is as much a guess), or they are under
+    POCKET_SHARE of the keyframe region their color came from (`origin_areas`: a pocket of the sky or the
+    fence, split off it on the way), and ENCLOSED of the
+    pixels around them belong to character regions (resolved, not open, not a `background` color of
+    `colors`, per label of `seg`). A character that moves over the fence makes such pockets (a shadow
+    shape, a strap) where the fence was; the character around them says what they are."""
+    if len(ids) == 0:
+        return np.zeros(0, bool)
+    top = near_votes[:, 1:].argmax(axis=1) + 1
+    got = near_votes[np.arange(len(ids)), top]
+    area = seg.areas[ids]
+    split = (got > 0) & ((area < SPLIT_SHARE * source.areas[top]) | (source.areas[top] < min_area))
+    new = split | (area < POCKET_SHARE * origin_areas)
+    if not new.any():
+        return new
+    share, _ = surroundings(seg, ids[new], _character(seg, colors, background))
+    out = np.zeros(len(ids), bool)
+    out[np.flatnonzero(new)] = share >= ENCLOSED
+    return out
+
+
+def around_color(
+    seg: Segmentation, ids: np.ndarray, colors: np.ndarray, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per region of `ids`: the color of the character region with most pixels around it (NO_COLOR:
+    none), the share of the surroundings that are character, and that region's label (as `best_other`)."""
+    share, nearest = surroundings(seg, ids, _character(seg, colors, background))
+    return np.where(nearest > 0, colors[nearest], NO_COLOR), share, nearest
+
+
+def _character(seg: Segmentation, colors: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """(count + 1,) bool: regions painted a color (resolved) that is not a `background` one, not open."""
+    out = (colors != NO_COLOR) & ~np.isin(colors, background) & ~open_regions(seg)
+    out[0] = False
+    return out
