@@ -417,3 +417,40 @@ def cut_by_the_top_edge(h: int = 160, w: int = 240) -> np.ndarray:
     for cx, cy, r in ((40, 60, 18), (120, 90, 25), (190, 50, 15), (70, 130, 12), (200, 125, 20)):
         cv2.circle(img, (cx, cy), r, black, 2)
     return img
+
+
+def run_flat(frames: list[tuple[np.ndarray, np.ndarray]]) -> list:
+    """The flat engine on (line art RGBA, colored frame RGB) pairs, frame 0 the only keyframe (the others'
+    colors are not given to it): its results, in order."""
+    from colorize.engines.base import FrameInput, ShotContext
+    from colorize.engines.flat import FlatEngine
+    from colorize.settings import Settings
+
+    settings = Settings()
+    engine = FlatEngine(settings)
+    engine.prepare(
+        ShotContext(
+            frames=tuple(range(len(frames))),
+            keyframes=(0,),
+            size=frames[0][0].shape[:2],
+            characters=(),
+            background=None,
+            settings=settings,
+            load_lineart=lambda f: frames[f][0],
+            load_keyframe=lambda f: frames[f][1],
+            load_masks=lambda f: {},
+        )
+    )
+    return engine.colorize(
+        [FrameInput(f, line, {}, color if f == 0 else None) for f, (line, color) in enumerate(frames)]
+    )
+
+
+def painted_at(result, line: np.ndarray, point: tuple[int, int]) -> tuple[int, int, int]:
+    """The color a result has in the region (of the line art `line`) around `point` (x, y): the median
+    over its pixels off the lines."""
+    from colorize.regions.segment import segment
+
+    seg = segment(line, 2, 8, 0.4)
+    inside = (seg.labels == seg.labels[point[1], point[0]]) & (seg.ink == 0)
+    return tuple(int(v) for v in np.median(result.image[..., :3][inside], axis=0))

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from synth import painted_at, run_flat
 
-from colorize.engines.base import FrameInput, ShotContext
-from colorize.engines.flat import FlatEngine
 from colorize.regions.kinds import background_only, open_regions
 from colorize.regions.palette import dominant_colors
 from colorize.regions.segment import segment
-from colorize.settings import Settings
 
 H, W = 160, 240
 SKY, LIGHT_SKY, GROUND, INK = (110, 150, 230), (150, 185, 240), (90, 150, 60), (20, 20, 20)
@@ -43,34 +41,6 @@ def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, 
     return np.dstack([line_rgb, np.full((H, W), 255, np.uint8)]), np.ascontiguousarray(color)
 
 
-def _run(frames: list[tuple[np.ndarray, np.ndarray]]) -> list:
-    settings = Settings()
-    engine = FlatEngine(settings)
-    engine.prepare(
-        ShotContext(
-            frames=tuple(range(len(frames))),
-            keyframes=(0,),
-            size=(H, W),
-            characters=(),
-            background=None,
-            settings=settings,
-            load_lineart=lambda f: frames[f][0],
-            load_keyframe=lambda f: frames[f][1],
-            load_masks=lambda f: {},
-        )
-    )
-    return engine.colorize(
-        [FrameInput(f, line, {}, color if f == 0 else None) for f, (line, color) in enumerate(frames)]
-    )
-
-
-def _painted(result, line: np.ndarray, point: tuple[int, int]) -> tuple[int, int, int]:
-    """The color the result has in the region (of the line art) around `point` (x, y)."""
-    seg = segment(line, 2, 8, 0.4)
-    inside = (seg.labels == seg.labels[point[1], point[0]]) & (seg.ink == 0)
-    return tuple(int(v) for v in np.median(result.image[..., :3][inside], axis=0))
-
-
 def test_background_only_colors_are_the_open_regions_and_the_sky_seen_through_a_loop():
     line, color = _frame(0, loop=True)
     seg = segment(line, 2, 8, 0.4)
@@ -87,18 +57,18 @@ def test_a_part_joined_to_the_sky_for_one_frame_takes_its_own_color_back():
     # The shirt moves down 3 px a frame; in frame 2 a gap in its outline joins it to the sky (it is
     # painted sky there: most of that region is sky). From frame 3 on it is closed again.
     frames = [_frame(3 * i, gap=i == 2) for i in range(6)]
-    results = _run(frames)
+    results = run_flat(frames)
     for f in (3, 4, 5):
         line = frames[f][0]
-        shirt = _painted(results[f], line, (90, 70 + 3 * f))
+        shirt = painted_at(results[f], line, (90, 70 + 3 * f))
         assert shirt == SHIRT, f"frame {f}: the shirt is painted {shirt}"
         assert results[f].info["low_confidence"] >= 1  # the shirt's color is a second opinion: marked
-        assert _painted(results[f], line, (20, 20)) == SKY
+        assert painted_at(results[f], line, (20, 20)) == SKY
 
 
 def test_sky_seen_through_a_loop_stays_sky():
     frames = [_frame(3 * i, loop=True) for i in range(4)]
-    results = _run(frames)
+    results = run_flat(frames)
     for f in range(1, 4):
-        assert _painted(results[f], frames[f][0], (115, 70 + 3 * f)) == LIGHT_SKY
-        assert _painted(results[f], frames[f][0], (90, 50 + 3 * f)) == SHIRT
+        assert painted_at(results[f], frames[f][0], (115, 70 + 3 * f)) == LIGHT_SKY
+        assert painted_at(results[f], frames[f][0], (90, 50 + 3 * f)) == SHIRT

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from colorize.engines.base import FrameInput, ShotContext
-from colorize.engines.flat import FlatEngine
-from colorize.regions.segment import segment
-from colorize.settings import Settings
+from synth import painted_at, run_flat
 
 H, W = 200, 240
 SKY, FENCE, GROUND, INK = (110, 150, 230), (70, 50, 40), (90, 150, 60), (20, 20, 20)
@@ -54,47 +50,19 @@ def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, 
     return np.dstack([line_rgb, np.full((H, W), 255, np.uint8)]), np.ascontiguousarray(color)
 
 
-def _run(frames: list[tuple[np.ndarray, np.ndarray]]) -> list:
-    settings = Settings()
-    engine = FlatEngine(settings)
-    engine.prepare(
-        ShotContext(
-            frames=tuple(range(len(frames))),
-            keyframes=(0,),
-            size=(H, W),
-            characters=(),
-            background=None,
-            settings=settings,
-            load_lineart=lambda f: frames[f][0],
-            load_keyframe=lambda f: frames[f][1],
-            load_masks=lambda f: {},
-        )
-    )
-    return engine.colorize(
-        [FrameInput(f, line, {}, color if f == 0 else None) for f, (line, color) in enumerate(frames)]
-    )
-
-
-def _painted(result, line: np.ndarray, point: tuple[int, int]) -> tuple[int, int, int]:
-    """The color the result has in the region (of the line art) around `point` (x, y)."""
-    seg = segment(line, 2, 8, 0.4)
-    inside = (seg.labels == seg.labels[point[1], point[0]]) & (seg.ink == 0)
-    return tuple(int(v) for v in np.median(result.image[..., :3][inside], axis=0))
-
-
 def test_a_part_joined_to_the_sky_for_a_few_frames_keeps_a_character_color_after_moving_far():
     gaps = (2, 3, 4)
     frames = [_frame(STEP * i, gap=i in gaps) for i in range(8)]
-    results = _run(frames)
-    assert _painted(results[1], frames[1][0], (80, 40 + STEP)) == SHIRT  # before the gap: tracked
+    results = run_flat(frames)
+    assert painted_at(results[1], frames[1][0], (80, 40 + STEP)) == SHIRT  # before the gap: tracked
     for f in range(5, 8):
         line = frames[f][0]
-        shirt = _painted(results[f], line, (80, 40 + STEP * f))
+        shirt = painted_at(results[f], line, (80, 40 + STEP * f))
         assert shirt not in BACKGROUND, f"frame {f}: the shirt is painted {shirt}, a background colour"
         assert shirt == SHIRT, f"frame {f}: the shirt is painted {shirt}"
-        assert _painted(results[f], line, (140, 70 + STEP * f)) == POCKET
-        assert _painted(results[f], line, (20, 20)) == SKY
-        assert _painted(results[f], line, (20, 125)) == FENCE
+        assert painted_at(results[f], line, (140, 70 + STEP * f)) == POCKET
+        assert painted_at(results[f], line, (20, 20)) == SKY
+        assert painted_at(results[f], line, (20, 125)) == FENCE
     assert results[5].info["low_confidence"] >= 1  # the shirt's colour is a second opinion: marked
 
 
@@ -102,11 +70,11 @@ def test_sky_seen_through_a_loop_stays_sky_after_moving_over_the_fence():
     # The loop is in the keyframe (sky through it); the character moves down until the keyframe shows the
     # fence where the loop now is: the loop is still the sky it was (its track says so).
     frames = [_frame(STEP * i, loop=True) for i in range(7)]
-    results = _run(frames)
+    results = run_flat(frames)
     for f in range(1, 7):
         line = frames[f][0]
-        assert _painted(results[f], line, (97, 67 + STEP * f)) == SKY, f"frame {f}"
-        assert _painted(results[f], line, (80, 40 + STEP * f)) == SHIRT, f"frame {f}"
+        assert painted_at(results[f], line, (97, 67 + STEP * f)) == SKY, f"frame {f}"
+        assert painted_at(results[f], line, (80, 40 + STEP * f)) == SHIRT, f"frame {f}"
 
 
 def _rising(top: int, gap: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -142,17 +110,17 @@ def test_a_part_joined_to_the_fence_keeps_a_character_color_where_the_keyframe_s
     # shirt now is the keyframe shows sky: the fence's colour there is a part that came from the fence,
     # not the fence seen through a hole.
     frames = [_rising(105 - 20 * i, gap=i in (1, 2)) for i in range(5)]
-    results = _run(frames)
+    results = run_flat(frames)
     for f in (3, 4):
         line = frames[f][0]
-        shirt = _painted(results[f], line, (80, 115 - 20 * f))
+        shirt = painted_at(results[f], line, (80, 115 - 20 * f))
         assert shirt not in BACKGROUND, f"frame {f}: the shirt is painted {shirt}, a background colour"
         assert results[f].info["low_confidence"] >= 1  # a second opinion: marked for a painter
-        assert _painted(results[f], line, (20, 20)) == SKY
-        assert _painted(results[f], line, (20, 150)) == FENCE
+        assert painted_at(results[f], line, (20, 20)) == SKY
+        assert painted_at(results[f], line, (20, 150)) == FENCE
 
 
 def test_the_same_inputs_make_the_same_bytes():
     frames = [_frame(STEP * i, gap=i in (2, 3)) for i in range(6)]
-    first, again = _run(frames), _run(frames)
+    first, again = run_flat(frames), run_flat(frames)
     assert all(a.image.tobytes() == b.image.tobytes() for a, b in zip(first, again, strict=True))

@@ -33,7 +33,7 @@ import numpy as np
 from colorize.flow import Correspondence
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.propagate import SPLIT_SHARE
-from colorize.regions.segment import Segmentation
+from colorize.regions.segment import Segmentation, region_boxes
 
 OPEN_AREA = 0.05  # share of the frame from which a region counts as open (with 2+ frame edges)
 SPECK_SHARE = 2e-4  # keyframe regions under this share of the frame do not decide background-only colors
@@ -183,25 +183,12 @@ def surroundings(seg: Segmentation, ids: np.ndarray, character: np.ndarray) -> t
     that belong to `character` regions (per label), and the character region with most of those pixels
     (0: none)."""
     labels = seg.labels
-    h, w = labels.shape
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING + 1, 2 * RING + 1))
     share, nearest = np.zeros(len(ids)), np.zeros(len(ids), np.int64)
     which = np.zeros(seg.count + 1, np.uint8)
     which[ids] = 1
-    pts = cv2.findNonZero(seg.per_pixel(which))
-    if pts is None:
-        return share, nearest
-    pts = pts.reshape(-1, 2)
-    lab = labels[pts[:, 1], pts[:, 0]]
-    order = np.argsort(lab, kind="stable")
-    lab, pts = lab[order], pts[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
-    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
     row = {int(label): i for i, label in enumerate(ids.tolist())}
-    for j, label in enumerate(lab[starts].tolist()):
-        ys = slice(max(0, y0[j] - RING), min(h, y1[j] + RING + 1))
-        xs = slice(max(0, x0[j] - RING), min(w, x1[j] + RING + 1))
+    for label, ys, xs in region_boxes(labels, seg.per_pixel(which), RING):
         box = labels[ys, xs]
         ring = cv2.dilate((box == label).view(np.uint8), disc).view(bool) & (box != label) & (box > 0)
         around = box[ring]

@@ -23,6 +23,7 @@ lookup tables, histograms and morphology apply; 65535 stays free as "none"), int
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -298,6 +299,27 @@ def _speckles(labels: np.ndarray, areas: np.ndarray, lines: np.ndarray, min_regi
     return drop & (biggest < SPECK_INK * max(1, min_region))
 
 
+def region_boxes(labels: np.ndarray, mask: np.ndarray, margin: int) -> Iterator[tuple[int, slice, slice]]:
+    """(label, rows, columns) of each region with pixels in `mask` (uint8, nonzero: asked), in label order:
+    its bounding box grown by `margin` px and clipped to the frame, all found in one pass over the asked
+    pixels (per-region work then costs its box, not the frame)."""
+    pts = cv2.findNonZero(mask)
+    if pts is None:
+        return
+    h, w = labels.shape
+    pts = pts.reshape(-1, 2)
+    lab = labels[pts[:, 1], pts[:, 0]]
+    order = np.argsort(lab, kind="stable")
+    lab, pts = lab[order], pts[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
+    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
+    for i, label in enumerate(lab[starts].tolist()):
+        ys = slice(max(0, int(y0[i]) - margin), min(h, int(y1[i]) + margin + 1))
+        xs = slice(max(0, int(x0[i]) - margin), min(w, int(x1[i]) + margin + 1))
+        yield label, ys, xs
+
+
 def neighbour_regions(
     seg: Segmentation, which: np.ndarray, reach: int = 3, owner: np.ndarray | None = None
 ) -> np.ndarray:
@@ -313,22 +335,9 @@ def neighbour_regions(
     if not which.any():
         return out
     labels = seg.labels
-    h, w = labels.shape
     mask = seg.per_pixel(which.view(np.uint8))
-    pts = cv2.findNonZero(mask)
-    if pts is None:
-        return out
-    pts = pts.reshape(-1, 2)
-    lab = labels[pts[:, 1], pts[:, 0]]
-    order = np.argsort(lab, kind="stable")
-    lab, pts = lab[order], pts[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    x0, y0 = np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)
-    x1, y1 = np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    for i, label in enumerate(lab[starts]):
-        ys = slice(max(0, y0[i] - reach), min(h, y1[i] + reach + 1))
-        xs = slice(max(0, x0[i] - reach), min(w, x1[i] + reach + 1))
+    for label, ys, xs in region_boxes(labels, mask, reach):
         box = labels[ys, xs]
         near = cv2.dilate((box == label).view(np.uint8), disc)
         # Pixels of other regions (not asked, not line) within reach of this one.
