@@ -94,6 +94,7 @@ from colorize.regions.kinds import (
     enclosed_parts,
     region_votes,
     seen_share,
+    surroundings,
     suspects,
     tracked_holes,
 )
@@ -513,7 +514,8 @@ class FlatEngine(EngineBase):
                 key.seg, key.colors, images.to_uint8(key.image)
             )
         background = key.seg.cache["background_only"]
-        ids = np.flatnonzero(suspects(seg, colors, background, self._neighbour_limit(seg)))
+        limit = self._neighbour_limit(seg)
+        ids = np.flatnonzero(suspects(seg, colors, background, limit))
         ids = ids[conf[ids] >= self.flat.match_threshold]
         if len(ids) == 0:
             return
@@ -524,19 +526,20 @@ class FlatEngine(EngineBase):
         # loop) the region's color was carried from as a whole, however far it moved: background.
         seen = seen_share(key_votes, key.colors, background, colors[ids]) >= BACKGROUND_SHARE
         character = ~seen & ~tracked_holes(seg, ids, key.seg, origin[ids])
-        limit = self._neighbour_limit(seg)
+        around_share, around_label = surroundings(seg, ids, colors, background)
         from_key = key.seg.areas[origin[ids]]
-        inside = enclosed_parts(seg, ids, near_votes, src_seg, colors, background, limit, from_key)
+        inside = enclosed_parts(seg, ids, near_votes, src_seg, limit, from_key, around_share)
         # ... only where the color is a weak guess carried by propagation (region matching on shape and
         # position that picked a background region is evidence of its own)
         inside &= (conf[ids] < LOW_CONFIDENCE) & (how[ids] == PROPAGATED)
         keep = character | inside
         ids, key_votes, near_votes, inside = ids[keep], key_votes[keep], near_votes[keep], inside[keep]
+        around_share, around_label = around_share[keep], around_label[keep]
         low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
         conf[ids] = np.minimum(conf[ids], low)
         near = best_other(near_votes, src_state.colors, background)
         far = best_other(key_votes, key.colors, background)
-        around = around_color(seg, ids, colors, background)
+        around = around_color(colors, around_share, around_label)
         took = np.zeros(len(ids), bool)
         # A part inside the character that was new in the source takes the color around it before a
         # far-away keyframe match; the others the keyframe's match first.

@@ -82,7 +82,6 @@ def line_bridges(lines: np.ndarray) -> np.ndarray | None:
     paper around them is one piece); pieces of more than BRIDGE_AREA pixels (8-connected) are not gaps.
     Trapped-ball splitting (`_split_leaks`) handles wider gaps between regions wide enough for its ball.
     """
-    h, w = lines.shape
     pad = 3
     big = cv2.copyMakeBorder(lines, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     ring = np.array(_RING8)

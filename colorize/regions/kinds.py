@@ -19,8 +19,9 @@ color on from frame to frame (its votes are unanimous: every pixel came from the
   the loop moves). It is a character part otherwise (a part that came over the fence and took the
   fence's color, or the sky's where the keyframe shows the fence), and also when it is a new pocket
   inside the character (`enclosed_parts`: split off a larger region on the way, most of what surrounds
-  it character; the engine asks this only of weak propagated colors): then it takes another color, from the source drawing (`best_other`, a share of its
-  pixels came from a character color there: the part was joined to the background through a gap), else
+  it character, `surroundings`; the engine asks this only of weak propagated colors): then it takes
+  another color, from the source drawing (`best_other`, a share of its pixels came from a character
+  color there: the part was joined to the background through a gap), else
   the character around it (`around_color`: a pocket), else the keyframe's match (the part moved far),
   at low confidence. Checked at every step, so one bad frame does not poison the frames after it.
 """
@@ -178,11 +179,14 @@ def best_other(
     return np.where(found, palette[best], NO_COLOR), np.where(found, share, 0.0), np.where(found, label, 0)
 
 
-def surroundings(seg: Segmentation, ids: np.ndarray, character: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def surroundings(
+    seg: Segmentation, ids: np.ndarray, colors: np.ndarray, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per region of `ids`: the share of the region pixels within RING px around it (across the lines)
-    that belong to `character` regions (per label), and the character region with most of those pixels
-    (0: none)."""
+    that belong to character regions (`_character`: resolved in `colors`, not a `background` color, not
+    open), and the character region with most of those pixels (0: none)."""
     labels = seg.labels
+    character = _character(seg, colors, background)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING + 1, 2 * RING + 1))
     share, nearest = np.zeros(len(ids)), np.zeros(len(ids), np.int64)
     which = np.zeros(seg.count + 1, np.uint8)
@@ -216,19 +220,17 @@ def enclosed_parts(
     ids: np.ndarray,
     near_votes: np.ndarray,
     source: Segmentation,
-    colors: np.ndarray,
-    background: np.ndarray,
     min_area: int,
     origin_areas: np.ndarray,
+    around_share: np.ndarray,
 ) -> np.ndarray:
-    """(len(ids),) bool: regions of `ids` that are new enclosures inside the character: they took a small
-    share (SPLIT_SHARE) of the `source` region most of their pixels came from (`near_votes`,
-    `region_votes` into `source`), so their color is a guess from a larger area, or that region was under
-    `min_area` px (too small to have been asked about: its color is as much a guess), or they are under
+    """(len(ids),) bool: regions of `ids` that are new enclosures inside the character, with ENCLOSED or
+    more of the pixels around them character (`around_share`, from `surroundings`), and new: they took a
+    small share (SPLIT_SHARE) of the `source` region most of their pixels came from (`near_votes`,
+    `region_votes` into `source`), so their color is a guess from a larger area; or that region was under
+    `min_area` px (too small to have been asked about: its color is as much a guess); or they are under
     POCKET_SHARE of the keyframe region their color came from (`origin_areas`: a pocket of the sky or the
-    fence, split off it on the way), and ENCLOSED of the
-    pixels around them belong to character regions (resolved, not open, not a `background` color of
-    `colors`, per label of `seg`). A character that moves over the fence makes such pockets (a shadow
+    fence, split off it on the way). A character that moves over the fence makes such pockets (a shadow
     shape, a strap) where the fence was; the character around them says what they are."""
     if len(ids) == 0:
         return np.zeros(0, bool)
@@ -237,20 +239,15 @@ def enclosed_parts(
     area = seg.areas[ids]
     split = (got > 0) & ((area < SPLIT_SHARE * source.areas[top]) | (source.areas[top] < min_area))
     new = split | (area < POCKET_SHARE * origin_areas)
-    if not new.any():
-        return new
-    share, _ = surroundings(seg, ids[new], _character(seg, colors, background))
-    out = np.zeros(len(ids), bool)
-    out[np.flatnonzero(new)] = share >= ENCLOSED
-    return out
+    return new & (around_share >= ENCLOSED)
 
 
 def around_color(
-    seg: Segmentation, ids: np.ndarray, colors: np.ndarray, background: np.ndarray
+    colors: np.ndarray, share: np.ndarray, nearest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per region of `ids`: the color of the character region with most pixels around it (NO_COLOR:
-    none), the share of the surroundings that are character, and that region's label (as `best_other`)."""
-    share, nearest = surroundings(seg, ids, _character(seg, colors, background))
+    """Per region asked about (`share`, `nearest`: its `surroundings`): the color of the character region
+    with most pixels around it (NO_COLOR: none), the share of the surroundings that are character, and
+    that region's label (as `best_other`)."""
     return np.where(nearest > 0, colors[nearest], NO_COLOR), share, nearest
 
 

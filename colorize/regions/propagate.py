@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from colorize.flow import Correspondence, grid
+from colorize.flow import Correspondence, affine_map, grid
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation, lookup
 
@@ -261,11 +261,7 @@ def _pixel_votes(
     keys = cur_keys + warped.ravel()
     votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
     out = _outside(maps, prev.labels.shape) & (warped == 0)
-    src = (
-        maps
-        if motion is None or not out.any()
-        else cv2.transform(grid(*maps.shape[:2]), motion.astype(np.float32))
-    )
+    src = maps if motion is None or not out.any() else affine_map(motion, maps.shape[:2])
     edge_keys = None
     if out.any():
         beyond = cv2.remap(prev_idx, src, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
