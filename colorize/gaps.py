@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from colorize import images
+from colorize.engines.flat_state import decode_key
 from colorize.flow import correspondence
 from colorize.regions.leaks import carried, landing_pairs, merged_regions
-from colorize.regions.palette import NO_COLOR, dominant_colors
 from colorize.regions.segment import Segmentation, segment
 from colorize.shot import ShotPlan
 
@@ -74,11 +74,9 @@ def gap_warnings(plan: ShotPlan) -> list[str]:
 
 
 def _key_colors(plan: ShotPlan, drawing: int, seg: Segmentation) -> np.ndarray | None:
-    """The keyframe's color per region when `drawing` has a keyframe (pixels off the lines), else None."""
+    """The keyframe's color per region when `drawing` has a keyframe (as the flat engine reads it:
+    `engines.flat_state.decode_key`), else None."""
     path = plan.keyframe_paths.get(drawing)
     if path is None:
         return None
-    key = images.to_uint8(images.read_rgba(path))
-    colors, _ = dominant_colors(seg.labels, seg.count, key, valid=(seg.labels > 0) & (seg.ink == 0))
-    colors[0] = NO_COLOR
-    return colors
+    return decode_key(seg, images.read_rgba(path), plan.palette).colors

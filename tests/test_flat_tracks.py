@@ -17,18 +17,17 @@ BACKGROUND = {SKY, FENCE, GROUND}
 STEP = 15  # px the character moves down a frame (far: the keyframe shows sky, then fence, where it is)
 
 
-def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(line art RGBA, truth RGB): sky, a fence rail across the frame, ground; a face over a shirt with a
-    pocket, `dy` px down, in front. `gap`: the top of the shirt's outline is missing (the shirt joins the
-    sky); `loop`: a hole in the shirt shows the sky."""
-    color = np.empty((H, W, 3), np.uint8)
-    color[:110], color[110:140], color[140:] = SKY, FENCE, GROUND
-    lines = np.zeros((H, W), np.uint8)
-    for y in (110, 140):
+def _scene(
+    h: int, rail: tuple[int, int], shirt: tuple[int, int, int, int], head: tuple[tuple[int, int], int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(line mask, truth RGB) of `h` rows: sky, a fence rail from `rail[0]` to `rail[1]`, ground; a face
+    (`head`: center, radius) over a shirt (`shirt`: x0, y0, x1, y1) in front, hiding the rail's lines."""
+    color = np.empty((h, W, 3), np.uint8)
+    color[: rail[0]], color[rail[0] : rail[1]], color[rail[1] :] = SKY, FENCE, GROUND
+    lines = np.zeros((h, W), np.uint8)
+    for y in rail:
         cv2.line(lines, (0, y), (W - 1, y), 255, 2)
-    shirt = (70, 30 + dy, 160, 90 + dy)
-    head = ((115, 15 + dy), 14)
-    body = np.zeros((H, W), np.uint8)  # the character hides the fence and its lines
+    body = np.zeros((h, W), np.uint8)
     cv2.rectangle(body, shirt[:2], shirt[2:], 255, -1)
     cv2.circle(body, *head, 255, -1)
     lines[body > 0] = 0
@@ -36,6 +35,22 @@ def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, 
     cv2.rectangle(lines, shirt[:2], shirt[2:], 255, 2)
     cv2.circle(color, *head, FACE, -1)
     cv2.circle(lines, *head, 255, 2)
+    return lines, color
+
+
+def _finished(lines: np.ndarray, color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(line art RGBA, truth RGB) with the lines inked over both."""
+    color = np.where(lines[..., None] > 0, np.array(INK, np.uint8), color)
+    line_rgb = np.where(lines[..., None] > 0, np.array(INK, np.uint8), np.uint8(255))
+    return np.dstack([line_rgb, np.full(lines.shape, 255, np.uint8)]), np.ascontiguousarray(color)
+
+
+def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(line art RGBA, truth RGB): sky, a fence rail across the frame, ground; a face over a shirt with a
+    pocket, `dy` px down, in front. `gap`: the top of the shirt's outline is missing (the shirt joins the
+    sky); `loop`: a hole in the shirt shows the sky."""
+    shirt = (70, 30 + dy, 160, 90 + dy)
+    lines, color = _scene(H, (110, 140), shirt, ((115, 15 + dy), 14))
     pocket = (130, 60 + dy, 150, 80 + dy)
     cv2.rectangle(color, pocket[:2], pocket[2:], POCKET, -1)
     cv2.rectangle(lines, pocket[:2], pocket[2:], 255, 2)
@@ -45,9 +60,7 @@ def _frame(dy: int, gap: bool = False, loop: bool = False) -> tuple[np.ndarray, 
         cv2.rectangle(lines, hole[:2], hole[2:], 255, 2)
     if gap:
         lines[shirt[1] - 2 : shirt[1] + 3, 75:98] = 0  # the top of the outline is missing, left of the head
-    color = np.where(lines[..., None] > 0, np.array(INK, np.uint8), color)
-    line_rgb = np.where(lines[..., None] > 0, np.array(INK, np.uint8), np.uint8(255))
-    return np.dstack([line_rgb, np.full((H, W), 255, np.uint8)]), np.ascontiguousarray(color)
+    return _finished(lines, color)
 
 
 def test_a_part_joined_to_the_sky_for_a_few_frames_keeps_a_character_color_after_moving_far():
@@ -81,27 +94,11 @@ def _rising(top: int, gap: bool) -> tuple[np.ndarray, np.ndarray]:
     """(line art RGBA, truth RGB): sky, a tall fence rail across the frame, ground; a face over a shirt
     whose top is at `top`, in front. `gap`: the bottom of the shirt's outline is missing (the shirt joins
     the fence: it is painted the fence there, most of that region is fence)."""
-    h = 220
-    color = np.empty((h, W, 3), np.uint8)
-    color[:120], color[120:200], color[200:] = SKY, FENCE, GROUND
-    lines = np.zeros((h, W), np.uint8)
-    for y in (120, 200):
-        cv2.line(lines, (0, y), (W - 1, y), 255, 2)
     shirt = (70, top, 160, top + 60)
-    head = ((115, top - 15), 14)
-    body = np.zeros((h, W), np.uint8)
-    cv2.rectangle(body, shirt[:2], shirt[2:], 255, -1)
-    cv2.circle(body, *head, 255, -1)
-    lines[body > 0] = 0
-    cv2.rectangle(color, shirt[:2], shirt[2:], SHIRT, -1)
-    cv2.rectangle(lines, shirt[:2], shirt[2:], 255, 2)
-    cv2.circle(color, *head, FACE, -1)
-    cv2.circle(lines, *head, 255, 2)
+    lines, color = _scene(220, (120, 200), shirt, ((115, top - 15), 14))
     if gap:
         lines[shirt[3] - 2 : shirt[3] + 3, 80:150] = 0
-    color = np.where(lines[..., None] > 0, np.array(INK, np.uint8), color)
-    line_rgb = np.where(lines[..., None] > 0, np.array(INK, np.uint8), np.uint8(255))
-    return np.dstack([line_rgb, np.full((h, W), 255, np.uint8)]), np.ascontiguousarray(color)
+    return _finished(lines, color)
 
 
 def test_a_part_joined_to_the_fence_keeps_a_character_color_where_the_keyframe_shows_sky():
