@@ -81,6 +81,13 @@ class FlatSettings(StrictModel):
         "where the line art is hard-edged (no anti-aliasing) with lines mostly one pixel thin, the lines "
         "that aliased resampling breaks; true: every frame; false: never.",
     )
+    cut_joins: bool = Field(
+        True,
+        description="Between keyframes, cut a region that takes in two areas the drawing before painted "
+        "differently, whole (a line the drawing or its extraction lost: trousers sliding over a fence of "
+        "the same dark tone), along where those areas land, so each keeps its own paint. Judged drawing "
+        "by drawing forward from the keyframe before, so --frames chunks come out the same.",
+    )
 
 
 LineRole = Annotated[str, Field(pattern=r"^(main|shadow|highlight|#[0-9a-fA-F]{6})$")]

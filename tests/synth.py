@@ -419,14 +419,14 @@ def cut_by_the_top_edge(h: int = 160, w: int = 240) -> np.ndarray:
     return img
 
 
-def run_flat(frames: list[tuple[np.ndarray, np.ndarray]]) -> list:
+def run_flat(frames: list[tuple[np.ndarray, np.ndarray]], **flat: object) -> list:
     """The flat engine on (line art RGBA, colored frame RGB) pairs, frame 0 the only keyframe (the others'
-    colors are not given to it): its results, in order."""
+    colors are not given to it): its results, in order. `flat`: flat.* settings."""
     from colorize.engines.base import FrameInput, ShotContext
     from colorize.engines.flat import FlatEngine
     from colorize.settings import Settings
 
-    settings = Settings()
+    settings = Settings.model_validate({"flat": flat})
     engine = FlatEngine(settings)
     engine.prepare(
         ShotContext(

@@ -55,15 +55,33 @@ def test_background_only_colors_are_the_open_regions_and_the_sky_seen_through_a_
 
 def test_a_part_joined_to_the_sky_for_one_frame_takes_its_own_color_back():
     # The shirt moves down 3 px a frame; in frame 2 a gap in its outline joins it to the sky (it is
-    # painted sky there: most of that region is sky). From frame 3 on it is closed again.
+    # painted sky there: most of that region is sky, joins left uncut). From frame 3 on it is closed again.
     frames = [_frame(3 * i, gap=i == 2) for i in range(6)]
-    results = run_flat(frames)
+    results = run_flat(frames, cut_joins=False)
     for f in (3, 4, 5):
         line = frames[f][0]
         shirt = painted_at(results[f], line, (90, 70 + 3 * f))
         assert shirt == SHIRT, f"frame {f}: the shirt is painted {shirt}"
         assert results[f].info["low_confidence"] >= 1  # the shirt's color is a second opinion: marked
         assert painted_at(results[f], line, (20, 20)) == SKY
+
+
+def test_a_part_joined_to_the_sky_is_cut_out_of_it_where_the_drawing_before_had_it():
+    # The same gap, joins cut (the default): in frame 2 the region that takes in the shirt and the sky
+    # whole is cut where they were, so the shirt keeps its color there and after, carried confidently.
+    # Measured pixel by pixel against the truth (the line art's own regions join them in frame 2).
+    frames = [_frame(3 * i, gap=i == 2) for i in range(6)]
+    results = run_flat(frames)
+    for f in range(1, 6):
+        image, truth = results[f].image[..., :3], frames[f][1]
+        off = frames[f][0][..., 0] == 255  # off the lines, above the horizon (the shirt's bottom crosses
+        off[108:] = False  # it in frame 5: a new sliver below it, unresolved either way)
+        for name, color in (("shirt", SHIRT), ("face", FACE), ("sky", SKY)):
+            where = off & np.all(truth == color, axis=-1)
+            right = np.all(image[where] == color, axis=-1).mean()
+            assert right > 0.97, f"frame {f}: {right:.0%} of the {name} painted right"
+        assert results[f].info["low_confidence"] == 0  # carried region to region: nothing to look at
+    assert results[2].info["regions"] == results[1].info["regions"]  # sky, shirt, face, ground again
 
 
 def test_sky_seen_through_a_loop_stays_sky():

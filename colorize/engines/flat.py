@@ -67,6 +67,8 @@ import numpy as np
 from colorize import images
 from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
+from colorize.engines.flat_joins import Cut, Walked, walk
+from colorize.engines.flat_joins import step as cut_step
 from colorize.engines.flat_state import (
     BACKWARD,
     FORWARD,
@@ -83,7 +85,15 @@ from colorize.engines.flat_state import (
     decode_key,
 )
 from colorize.errors import ColorizeError
-from colorize.flow import COARSE_WORK, IDENTITY, Correspondence, correspondence, flow_image, flow_scale
+from colorize.flow import (
+    COARSE_WORK,
+    IDENTITY,
+    Correspondence,
+    Motion,
+    correspondence,
+    flow_image,
+    flow_scale,
+)
 from colorize.qa import qa_overlay
 from colorize.regions.fallback import from_neighbours, from_references, region_owners
 from colorize.regions.kinds import (
@@ -146,6 +156,11 @@ class FlatEngine(EngineBase):
         self._keys: OrderedDict[int, Key] = OrderedDict()
         self._sigs: dict[int, Signature] = {}
         self._states: dict[tuple[int, int], State] = {}
+        # The regions of the span's frames as chains color them (`engines.flat_joins`): the walk from the
+        # span's first keyframe (`_walk_key`), and the cut segmentations made last (frame: (raw, cut)).
+        self._walked: dict[int, Walked] = {}
+        self._walk_key: int | None = None
+        self._cut_segs: OrderedDict[int, tuple[Segmentation, Segmentation]] = OrderedDict()
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
         self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
@@ -164,6 +179,9 @@ class FlatEngine(EngineBase):
         self._keys.clear()
         self._sigs.clear()
         self._states.clear()
+        self._walked.clear()
+        self._walk_key = None
+        self._cut_segs.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self.palette = shot.palette
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
@@ -236,7 +254,7 @@ class FlatEngine(EngineBase):
 
     def _one(self, fi: FrameInput) -> FrameResult:
         shot = self._require_shot()
-        seg = self._segmentation(fi.frame, fi.lineart)
+        seg = self._regions(fi.frame, fi.lineart)
         lw: LineWork = seg.cache.get("linework") or no_linework(seg.labels.shape)
         k0, k1 = self._span(fi.frame)
         self._forget_other_spans(k0, k1)
@@ -381,7 +399,7 @@ class FlatEngine(EngineBase):
         """Per region: color, confidence and source from the chains of the span's keyframes.
 
         Returns also, per chain, the regions it won and its state (for carrying texture)."""
-        seg = self._segmentation(frame)
+        seg = self._regions(frame)
         n = seg.count + 1
         colors = np.full(n, NO_COLOR, np.int64)
         conf = np.zeros(n, np.float32)
@@ -437,7 +455,7 @@ class FlatEngine(EngineBase):
 
     def _step(self, key: int, other: int | None, p: int, earlier: list[int]) -> State:
         """One chain step: the state of frame `p` from the best already colored drawing of the chain."""
-        seg = self._segmentation(p)
+        seg = self._regions(p)
         sig = self._signature(p)
         keys = [key] + ([other] if other is not None and other != key else [])
         # Exact repeats: the keyframes first, then the chain's frames, nearest first.
@@ -449,8 +467,8 @@ class FlatEngine(EngineBase):
         adjacent = earlier[0] if earlier else key
         src = self._most_similar(sig, keys + earlier, adjacent, p)
         src_state = self._source_state(key, src)
-        src_seg = self._segmentation(src)
-        where, motion = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
+        src_seg = self._regions(src)
+        where, motion = self._correspond(p, src)
         owners = self._owner_pair(p, seg, src, src_seg)
         colors, votes, prev_label = propagate(
             seg, src_seg, src_state.colors, where, owners, None if motion is None else motion.affine
@@ -697,6 +715,78 @@ class FlatEngine(EngineBase):
         while len(self._segs) > _SEG_CACHE:
             self._segs.popitem(last=False)
         return seg
+
+    def _regions(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
+        """The frame's regions as the chains color them: its segmentation with the joins of lost lines cut
+        (`engines.flat_joins`; the last few cut segmentations are kept)."""
+        seg = self._segmentation(frame, lineart)
+        cut = self._cut(frame)
+        if cut is None:
+            return seg
+        hit = self._cut_segs.get(frame)
+        if hit is not None and hit[0] is seg:
+            self._cut_segs.move_to_end(frame)
+            return hit[1]
+        out = cut.apply(seg)
+        if "linework" in seg.cache:  # the colored lines' roles depend on the regions they part
+            if lineart is None:
+                lineart = self._batch_lineart.get(frame)
+            if lineart is None:
+                lineart = self._require_shot().load_lineart(frame)
+            lineart8 = images.to_uint8(lineart)
+            colored = line_layers(lineart8, seg.ink)[1]
+            out.cache["linework"] = classify(
+                lineart8,
+                seg.ink,
+                colored,
+                seg.cache["alpha"],
+                out.labels,
+                self.roles,
+                self.flat.line_threshold,
+                int(seg.areas[0]),
+            )
+        self._cut_segs[frame] = (seg, out)
+        while len(self._cut_segs) > _SEG_CACHE:
+            self._cut_segs.popitem(last=False)
+        return out
+
+    def _cut(self, frame: int) -> Cut | None:
+        """The cut of `frame`'s segmentation (None: as segmented), from the walk forward from the span's
+        first keyframe (`flat_joins.walk`)."""
+        if not self.flat.cut_joins:
+            return None
+        k0, k1 = self._span(frame)
+        if k0 is None or frame == k0:
+            return None
+        if self._walk_key != k0:
+            self._walked.clear()
+            self._walk_key = k0
+        if frame not in self._walked:
+            frames = list(self._require_shot().frames[self._position(k0) : self._position(frame) + 1])
+            keys = {self._signature(k).digest: self._key(k).colors for k in (k1, k0) if k is not None}
+            walk(frames, self._walked, lambda f: self._signature(f).digest, keys, self._advance)
+        return self._walked[frame].cut
+
+    def _advance(self, frame: int, before: int, colors: np.ndarray) -> tuple[Cut | None, np.ndarray]:
+        """One step of the walk: `frame` cut against the regions of the walked frame `before`."""
+        return cut_step(
+            self._segmentation(frame),
+            self._regions(before),
+            colors,
+            self._correspond(frame, before)[0],
+            self.flat.min_region,
+        )
+
+    def _correspond(self, frame: int, src: int) -> tuple[Correspondence, Motion | None]:
+        """`flow.correspondence` from `frame`'s drawing into `src`'s (cached on the frame's segmentation:
+        the walk and the chain step both ask for it)."""
+        seg, src_seg = self._segmentation(frame), self._segmentation(src)
+        cache_key = ("to", src_seg.cache["signature"].digest)
+        if cache_key not in seg.cache:
+            seg.cache[cache_key] = correspondence(
+                seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg)
+            )
+        return seg.cache[cache_key]
 
     def _signature(self, frame: int) -> Signature:
         if frame not in self._sigs:

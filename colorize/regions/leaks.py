@@ -139,3 +139,87 @@ def merged_regions(
         if best is not None:
             out.append(best)
     return sorted(out, key=lambda m: -m.area)
+
+
+SUCCESSOR = 0.8  # a region takes this share of everything that lands in a region before: its one successor
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def joined_parts(
+    seg: Segmentation, before: Segmentation, pairs: np.ndarray, colors: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Regions of `seg` that are the one successor of two or more differently colored large regions of the
+    drawing before: {label: those regions of `before`, largest first}.
+
+    A line that the drawing (or the line extraction) lost lets one region of this drawing take in areas the
+    drawing before painted differently: trousers that slid over a fence of the same dark tone, a shirt
+    whose outline broke. Each of those areas (LEAK_AREA of the frame or more) lands MERGE_COVER or more
+    inside the region, and SUCCESSOR or more of all that lands in it comes from the region: nothing else in
+    this drawing continues it. (A hand that moved away leaves sky where it was, but the hand goes on in its
+    own region: the sky is not its one successor.) `pairs` from `landing_pairs`; `colors` per region of
+    `before` (NO_COLOR: unknown, never counted)."""
+    big = (before.areas >= LEAK_AREA * seg.labels.size) & (colors != NO_COLOR)
+    big[0] = False
+    landed = np.maximum(pairs.sum(axis=0), 1)
+    covers = (pairs >= MERGE_COVER * np.maximum(before.areas, 1)[None, :]) & big[None, :]
+    covers &= pairs >= SUCCESSOR * landed[None, :]
+    covers[0] = False
+    out = {}
+    for label in np.flatnonzero(covers.sum(axis=1) >= 2):
+        joined = np.flatnonzero(covers[label])
+        if len(np.unique(colors[joined])) < 2:
+            continue  # one paint either way: nothing to keep apart
+        out[int(label)] = joined[np.argsort(-before.areas[joined], kind="stable")]
+    return out
+
+
+def split_joined(
+    seg: Segmentation, src: np.ndarray, parts: dict[int, np.ndarray], min_region: int
+) -> Segmentation | None:
+    """`seg` with each region of `parts` (`joined_parts`) cut into the areas of the drawing before: a pixel
+    belongs to the area it lands in (`src`, from `landing_pairs`), pixels landing elsewhere (lines, small
+    regions) to the nearest area inside the region. The cut is a 1-pixel line of label 0 (paint fills it
+    like a line, no ink is drawn), so the next drawing sees the two areas kept apart by a line, as drawn.
+    Pieces under `min_region` pixels become label 0 too. The largest piece keeps the region's label, the
+    others take new labels after `seg.count`. None when nothing was cut."""
+    labels = seg.labels.copy()
+    count = seg.count
+    for label, joined in parts.items():
+        region = seg.labels == label
+        ys, xs = np.nonzero(region)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        inside = region[y0:y1, x0:x1]
+        land = src[y0:y1, x0:x1]
+        part = np.zeros(inside.shape, np.uint8)
+        for i, j in enumerate(joined[:254]):
+            part[inside & (land == j)] = i + 1
+        todo = inside & (part == 0)
+        while todo.any():  # grow the areas into the rest of the region (geodesic nearest)
+            grown = cv2.dilate(part, _CROSS)
+            take = todo & (grown > 0)
+            if not take.any():
+                break
+            part[take] = grown[take]
+            todo &= ~take
+        # The cut: pixels with a 4-neighbour in an area of a lower number.
+        cut = np.zeros(inside.shape, bool)
+        for i in range(1, len(joined) + 1):
+            cut |= (part > i) & (cv2.dilate((part == i).view(np.uint8), _CROSS) > 0)
+        keep = inside & ~cut & (part > 0)
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=4)
+        areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+        areas[0] = 0
+        pieces = np.flatnonzero(areas >= max(1, min_region))
+        if len(pieces) < 2:
+            continue
+        pieces = pieces[np.argsort(-areas[pieces], kind="stable")]
+        lut = np.zeros(n, labels.dtype)
+        lut[pieces[0]] = label
+        lut[pieces[1:]] = np.arange(count + 1, count + len(pieces), dtype=labels.dtype)
+        count += len(pieces) - 1
+        box = labels[y0:y1, x0:x1]
+        box[inside] = lut[comp[inside]]
+    if count == seg.count:
+        return None
+    areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.int64)
+    return Segmentation(labels=labels, count=count, areas=areas, ink=seg.ink)

@@ -1,0 +1,113 @@
+"""Regions as the flat engine's chains color them: each drawing's segmentation, with lost lines cut back in.
+
+A line the drawing (or its extraction from a colour frame) lost lets one region take in areas the drawing
+before painted differently, whole: trousers that slid over a fence of the same dark tone, a shirt whose
+outline broke against the rail. One color cannot be right for such a region. `regions.leaks.joined_parts`
+finds them (the region is the one successor of each area) and `regions.leaks.split_joined` cuts them along
+where the areas land.
+
+Which drawing a cut is judged against must not depend on what is run: a frame's regions are a function of
+the shot alone, so whole runs and `--frames` chunks paint the same. The walk goes forward from the span's
+first keyframe, one drawing after the other (`walk`): each drawing is cut against the regions of the one
+before it, with the keyframe's colors carried along roughly (each region takes the color of the region
+before where most of its pixels land: enough to tell whether two areas are painted differently). A drawing
+of a span keyframe keeps that keyframe's regions; a drawing shown again keeps its first showing's cuts.
+Frames before the first keyframe keep their segmentation as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from colorize.flow import Correspondence
+from colorize.regions.leaks import carried, joined_parts, landing_pairs, split_joined
+from colorize.regions.segment import Segmentation
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What the cuts changed in a segmentation: the new label of each changed pixel (a few thousand)."""
+
+    count: int  # regions after the cut
+    at: np.ndarray  # (k,) int64 flat pixel indices
+    labels: np.ndarray  # (k,) their labels
+
+    @classmethod
+    def between(cls, seg: Segmentation, cut: Segmentation) -> Cut:
+        at = np.flatnonzero(seg.labels.ravel() != cut.labels.ravel())
+        return cls(cut.count, at, cut.labels.ravel()[at])
+
+    def apply(self, seg: Segmentation) -> Segmentation:
+        """`seg` with the cut made again (a new Segmentation; its cache keeps what depends on the ink only)."""
+        labels = seg.labels.copy()
+        labels.ravel()[self.at] = self.labels
+        areas = np.bincount(labels.ravel(), minlength=self.count + 1).astype(np.int64)
+        out = Segmentation(labels=labels, count=self.count, areas=areas, ink=seg.ink)
+        out.cache.update({k: v for k, v in seg.cache.items() if _ink_only(k)})
+        return out
+
+
+def _ink_only(key: object) -> bool:
+    """Cache entries of a segmentation that depend on its ink alone (kept by a cut)."""
+    name = key[0] if isinstance(key, tuple) else key
+    return name in ("signature", "alpha", "colored", "flow_image", "to_key", "to")
+
+
+@dataclass(frozen=True)
+class Walked:
+    """One drawing of the walk: its digest, its cut (None: as segmented) and rough colors per region."""
+
+    digest: bytes
+    cut: Cut | None
+    colors: np.ndarray
+
+
+def step(
+    seg: Segmentation,
+    before: Segmentation,
+    before_colors: np.ndarray,
+    where: Correspondence,
+    min_region: int,
+) -> tuple[Cut | None, np.ndarray]:
+    """The cut of `seg` against the regions `before` of the drawing before (colors `before_colors`), and
+    the rough colors of its regions after it. `where`: positions in `before` of `seg`'s pixels."""
+    full = where.full()
+    pairs, src = landing_pairs(seg, before, full)
+    parts = joined_parts(seg, before, pairs, before_colors)
+    cut_seg = split_joined(seg, src, parts, min_region) if parts else None
+    if cut_seg is None:
+        return None, carried(pairs, before_colors)
+    pairs, _ = landing_pairs(cut_seg, before, full)
+    return Cut.between(seg, cut_seg), carried(pairs, before_colors)
+
+
+def walk(
+    frames: list[int],
+    walked: dict[int, Walked],
+    digest: Callable[[int], bytes],
+    key_colors: dict[bytes, np.ndarray],
+    advance: Callable[[int, int, np.ndarray], tuple[Cut | None, np.ndarray]],
+) -> None:
+    """Walk `frames` (the span's first keyframe, then each frame up to the one wanted, in shot order)
+    filling `walked` (frame → Walked) where it is missing. `key_colors`: the span keyframes' colors by
+    their drawings' digests (those drawings keep their own regions); `advance(frame, before, colors)`
+    cuts `frame` against the walked frame `before` (`step`)."""
+    start = max((i for i, f in enumerate(frames) if f in walked), default=None)
+    if start is None:
+        first = frames[0]
+        walked[first] = Walked(digest(first), None, key_colors[digest(first)])
+        start = 0
+    seen = {w.digest: w for w in walked.values()}
+    for i in range(start + 1, len(frames)):
+        f, before = frames[i], frames[i - 1]
+        d = digest(f)
+        if d in key_colors:
+            walked[f] = Walked(d, None, key_colors[d])
+        elif d in seen:
+            walked[f] = seen[d]
+        else:
+            cut, colors = advance(f, before, walked[before].colors)
+            walked[f] = seen[d] = Walked(d, cut, colors)
