@@ -8,7 +8,13 @@ from synth import cut_by_the_top_edge, make_frame
 
 from colorize.flow import Correspondence, correspondence
 from colorize.regions.breaks import breaks_likely
-from colorize.regions.leaks import landing_pairs, leaky_regions, merged_regions
+from colorize.regions.leaks import (
+    joined_parts,
+    landing_pairs,
+    leaky_regions,
+    merged_regions,
+    split_joined,
+)
 from colorize.regions.palette import (
     deep_colors,
     dominant_colors,
@@ -394,3 +400,61 @@ def test_merged_regions_tell_a_gap_that_opens_from_a_line_taken_away():
     no_wall[12:109, 98:104] = 255
     assert merges(closed, no_wall) == []
     assert merges(open12, closed) == []
+
+
+def _cut(before: np.ndarray, after: np.ndarray, colors: dict[tuple[int, int], int]):
+    """(`after` segmented, `after` cut against `before` or None): `colors` paints the regions of `before`
+    at the (x, y) points given (the others unknown)."""
+    a, b = segment(before), segment(after)
+    pairs, src = landing_pairs(b, a, correspondence(b.ink, a.ink)[0].full())
+    painted = np.full(a.count + 1, -1, np.int64)
+    for (x, y), c in colors.items():
+        painted[a.labels[y, x]] = c
+    return b, split_joined(b, src, joined_parts(b, a, pairs, painted), 12)
+
+
+def _buttons(img: np.ndarray, dx: int = 0) -> np.ndarray:
+    for x, y, r in (
+        (45, 35, 8),
+        (150, 85, 10),
+        (70, 90, 5),
+        (160, 30, 6),
+    ):  # something for flow to hold on to
+        cv2.circle(img, (x + dx, y), r, (0, 0, 0, 255), 2)
+    return img
+
+
+def test_a_region_that_takes_in_two_painted_areas_whole_is_cut_where_the_line_was():
+    # Two boxes painted differently; the next drawing, moved 3 px right, lost most of the wall between them.
+    before = _buttons(_two_boxes(0))
+    after = np.full_like(before, 255)
+    after[:, 3:] = _buttons(_two_boxes(0))[:, :-3]
+    after[20:100, 100:107] = 255
+    left, right = (30, 60), (130, 60)
+    seg, cut = _cut(before, after, {left: 1, right: 2, (45, 35): 3, (150, 85): 3, (70, 90): 3, (160, 30): 3})
+    assert seg.labels[60, 33] == seg.labels[60, 133]  # joined as segmented
+    assert cut is not None and cut.count == seg.count + 1
+    assert cut.labels[60, 33] != cut.labels[60, 133] and cut.labels[60, 33] > 0 and cut.labels[60, 133] > 0
+    cols = np.flatnonzero((cut.labels[60] == 0) & (cut.ink[60] == 0))  # the cut: paper, label 0
+    assert len(cols) >= 1 and all(98 <= x <= 109 for x in cols)  # where the wall was (moved 3 px)
+    assert cut.areas.sum() == cut.labels.size and (np.bincount(cut.labels.ravel()) == cut.areas).all()
+    # The same areas painted alike: nothing to keep apart, no cut.
+    assert _cut(before, after, {left: 1, right: 1})[1] is None
+
+
+def test_a_part_that_moved_away_leaves_no_ghost_in_the_sky():
+    # A hand (a box) in the sky moves 60 px right: where it was is sky now, but the hand goes on in its own
+    # region, so the sky is not its one successor and is not cut.
+    # (The flow does not follow so small a part that far: its old place lands in the old hand, taken in
+    # whole by the sky; only the drawing, which outlines no hand there, tells.)
+    def drawing(x: int) -> np.ndarray:
+        img = _blank()
+        cv2.rectangle(img, (10, 10), (190, 110), (0, 0, 0, 255), 2)
+        cv2.rectangle(img, (x, 40), (x + 30, 70), (0, 0, 0, 255), 2)
+        for xx, y, r in ((30, 95, 5), (170, 95, 6)):
+            cv2.circle(img, (xx, y), r, (0, 0, 0, 255), 2)
+        return img
+
+    for x in (60, 80, 100):
+        seg, cut = _cut(drawing(40), drawing(x), {(20, 20): 1, (55, 55): 2})
+        assert cut is None, f"moved to x={x}: the sky was cut"

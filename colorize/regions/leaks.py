@@ -142,6 +142,7 @@ def merged_regions(
 
 
 SUCCESSOR = 0.8  # a region takes this share of everything that lands in a region before: its one successor
+PIECE_DRAWN = 0.5  # a piece cut out keeps this share of its outline drawn, at least (the rest is the cut)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
@@ -173,15 +174,27 @@ def joined_parts(
     return out
 
 
+def _drawn_share(piece: np.ndarray, cut: np.ndarray, drawn: np.ndarray, edge: np.ndarray) -> float:
+    """The share of a piece's outline that is drawn (ink, or the frame's edge) rather than cut."""
+    ring = (cv2.dilate(piece.view(np.uint8), _CROSS) > 0) & ~piece
+    lined = int(np.count_nonzero(ring & drawn)) + int(np.count_nonzero(piece & edge))
+    return lined / max(1, lined + int(np.count_nonzero(ring & cut)))
+
+
 def split_joined(
     seg: Segmentation, src: np.ndarray, parts: dict[int, np.ndarray], min_region: int
 ) -> Segmentation | None:
     """`seg` with each region of `parts` (`joined_parts`) cut into the areas of the drawing before: a pixel
     belongs to the area it lands in (`src`, from `landing_pairs`), pixels landing elsewhere (lines, small
     regions) to the nearest area inside the region. The cut is a 1-pixel line of label 0 (paint fills it
-    like a line, no ink is drawn), so the next drawing sees the two areas kept apart by a line, as drawn.
-    Pieces under `min_region` pixels become label 0 too. The largest piece keeps the region's label, the
-    others take new labels after `seg.count`. None when nothing was cut."""
+    like a line, no ink is drawn), so the next drawing sees the areas kept apart by a line, as drawn.
+
+    An area whose (largest) piece has less than PIECE_DRAWN of its outline drawn (ink or the frame's edge)
+    is not cut out: the drawing does not outline it there — a part that moved away, which the flow did not
+    follow, leaves its old place to the sky — rather than a line lost between parts it does outline; the
+    others are cut again without it. Pieces under `min_region` pixels become label 0 too. The largest
+    piece keeps the region's label, the others take new labels after `seg.count`. None when nothing was
+    cut."""
     labels = seg.labels.copy()
     count = seg.count
     for label, joined in parts.items():
@@ -189,9 +202,41 @@ def split_joined(
         ys, xs = np.nonzero(region)
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         inside = region[y0:y1, x0:x1]
-        land = src[y0:y1, x0:x1]
+        edge = np.zeros(inside.shape, bool)  # the frame's edge bounds a piece as a line does
+        edge[:, 0] |= x0 == 0
+        edge[:, -1] |= x1 == labels.shape[1]
+        edge[0] |= y0 == 0
+        edge[-1] |= y1 == labels.shape[0]
+        pieces = _pieces(inside, src[y0:y1, x0:x1], list(joined[:254]), seg.ink[y0:y1, x0:x1] > 0, edge)
+        if pieces is None:
+            continue
+        n, comp = pieces
+        areas = np.bincount(comp[inside], minlength=n).astype(np.int64)
+        areas[0] = 0
+        kept = np.flatnonzero(areas >= max(1, min_region))
+        if len(kept) < 2:
+            continue
+        kept = kept[np.argsort(-areas[kept], kind="stable")]
+        lut = np.zeros(n, labels.dtype)
+        lut[kept[0]] = label
+        lut[kept[1:]] = np.arange(count + 1, count + len(kept), dtype=labels.dtype)
+        count += len(kept) - 1
+        box = labels[y0:y1, x0:x1]
+        box[inside] = lut[comp[inside]]
+    if count == seg.count:
+        return None
+    areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.int64)
+    return Segmentation(labels=labels, count=count, areas=areas, ink=seg.ink)
+
+
+def _pieces(
+    inside: np.ndarray, land: np.ndarray, joined: list[int], drawn: np.ndarray, edge: np.ndarray
+) -> tuple[int, np.ndarray] | None:
+    """(n, components) of a region (`inside`, a box of it) cut into the areas of `joined` it lands in
+    (`land`), areas the drawing does not outline left out one by one (`split_joined`); None: not cut."""
+    while len(joined) >= 2:
         part = np.zeros(inside.shape, np.uint8)
-        for i, j in enumerate(joined[:254]):
+        for i, j in enumerate(joined):
             part[inside & (land == j)] = i + 1
         todo = inside & (part == 0)
         while todo.any():  # grow the areas into the rest of the region (geodesic nearest)
@@ -203,23 +248,23 @@ def split_joined(
             todo &= ~take
         # The cut: pixels with a 4-neighbour in an area of a lower number.
         cut = np.zeros(inside.shape, bool)
-        for i in range(1, len(joined) + 1):
+        for i in range(1, len(joined)):
             cut |= (part > i) & (cv2.dilate((part == i).view(np.uint8), _CROSS) > 0)
         keep = inside & ~cut & (part > 0)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=4)
-        areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-        areas[0] = 0
-        pieces = np.flatnonzero(areas >= max(1, min_region))
-        if len(pieces) < 2:
-            continue
-        pieces = pieces[np.argsort(-areas[pieces], kind="stable")]
-        lut = np.zeros(n, labels.dtype)
-        lut[pieces[0]] = label
-        lut[pieces[1:]] = np.arange(count + 1, count + len(pieces), dtype=labels.dtype)
-        count += len(pieces) - 1
-        box = labels[y0:y1, x0:x1]
-        box[inside] = lut[comp[inside]]
-    if count == seg.count:
-        return None
-    areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.int64)
-    return Segmentation(labels=labels, count=count, areas=areas, ink=seg.ink)
+        size = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+        size[0] = 0
+        main = np.zeros(len(joined) + 1, np.int64)  # each area's largest piece
+        np.maximum.at(main, part[comp > 0].astype(np.int64), size[comp[comp > 0]])
+        shares = {}
+        for i in range(1, len(joined) + 1):
+            if main[i] == 0:
+                continue
+            pick = np.flatnonzero((size == main[i]) & (np.bincount(comp[part == i], minlength=n) > 0))[0]
+            shares[i] = _drawn_share(comp == pick, cut, drawn, edge)
+        bad = [i for i, v in shares.items() if v < PIECE_DRAWN]
+        if not bad:
+            return (n, comp) if len(shares) >= 2 else None
+        worst = min(bad, key=lambda i: (main[i], i))  # the smallest such area first
+        joined = [j for i, j in enumerate(joined, start=1) if i != worst]
+    return None
