@@ -5,6 +5,7 @@ threads. `native_depth`: 16-bit files at 16 bits for an engine that takes them (
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -29,13 +30,7 @@ def shot_context(
         keyframes=tuple(sorted(plan.keyframe_paths)),
         size=size,
         characters=tuple(
-            Character(
-                c.name,
-                images.read_rgb(c.reference),
-                c.mask is not None,
-                images.read_mask(c.reference_mask) if c.reference_mask else None,
-            )
-            for c in plan.characters
+            _character(c.name, c.reference, c.mask is not None, c.reference_mask) for c in plan.characters
         ),
         background=images.read_rgb(plan.background) if plan.background else None,
         settings=plan.settings,
@@ -65,3 +60,12 @@ def read_frame(
         keyframe=read(fp.keyframe) if fp.keyframe else None,
     )
     return preprocess(frame_input) if preprocess is not None else frame_input
+
+
+def _character(name: str, reference: Path, has_mask: bool, reference_mask: Path | None) -> Character:
+    """A character as engines know it: its reference decoded once (RGB over white, and its alpha when it
+    has transparency: a painted frame with a transparent background stays transparent where it paints)."""
+    rgba = images.read_rgba(reference)
+    alpha = rgba[..., 3].copy() if images.has_transparency(rgba) else None
+    mask = images.read_mask(reference_mask) if reference_mask else None
+    return Character(name, images.over_white(rgba), has_mask, mask, alpha)

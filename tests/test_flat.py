@@ -149,6 +149,30 @@ def test_reference_palette_inside_mask(frames):
     assert 0 < res.info["low_confidence"] < res.info["sources"]["reference"]
 
 
+def test_a_reference_that_paints_the_drawing_colors_it_by_position(frames):
+    # No keyframe; the character's reference is the finished frame of drawing 0 (a colour key of the cut),
+    # its background transparent. Frames 0-2 (drawing 0 moved and turned) take its colors region by region
+    # and its transparency; a model sheet (another drawing, the same size) stays a palette guess.
+    cel = finished(frames[0], transparent_background(frames[0].color))
+    char = Character("hero", images.over_white(cel), False, None, cel[..., 3].copy())
+    results = _run(frames, (), Settings(), [0, 1, 2], characters=(char,))
+    for f, res in zip((0, 1, 2), results, strict=True):
+        paper = _paper(frames[f])
+        truth = transparent_background(frames[f].color)[paper]
+        got = res.image[paper]
+        same = (got[:, 3] == truth[:, 3]) & ((got[:, :3] == truth[:, :3]).all(axis=-1) | (truth[:, 3] == 0))
+        right = same.mean()
+        assert right > 0.97, f"frame {f}: {right:.1%} of the paper painted as the reference paints it"
+        assert res.image.shape[2] == 4
+        # Evidence, not guesses: only enclosures of a few pixels (too few to tell) are flagged.
+        assert res.info["low_confidence"] <= 0.3 * res.info["regions"]
+    sheet = Character(
+        "hero", np.ascontiguousarray(finished(frames[0])[:, ::-1]), False
+    )  # facing the other way
+    (res,) = _run(frames, (), Settings(), [1], characters=(sheet,))
+    assert res.info["low_confidence"] == res.info["sources"]["reference"] == res.info["regions"]  # guesses
+
+
 # -- character masks: colors stay with their owner ------------------------------------------------------
 
 OH, OW, ON = 120, 200, 16

@@ -45,6 +45,7 @@ class Character:
     reference: np.ndarray  # H×W×3 uint8 RGB
     has_mask: bool  # the manifest gives a mask (sequence or single image) for this character
     reference_mask: np.ndarray | None = None  # H×W bool: the character in its reference (manifest), if given
+    reference_alpha: np.ndarray | None = None  # H×W uint8: the reference's alpha, when it has transparency
 
 
 @dataclass(frozen=True)

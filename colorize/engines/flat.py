@@ -90,12 +90,20 @@ from colorize.flow import (
     IDENTITY,
     Correspondence,
     Motion,
+    affine_map,
     correspondence,
     flow_image,
     flow_scale,
+    global_motion,
 )
 from colorize.qa import qa_overlay
-from colorize.regions.fallback import from_neighbours, from_references, region_owners
+from colorize.regions.fallback import (
+    from_neighbours,
+    from_references,
+    painted_colors,
+    painted_lines,
+    region_owners,
+)
 from colorize.regions.kinds import (
     BACKGROUND_SHARE,
     around_color,
@@ -167,6 +175,7 @@ class FlatEngine(EngineBase):
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
         self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
+        self._reference_inks: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name: (ink, line pixels)
         self.palette: Palette | None = None  # the colour model (ShotContext.palette)
 
     # -- interface ---------------------------------------------------------------------------------------
@@ -183,6 +192,7 @@ class FlatEngine(EngineBase):
         self._walk_key = None
         self._cut_segs.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
+        self._reference_inks = {}
         self.palette = shot.palette
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
@@ -295,7 +305,10 @@ class FlatEngine(EngineBase):
                     if shot.characters and not shot.keyframes
                     else None
                 )
-                took = from_references(seg, colors, conf, fi.masks, self._palettes, shot.background, first)
+                painted = self._painted(seg) if (colors[1:] == NO_COLOR).any() else None
+                took = from_references(
+                    seg, colors, conf, fi.masks, self._palettes, shot.background, first, painted
+                )
                 source[took] = REFERENCE
             source[from_neighbours(seg, colors, limit, owners)] = NEIGHBOUR
             paint, unfilled = self._paint(seg, lw, colors, winners, alpha, deep)
@@ -630,7 +643,14 @@ class FlatEngine(EngineBase):
         mode = self.settings.output_alpha
         if mode != "auto":
             return mode == "on"
-        return bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys)
+        if bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys):
+            return True
+        # Without keyframes a painted frame given as a reference may paint the regions (`_painted`).
+        shot = self._require_shot()
+        return not shot.keyframes and any(
+            c.reference_alpha is not None and c.reference.shape[:2] == seg.labels.shape
+            for c in shot.characters
+        )
 
     def _paint_source(self, key: Key, alpha: bool, dtype: np.dtype) -> np.ndarray:
         """The keyframe's pixels as the paint layer takes them: RGBA or over white, at the paint's depth."""
@@ -686,6 +706,27 @@ class FlatEngine(EngineBase):
         return None if cur is None or prev is None else (cur, prev)
 
     # -- fallbacks ---------------------------------------------------------------------------------------
+
+    def _painted(self, seg: Segmentation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per character whose reference paints this very drawing (`regions.fallback.painted_colors`):
+        (colors, share) per region. References of another size than the frame are model sheets: skipped."""
+        out = {}
+        threshold = max(1, round(self.flat.line_threshold * 255))
+        for c in self._require_shot().characters:
+            if c.reference.shape[:2] != seg.labels.shape:
+                continue
+            if c.name not in self._reference_inks:
+                ink = painted_lines(c.reference)
+                self._reference_inks[c.name] = (ink, ink > 0)
+            ink, lines = self._reference_inks[c.name]
+            where = affine_map(global_motion(seg.ink, ink).affine, seg.labels.shape)
+            painting = (
+                c.reference if c.reference_alpha is None else np.dstack([c.reference, c.reference_alpha])
+            )
+            got = painted_colors(seg, painting, lines, where, threshold)
+            if got is not None:
+                out[c.name] = got
+        return out
 
     def _neighbour_limit(self, seg: Segmentation) -> int:
         """Regions under this many pixels take a neighbour's color when unresolved; larger weak ones are
