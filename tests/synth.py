@@ -419,9 +419,12 @@ def cut_by_the_top_edge(h: int = 160, w: int = 240) -> np.ndarray:
     return img
 
 
-def run_flat(frames: list[tuple[np.ndarray, np.ndarray]], **flat: object) -> list:
+def run_flat(
+    frames: list[tuple[np.ndarray, np.ndarray]], only: list[int] | None = None, **flat: object
+) -> list:
     """The flat engine on (line art RGBA, colored frame RGB) pairs, frame 0 the only keyframe (the others'
-    colors are not given to it): its results, in order. `flat`: flat.* settings."""
+    colors are not given to it): its results, in order (of the frames `only`, when given: a chunk).
+    `flat`: flat.* settings."""
     from colorize.engines.base import FrameInput, ShotContext
     from colorize.engines.flat import FlatEngine
     from colorize.settings import Settings
@@ -442,7 +445,11 @@ def run_flat(frames: list[tuple[np.ndarray, np.ndarray]], **flat: object) -> lis
         )
     )
     return engine.colorize(
-        [FrameInput(f, line, {}, color if f == 0 else None) for f, (line, color) in enumerate(frames)]
+        [
+            FrameInput(f, line, {}, color if f == 0 else None)
+            for f, (line, color) in enumerate(frames)
+            if only is None or f in only
+        ]
     )
 
 
