@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from colorize.flow import Correspondence
-from colorize.regions.leaks import carried, joined_parts, landing_pairs, split_joined
+from colorize.regions.leaks import joined_parts, landing_pairs, split_joined
+from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation
 
 
@@ -72,16 +73,28 @@ def step(
     where: Correspondence,
     min_region: int,
 ) -> tuple[Cut | None, np.ndarray]:
-    """The cut of `seg` against the regions `before` of the drawing before (colors `before_colors`), and
-    the rough colors of its regions after it. `where`: positions in `before` of `seg`'s pixels."""
+    """The cut of `seg` against the regions `before` of the drawing before (rough colors `before_colors`),
+    and the rough colors of its regions after it: the color most of its landing pixels had (areas of no
+    known color aside). `where`: positions in `before` of `seg`'s pixels."""
     full = where.full()
     pairs, src = landing_pairs(seg, before, full)
     parts = joined_parts(seg, before, pairs, before_colors)
     cut_seg = split_joined(seg, src, parts, min_region) if parts else None
-    if cut_seg is None:
-        return None, carried(pairs, before_colors)
-    pairs, _ = landing_pairs(cut_seg, before, full)
-    return Cut.between(seg, cut_seg), carried(pairs, before_colors)
+    cut = None
+    if cut_seg is not None:
+        pairs, _ = landing_pairs(cut_seg, before, full)
+        cut = Cut.between(seg, cut_seg)
+    # Landing pixels per color of the drawing before (unknown colors count against every color).
+    palette, index = np.unique(before_colors, return_inverse=True)
+    by_color = np.zeros((pairs.shape[0], len(palette)), np.int64)
+    for j in range(len(palette)):
+        by_color[:, j] = pairs[:, index == j].sum(axis=1)
+    by_color[:, palette == NO_COLOR] = 0
+    best = by_color.argmax(axis=1)
+    colors = palette[best]
+    colors[by_color[np.arange(len(best)), best] == 0] = NO_COLOR  # none landed in a known color
+    colors[0] = NO_COLOR
+    return cut, colors
 
 
 def walk(
@@ -89,25 +102,28 @@ def walk(
     walked: dict[int, Walked],
     digest: Callable[[int], bytes],
     key_colors: dict[bytes, np.ndarray],
-    advance: Callable[[int, int, np.ndarray], tuple[Cut | None, np.ndarray]],
+    advance: Callable[[int, Walked], tuple[Cut | None, np.ndarray]],
 ) -> None:
     """Walk `frames` (the span's first keyframe, then each frame up to the one wanted, in shot order)
     filling `walked` (frame → Walked) where it is missing. `key_colors`: the span keyframes' colors by
-    their drawings' digests (those drawings keep their own regions); `advance(frame, before, colors)`
-    cuts `frame` against the walked frame `before` (`step`)."""
+    their drawings' digests (those drawings keep their own regions); `advance(frame, before)` cuts
+    `frame` against the frame walked before it (`step`)."""
     start = max((i for i, f in enumerate(frames) if f in walked), default=None)
     if start is None:
         first = frames[0]
-        walked[first] = Walked(digest(first), None, key_colors[digest(first)])
+        walked[first] = _key_walked(digest(first), key_colors)
         start = 0
     seen = {w.digest: w for w in walked.values()}
     for i in range(start + 1, len(frames)):
         f, before = frames[i], frames[i - 1]
         d = digest(f)
         if d in key_colors:
-            walked[f] = Walked(d, None, key_colors[d])
+            walked[f] = _key_walked(d, key_colors)
         elif d in seen:
             walked[f] = seen[d]
         else:
-            cut, colors = advance(f, before, walked[before].colors)
-            walked[f] = seen[d] = Walked(d, cut, colors)
+            walked[f] = seen[d] = Walked(d, *advance(f, walked[before]))
+
+
+def _key_walked(d: bytes, key_colors: dict[bytes, np.ndarray]) -> Walked:
+    return Walked(d, None, key_colors[d])
