@@ -410,7 +410,7 @@ def _cut(before: np.ndarray, after: np.ndarray, colors: dict[tuple[int, int], in
     painted = np.full(a.count + 1, -1, np.int64)
     for (x, y), c in colors.items():
         painted[a.labels[y, x]] = c
-    return b, split_joined(b, src, joined_parts(b, a, pairs, painted), 12)
+    return b, split_joined(b, src, joined_parts(b, a, pairs, painted, 24), 12)
 
 
 def _buttons(img: np.ndarray, dx: int = 0) -> np.ndarray:

@@ -73,12 +73,13 @@ def step(
     where: Correspondence,
     min_region: int,
 ) -> tuple[Cut | None, np.ndarray]:
-    """The cut of `seg` against the regions `before` of the drawing before (rough colors `before_colors`),
-    and the rough colors of its regions after it: the color most of its landing pixels had (areas of no
-    known color aside). `where`: positions in `before` of `seg`'s pixels."""
+    """The cut of `seg` against the regions `before` of the drawing before (rough colors `before_colors`;
+    areas of 2 × `min_region` pixels or more count, as for closing line breaks), and the rough colors of
+    its regions after it: the color most of its landing pixels had (areas of no known color aside).
+    `where`: positions in `before` of `seg`'s pixels."""
     full = where.full()
     pairs, src = landing_pairs(seg, before, full)
-    parts = joined_parts(seg, before, pairs, before_colors)
+    parts = joined_parts(seg, before, pairs, before_colors, 2 * max(1, min_region))
     cut_seg = split_joined(seg, src, parts, min_region) if parts else None
     cut = None
     if cut_seg is not None:

@@ -147,19 +147,24 @@ _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 def joined_parts(
-    seg: Segmentation, before: Segmentation, pairs: np.ndarray, colors: np.ndarray
+    seg: Segmentation,
+    before: Segmentation,
+    pairs: np.ndarray,
+    colors: np.ndarray,
+    min_area: int,
 ) -> dict[int, np.ndarray]:
-    """Regions of `seg` that are the one successor of two or more differently colored large regions of the
+    """Regions of `seg` that are the one successor of two or more differently colored areas of the
     drawing before: {label: those regions of `before`, largest first}.
 
     A line that the drawing (or the line extraction) lost lets one region of this drawing take in areas the
     drawing before painted differently: trousers that slid over a fence of the same dark tone, a shirt
-    whose outline broke. Each of those areas (LEAK_AREA of the frame or more) lands MERGE_COVER or more
-    inside the region, and SUCCESSOR or more of all that lands in it comes from the region: nothing else in
-    this drawing continues it. (A hand that moved away leaves sky where it was, but the hand goes on in its
-    own region: the sky is not its one successor.) `pairs` from `landing_pairs`; `colors` per region of
-    `before` (NO_COLOR: unknown, never counted)."""
-    big = (before.areas >= LEAK_AREA * seg.labels.size) & (colors != NO_COLOR)
+    whose outline broke, a 1-px sliver of shadow that an aliased export opened into the hair. Each of
+    those areas (`min_area` pixels or more) lands MERGE_COVER or more inside the region, and SUCCESSOR or
+    more of all that lands in it comes from the region: nothing else in this drawing continues it. (A hand
+    that moved away leaves sky where it was, but the hand goes on in its own region: the sky is not its
+    one successor; where the flow did not follow the hand, `split_joined` tells by the outline.) `pairs`
+    from `landing_pairs`; `colors` per region of `before` (NO_COLOR: unknown, never counted)."""
+    big = (before.areas >= min_area) & (colors != NO_COLOR)
     big[0] = False
     landed = np.maximum(pairs.sum(axis=0), 1)
     covers = (pairs >= MERGE_COVER * np.maximum(before.areas, 1)[None, :]) & big[None, :]
