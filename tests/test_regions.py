@@ -458,3 +458,27 @@ def test_a_part_that_moved_away_leaves_no_ghost_in_the_sky():
     for x in (60, 80, 100):
         seg, cut = _cut(drawing(40), drawing(x), {(20, 20): 1, (55, 55): 2})
         assert cut is None, f"moved to x={x}: the sky was cut"
+
+
+def test_a_piece_of_a_cut_region_left_without_a_color_takes_its_largest_colored_piece_s():
+    from colorize.engines.flat_joins import rejoin
+    from colorize.regions.palette import NO_COLOR
+    from colorize.regions.segment import Segmentation
+
+    # One region (raw label 1) cut into three pieces (1: 60 px, 2: 30 px, 3: 10 px); region 2 of raw is whole.
+    raw_labels = np.zeros((10, 12), np.int32)
+    raw_labels[:, :10], raw_labels[:, 10:] = 1, 2
+    cut_labels = raw_labels.copy()
+    cut_labels[:, 6:9], cut_labels[:, 9] = 2, 3
+    cut_labels[:, 10:] = 4
+    ink = np.zeros((10, 12), np.uint8)
+    raw = Segmentation(raw_labels, 2, np.bincount(raw_labels.ravel(), minlength=3), ink)
+    seg = Segmentation(cut_labels, 4, np.bincount(cut_labels.ravel(), minlength=5), ink)
+    colors = np.array([NO_COLOR, 0xFF112233, NO_COLOR, 0xFF445566, NO_COLOR], np.int64)
+    conf = np.array([0, 0.9, 0, 0.95, 0], np.float32)
+    origin = np.array([0, 7, 0, 8, 0], np.int64)
+    took = rejoin(seg, raw, colors, conf, origin, np.float32(0.7))
+    assert took.tolist() == [2]  # piece 2 takes piece 1's color (the largest colored piece of its region)
+    assert colors[2] == 0xFF112233 and conf[2] == np.float32(0.7) and origin[2] == 7
+    assert colors[4] == NO_COLOR  # region 2 was not cut: left to the engine's fallbacks
+    assert colors[3] == 0xFF445566  # a colored piece keeps its own color

@@ -67,7 +67,7 @@ import numpy as np
 from colorize import images
 from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
-from colorize.engines.flat_joins import Cut, Walked, walk
+from colorize.engines.flat_joins import Cut, Walked, rejoin, walk
 from colorize.engines.flat_joins import step as cut_step
 from colorize.engines.flat_state import (
     BACKWARD,
@@ -514,41 +514,10 @@ class FlatEngine(EngineBase):
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
         self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
         colors[conf < self.flat.match_threshold] = NO_COLOR
-        self._rejoin(p, seg, colors, conf, how, origin)
+        if seg is not self._segmentation(p):  # a cut frame: pieces left without a color rejoin
+            low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
+            how[rejoin(seg, self._segmentation(p), colors, conf, origin, low)] = MATCHED
         return State(colors, conf, origin, how, src_state.origin_key)
-
-    def _rejoin(
-        self,
-        p: int,
-        seg: Segmentation,
-        colors: np.ndarray,
-        conf: np.ndarray,
-        how: np.ndarray,
-        origin: np.ndarray,
-    ) -> None:
-        """Pieces of a cut region (`_regions`) left without a color take the color of its largest colored
-        piece, at low confidence, as the whole region would have: a cut keeps known colors apart, it never
-        leaves a piece unresolved that the whole would have colored (a background a turning head uncovered,
-        which the walk took for hair). In place."""
-        raw = self._segmentation(p)
-        if seg is raw:
-            return
-        parent = np.zeros(seg.count + 1, np.int64)
-        parent[seg.labels.ravel()] = raw.labels.ravel()  # a cut only splits: one parent per piece
-        parent[0] = 0
-        todo = np.flatnonzero((colors == NO_COLOR) & (parent > 0))
-        if len(todo) == 0:
-            return
-        colored = np.flatnonzero((colors != NO_COLOR) & (parent > 0))
-        largest: dict[int, int] = {}
-        for label in colored[np.argsort(seg.areas[colored], kind="stable")]:
-            largest[int(parent[label])] = int(label)  # the largest colored piece last: it stays
-        low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
-        for label in todo:
-            sibling = largest.get(int(parent[label]))
-            if sibling is not None:
-                colors[label], conf[label], how[label] = colors[sibling], low, MATCHED
-                origin[label] = origin[sibling]
 
     def _second_opinion(
         self,

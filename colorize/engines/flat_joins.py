@@ -128,3 +128,33 @@ def walk(
 
 def _key_walked(d: bytes, key_colors: dict[bytes, np.ndarray]) -> Walked:
     return Walked(d, None, key_colors[d])
+
+
+def rejoin(
+    seg: Segmentation,
+    raw: Segmentation,
+    colors: np.ndarray,
+    conf: np.ndarray,
+    origin: np.ndarray,
+    low: np.float32,
+) -> np.ndarray:
+    """Pieces of a cut region (`seg`, cut from `raw`) left without a color take the color (and origin) of
+    the region's largest colored piece, at confidence `low`: a cut keeps known colors apart, it never
+    leaves a piece unresolved that the whole region would have colored (a background a turning head
+    uncovered, which the walk took for the hair it came from behind). In place; returns the labels that
+    took a color."""
+    parent = np.zeros(seg.count + 1, np.int64)
+    parent[seg.labels.ravel()] = raw.labels.ravel()  # a cut only splits: one parent per piece
+    parent[0] = 0
+    todo = np.flatnonzero((colors == NO_COLOR) & (parent > 0))
+    if len(todo) == 0:
+        return todo
+    colored = np.flatnonzero((colors != NO_COLOR) & (parent > 0))
+    largest: dict[int, int] = {}
+    for label in colored[np.argsort(seg.areas[colored], kind="stable")]:
+        largest[int(parent[label])] = int(label)  # the largest colored piece last: it stays
+    took = [label for label in todo if int(parent[label]) in largest]
+    for label in took:
+        sibling = largest[int(parent[label])]
+        colors[label], conf[label], origin[label] = colors[sibling], low, origin[sibling]
+    return np.asarray(took, np.int64)
