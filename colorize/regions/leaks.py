@@ -78,13 +78,25 @@ def landing_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pixels of each region of `seg` landing in each region of `before`, an n × k array; the region of
     `before` each pixel of `seg` lands in, 0 on its lines). `where`: H×W×2 positions in `before` of
-    `seg`'s pixels (a `flow.Correspondence`'s `full()`)."""
+    `seg`'s pixels (a `flow.Correspondence`'s `full()`); a position is read at its nearest pixel, outside
+    the frame at the nearest edge pixel."""
+    n, k = seg.count + 1, before.count + 1
+    narrow, narrow_before = seg.labels16, before.labels16
+    if narrow is not None and narrow_before is not None and n * k < 1 << 31:
+        # OpenCV's remap and integer images: several times faster than numpy fancy indexing at 1080p.
+        src = cv2.remap(narrow_before, where, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        pair = narrow.astype(np.int32)
+        pair *= k
+        pair += src
+        pairs = np.bincount(pair.ravel(), minlength=n * k).reshape(n, k)
+        pairs[0] = 0  # lines of `seg`
+        pairs[:, 0] = 0  # landing on lines of `before`
+        return pairs, src.astype(before.labels.dtype)
     h, w = seg.labels.shape
     xs = np.clip(np.rint(where[..., 0]).astype(np.int32), 0, w - 1)
     ys = np.clip(np.rint(where[..., 1]).astype(np.int32), 0, h - 1)
     src = before.labels[ys, xs]
     landed = (seg.labels > 0) & (src > 0)
-    n, k = seg.count + 1, before.count + 1
     flat = seg.labels[landed].astype(np.int64) * k + src[landed]
     return np.bincount(flat, minlength=n * k).reshape(n, k), src
 
