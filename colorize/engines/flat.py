@@ -136,6 +136,7 @@ from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
 _KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
+FLOW_CACHE_BYTES = 256 << 20  # reduced-size flows kept between drawings (a few MB each at 1080p)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
 NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
@@ -169,6 +170,8 @@ class FlatEngine(EngineBase):
         self._walked: dict[int, Walked] = {}
         self._walk_key: int | None = None
         self._cut_segs: OrderedDict[int, tuple[Segmentation, Segmentation]] = OrderedDict()
+        self._flows: OrderedDict[tuple[bytes, bytes], tuple[Correspondence, Motion | None]] = OrderedDict()
+        self._flow_bytes = 0
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
         self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
@@ -191,6 +194,8 @@ class FlatEngine(EngineBase):
         self._walked.clear()
         self._walk_key = None
         self._cut_segs.clear()
+        self._flows.clear()
+        self._flow_bytes = 0
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self._reference_inks = {}
         self.palette = shot.palette
@@ -824,15 +829,22 @@ class FlatEngine(EngineBase):
         )
 
     def _correspond(self, frame: int, src: int) -> tuple[Correspondence, Motion | None]:
-        """`flow.correspondence` from `frame`'s drawing into `src`'s (cached on the frame's segmentation:
-        the walk and the chain step both ask for it)."""
+        """`flow.correspondence` from `frame`'s drawing into `src`'s. Kept by the two drawings' digests in
+        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`_cut`) and the chain steps ask for the
+        same pairs, the walk of a span with a keyframe at each end well ahead of the forward chain."""
+        cache_key = (self._signature(frame).digest, self._signature(src).digest)
+        hit = self._flows.get(cache_key)
+        if hit is not None:
+            self._flows.move_to_end(cache_key)
+            return hit
         seg, src_seg = self._segmentation(frame), self._segmentation(src)
-        cache_key = ("to", src_seg.cache["signature"].digest)
-        if cache_key not in seg.cache:
-            seg.cache[cache_key] = correspondence(
-                seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg)
-            )
-        return seg.cache[cache_key]
+        found = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
+        self._flows[cache_key] = found
+        self._flow_bytes += found[0].flow.nbytes
+        while self._flow_bytes > FLOW_CACHE_BYTES and len(self._flows) > 1:
+            _, (old, _) = self._flows.popitem(last=False)
+            self._flow_bytes -= old.flow.nbytes
+        return found
 
     def _signature(self, frame: int) -> Signature:
         if frame not in self._sigs:
