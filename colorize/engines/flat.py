@@ -342,8 +342,10 @@ class FlatEngine(EngineBase):
             info["trace_unfilled"] = int(cv2.countNonZero(unfilled))
         chained = (source == FORWARD) | (source == BACKWARD) | (source == REUSED) | (source == MATCHED)
         low = chained & (conf < LOW_CONFIDENCE)
-        low |= (source == NEIGHBOUR) & (seg.areas >= max(1, self.flat.min_region))
+        low |= source == NEIGHBOUR
         low |= (source == REFERENCE) & (conf < LOW_CONFIDENCE)  # a palette guess is never confident
+        # Specks (pockets where lines meet, under min_region px) are not worth a painter's look.
+        low &= seg.areas >= max(1, self.flat.min_region)
         info["low_confidence"] = int(low.sum())
         if self.flags is not None:  # evaluation: which pixels a painter is told to look at
             flagged = (low | unresolved).view(np.uint8)
