@@ -521,9 +521,10 @@ class FlatEngine(EngineBase):
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
         self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
         colors[conf < self.flat.match_threshold] = NO_COLOR
-        if seg is not self._segmentation(p):  # a cut frame: pieces left without a color rejoin
+        raw = self._segmentation(p)
+        if seg is not raw:  # a cut frame: pieces left without a color rejoin
             low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
-            how[rejoin(seg, self._segmentation(p), colors, conf, origin, low)] = MATCHED
+            how[rejoin(seg, raw, colors, conf, origin, low)] = MATCHED
         return State(colors, conf, origin, how, src_state.origin_key)
 
     def _second_opinion(
@@ -561,7 +562,7 @@ class FlatEngine(EngineBase):
         if len(ids) == 0:
             return
         key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
-        key_votes = region_votes(seg, key.seg, ids, self._to_key(seg, key.seg), key_owners)
+        key_votes = region_votes(seg, key.seg, ids, self._correspond(p, src_state.origin_key)[0], key_owners)
         near_votes = region_votes(seg, src_seg, ids, where, owners)
         # Background the keyframe shows where the region is now, or a hole of the keyframe (sky through a
         # loop) the region's color was carried from as a whole, however far it moved: background.
@@ -601,16 +602,6 @@ class FlatEngine(EngineBase):
             else:
                 origin[t] = origin[label[ok]]
             took |= ok
-
-    def _to_key(self, seg: Segmentation, key_seg: Segmentation) -> Correspondence:
-        """Positions in a keyframe of `seg`'s pixels (cached on `seg`: the second opinion and texture
-        carrying both need it)."""
-        cache_key = ("to_key", key_seg.cache["signature"].digest)
-        if cache_key not in seg.cache:
-            seg.cache[cache_key] = correspondence(
-                seg.ink, key_seg.ink, images=self._flow_images(seg, key_seg)
-            )[0]
-        return seg.cache[cache_key]
 
     def _most_similar(self, sig: Signature, candidates: list[int], adjacent: int, frame: int) -> int:
         """The drawing to propagate from: the most similar candidate when it is a near repeat (NEAR_REPEAT)
@@ -687,7 +678,7 @@ class FlatEngine(EngineBase):
             wanted[0] = False
             if not wanted.any():
                 continue
-            where = self._to_key(seg, key.seg)
+            where = self._correspond(frame, state.origin_key)[0]
             source = self._paint_source(key, alpha, paint.dtype)
             carry_texture(paint, seg, wanted, origin, where.full(), key.seg, source)
 
@@ -832,8 +823,9 @@ class FlatEngine(EngineBase):
 
     def _correspond(self, frame: int, src: int) -> tuple[Correspondence, Motion | None]:
         """`flow.correspondence` from `frame`'s drawing into `src`'s. Kept by the two drawings' digests in
-        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`_cut`) and the chain steps ask for the
-        same pairs, the walk of a span with a keyframe at each end well ahead of the forward chain."""
+        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`_cut`), the chain steps and the
+        look-ups in the keyframe (second opinion, texture) ask for the same pairs, the walk of a span with a
+        keyframe at each end well ahead of the forward chain."""
         cache_key = (self._signature(frame).digest, self._signature(src).digest)
         hit = self._flows.get(cache_key)
         if hit is not None:

@@ -25,6 +25,7 @@ import numpy as np
 from colorize.flow import Correspondence
 from colorize.regions.leaks import joined_parts, landing_pairs, split_joined
 from colorize.regions.palette import NO_COLOR
+from colorize.regions.propagate import color_votes
 from colorize.regions.segment import Segmentation
 
 
@@ -54,7 +55,7 @@ class Cut:
 def _ink_only(key: object) -> bool:
     """Cache entries of a segmentation that depend on its ink alone (kept by a cut)."""
     name = key[0] if isinstance(key, tuple) else key
-    return name in ("signature", "alpha", "colored", "flow_image", "to_key", "to")
+    return name in ("signature", "alpha", "colored", "flow_image")
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,9 @@ def step(
     if cut_seg is not None:
         pairs, _ = landing_pairs(cut_seg, before, full)
         cut = Cut.between(seg, cut_seg)
-    # Landing pixels per color of the drawing before (unknown colors count against every color).
+    # Landing pixels per color of the drawing before (pixels landing in unknown colors count for none).
     palette, index = np.unique(before_colors, return_inverse=True)
-    by_color = np.zeros((pairs.shape[0], len(palette)), np.int64)
-    for j in range(len(palette)):
-        by_color[:, j] = pairs[:, index == j].sum(axis=1)
+    by_color = color_votes(pairs, index, len(palette))
     by_color[:, palette == NO_COLOR] = 0
     best = by_color.argmax(axis=1)
     colors = palette[best]

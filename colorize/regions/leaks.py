@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from colorize.regions.palette import NO_COLOR, pack_color
-from colorize.regions.segment import Segmentation
+from colorize.regions.segment import Segmentation, region_boxes
 
 LEAK_SHARE = 0.2  # a second color covering this share of a region's paper means it leaked
 LEAK_AREA = 0.002  # ... in regions of at least this share of the frame (small ones cost a painter seconds)
@@ -214,22 +214,20 @@ def split_joined(
     cut."""
     labels = seg.labels.copy()
     count = seg.count
-    for label, joined in parts.items():
-        region = seg.labels == label
-        ys, xs = np.nonzero(region)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        inside = region[y0:y1, x0:x1]
+    asked = np.zeros(seg.count + 1, np.uint8)
+    asked[list(parts)] = 1
+    for label, rows, cols in region_boxes(seg.labels, seg.per_pixel(asked), 0):
+        joined = parts[label]
+        inside = seg.labels[rows, cols] == label
         edge = np.zeros(inside.shape, bool)  # the frame's edge bounds a piece as a line does
-        edge[:, 0] |= x0 == 0
-        edge[:, -1] |= x1 == labels.shape[1]
-        edge[0] |= y0 == 0
-        edge[-1] |= y1 == labels.shape[0]
-        pieces = _pieces(inside, src[y0:y1, x0:x1], list(joined[:254]), seg.ink[y0:y1, x0:x1] > 0, edge)
+        edge[:, 0] |= cols.start == 0
+        edge[:, -1] |= cols.stop == labels.shape[1]
+        edge[0] |= rows.start == 0
+        edge[-1] |= rows.stop == labels.shape[0]
+        pieces = _pieces(inside, src[rows, cols], list(joined[:254]), seg.ink[rows, cols] > 0, edge)
         if pieces is None:
             continue
-        n, comp = pieces
-        areas = np.bincount(comp[inside], minlength=n).astype(np.int64)
-        areas[0] = 0
+        n, comp, areas = pieces
         kept = np.flatnonzero(areas >= max(1, min_region))
         if len(kept) < 2:
             continue
@@ -238,7 +236,7 @@ def split_joined(
         lut[kept[0]] = label
         lut[kept[1:]] = np.arange(count + 1, count + len(kept), dtype=labels.dtype)
         count += len(kept) - 1
-        box = labels[y0:y1, x0:x1]
+        box = labels[rows, cols]
         box[inside] = lut[comp[inside]]
     if count == seg.count:
         return None
@@ -248,9 +246,10 @@ def split_joined(
 
 def _pieces(
     inside: np.ndarray, land: np.ndarray, joined: list[int], drawn: np.ndarray, edge: np.ndarray
-) -> tuple[int, np.ndarray] | None:
-    """(n, components) of a region (`inside`, a box of it) cut into the areas of `joined` it lands in
-    (`land`), areas the drawing does not outline left out one by one (`split_joined`); None: not cut."""
+) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(n, components, their sizes (0 for the background)) of a region (`inside`, a box of it) cut into the
+    areas of `joined` it lands in (`land`), areas the drawing does not outline left out one by one
+    (`split_joined`); None: not cut."""
     while len(joined) >= 2:
         part = np.zeros(inside.shape, np.uint8)
         for i, j in enumerate(joined):
@@ -281,7 +280,7 @@ def _pieces(
             shares[i] = _drawn_share(comp == pick, cut, drawn, edge)
         bad = [i for i, v in shares.items() if v < PIECE_DRAWN]
         if not bad:
-            return (n, comp) if len(shares) >= 2 else None
+            return (n, comp, size) if len(shares) >= 2 else None
         worst = min(bad, key=lambda i: (main[i], i))  # the smallest such area first
         joined = [j for i, j in enumerate(joined, start=1) if i != worst]
     return None

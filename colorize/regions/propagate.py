@@ -96,8 +96,8 @@ def propagate(
             edge_same = None if edge_pairs is None else np.where(same, edge_pairs, np.float32(0))
         else:
             pairs_same, edge_same = pairs, edge_pairs
-        votes = _color_votes(pairs_same, idx_of_label, bins)
-        edge = None if edge_same is None else _color_votes(edge_same, idx_of_label, bins)
+        votes = color_votes(pairs_same, idx_of_label, bins)
+        edge = None if edge_same is None else color_votes(edge_same, idx_of_label, bins)
     else:
         votes, all_votes, edge = _pixel_votes(cur, prev, owners, where, motion, idx_of_label, bins)
         if all_votes is not None:
@@ -116,7 +116,7 @@ def propagate(
                     votes[none] = all_votes[none]
                 else:
                     assert pairs is not None  # the pair-histogram path ran
-                    votes[none] = _color_votes(pairs[none], idx_of_label, bins)
+                    votes[none] = color_votes(pairs[none], idx_of_label, bins)
     beyond = np.zeros(nc, bool)
     if edge is not None:
         # Regions that came mostly from beyond the frame's edge (they entered with the motion) and whose
@@ -285,7 +285,7 @@ def _pixel_votes(
     return same, votes, edge
 
 
-def _color_votes(pairs: np.ndarray, idx_of_label: np.ndarray, bins: int) -> np.ndarray:
+def color_votes(pairs: np.ndarray, idx_of_label: np.ndarray, bins: int) -> np.ndarray:
     """Votes per (cur label, palette index) from a (cur label, prev label) histogram, as int64."""
     votes = np.zeros((len(pairs), bins), np.float64)
     np.add.at(votes.T, idx_of_label, pairs.T.astype(np.float64))
