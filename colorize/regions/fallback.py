@@ -100,23 +100,25 @@ def from_references(
     if not todo.any():
         return took
     areas = seg.areas.astype(np.float64)
+    # Regions mostly inside each character's mask (more than half their pixels).
+    mostly = {
+        name: seg.count_where(np.ascontiguousarray(mask).view(np.uint8)) / np.maximum(areas, 1) > 0.5
+        for name, mask in masks.items()
+    }
     for name, (shown, share) in sorted((painted or {}).items()):
         mine = todo & (shown != NO_COLOR)
         if masks:
-            mask = masks.get(name)
-            inside = np.zeros(seg.count + 1) if mask is None else seg.count_where(mask.view(np.uint8))
-            mine &= inside > 0.5 * np.maximum(areas, 1)
+            mine &= mostly.get(name, False)
         colors[mine], conf[mine] = shown[mine], share[mine]
         took |= mine
         todo &= ~mine
     covered = np.zeros(seg.count + 1, bool)
-    for name, mask in sorted(masks.items()):
+    for name in sorted(masks):
         palette = palettes.get(name)
         if palette is None or len(palette) == 0:
             continue
-        inside = np.bincount(seg.labels[mask], minlength=seg.count + 1) / np.maximum(areas, 1)
-        mine = todo & (inside > 0.5)
-        covered |= inside > 0.5
+        mine = todo & mostly[name]
+        covered |= mostly[name]
         rank_fill(colors, mine, areas, palette)
         took |= mine
         todo &= ~mine
