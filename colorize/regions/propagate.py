@@ -14,7 +14,9 @@ Pixels that came from beyond the previous frame's edge (a part that entered with
 nothing, unless most of their region did and its pixels inside the frame vote too few to color it: the
 regions cut by the edge go on beyond it, so then they vote for the region at the edge pixel nearest to
 where the drawing's global motion places them (the flow only extrapolates there), at EDGE times the
-confidence (a guess that QA marks).
+confidence (a guess that QA marks). A region colored by its votes inside the frame goes on beyond the
+edge too: its pixels from beyond count against its confidence (as pixels landing on lines do) only where
+the drawing's motion says they left the frame in another color.
 
 Votes are counted on every VOTE_STEP-th pixel of every VOTE_STEP-th row (each counting VOTE_STEP² pixels)
 in regions of SAMPLED_AREA pixels or more: a thousand votes and up, shares within a few percent of every
@@ -142,7 +144,14 @@ def propagate(
     conf[ok] = top[ok] / np.maximum(counted[ok], 1)
     # Votes that fell on lines say nothing; a region whose pixels mostly land on lines is a weak match.
     # (Votes that fell on another owner's regions were dropped as occlusion, not as "no match".)
-    coverage = (counted if owners is None else np.maximum(counted, landed)) / np.maximum(cur.areas, 1)
+    covered = counted if owners is None else np.maximum(counted, landed)
+    if edge is not None:
+        # Pixels that came from beyond the previous frame's edge are no evidence against a region that
+        # goes on there: where the drawing's motion says they left it the same color (the region at the
+        # edge went on beyond it), they count as covered. (Regions colored from there already counted them.)
+        agree = edge[np.arange(nc), best + 1]
+        covered = covered + np.where(beyond | ~ok, np.float32(0), agree)
+    coverage = covered / np.maximum(cur.areas, 1)
     conf *= np.clip(coverage * 2.0, 0.0, 1.0).astype(np.float32)
     if owners is not None:
         # Few same-owner votes among many that fell on another owner: the flow may have followed the
