@@ -518,3 +518,25 @@ def test_8_bit_keyframe_at_16_bits_is_the_8_bit_result_widened(tmp_path):
         paper = _paper(frame)
         assert d.dtype == np.uint16 and np.array_equal(d[paper], images.to_uint16(e)[paper])
         assert np.abs(d.astype(int) - images.to_uint16(e)).max() <= 257
+
+
+def test_the_flow_cache_keeps_the_latest_correspondences_within_its_bytes():
+    """Correspondences are kept by drawing pair until their flows pass the byte bound; the least recently
+    used go first, a pair asked for again is kept, and the newest stays even when it alone is over."""
+    from colorize.engines.flat_state import FlowCache
+    from colorize.flow import Correspondence
+
+    def found(n: int) -> tuple:
+        return Correspondence(np.zeros((n, 10, 2), np.float32), (n, 10)), None  # n * 80 bytes
+
+    cache = FlowCache(max_bytes=250)
+    a, b, c = (b"a", b"0"), (b"b", b"0"), (b"c", b"0")
+    cache.put(a, found(1))
+    cache.put(b, found(1))
+    assert cache.get(a) is not None  # a is now the most recent
+    cache.put(c, found(2))  # 80 + 80 + 160 > 250: the least recent (b) goes
+    assert cache.get(b) is None and cache.get(a) is not None and cache.get(c) is not None
+    cache.put(b, found(4))  # 320 bytes alone: everything else goes, it stays
+    assert cache.get(b) is not None and cache.get(a) is None and cache.get(c) is None
+    cache.clear()
+    assert cache.get(b) is None

@@ -80,6 +80,7 @@ from colorize.engines.flat_state import (
     REUSED,
     SOURCES,
     UNRESOLVED,
+    FlowCache,
     Key,
     State,
     decode_key,
@@ -131,7 +132,7 @@ from colorize.regions.render import (
     paste_off_lines,
     render,
 )
-from colorize.regions.segment import Segmentation, line_layers, segment_ink
+from colorize.regions.segment import Segmentation, ink_level, line_layers, segment_ink
 from colorize.settings import Settings
 
 _SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
@@ -170,8 +171,7 @@ class FlatEngine(EngineBase):
         self._walked: dict[int, Walked] = {}
         self._walk_key: int | None = None
         self._cut_segs: OrderedDict[int, tuple[Segmentation, Segmentation]] = OrderedDict()
-        self._flows: OrderedDict[tuple[bytes, bytes], tuple[Correspondence, Motion | None]] = OrderedDict()
-        self._flow_bytes = 0
+        self._flows = FlowCache(FLOW_CACHE_BYTES)
         self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
         self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
@@ -195,7 +195,6 @@ class FlatEngine(EngineBase):
         self._walk_key = None
         self._cut_segs.clear()
         self._flows.clear()
-        self._flow_bytes = 0
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self._reference_inks = {}
         self.palette = shot.palette
@@ -247,15 +246,30 @@ class FlatEngine(EngineBase):
         if f.lines == "keep" and f.colored_lines == "fill":
             seg.cache["colored"] = colored
         if f.colored_lines == "fill":
-            lineart8 = images.to_uint8(lineart)
-            seg.cache["linework"] = classify(
-                lineart8, ink, colored, alpha, seg.labels, self.roles, f.line_threshold, int(seg.areas[0])
-            )
+            seg.cache["linework"] = self._linework(images.to_uint8(lineart), seg, seg.labels, colored)
         _ = seg.filled16
         if seg.labels16 is not None:
             vote_pixels(seg)
         self._flow_image(seg)
         return seg
+
+    def _linework(
+        self, lineart8: np.ndarray, seg: Segmentation, labels: np.ndarray, colored: np.ndarray | None = None
+    ) -> LineWork:
+        """The roles of the frame's colored lines (`regions.lines.classify`) among `labels`: the
+        segmentation's own, or a cut of them (the lines' roles depend on the regions they part)."""
+        if colored is None:
+            colored = line_layers(lineart8, seg.ink)[1]
+        return classify(
+            lineart8,
+            seg.ink,
+            colored,
+            seg.cache["alpha"],
+            labels,
+            self.roles,
+            self.flat.line_threshold,
+            int(seg.areas[0]),
+        )
 
     # -- per frame ---------------------------------------------------------------------------------------
 
@@ -712,7 +726,7 @@ class FlatEngine(EngineBase):
         """Per character whose reference paints this very drawing (`regions.fallback.painted_colors`):
         (colors, share) per region. References of another size than the frame are model sheets: skipped."""
         out = {}
-        threshold = max(1, round(self.flat.line_threshold * 255))
+        threshold = ink_level(self.flat.line_threshold)
         for c in self._require_shot().characters:
             if c.reference.shape[:2] != seg.labels.shape:
                 continue
@@ -776,17 +790,7 @@ class FlatEngine(EngineBase):
             if lineart is None:
                 lineart = self._require_shot().load_lineart(frame)
             lineart8 = images.to_uint8(lineart)
-            colored = line_layers(lineart8, seg.ink)[1]
-            out.cache["linework"] = classify(
-                lineart8,
-                seg.ink,
-                colored,
-                seg.cache["alpha"],
-                out.labels,
-                self.roles,
-                self.flat.line_threshold,
-                int(seg.areas[0]),
-            )
+            out.cache["linework"] = self._linework(lineart8, seg, out.labels)
         self._cut_segs[frame] = (seg, out)
         while len(self._cut_segs) > _SEG_CACHE:
             self._cut_segs.popitem(last=False)
@@ -829,15 +833,10 @@ class FlatEngine(EngineBase):
         cache_key = (self._signature(frame).digest, self._signature(src).digest)
         hit = self._flows.get(cache_key)
         if hit is not None:
-            self._flows.move_to_end(cache_key)
             return hit
         seg, src_seg = self._segmentation(frame), self._segmentation(src)
         found = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
-        self._flows[cache_key] = found
-        self._flow_bytes += found[0].flow.nbytes
-        while self._flow_bytes > FLOW_CACHE_BYTES and len(self._flows) > 1:
-            _, (old, _) = self._flows.popitem(last=False)
-            self._flow_bytes -= old.flow.nbytes
+        self._flows.put(cache_key, found)
         return found
 
     def _signature(self, frame: int) -> Signature:

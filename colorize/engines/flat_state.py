@@ -1,5 +1,6 @@
 """What the flat engine keeps between frames: where each region's color came from (source codes), one
-frame's colors as one chain sees them (`State`), and keyframes decoded once (`Key`, `decode_key`).
+frame's colors as one chain sees them (`State`), keyframes decoded once (`Key`, `decode_key`) and the
+correspondences between drawings (`FlowCache`).
 
 A keyframe's region colors come from the pixels no line touches (anti-aliased edges are tinted by the
 line); a region that has none takes the dominant color of all its pixels. With the colour model
@@ -9,12 +10,14 @@ is a palette colour.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from colorize import images
 from colorize.colormodel import Palette
+from colorize.flow import Correspondence, Motion
 from colorize.regions.palette import NO_COLOR, deep_colors, dominant_colors, widen
 from colorize.regions.segment import Segmentation
 
@@ -75,3 +78,33 @@ def decode_key(seg: Segmentation, image: np.ndarray, palette: Palette | None) ->
     else:
         colors16 = widen(np.where(colors == NO_COLOR, 0, colors))
     return Key(seg, image, colors, share >= FLAT_SHARE, images.has_transparency(image), colors16)
+
+
+class FlowCache:
+    """Correspondences between two drawings (`flow.correspondence`), kept by a key of the two drawings in
+    an LRU bounded by their flows' bytes (the newest is kept whatever its size)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[bytes, bytes], tuple[Correspondence, Motion | None]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[bytes, bytes]) -> tuple[Correspondence, Motion | None] | None:
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[bytes, bytes], found: tuple[Correspondence, Motion | None]) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= old[0].flow.nbytes
+        self._items[key] = found
+        self._bytes += found[0].flow.nbytes
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, (evicted, _) = self._items.popitem(last=False)
+            self._bytes -= evicted.flow.nbytes
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from colorize.regions.segment import line_layers, segment_ink
+from colorize.regions.segment import ink_level, line_layers, segment_ink
 from colorize.settings import FlatSettings, TraceLineSettings
 
 HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")
@@ -163,7 +163,7 @@ def classify(
     code[0] = NONE
     # A colour that is most of the drawing's lines is its line work.
     if line_pixels is None:
-        line_pixels = int(cv2.countNonZero(cv2.compare(ink, max(1, round(line_threshold * 255)), cv2.CMP_GE)))
+        line_pixels = int(cv2.countNonZero(cv2.compare(ink, ink_level(line_threshold), cv2.CMP_GE)))
     total = max(1, line_pixels)
     per_hue = np.bincount(stroke_hue[sid], minlength=len(HUES))
     kept_share: dict[str, float] = {}

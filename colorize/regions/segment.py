@@ -183,6 +183,11 @@ def segment(
     return segment_ink(ink_u8(lineart), gap_close, min_region, line_threshold, close_breaks)
 
 
+def ink_level(line_threshold: float) -> int:
+    """The ink value (0-255) at or above which a pixel is line, for `line_threshold` (0-1)."""
+    return max(1, round(line_threshold * 255))
+
+
 def segment_ink(
     ink: np.ndarray,
     gap_close: int = 2,
@@ -191,7 +196,7 @@ def segment_ink(
     close_breaks: bool | str = False,
 ) -> Segmentation:
     """`segment` of a frame whose ink (`ink_u8`) is known."""
-    thr = max(1, round(line_threshold * 255))
+    thr = ink_level(line_threshold)
     lines = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY)[1]  # 0/1 uint8: ink >= thr
     free = cv2.threshold(ink, thr - 1, 1, cv2.THRESH_BINARY_INV)[1]
     if close_breaks == "auto":
