@@ -48,16 +48,16 @@ Character masks (when the manifest gives them) make every region "owned" by the 
 of its pixels, or by the background; votes only count pixels of the same owner (see `regions.propagate`).
 
 Memory: chain states (one color per region, a few KB) are kept for the span being worked on; full-size
-segmentations live in a small LRU and are recomputed (a pure function of the line art) when needed again.
+segmentations, cuts, correspondences and decoded keyframes live in small caches (`engines.flat_drawings`)
+and are recomputed (pure functions of the line art and the keyframes) when needed again.
 """
 
 from __future__ import annotations
 
 import bisect
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -67,8 +67,8 @@ import numpy as np
 from colorize import images
 from colorize.colormodel import Palette
 from colorize.engines.base import EngineBase, FrameInput, FrameResult, ShotContext
-from colorize.engines.flat_joins import Cut, Walked, rejoin, walk
-from colorize.engines.flat_joins import step as cut_step
+from colorize.engines.flat_drawings import Drawings
+from colorize.engines.flat_joins import rejoin
 from colorize.engines.flat_state import (
     BACKWARD,
     FORWARD,
@@ -80,21 +80,14 @@ from colorize.engines.flat_state import (
     REUSED,
     SOURCES,
     UNRESOLVED,
-    FlowCache,
     Key,
     State,
-    decode_key,
 )
 from colorize.errors import ColorizeError
 from colorize.flow import (
-    COARSE_WORK,
     IDENTITY,
     Correspondence,
-    Motion,
     affine_map,
-    correspondence,
-    flow_image,
-    flow_scale,
     global_motion,
 )
 from colorize.qa import qa_overlay
@@ -117,11 +110,11 @@ from colorize.regions.kinds import (
     suspects,
     tracked_holes,
 )
-from colorize.regions.lines import LineRoles, LineWork, classify
+from colorize.regions.lines import LineWork
 from colorize.regions.lines import empty as no_linework
-from colorize.regions.match import Signature, match_regions, quick_similarity, signature, similarity
+from colorize.regions.match import Signature, match_regions, quick_similarity, similarity
 from colorize.regions.palette import NO_COLOR, on_model, parse_hex, reference_palette, widen
-from colorize.regions.propagate import propagate, vote_pixels
+from colorize.regions.propagate import propagate
 from colorize.regions.render import (
     carry_texture,
     fill_trace,
@@ -132,12 +125,9 @@ from colorize.regions.render import (
     paste_off_lines,
     render,
 )
-from colorize.regions.segment import Segmentation, ink_level, line_layers, segment_ink
+from colorize.regions.segment import Segmentation, ink_level
 from colorize.settings import Settings
 
-_SEG_CACHE = 6  # full-size segmentations kept (current, previous, a reuse source, keyframes, slack)
-_KEY_CACHE = 4  # keyframes kept decoded (a span needs two)
-FLOW_CACHE_BYTES = 256 << 20  # reduced-size flows kept between drawings (a few MB each at 1080p)
 REUSE_MARGIN = 0.02  # a non-adjacent drawing is used when it is this much more similar than the previous
 NEAR_REPEAT = 0.85  # ... and at least this similar (a repeat, not a scene that merely looks alike)
 SIMILAR_CANDIDATES = 4  # drawings compared closely (shift-tolerant) per frame, picked by a quick correlation
@@ -156,27 +146,15 @@ class FlatEngine(EngineBase):
         super().__init__()
         self.settings = settings
         self.flat = settings.flat
-        self.roles = LineRoles.from_settings(settings.trace_lines)
         self.qa = False  # also return a QA overlay per frame (FrameResult.qa): ShotContext.qa
         # When a dict (evaluation): per frame, the bit-packed H×W mask of the pixels of regions flagged
         # low-confidence or unresolved (what QA tells a painter to check).
         self.flags: dict[int, np.ndarray] | None = None
         self._shot: ShotContext | None = None
-        self._segs: OrderedDict[int, Segmentation] = OrderedDict()
-        self._keys: OrderedDict[int, Key] = OrderedDict()
-        self._sigs: dict[int, Signature] = {}
+        self.drawings = Drawings(settings)  # segmentations, cuts, correspondences, keyframes (cached)
         self._states: dict[tuple[int, int], State] = {}
-        # The regions of the span's frames as chains color them (`engines.flat_joins`): the walk from the
-        # span's first keyframe (`_walk_key`), and the cut segmentations made last (frame: (raw, cut)).
-        self._walked: dict[int, Walked] = {}
-        self._walk_key: int | None = None
-        self._cut_segs: OrderedDict[int, tuple[Segmentation, Segmentation]] = OrderedDict()
-        self._flows = FlowCache(FLOW_CACHE_BYTES)
-        self._batch_lineart: dict[int, np.ndarray] = {}
         self._batch_masks: dict[int, dict[str, np.ndarray]] = {}
-        self._batch_segs: dict[int, Segmentation] = {}  # made ahead by `preprocess`
         self._masked: tuple[str, ...] = ()  # characters with masks, in owner order (owner i + 1)
-        self._pending: dict[int, Future[Segmentation]] = {}  # segmentations running in the worker
         self._palettes: dict[str, np.ndarray] = {}
         self._reference_inks: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name: (ink, line pixels)
         self.palette: Palette | None = None  # the colour model (ShotContext.palette)
@@ -187,14 +165,8 @@ class FlatEngine(EngineBase):
         """Reset caches; reference palettes of the characters."""
         self._shot = shot
         self.qa = shot.qa
-        self._segs.clear()
-        self._keys.clear()
-        self._sigs.clear()
+        self.drawings.reset(shot)
         self._states.clear()
-        self._walked.clear()
-        self._walk_key = None
-        self._cut_segs.clear()
-        self._flows.clear()
         self._palettes = {c.name: reference_palette(c.reference) for c in shot.characters}
         self._reference_inks = {}
         self.palette = shot.palette
@@ -204,7 +176,7 @@ class FlatEngine(EngineBase):
         """The frame with its segmentation (`_segment`) as `prepared`: the runner calls this in its reader
         threads, ahead of the batch, while the engine colors earlier frames. Thread-safe: a pure function
         of the line art and the settings."""
-        return replace(frame_input, prepared=self._segment(frame_input.lineart))
+        return replace(frame_input, prepared=self.drawings.segment(frame_input.lineart))
 
     def colorize(self, batch: list[FrameInput]) -> list[FrameResult]:
         """Color each frame of the batch (in order).
@@ -214,62 +186,16 @@ class FlatEngine(EngineBase):
         propagate and render (OpenCV and large numpy operations release the GIL). Segmentation is a pure
         function of the line art, so results do not depend on the overlap.
         """
-        self._batch_lineart = {fi.frame: fi.lineart for fi in batch}
+        self.drawings.begin_batch(batch)
         self._batch_masks = {fi.frame: fi.masks for fi in batch}
-        self._batch_segs = {fi.frame: fi.prepared for fi in batch if isinstance(fi.prepared, Segmentation)}
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flat-segment") as pool:
                 for fi in batch[1:]:  # the first one the main thread makes, while the worker makes the next
-                    self._prefetch(pool, fi)
+                    self.drawings.prefetch(pool, fi)
                 return [self._timed(fi) for fi in batch]
         finally:
-            self._batch_lineart = {}
+            self.drawings.end_batch()
             self._batch_masks = {}
-            self._batch_segs = {}
-            for future in self._pending.values():
-                future.cancel()
-            self._pending = {}
-
-    def _prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
-        if fi.frame not in self._segs and fi.frame not in self._pending and fi.frame not in self._batch_segs:
-            self._pending[fi.frame] = pool.submit(self._segment, fi.lineart)
-
-    def _segment(self, lineart: np.ndarray) -> Segmentation:
-        """Segmentation and what else depends on the line art alone (runs in the worker thread, so the
-        main thread finds it done): the drawing's signature, whether it has transparency, its colored
-        lines, the labels with the lines filled in (the paint layer's index) and its coarse flow image."""
-        f = self.flat
-        ink, colored, alpha = line_layers(images.to_uint8(lineart))
-        seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold, f.close_breaks)
-        seg.cache["signature"] = signature(ink)
-        seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
-        if f.lines == "keep" and f.colored_lines == "fill":
-            seg.cache["colored"] = colored
-        if f.colored_lines == "fill":
-            seg.cache["linework"] = self._linework(images.to_uint8(lineart), seg, seg.labels, colored)
-        _ = seg.filled16
-        if seg.labels16 is not None:
-            vote_pixels(seg)
-        self._flow_image(seg)
-        return seg
-
-    def _linework(
-        self, lineart8: np.ndarray, seg: Segmentation, labels: np.ndarray, colored: np.ndarray | None = None
-    ) -> LineWork:
-        """The roles of the frame's colored lines (`regions.lines.classify`) among `labels`: the
-        segmentation's own, or a cut of them (the lines' roles depend on the regions they part)."""
-        if colored is None:
-            colored = line_layers(lineart8, seg.ink)[1]
-        return classify(
-            lineart8,
-            seg.ink,
-            colored,
-            seg.cache["alpha"],
-            labels,
-            self.roles,
-            self.flat.line_threshold,
-            int(seg.areas[0]),
-        )
 
     # -- per frame ---------------------------------------------------------------------------------------
 
@@ -283,22 +209,24 @@ class FlatEngine(EngineBase):
 
     def _one(self, fi: FrameInput) -> FrameResult:
         shot = self._require_shot()
-        seg = self._regions(fi.frame, fi.lineart)
+        seg = self.drawings.regions(fi.frame, fi.lineart)
         lw: LineWork = seg.cache.get("linework") or no_linework(seg.labels.shape)
-        k0, k1 = self._span(fi.frame)
+        k0, k1 = self.drawings.span(fi.frame)
         self._forget_other_spans(k0, k1)
         keys = [k for k in dict.fromkeys((k0, k1)) if k is not None]
         if fi.frame in shot.keyframes:
-            self._key(fi.frame, fi.keyframe)  # this frame's keyframe as the batch brings it (not re-read)
+            self.drawings.key(
+                fi.frame, fi.keyframe
+            )  # this frame's keyframe as the batch brings it (not re-read)
         alpha = self._alpha(seg, keys)
         lineart = fi.lineart if self.palette is None else images.to_uint8(fi.lineart)
-        deep = lineart.dtype == np.uint16 or any(self._key(k).image.dtype == np.uint16 for k in keys)
-        digest = self._signature(fi.frame).digest
-        same = [k for k in keys if self._signature(k).digest == digest]
+        deep = lineart.dtype == np.uint16 or any(self.drawings.key(k).image.dtype == np.uint16 for k in keys)
+        digest = self.drawings.signature(fi.frame).digest
+        same = [k for k in keys if self.drawings.signature(k).digest == digest]
         if fi.frame in shot.keyframes or same:
             # The keyframe itself, or the same drawing as a keyframe of the span: the keyframe's look.
             k = fi.frame if fi.frame in shot.keyframes else same[0]
-            key = self._key(k)  # a keyframe frame's own keyframe is cached above
+            key = self.drawings.key(k)  # a keyframe frame's own keyframe is cached above
             colors, source = key.colors.copy(), np.full(seg.count + 1, KEYFRAME, np.int8)
             conf = np.ones(seg.count + 1, np.float32)
             paint, unfilled = self._paint(
@@ -408,7 +336,7 @@ class FlatEngine(EngineBase):
         known = np.zeros(len(finished), bool)
         pool8, pool16 = [], []
         for won, state in winners:
-            key = self._key(state.origin_key)
+            key = self.drawings.key(state.origin_key)
             origin = np.where(won, state.origin, 0)
             take = (origin > 0) & (key.colors[origin] == finished)
             take[0] = False
@@ -433,17 +361,17 @@ class FlatEngine(EngineBase):
         """Per region: color, confidence and source from the chains of the span's keyframes.
 
         Returns also, per chain, the regions it won and its state (for carrying texture)."""
-        seg = self._regions(frame)
+        seg = self.drawings.regions(frame)
         n = seg.count + 1
         colors = np.full(n, NO_COLOR, np.int64)
         conf = np.zeros(n, np.float32)
         source = np.full(n, UNRESOLVED, np.int8)
-        pos = self._position(frame)
+        pos = self.drawings.position(frame)
         chains = []
         if k0 is not None:
-            chains.append((pos - self._position(k0), 0, k0, k1, FORWARD))
+            chains.append((pos - self.drawings.position(k0), 0, k0, k1, FORWARD))
         if k1 is not None:
-            chains.append((self._position(k1) - pos, 1, k1, k0, BACKWARD))
+            chains.append((self.drawings.position(k1) - pos, 1, k1, k0, BACKWARD))
         # The farther keyframe first, so ties (equal confidence) go to the nearer one, forward on equal distance.
         won = np.full(n, -1, np.int64)
         states = []
@@ -467,7 +395,7 @@ class FlatEngine(EngineBase):
     def _chain_state(self, key: int, other: int | None, frame: int) -> State:
         """The state of `frame` on the chain from keyframe `key` (the span's other keyframe: `other`)."""
         frames = self._require_shot().frames
-        a, b = self._position(key), self._position(frame)
+        a, b = self.drawings.position(key), self.drawings.position(frame)
         step = 1 if b > a else -1
         start = a
         for p in range(b, a, -step):
@@ -485,24 +413,24 @@ class FlatEngine(EngineBase):
 
     def _source_state(self, key: int, q: int) -> State:
         keyframes = self._require_shot().keyframes
-        return self._key(q).state(q) if q in keyframes else self._states[(key, q)]
+        return self.drawings.key(q).state(q) if q in keyframes else self._states[(key, q)]
 
     def _step(self, key: int, other: int | None, p: int, earlier: list[int]) -> State:
         """One chain step: the state of frame `p` from the best already colored drawing of the chain."""
-        seg = self._regions(p)
-        sig = self._signature(p)
+        seg = self.drawings.regions(p)
+        sig = self.drawings.signature(p)
         keys = [key] + ([other] if other is not None and other != key else [])
         # Exact repeats: the keyframes first, then the chain's frames, nearest first.
         for q in keys + earlier:
-            if self._signature(q).digest == sig.digest:
+            if self.drawings.signature(q).digest == sig.digest:
                 state = self._source_state(key, q)
                 how = np.where(state.how == KEYFRAME, KEYFRAME, REUSED).astype(np.int8)
                 return replace(state, how=how)
         adjacent = earlier[0] if earlier else key
         src = self._most_similar(sig, keys + earlier, adjacent, p)
         src_state = self._source_state(key, src)
-        src_seg = self._regions(src)
-        where, motion = self._correspond(p, src)
+        src_seg = self.drawings.regions(src)
+        where, motion = self.drawings.correspond(p, src)
         owners = self._owner_pair(p, seg, src, src_seg)
         colors, votes, prev_label = propagate(
             seg, src_seg, src_state.colors, where, owners, None if motion is None else motion.affine
@@ -535,7 +463,7 @@ class FlatEngine(EngineBase):
         origin = np.where(prev_label > 0, src_state.origin[prev_label], 0)
         self._second_opinion(p, seg, (src_seg, src_state, where, owners), colors, conf, how, origin)
         colors[conf < self.flat.match_threshold] = NO_COLOR
-        raw = self._segmentation(p)
+        raw = self.drawings.segmentation(p)
         if seg is not raw:  # a cut frame: pieces left without a color rejoin
             low = np.float32(max(self.flat.match_threshold, LOW_CONFIDENCE - 1e-3))
             how[rejoin(seg, raw, colors, conf, origin, low)] = MATCHED
@@ -564,7 +492,7 @@ class FlatEngine(EngineBase):
         else the character around it, at low confidence (QA marks it); left as it is, at low confidence,
         when none has one."""
         src_seg, src_state, where, owners = src
-        key = self._key(src_state.origin_key)
+        key = self.drawings.key(src_state.origin_key)
         if "background_only" not in key.seg.cache:
             key.seg.cache["background_only"] = background_only(
                 key.seg, key.colors, images.to_uint8(key.image)
@@ -576,7 +504,9 @@ class FlatEngine(EngineBase):
         if len(ids) == 0:
             return
         key_owners = self._owner_pair(p, seg, src_state.origin_key, key.seg)
-        key_votes = region_votes(seg, key.seg, ids, self._correspond(p, src_state.origin_key)[0], key_owners)
+        key_votes = region_votes(
+            seg, key.seg, ids, self.drawings.correspond(p, src_state.origin_key)[0], key_owners
+        )
         near_votes = region_votes(seg, src_seg, ids, where, owners)
         # Background the keyframe shows where the region is now, or a hole of the keyframe (sky through a
         # loop) the region's color was carried from as a whole, however far it moved: background.
@@ -624,33 +554,25 @@ class FlatEngine(EngineBase):
         if len(candidates) == 1:
             return adjacent
         # A quick unshifted correlation picks a few; the shift-tolerant similarity decides among them.
-        quick = {q: quick_similarity(sig, self._signature(q)) for q in candidates}
+        quick = {q: quick_similarity(sig, self.drawings.signature(q)) for q in candidates}
         few = sorted(candidates, key=lambda q: -quick[q])[:SIMILAR_CANDIDATES]
-        sims = {q: similarity(sig, self._signature(q)) for q in dict.fromkeys([adjacent, *few])}
+        sims = {q: similarity(sig, self.drawings.signature(q)) for q in dict.fromkeys([adjacent, *few])}
         candidates = list(sims)
         keyframes = self._require_shot().keyframes
-        pos = self._position(frame)
-        best = max(candidates, key=lambda q: (sims[q], q in keyframes, -abs(self._position(q) - pos)))
+        pos = self.drawings.position(frame)
+        best = max(candidates, key=lambda q: (sims[q], q in keyframes, -abs(self.drawings.position(q) - pos)))
         near = sims[best] >= NEAR_REPEAT and sims[best] > sims[adjacent] + REUSE_MARGIN
         return best if near else adjacent
-
-    def _span(self, frame: int) -> tuple[int | None, int | None]:
-        """The keyframes bounding `frame`'s span: the last one <= frame and the first one >= frame."""
-        keys = self._require_shot().keyframes
-        i, j = bisect.bisect_right(keys, frame), bisect.bisect_left(keys, frame)
-        return (keys[i - 1] if i else None), (keys[j] if j < len(keys) else None)
 
     def _forget_other_spans(self, k0: int | None, k1: int | None) -> None:
         """Drop chain states and signatures of other spans (frames run in order; what is dropped is
         recomputed if asked again)."""
-        lo = self._position(k0) if k0 is not None else 0
-        hi = self._position(k1) if k1 is not None else len(self._require_shot().frames) - 1
+        lo = self.drawings.position(k0) if k0 is not None else 0
+        hi = self.drawings.position(k1) if k1 is not None else len(self._require_shot().frames) - 1
         for state_key in list(self._states):
-            if not lo <= self._position(state_key[1]) <= hi:
+            if not lo <= self.drawings.position(state_key[1]) <= hi:
                 del self._states[state_key]
-        for frame in list(self._sigs):  # signatures too (tens of KB each): memory stays flat in long shots
-            if not lo <= self._position(frame) <= hi:
-                del self._sigs[frame]
+        self.drawings.forget_signatures(lo, hi)  # signatures too
 
     # -- painting ----------------------------------------------------------------------------------------
 
@@ -658,7 +580,7 @@ class FlatEngine(EngineBase):
         mode = self.settings.output_alpha
         if mode != "auto":
             return mode == "on"
-        if bool(seg.cache.get("alpha")) or any(self._key(k).alpha for k in keys):
+        if bool(seg.cache.get("alpha")) or any(self.drawings.key(k).alpha for k in keys):
             return True
         # Without keyframes a painted frame given as a reference may paint the regions (`_painted`).
         shot = self._require_shot()
@@ -685,14 +607,14 @@ class FlatEngine(EngineBase):
         if self.flat.fill == "flat":
             return
         for won, state in winners:
-            key = self._key(state.origin_key)
+            key = self.drawings.key(state.origin_key)
             origin = np.where(won & (colors != NO_COLOR), state.origin, 0)
             big = key.seg.areas[origin] >= max(4, self.flat.min_region)
             wanted = (origin > 0) & big & (True if self.flat.fill == "texture" else ~key.flat[origin])
             wanted[0] = False
             if not wanted.any():
                 continue
-            where = self._correspond(frame, state.origin_key)[0]
+            where = self.drawings.correspond(frame, state.origin_key)[0]
             source = self._paint_source(key, alpha, paint.dtype)
             carry_texture(paint, seg, wanted, origin, where.full(), key.seg, source)
 
@@ -749,133 +671,6 @@ class FlatEngine(EngineBase):
         return max(4 * max(1, self.flat.min_region), int(NEIGHBOUR_SHARE * seg.labels.size))
 
     # -- caches ------------------------------------------------------------------------------------------
-
-    def _segmentation(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
-        seg = self._segs.get(frame)
-        if seg is not None:
-            self._segs.move_to_end(frame)
-            return seg
-        pending = self._pending.pop(frame, None)
-        if frame in self._batch_segs:
-            seg = self._batch_segs[frame]
-        elif pending is not None:
-            seg = pending.result()
-        else:
-            if lineart is None:
-                lineart = self._batch_lineart.get(frame)
-            if lineart is None:
-                lineart = self._require_shot().load_lineart(frame)
-            seg = self._segment(lineart)
-        self._segs[frame] = seg
-        self._sigs[frame] = seg.cache["signature"]
-        while len(self._segs) > _SEG_CACHE:
-            self._segs.popitem(last=False)
-        return seg
-
-    def _regions(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
-        """The frame's regions as the chains color them: its segmentation with the joins of lost lines cut
-        (`engines.flat_joins`; the last few cut segmentations are kept)."""
-        seg = self._segmentation(frame, lineart)
-        cut = self._cut(frame)
-        if cut is None:
-            return seg
-        hit = self._cut_segs.get(frame)
-        if hit is not None and hit[0] is seg:
-            self._cut_segs.move_to_end(frame)
-            return hit[1]
-        out = cut.apply(seg)
-        if "linework" in seg.cache:  # the colored lines' roles depend on the regions they part
-            if lineart is None:
-                lineart = self._batch_lineart.get(frame)
-            if lineart is None:
-                lineart = self._require_shot().load_lineart(frame)
-            lineart8 = images.to_uint8(lineart)
-            out.cache["linework"] = self._linework(lineart8, seg, out.labels)
-        self._cut_segs[frame] = (seg, out)
-        while len(self._cut_segs) > _SEG_CACHE:
-            self._cut_segs.popitem(last=False)
-        return out
-
-    def _cut(self, frame: int) -> Cut | None:
-        """The cut of `frame`'s segmentation (None: as segmented), from the walk forward from the span's
-        first keyframe (`flat_joins.walk`)."""
-        if not self.flat.cut_joins:
-            return None
-        k0, k1 = self._span(frame)
-        if k0 is None or frame == k0:
-            return None
-        if self._walk_key != k0:
-            self._walked.clear()
-            self._walk_key = k0
-        if frame not in self._walked:
-            frames = list(self._require_shot().frames[self._position(k0) : self._position(frame) + 1])
-            keys = {self._signature(k).digest: self._key(k).colors for k in (k1, k0) if k is not None}
-            walk(frames, self._walked, lambda f: self._signature(f).digest, keys, self._advance)
-        return self._walked[frame].cut
-
-    def _advance(self, frame: int, before: Walked) -> tuple[Cut | None, np.ndarray]:
-        """One step of the walk: `frame` cut against the regions of the frame walked before it."""
-        prev = self._position(frame) - 1
-        src = self._require_shot().frames[prev]
-        return cut_step(
-            self._segmentation(frame),
-            self._regions(src),
-            before.colors,
-            self._correspond(frame, src)[0],
-            self.flat.min_region,
-        )
-
-    def _correspond(self, frame: int, src: int) -> tuple[Correspondence, Motion | None]:
-        """`flow.correspondence` from `frame`'s drawing into `src`'s. Kept by the two drawings' digests in
-        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`_cut`), the chain steps and the
-        look-ups in the keyframe (second opinion, texture) ask for the same pairs, the walk of a span with a
-        keyframe at each end well ahead of the forward chain."""
-        cache_key = (self._signature(frame).digest, self._signature(src).digest)
-        hit = self._flows.get(cache_key)
-        if hit is not None:
-            return hit
-        seg, src_seg = self._segmentation(frame), self._segmentation(src)
-        found = correspondence(seg.ink, src_seg.ink, images=self._flow_images(seg, src_seg))
-        self._flows.put(cache_key, found)
-        return found
-
-    def _signature(self, frame: int) -> Signature:
-        if frame not in self._sigs:
-            self._sigs[frame] = self._segmentation(frame).cache["signature"]
-        return self._sigs[frame]
-
-    def _flow_images(self, target: Segmentation, source: Segmentation) -> dict:
-        """The coarse flow images of two frames (each frame's is computed once, in the segmentation
-        worker: it is a target once and a source once)."""
-        scale = flow_scale(target.labels.shape, COARSE_WORK)
-        return {scale: (self._flow_image(target), self._flow_image(source))}
-
-    @staticmethod
-    def _flow_image(seg: Segmentation) -> np.ndarray:
-        scale = flow_scale(seg.labels.shape, COARSE_WORK)
-        if ("flow_image", scale) not in seg.cache:
-            seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
-        return seg.cache[("flow_image", scale)]
-
-    def _key(self, frame: int, image: np.ndarray | None = None) -> Key:
-        key = self._keys.get(frame)
-        if key is not None:
-            self._keys.move_to_end(frame)
-            return key
-        if image is None:
-            image = self._require_shot().load_keyframe(frame)
-        key = decode_key(self._segmentation(frame), image, self.palette)
-        self._keys[frame] = key
-        while len(self._keys) > _KEY_CACHE:
-            self._keys.popitem(last=False)
-        return key
-
-    def _position(self, frame: int) -> int:
-        frames = self._require_shot().frames
-        i = int(np.searchsorted(frames, frame))
-        if i >= len(frames) or frames[i] != frame:
-            raise ValueError(f"frame {frame} is not in the shot")
-        return i
 
     def _require_shot(self) -> ShotContext:
         if self._shot is None:
