@@ -173,7 +173,7 @@ class FlatEngine(EngineBase):
         self._masked = tuple(sorted(c.name for c in shot.characters if c.has_mask))
 
     def preprocess(self, frame_input: FrameInput) -> FrameInput:
-        """The frame with its segmentation (`_segment`) as `prepared`: the runner calls this in its reader
+        """The frame with its segmentation (`Drawings.segment`) as `prepared`: the runner calls this in its reader
         threads, ahead of the batch, while the engine colors earlier frames. Thread-safe: a pure function
         of the line art and the settings."""
         return replace(frame_input, prepared=self.drawings.segment(frame_input.lineart))

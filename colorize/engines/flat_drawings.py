@@ -89,14 +89,15 @@ class Drawings:
         main thread finds it done): the drawing's signature, whether it has transparency, its colored
         lines, the labels with the lines filled in (the paint layer's index) and its coarse flow image."""
         f = self.flat
-        ink, colored, alpha = line_layers(images.to_uint8(lineart))
+        lineart8 = images.to_uint8(lineart)
+        ink, colored, alpha = line_layers(lineart8)
         seg = segment_ink(ink, f.gap_close, f.min_region, f.line_threshold, f.close_breaks)
         seg.cache["signature"] = signature(ink)
         seg.cache["alpha"] = alpha  # = images.has_transparency(lineart)
         if f.lines == "keep" and f.colored_lines == "fill":
             seg.cache["colored"] = colored
         if f.colored_lines == "fill":
-            seg.cache["linework"] = self.linework(images.to_uint8(lineart), seg, seg.labels, colored)
+            seg.cache["linework"] = self.linework(lineart8, seg, seg.labels, colored)
         _ = seg.filled16
         if seg.labels16 is not None:
             vote_pixels(seg)
@@ -122,10 +123,13 @@ class Drawings:
         )
 
     def prefetch(self, pool: ThreadPoolExecutor, fi: FrameInput) -> None:
+        """Start the frame's segmentation in `pool`'s worker unless it is made or under way."""
         if fi.frame not in self._segs and fi.frame not in self._pending and fi.frame not in self._batch_segs:
             self._pending[fi.frame] = pool.submit(self.segment, fi.lineart)
 
     def segmentation(self, frame: int, lineart: np.ndarray | None = None) -> Segmentation:
+        """The frame's segmentation as `segment` makes it: kept, made ahead, or made now (from `lineart`,
+        the batch's line art, or the shot's loader)."""
         seg = self._segs.get(frame)
         if seg is not None:
             self._segs.move_to_end(frame)
@@ -148,6 +152,7 @@ class Drawings:
         return seg
 
     def signature(self, frame: int) -> Signature:
+        """The drawing's signature (`regions.match.signature`: what repeats and similar drawings are found by)."""
         if frame not in self._sigs:
             self._sigs[frame] = self.segmentation(frame).cache["signature"]
         return self._sigs[frame]
@@ -207,7 +212,7 @@ class Drawings:
 
     def correspond(self, frame: int, src: int) -> tuple[Correspondence, Motion | None]:
         """`flow.correspondence` from `frame`'s drawing into `src`'s. Kept by the two drawings' digests in
-        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`_cut`), the chain steps and the
+        an LRU of reduced-size flows (FLOW_CACHE_BYTES): the walk (`cut`), the chain steps and the
         look-ups in the keyframe (second opinion, texture) ask for the same pairs, the walk of a span with a
         keyframe at each end well ahead of the forward chain."""
         cache_key = (self.signature(frame).digest, self.signature(src).digest)
@@ -227,12 +232,15 @@ class Drawings:
 
     @staticmethod
     def flow_image(seg: Segmentation) -> np.ndarray:
+        """The drawing's coarse flow image (`flow.flow_image` at COARSE_WORK), kept on the segmentation."""
         scale = flow_scale(seg.labels.shape, COARSE_WORK)
         if ("flow_image", scale) not in seg.cache:
             seg.cache[("flow_image", scale)] = flow_image(seg.ink, scale)
         return seg.cache[("flow_image", scale)]
 
     def key(self, frame: int, image: np.ndarray | None = None) -> Key:
+        """The keyframe decoded (`flat_state.decode_key`, snapped to the colour model), from `image` or the
+        shot's loader."""
         key = self._keys.get(frame)
         if key is not None:
             self._keys.move_to_end(frame)
@@ -252,6 +260,7 @@ class Drawings:
         return (keys[i - 1] if i else None), (keys[j] if j < len(keys) else None)
 
     def position(self, frame: int) -> int:
+        """The frame's index in the shot's sorted frames (a ValueError when it is not one of them)."""
         frames = self._shot().frames
         i = int(np.searchsorted(frames, frame))
         if i >= len(frames) or frames[i] != frame:
