@@ -1,6 +1,7 @@
 """Flat-engine shot throughput on a generated 1080p shot, next to plain PNG read + write of the same frames.
 
     python bench/bench_flat.py [--frames 100] [--size 1080x1920] [--batch 4] [--cli] [--profile N] [--layers]
+                               [--default-malloc]
 
 Prints frames/s of
 (a) IO only: `colorize.images.read_rgba` each line-art PNG and `colorize.images.write_image` it as an RGB
@@ -11,6 +12,8 @@ Prints frames/s of
     console script in a subprocess instead (adds interpreter start-up and imports);
 and the ratio (b)/(a). `--layers`: the shot also writes all three layers (index, paint, line PNGs) with a
 palette extracted from its keyframe (the IO baseline stays one PNG per frame: the ratio shows their cost). `--profile N` instead runs cProfile over the engine alone for N frames.
+The process keeps freed memory as the `colorize` command does (`colorize.allocator`); `--default-malloc`
+leaves glibc's allocator as it is.
 Everything happens in a temporary folder; nothing is kept.
 """
 
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synth import make_frame  # tests/synth.py: generated cel drawings
 
 from colorize import colormodel, images
+from colorize.allocator import keep_freed_memory
 from colorize.engines.base import EngineBase, FrameInput
 from colorize.engines.flat import FlatEngine
 from colorize.events import Events
@@ -177,9 +181,16 @@ def main() -> None:
     ap.add_argument(
         "--cv-threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's choice)"
     )
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's allocator as it is (the `colorize` command keeps freed memory: colorize.allocator)",
+    )
     args = ap.parse_args()
     if args.cv_threads is not None:
         cv2.setNumThreads(args.cv_threads)
+    tuned = False if args.default_malloc else keep_freed_memory()
+    print(f"allocator: {'freed memory kept (as the colorize command does)' if tuned else 'default'}")
     h, w = (int(v) for v in args.size.lower().split("x"))
 
     with tempfile.TemporaryDirectory(prefix="bench_flat_") as tmp:

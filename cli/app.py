@@ -22,6 +22,7 @@ from colorize_cli import palette as palette_cmds  # noqa: E402
 from colorize_cli import shot as shot_cmds  # noqa: E402
 
 from colorize import __version__  # noqa: E402
+from colorize.allocator import keep_freed_memory  # noqa: E402
 from colorize.errors import ExitCode, OutputClosed  # noqa: E402
 from colorize.events import Events  # noqa: E402
 
@@ -94,6 +95,7 @@ def main() -> None:
     """Console-script entry point: usage errors exit 2, bugs exit 70 with one line (no traceback)."""
     _open_standard_streams()
     signal.signal(signal.SIGTERM, _terminate)
+    keep_freed_memory()  # full-frame arrays reuse memory instead of faulting in fresh pages per frame
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as error:  # usage errors (typer vendors click's exceptions)
