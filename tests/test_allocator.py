@@ -35,6 +35,7 @@ def test_the_colorize_command_tunes_the_allocator(monkeypatch):
 
     called = []
     monkeypatch.setattr(app, "keep_freed_memory", lambda: called.append(True) or True)
+    monkeypatch.setattr(app.signal, "signal", lambda *args: None)  # leave the test process's handlers
     monkeypatch.setattr(sys, "argv", ["colorize", "--version"])
     with pytest.raises(SystemExit):
         app.main()
