@@ -237,6 +237,14 @@ def global_motion(
     return Motion(_scaled(affine, f_t), score, still)
 
 
+def outside(pos: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Whether positions (...×2 float32, x and y) fall outside a frame of `shape` (nearest sampling: a
+    position is read at the pixel it rounds to)."""
+    h, w = shape
+    x, y = pos[..., 0], pos[..., 1]
+    return (x < -0.5) | (x >= w - 0.5) | (y < -0.5) | (y >= h - 0.5)
+
+
 def affine_map(affine: np.ndarray, shape: tuple[int, int], flow: np.ndarray | None = None) -> np.ndarray:
     """The map of `affine` applied to the grid (plus `flow` in target pixels first): A(x + flow(x))."""
     h, w = shape

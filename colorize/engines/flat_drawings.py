@@ -14,7 +14,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from colorize import images
-from colorize.colormodel import Palette
 from colorize.engines.base import FrameInput, ShotContext
 from colorize.engines.flat_joins import Cut, Walked, walk
 from colorize.engines.flat_joins import step as cut_step
@@ -38,7 +37,6 @@ class Drawings:
         self.flat = settings.flat
         self.roles = LineRoles.from_settings(settings.trace_lines)
         self.shot: ShotContext | None = None
-        self.palette: Palette | None = None  # keyframes are snapped to it as they are decoded
         self._segs: OrderedDict[int, Segmentation] = OrderedDict()
         self._keys: OrderedDict[int, Key] = OrderedDict()
         self._sigs: dict[int, Signature] = {}
@@ -55,7 +53,6 @@ class Drawings:
     def reset(self, shot: ShotContext) -> None:
         """Forget everything: a new shot."""
         self.shot = shot
-        self.palette = shot.palette
         self._segs.clear()
         self._keys.clear()
         self._sigs.clear()
@@ -247,7 +244,7 @@ class Drawings:
             return key
         if image is None:
             image = self._shot().load_keyframe(frame)
-        key = decode_key(self.segmentation(frame), image, self.palette)
+        key = decode_key(self.segmentation(frame), image, self._shot().palette)
         self._keys[frame] = key
         while len(self._keys) > KEY_CACHE:
             self._keys.popitem(last=False)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
+from colorize.flow import outside
 from colorize.regions.palette import NO_COLOR, dominant_colors
 from colorize.regions.segment import Segmentation, neighbour_regions
 
@@ -188,13 +189,7 @@ def painted_colors(
     precision = np.count_nonzero(at_lines & (cv2.dilate(lines.view(np.uint8), near) > 0)) / n_at
     if recall < SHOWN_LINES or precision < SHOWN_PRECISION:
         return None
-    inside = (
-        (where[..., 0] > -0.5)
-        & (where[..., 0] < w - 0.5)
-        & (where[..., 1] > -0.5)
-        & (where[..., 1] < h - 0.5)
-    )
-    valid = ~at_lines & ~lines & inside
+    valid = ~at_lines & ~lines & ~outside(where, (h, w))
     colors, share = dominant_colors(seg.labels, seg.count, reference[ys, xs], valid=valid)
     # Evidence: the share of the region's paper that landed on the reference's paper (a thin dark stroke of
     # paint reads as line work there; a part beyond the reference's edge lands nowhere).

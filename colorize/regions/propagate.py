@@ -28,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from colorize.flow import Correspondence, affine_map, grid
+from colorize.flow import Correspondence, affine_map, grid, outside
 from colorize.regions.palette import NO_COLOR
 from colorize.regions.segment import Segmentation, lookup
 
@@ -187,7 +187,7 @@ def _pair_votes(
     landed = cv2.remap(prev16, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     pairs = _histogram(sampled, landed, nc, np_)
     edge = None
-    out = _outside(at, (h, w)) & (landed == 0)
+    out = outside(at, (h, w)) & (landed == 0)
     if out.any():
         src = (
             at if motion is None else cv2.transform(grid(*at.shape[:2], VOTE_STEP), motion.astype(np.float32))
@@ -222,13 +222,6 @@ def _pair_votes(
                 edge = np.zeros_like(pairs)
             edge[small] = exact[small]
     return pairs, edge
-
-
-def _outside(pos: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Whether positions (...×2 float32, x and y) fall outside a frame of `shape` (nearest sampling)."""
-    h, w = shape
-    x, y = pos[..., 0], pos[..., 1]
-    return (x < -0.5) | (x >= w - 0.5) | (y < -0.5) | (y >= h - 0.5)
 
 
 def _apply(affine: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -269,7 +262,7 @@ def _pixel_votes(
     cur_keys = cur.labels.ravel().astype(np.int64) * bins
     keys = cur_keys + warped.ravel()
     votes = np.bincount(keys, minlength=nc * bins).reshape(nc, bins)
-    out = _outside(maps, prev.labels.shape) & (warped == 0)
+    out = outside(maps, prev.labels.shape) & (warped == 0)
     src = maps if motion is None or not out.any() else affine_map(motion, maps.shape[:2])
     edge_keys = None
     if out.any():
